@@ -1,0 +1,31 @@
+# nin-search developer commands. `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint clean
+
+# The venv is re-created only when missing; the editable install re-runs only when
+# pyproject.toml changed since the last install (the stamp file records that).
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --upgrade-strategy only-if-needed -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/nin-search optimize
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check nin_search tests benchmarks
+	$(BIN)/ruff format --check nin_search tests benchmarks
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

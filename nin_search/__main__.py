@@ -1,0 +1,3 @@
+from nin_search.cli import main
+
+main()

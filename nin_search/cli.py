@@ -1,0 +1,276 @@
+"""The ``nin-search`` command line (typer + rich). The only module that prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nin_search.config import DEFAULT_STORAGE, StudyConfig, default_config, load_study_config
+from nin_search.errors import UserError
+
+app = typer.Typer(
+    name="nin-search",
+    help="Search when MLP conv (Network-in-Network) layers beat plain conv layers, on your data.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help=f"Optuna storage URL [default: the study file's, else {DEFAULT_STORAGE}].",
+        show_default=False,
+    ),
+]
+StudyNameOption = Annotated[
+    str | None,
+    typer.Option("--study-name", help="Study name [default: the study file's name].", show_default=False),
+]
+
+
+def _fail(message: str) -> NoReturn:
+    raise UserError(message)
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _resolve_config(study_file: Path | None, **overrides: Any) -> StudyConfig:
+    config = default_config() if study_file is None else load_study_config(study_file)
+    study_updates = {k: v for k, v in overrides.items() if k in ("seed", "n_trials", "timeout")}
+    study_updates = {k: v for k, v in study_updates.items() if v is not None}
+    if study_updates:
+        config = config.model_copy(
+            update={"study": config.study.model_copy(update=study_updates)}
+        )
+    if overrides.get("device"):
+        config = config.model_copy(
+            update={"train": config.train.model_copy(update={"device": overrides["device"]})}
+        )
+    return config
+
+
+def _format_accuracy(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _summary_table(study: Any) -> Table:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    counts = {state: sum(t.state == state for t in trials) for state in TrialState}
+    table = Table(title=f"study {study.study_name!r}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row(
+        "trials",
+        f"{counts[TrialState.COMPLETE]} completed, {counts[TrialState.PRUNED]} pruned, "
+        f"{counts[TrialState.FAIL]} failed, {counts[TrialState.RUNNING]} running",
+    )
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not completed:
+        table.add_row("best", "no completed trial yet")
+        return table
+    best = study.best_trial
+    table.add_row("best trial", f"#{best.number}")
+    table.add_row("val accuracy", _format_accuracy(best.value))
+    table.add_row("architecture", str(best.user_attrs.get("arch_summary", "?")))
+    table.add_row("params", f"{best.user_attrs.get('params', 0):,}")
+    table.add_row("MACs / image", f"{best.user_attrs.get('macs', 0):,}")
+    hparams = ("optimizer", "learning_rate", "weight_decay", "batch_size", "label_smoothing")
+    table.add_row(
+        "training",
+        ", ".join(f"{k}={best.params[k]:.3g}" if isinstance(best.params.get(k), float)
+                  else f"{k}={best.params[k]}" for k in hparams if k in best.params),
+    )
+    return table
+
+
+def _best_json(study: Any) -> dict[str, Any]:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    result: dict[str, Any] = {
+        "study": study.study_name,
+        "trials": {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState},
+        "best": None,
+    }
+    if any(t.state == TrialState.COMPLETE for t in trials):
+        best = study.best_trial
+        result["best"] = {
+            "number": best.number,
+            "value": best.value,
+            "params": best.params,
+            **{key: best.user_attrs.get(key) for key in ("arch", "arch_summary", "params", "macs")},
+        }
+        result["best"]["num_params"] = result["best"].pop("params")
+        result["best"]["params"] = best.params
+    return result
+
+
+def _next_steps(storage: str, study_name: str) -> None:
+    console.print("\nNext:")
+    console.print(f"  optuna-dashboard {storage}", markup=False, highlight=False)
+    console.print(
+        f"  nin-search best --storage {storage} --study-name {study_name}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@app.command()
+def optimize(
+    study_file: Annotated[
+        Path | None,
+        typer.Argument(help="Study TOML [default: the embedded digits study].", show_default=False),
+    ] = None,
+    n_trials: Annotated[
+        int | None,
+        typer.Option(
+            "--n-trials",
+            min=1,
+            help="Target number of finished (completed + pruned) trials in the study; a re-run "
+            "only runs the missing ones [default: the study file's].",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0.001, help="Stop starting trials after S seconds.", show_default=False),
+    ] = None,
+    storage: StorageOption = None,
+    study_name: StudyNameOption = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps [default: the study file's].", show_default=False),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", min=0, help="Sampler and trial seed [default: the study file's].", show_default=False),
+    ] = None,
+) -> None:
+    """Run (or resume) a search: train short runs, prune bad ones, store all in the database."""
+    config = _resolve_config(
+        study_file, n_trials=n_trials, timeout=timeout, device=device, seed=seed
+    )
+    storage_url = storage or config.optuna.storage
+    name = study_name or config.study.name
+
+    from nin_search.study import check_storage_url
+
+    check_storage_url(storage_url, must_exist=False)
+    _quiet_optuna()
+    from nin_search.data import load_search_data
+    from nin_search.objective import Objective
+    from nin_search.study import finished_trials, open_study
+    from nin_search.study import optimize as run_optimize
+    from nin_search.train import resolve_device
+
+    training_device = resolve_device(config.train.device)
+    with err_console.status(f"loading {config.data.dataset} onto {training_device}"):
+        data = load_search_data(config.data, device=training_device)
+    study = open_study(config, storage_url=storage_url, study_name=name)
+    target = config.study.n_trials
+    already = len(finished_trials(study))
+    err_console.print(
+        f"study {name!r} in {storage_url}: {already}/{target} trials finished; "
+        f"{len(data.train)} train / {len(data.val)} val images on {training_device}",
+        highlight=False,
+    )
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=err_console,
+    )
+    trials_task = progress.add_task("trials", total=target, completed=already, info="")
+    epoch_task = progress.add_task("trial", total=config.train.epochs, info="")
+
+    def on_epoch(trial: Any, result: Any) -> None:
+        progress.update(
+            epoch_task,
+            description=f"trial #{trial.number}",
+            completed=result.epoch,
+            info=f"val {_format_accuracy(result.val_accuracy)}",
+        )
+
+    def on_trial(study: Any, trial: Any) -> None:
+        from optuna.trial import TrialState
+
+        trials = study.get_trials(deepcopy=False)
+        pruned = sum(t.state == TrialState.PRUNED for t in trials)
+        completed = [t for t in trials if t.state == TrialState.COMPLETE]
+        best = max((t.value for t in completed), default=None)
+        progress.update(
+            trials_task,
+            completed=len(completed) + pruned,
+            info=f"pruned {pruned} | best {_format_accuracy(best)}",
+        )
+        progress.reset(epoch_task, total=config.train.epochs, description="trial", info="")
+
+    objective = Objective(config, data, on_epoch=on_epoch)
+    try:
+        with progress:
+            run_optimize(
+                study,
+                objective,
+                n_trials=target,
+                timeout=config.study.timeout,
+                callbacks=[on_trial],
+            )
+    except KeyboardInterrupt:
+        err_console.print("interrupted; run the same command again to resume the study")
+        raise typer.Exit(130) from None
+    console.print(_summary_table(study))
+    _next_steps(storage_url, name)
+
+
+@app.command()
+def best(
+    storage: Annotated[
+        str, typer.Option("--storage", help="Optuna storage URL.")
+    ] = DEFAULT_STORAGE,
+    study_name: Annotated[
+        str | None,
+        typer.Option("--study-name", help="Study name [default: the storage's only study].", show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show the best trial of an existing study."""
+    _quiet_optuna()
+    from nin_search.study import load_study
+
+    study = load_study(storage, study_name)
+    if as_json:
+        console.print_json(json.dumps(_best_json(study)))
+        return
+    console.print(_summary_table(study))
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        app()
+    except UserError as error:
+        err_console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,316 @@
+"""Study configuration: a study TOML file -> a validated, frozen :class:`StudyConfig`.
+
+Every tunable default of nin-search lives in this file. A study file only needs the keys it
+changes; ``StudyConfig()`` *is* the embedded default study (digits, runs on a laptop CPU).
+
+A searchable value is written in TOML as one of:
+
+* a scalar (``dropout = 0.3``): fixed, not searched;
+* a list (``widths = [32, 64, 128]``): a categorical choice;
+* a table (``learning_rate = { low = 1e-3, high = 0.1, log = true }``): a range
+  (an integer range when both bounds are integers).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nin_search.errors import UserError
+
+__all__ = [
+    "DATASETS",
+    "NATIVE_IMAGE_SIZES",
+    "PRUNERS",
+    "SAMPLERS",
+    "AugmentConfig",
+    "DataConfig",
+    "FloatRange",
+    "IntRange",
+    "OptunaConfig",
+    "SpaceConfig",
+    "StudyConfig",
+    "StudySection",
+    "TrainConfig",
+    "choices_of",
+    "default_config",
+    "downsampled_size",
+    "load_study_config",
+]
+
+DATASETS = ("digits", "imagefolder", "cifar10", "cifar100", "mnist", "fashion-mnist", "svhn")
+SAMPLERS = ("tpe", "random", "nsgaii", "gp")
+PRUNERS = (
+    "median",
+    "percentile",
+    "hyperband",
+    "successive-halving",
+    "threshold",
+    "patient",
+    "wilcoxon",
+    "none",
+)
+ACTIVATIONS = ("relu", "gelu", "silu")
+DEFAULT_STORAGE = "sqlite:///nin_search.db"
+# Side of the images each dataset ships with (pixels); imagefolder images are resized to 32
+# unless data.image_size says otherwise.
+NATIVE_IMAGE_SIZES = {
+    "digits": 8,
+    "imagefolder": 32,
+    "cifar10": 32,
+    "cifar100": 32,
+    "mnist": 28,
+    "fashion-mnist": 28,
+    "svhn": 32,
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IntRange(_Frozen):
+    """An integer range ``low..high`` (both inclusive), optionally log-scaled."""
+
+    low: int
+    high: int
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> IntRange:
+        if self.low > self.high:
+            raise ValueError(f"low must be <= high, but got low={self.low}, high={self.high}")
+        if self.log and self.low < 1:
+            raise ValueError(f"a log range needs low >= 1, but got low={self.low}")
+        return self
+
+
+class FloatRange(_Frozen):
+    """A float range ``[low, high]``, optionally log-scaled."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatRange:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError(f"bounds must be finite, but got low={self.low}, high={self.high}")
+        if self.low > self.high:
+            raise ValueError(f"low must be <= high, but got low={self.low}, high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, but got low={self.low}")
+        return self
+
+
+NonEmpty = Annotated[list, Field(min_length=1)]
+IntParam = int | Annotated[list[int], Field(min_length=1)] | IntRange
+FloatParam = float | Annotated[list[float], Field(min_length=1)] | FloatRange
+
+
+def choices_of(param: int | float | list | IntRange | FloatRange) -> list:
+    """Every value a searchable parameter can take (ranges give their two bounds)."""
+    if isinstance(param, (IntRange, FloatRange)):
+        return [param.low, param.high]
+    if isinstance(param, list):
+        return list(param)
+    return [param]
+
+
+def _check_positive(name: str, param: IntParam | FloatParam, *, allow_zero: bool = False) -> None:
+    for value in choices_of(param):
+        if value < 0 or (value == 0 and not allow_zero):
+            bound = ">= 0" if allow_zero else "> 0"
+            raise ValueError(f"{name} must be {bound}, but got {value}")
+
+
+class StudySection(_Frozen):
+    name: str = Field("digits", min_length=1, max_length=200)
+    seed: int = Field(0, ge=0)  # sampler seed; trial seeds derive from it
+    n_trials: int = Field(30, ge=1)  # target number of finished trials (a re-run resumes)
+    timeout: float | None = Field(None, gt=0)  # seconds for one `optimize` run; None = no limit
+
+
+class AugmentConfig(_Frozen):
+    crop_padding: int = Field(0, ge=0)  # pixels of zero padding before a random crop; 0 = off
+    flip: bool = False  # random horizontal flip (off for digits: a flipped 3 is not a 3)
+
+
+class DataConfig(_Frozen):
+    dataset: Literal[DATASETS] = "digits"  # type: ignore[valid-type]
+    # imagefolder: a folder with train/ (and optionally test/) in ImageFolder layout;
+    # torchvision datasets: where they are (or will be downloaded). Relative paths are
+    # resolved against the study file's folder.
+    root: str | None = None
+    download: bool = False  # torchvision datasets only; needs internet
+    image_size: int | None = Field(None, ge=4, le=1024)  # pixels; None = the dataset's own
+    val_fraction: float = Field(0.2, gt=0.0, lt=0.9)  # carved from train, stratified
+    split_seed: int = Field(0, ge=0)  # fixed: the validation split never moves between runs
+    augment: AugmentConfig = AugmentConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.dataset == "imagefolder" and not self.root:
+            raise ValueError(
+                "dataset 'imagefolder' needs data.root = 'path/to/folder' (holding train/)"
+            )
+        return self
+
+    @property
+    def resolved_image_size(self) -> int:
+        return self.image_size or NATIVE_IMAGE_SIZES[self.dataset]
+
+
+def downsampled_size(size: int) -> int:
+    """Side after one 3x3/2 pooling with padding 1 (what every stage but the last does)."""
+    return (size - 1) // 2 + 1
+
+
+class SpaceConfig(_Frozen):
+    """The architecture search space. Parameter names carry the stage index (``s0_type``)."""
+
+    num_stages: IntParam = [2, 3]
+    stage_types: Annotated[list[Literal["plain", "mlp"]], Field(min_length=1)] = ["plain", "mlp"]
+    kernel_sizes: Annotated[list[int], Field(min_length=1)] = [3, 5]  # odd, "same" padding
+    widths: IntParam = [16, 32, 64]  # out channels of each stage's k x k conv
+    mlp_depth: IntParam = IntRange(low=1, high=2)  # number of 1x1 convs in an MLP stage
+    mlp_widths: IntParam = [16, 32, 64]  # out channels of each 1x1 conv
+    pool: Annotated[list[Literal["max", "avg"]], Field(min_length=1)] = ["max"]  # 3x3/2
+    dropout: FloatParam = FloatRange(low=0.0, high=0.5)  # after each downsampling
+    head: Annotated[list[Literal["nin", "linear"]], Field(min_length=1)] = ["nin", "linear"]
+    batch_norm: Annotated[list[bool], Field(min_length=1)] = [True]
+    activation: Annotated[list[Literal[ACTIVATIONS]], Field(min_length=1)] = ["relu"]  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _check(self) -> SpaceConfig:
+        _check_positive("space.num_stages", self.num_stages)
+        _check_positive("space.widths", self.widths)
+        _check_positive("space.mlp_depth", self.mlp_depth)
+        _check_positive("space.mlp_widths", self.mlp_widths)
+        for kernel_size in self.kernel_sizes:
+            if kernel_size < 1 or kernel_size % 2 == 0:
+                raise ValueError(
+                    f"space.kernel_sizes must be odd and >= 1 ('same' padding), "
+                    f"but got {kernel_size}"
+                )
+        for rate in choices_of(self.dropout):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"space.dropout must be in [0, 1), but got {rate}")
+        return self
+
+    @property
+    def max_stages(self) -> int:
+        return max(choices_of(self.num_stages))
+
+
+class TrainConfig(_Frozen):
+    epochs: int = Field(8, ge=1)  # epochs per trial (the pruner's max resource)
+    learning_rate: FloatParam = FloatRange(low=1e-3, high=0.2, log=True)  # peak LR
+    weight_decay: FloatParam = FloatRange(low=1e-6, high=1e-3, log=True)
+    optimizer: Annotated[list[Literal["sgd", "adamw"]], Field(min_length=1)] = ["sgd", "adamw"]
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # SGD (Nesterov) momentum
+    batch_size: IntParam = [32, 64, 128]  # images per step
+    label_smoothing: FloatParam = [0.0, 0.1]
+    eval_batch_size: int = Field(1024, ge=1)  # images per evaluation step
+    device: str = "auto"  # auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        _check_positive("train.learning_rate", self.learning_rate)
+        _check_positive("train.weight_decay", self.weight_decay, allow_zero=True)
+        _check_positive("train.batch_size", self.batch_size)
+        for value in choices_of(self.label_smoothing):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"train.label_smoothing must be in [0, 1), but got {value}")
+        return self
+
+
+class OptunaConfig(_Frozen):
+    sampler: Literal[SAMPLERS] = "tpe"  # type: ignore[valid-type]
+    pruner: Literal[PRUNERS] = "median"  # type: ignore[valid-type]
+    # Keyword arguments for the pruner's constructor, e.g. { n_startup_trials = 5 }.
+    pruner_options: dict[str, int | float | bool] = {}
+    storage: str = DEFAULT_STORAGE  # any Optuna RDB URL; the CLI's --storage wins
+
+
+class StudyConfig(_Frozen):
+    study: StudySection = StudySection()
+    data: DataConfig = DataConfig()
+    space: SpaceConfig = SpaceConfig()
+    train: TrainConfig = TrainConfig()
+    optuna: OptunaConfig = OptunaConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> StudyConfig:
+        size = self.data.resolved_image_size
+        for stage in range(self.space.max_stages - 1):
+            if size < 2:
+                raise ValueError(
+                    f"space.num_stages: {self.data.resolved_image_size}x"
+                    f"{self.data.resolved_image_size} images allow at most {stage + 1} stages "
+                    f"(each stage but the last halves the size), but got "
+                    f"{self.space.max_stages}; lower num_stages or raise data.image_size"
+                )
+            size = downsampled_size(size)
+        return self
+
+    def space_fingerprint(self) -> dict:
+        """What must not change between runs of one study (the search space and data)."""
+        return {
+            "space": self.space.model_dump(mode="json"),
+            "train": self.train.model_dump(mode="json", exclude={"device", "eval_batch_size"}),
+            "data": self.data.model_dump(mode="json", exclude={"root", "download"}),
+        }
+
+
+def default_config() -> StudyConfig:
+    """The embedded default study: handwritten digits, a few seconds per trial on a CPU."""
+    return StudyConfig()
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"] if not isinstance(part, int))
+    if first["type"] == "extra_forbidden":
+        return f"unknown key '{location}' (check the spelling against studies/digits.toml)"
+    message = first["msg"].removeprefix("Value error, ")
+    if "input" in first and first["type"] not in ("value_error",):
+        return f"{location}: {message}, but got {first['input']!r}"
+    return f"{location}: {message}" if location else message
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """Reads a study TOML file and validates it.
+
+    Args:
+        path: The study file.
+
+    Returns:
+        The frozen config; ``data.root`` is made absolute (relative to the file's folder).
+
+    Raises:
+        UserError: If the file is missing, is not valid TOML, or holds a bad value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(
+            f"study file {str(path)!r} not found; pass a path like studies/digits.toml "
+            "or omit it to run the default digits study"
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: not valid TOML ({error}); fix the syntax") from None
+    try:
+        config = StudyConfig.model_validate(raw)
+    except ValidationError as error:
+        raise UserError(f"{path}: {_format_validation_error(error)}") from None
+    root = config.data.root
+    if root and not Path(root).expanduser().is_absolute():
+        root = str((path.parent / Path(root).expanduser()).resolve())
+        config = config.model_copy(update={"data": config.data.model_copy(update={"root": root})})
+    return config

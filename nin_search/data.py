@@ -1,0 +1,331 @@
+"""Datasets -> normalised tensors resident on the training device (the airbench design).
+
+Images are decoded once per process into uint8 ``N x C x H x W`` tensors (image folders once per
+folder content, through a cache file), split into train/validation (stratified, fixed seed),
+moved to the device and normalised once with statistics of the training part only. Batches
+are index slices of a device-side permutation; augmentation is batched on the device.
+
+The search reads :func:`load_search_data` only. The test split is read by
+:func:`load_test_data`, which only ``nin-search train`` calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from nin_search.config import AugmentConfig, DataConfig
+from nin_search.errors import UserError
+
+__all__ = [
+    "DeviceData",
+    "ImageTensors",
+    "SearchData",
+    "augment_batch",
+    "cache_dir",
+    "load_search_data",
+    "load_test_data",
+    "read_dataset",
+]
+
+TORCHVISION_DATASETS = {
+    "cifar10": "CIFAR10",
+    "cifar100": "CIFAR100",
+    "mnist": "MNIST",
+    "fashion-mnist": "FashionMNIST",
+    "svhn": "SVHN",
+}
+
+
+@dataclass(frozen=True)
+class ImageTensors:
+    """Decoded images on the host: uint8 ``N x C x H x W`` and int64 labels."""
+
+    images: Tensor
+    labels: Tensor
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """One split on the training device: normalised float images and labels."""
+
+    images: Tensor  # N x C x H x W, float32, normalised, channels_last
+    labels: Tensor  # N, int64
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+
+@dataclass(frozen=True)
+class SearchData:
+    """What a trial trains and validates on; the test split is not here on purpose."""
+
+    train: DeviceData
+    val: DeviceData
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]  # per channel, of the training part, in [0, 1] units
+    std: tuple[float, ...]
+    augment: AugmentConfig
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_channels(self) -> int:
+        return self.train.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.train.images.shape[-1]
+
+
+def cache_dir() -> Path:
+    """``$NIN_SEARCH_CACHE``, else ``$XDG_CACHE_HOME/nin-search``, else ``~/.cache/nin-search``."""
+    if os.environ.get("NIN_SEARCH_CACHE"):
+        return Path(os.environ["NIN_SEARCH_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nin-search"
+
+
+def _resize(images: Tensor, size: int) -> Tensor:
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    resized = F.interpolate(
+        images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
+    return resized.round_().clamp_(0, 255).to(torch.uint8)
+
+
+DIGITS_TEST_FRACTION = 0.2  # a fixed, stratified test split of load_digits' 1,797 images
+DIGITS_TEST_SEED = 0
+
+
+def _read_digits(split: str) -> ImageTensors:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    # 8x8 grey levels 0..16 -> 0..255.
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    train_index, test_index = train_test_split(
+        np.arange(len(images)),
+        test_size=DIGITS_TEST_FRACTION,
+        stratify=digits.target,
+        random_state=DIGITS_TEST_SEED,
+    )
+    index = np.sort(test_index if split == "test" else train_index)
+    return ImageTensors(
+        torch.from_numpy(images[index]),
+        torch.from_numpy(digits.target[index].astype(np.int64)),
+        tuple(str(name) for name in digits.target_names),
+    )
+
+
+def _folder_fingerprint(samples: list[tuple[str, int]], root: Path, size: int) -> str:
+    digest = hashlib.sha256(f"v1|{size}".encode())
+    for path, label in samples:
+        stat = os.stat(path)
+        relative = os.path.relpath(path, root)
+        digest.update(f"{relative}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def _decode_images(samples: list[tuple[str, int]], size: int) -> Tensor:
+    from PIL import Image, UnidentifiedImageError
+
+    images = np.empty((len(samples), size, size, 3), dtype=np.uint8)
+    for index, (path, _) in enumerate(samples):
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+                if image.size != (size, size):
+                    image = image.resize((size, size), Image.Resampling.BILINEAR)
+                images[index] = np.asarray(image)
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            raise UserError(
+                f"cannot decode image {path!r} ({error.__class__.__name__}); "
+                "remove or replace the file"
+            ) from None
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+
+def _read_image_folder(folder: Path, size: int) -> ImageTensors:
+    from torchvision.datasets import ImageFolder
+
+    if not folder.is_dir():
+        raise UserError(
+            f"image folder {str(folder)!r} not found; set data.root to a folder holding "
+            "train/<class>/*.jpg (and optionally test/<class>/*.jpg)"
+        )
+    try:
+        dataset = ImageFolder(str(folder))
+    except (FileNotFoundError, RuntimeError) as error:
+        raise UserError(
+            f"{folder}: no images in ImageFolder layout ({error}); "
+            "put images in one sub-folder per class"
+        ) from None
+    if len(dataset.classes) < 2:
+        raise UserError(
+            f"{folder}: found {len(dataset.classes)} class folder(s) {dataset.classes}; "
+            "a classifier needs at least 2 (one sub-folder per class)"
+        )
+    fingerprint = _folder_fingerprint(dataset.samples, folder, size)
+    cache_file = cache_dir() / f"imagefolder-{fingerprint}.pt"
+    if cache_file.is_file():
+        try:
+            cached = torch.load(cache_file, weights_only=True)
+            return ImageTensors(cached["images"], cached["labels"], tuple(dataset.classes))
+        except Exception:  # noqa: BLE001 - a broken cache is rebuilt, never trusted
+            cache_file.unlink(missing_ok=True)
+    images = _decode_images(dataset.samples, size)
+    labels = torch.tensor(dataset.targets, dtype=torch.int64)
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache_file.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"images": images, "labels": labels}, temporary)
+        temporary.replace(cache_file)
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return ImageTensors(images, labels, tuple(dataset.classes))
+
+
+def _read_torchvision(config: DataConfig, *, train: bool) -> ImageTensors:
+    import torchvision.datasets as tv_datasets
+
+    name = config.dataset
+    root = Path(config.root or cache_dir() / "datasets").expanduser()
+    dataset_class = getattr(tv_datasets, TORCHVISION_DATASETS[name])
+    split = {"split": "train" if train else "test"} if name == "svhn" else {"train": train}
+    try:
+        dataset = dataset_class(str(root), download=config.download, **split)
+    except RuntimeError as error:
+        if config.download:
+            raise UserError(f"{name}: download to {root} failed ({error})") from None
+        raise UserError(
+            f"{name} not found under {root}; set data.download = true (needs internet) "
+            "or data.root to the folder that holds it"
+        ) from None
+    except OSError as error:  # URLError is an OSError: no network
+        raise UserError(
+            f"{name}: cannot download to {root} ({error}); check the network, or download "
+            "it elsewhere and set data.root to it"
+        ) from None
+    data = dataset.data
+    images = torch.as_tensor(np.asarray(data))
+    if images.ndim == 3:  # MNIST-style N x H x W
+        images = images[:, None]
+    elif name != "svhn":  # CIFAR: N x H x W x C
+        images = images.permute(0, 3, 1, 2)
+    targets = dataset.labels if name == "svhn" else dataset.targets
+    classes = getattr(dataset, "classes", None) or [str(label) for label in range(10)]
+    return ImageTensors(
+        images.contiguous(), torch.as_tensor(np.asarray(targets), dtype=torch.int64), tuple(classes)
+    )
+
+
+def read_dataset(config: DataConfig, *, split: str) -> ImageTensors:
+    """Decodes one split (``"train"`` or ``"test"``) of a dataset into uint8 tensors.
+
+    Raises:
+        UserError: If the data is missing, corrupt, or has no test split.
+    """
+    size = config.resolved_image_size
+    if config.dataset == "digits":
+        tensors = _read_digits(split)
+    elif config.dataset == "imagefolder":
+        tensors = _read_image_folder(Path(config.root or "").expanduser() / split, size)
+    else:
+        tensors = _read_torchvision(config, train=split == "train")
+    return ImageTensors(_resize(tensors.images, size), tensors.labels, tensors.classes)
+
+
+def split_indices(labels: Tensor, *, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Stratified train/validation indices with a fixed seed."""
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(labels.shape[0])
+    try:
+        train_index, val_index = train_test_split(
+            indices, test_size=val_fraction, stratify=labels.numpy(), random_state=seed
+        )
+    except ValueError as error:
+        raise UserError(
+            f"cannot carve a stratified validation split ({error}); "
+            "add images to the smallest class or change data.val_fraction"
+        ) from None
+    return torch.from_numpy(np.sort(train_index)), torch.from_numpy(np.sort(val_index))
+
+
+def _channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    pixels = images.double().div_(255.0).transpose(0, 1).reshape(images.shape[1], -1)
+    mean = pixels.mean(dim=1)
+    std = pixels.std(dim=1).clamp_min(1e-3)
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def to_device(
+    images: Tensor, labels: Tensor, mean: tuple[float, ...], std: tuple[float, ...], device
+) -> DeviceData:
+    """uint8 images -> normalised float32 on ``device`` (one copy, one normalisation)."""
+    images = images.to(device, non_blocking=True)
+    mean_t = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
+    normalised = images.float().div_(255.0).sub_(mean_t).div_(std_t)
+    return DeviceData(
+        normalised.contiguous(memory_format=torch.channels_last), labels.to(device)
+    )
+
+
+def load_search_data(config: DataConfig, *, device: torch.device | str) -> SearchData:
+    """Train and validation splits on ``device``; the test split is never read here."""
+    tensors = read_dataset(config, split="train")
+    train_index, val_index = split_indices(
+        tensors.labels, val_fraction=config.val_fraction, seed=config.split_seed
+    )
+    mean, std = _channel_stats(tensors.images[train_index])
+    return SearchData(
+        train=to_device(tensors.images[train_index], tensors.labels[train_index], mean, std, device),
+        val=to_device(tensors.images[val_index], tensors.labels[val_index], mean, std, device),
+        classes=tensors.classes,
+        mean=mean,
+        std=std,
+        augment=config.augment,
+    )
+
+
+def load_test_data(
+    config: DataConfig, *, mean: tuple[float, ...], std: tuple[float, ...], device
+) -> DeviceData:
+    """The test split, normalised with the training statistics. Only ``train`` reads it."""
+    tensors = read_dataset(config, split="test")
+    return to_device(tensors.images, tensors.labels, mean, std, device)
+
+
+def augment_batch(images: Tensor, augment: AugmentConfig, generator: torch.Generator) -> Tensor:
+    """Random crop (zero = mean padding) and horizontal flip, batched on the device."""
+    if augment.crop_padding > 0:
+        pad = augment.crop_padding
+        batch, _, height, width = images.shape
+        padded = F.pad(images, (pad, pad, pad, pad))
+        offsets = torch.randint(
+            0, 2 * pad + 1, (2, batch), device=images.device, generator=generator
+        )
+        rows = offsets[0, :, None] + torch.arange(height, device=images.device)
+        cols = offsets[1, :, None] + torch.arange(width, device=images.device)
+        batch_index = torch.arange(batch, device=images.device)[:, None, None]
+        # Gather N x H x W x C, then back to N x C x H x W.
+        images = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]]
+        images = images.permute(0, 3, 1, 2)
+    if augment.flip:
+        flip = torch.rand(images.shape[0], device=images.device, generator=generator) < 0.5
+        images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+    return images

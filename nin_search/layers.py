@@ -1,0 +1,94 @@
+"""Building blocks: a conv-norm-activation unit and the MLP conv (Network-in-Network) block."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+__all__ = ["ConvNormAct", "MLPConv2d", "make_activation"]
+
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+def make_activation(name: str) -> nn.Module:
+    """``"relu"``, ``"gelu"`` or ``"silu"`` as a module (in-place where it can be)."""
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, but got {name!r}.")
+    return nn.ReLU(inplace=True) if name == "relu" else _ACTIVATIONS[name]()
+
+
+class ConvNormAct(nn.Sequential):
+    """``conv`` (k x k, "same" padding) -> optional ``bn`` -> ``act``.
+
+    The conv has a bias only when there is no BatchNorm (NIN used biases and no BN).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 1,
+        *,
+        batch_norm: bool = True,
+        activation: str = "relu",
+    ) -> None:
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, but got kernel_size={kernel_size}.")
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        layers["conv"] = nn.Conv2d(
+            in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not batch_norm
+        )
+        if batch_norm:
+            layers["bn"] = nn.BatchNorm2d(out_channels)
+        layers["act"] = make_activation(activation)
+        super().__init__(layers)
+        self.out_channels = out_channels
+
+
+class MLPConv2d(nn.Module):
+    """MLP conv, the Network-in-Network block: one k x k conv, then stacked 1x1 convs.
+
+    Each conv is followed by optional BatchNorm and the activation. Usable on its own::
+
+        block = MLPConv2d(3, 192, kernel_size=5, mlp_widths=(160, 96), batch_norm=False)
+        block(torch.randn(8, 3, 32, 32)).shape  # (8, 96, 32, 32)
+
+    Args:
+        in_channels: Input channels.
+        width: Out channels of the k x k conv.
+        kernel_size: Side of the k x k conv (odd).
+        mlp_widths: Out channels of each 1x1 conv, in order (at least one).
+        batch_norm: BatchNorm after every conv (biases off when on).
+        activation: ``"relu"``, ``"gelu"`` or ``"silu"``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        kernel_size: int,
+        mlp_widths: Sequence[int],
+        *,
+        batch_norm: bool = True,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        if not mlp_widths:
+            raise ValueError("MLPConv2d needs at least one 1x1 layer, but got mlp_widths=[].")
+        self.conv = ConvNormAct(
+            in_channels, width, kernel_size, batch_norm=batch_norm, activation=activation
+        )
+        layers = []
+        channels = width
+        for mlp_width in mlp_widths:
+            layers.append(
+                ConvNormAct(channels, mlp_width, 1, batch_norm=batch_norm, activation=activation)
+            )
+            channels = mlp_width
+        self.mlp = nn.Sequential(*layers)
+        self.out_channels = channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.mlp(self.conv(x))

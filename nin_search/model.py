@@ -1,0 +1,136 @@
+"""``build_model(spec)``: an :class:`ArchSpec` -> a PyTorch network, plus its params and MACs."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from nin_search.layers import ConvNormAct, MLPConv2d
+from nin_search.spec import ArchSpec, StageSpec
+
+__all__ = ["NINNet", "build_model", "count_macs", "count_params"]
+
+
+def _make_pool(kind: str) -> nn.Module:
+    # NIN's 3x3/2 pooling; padding 1 so that every size >= 1 stays >= 1.
+    if kind == "max":
+        return nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+    return nn.AvgPool2d(kernel_size=3, stride=2, padding=1, count_include_pad=False)
+
+
+def _make_stage(stage: StageSpec, in_channels: int, spec: ArchSpec) -> nn.Sequential:
+    """``block`` (plain conv or MLP conv) -> ``pool`` -> ``drop``; the last two when used."""
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    norm_act = {"batch_norm": spec.batch_norm, "activation": spec.activation}
+    if stage.kind == "mlp":
+        layers["block"] = MLPConv2d(
+            in_channels, stage.width, stage.kernel_size, stage.mlp_widths, **norm_act
+        )
+    else:
+        layers["block"] = ConvNormAct(in_channels, stage.width, stage.kernel_size, **norm_act)
+    if stage.pool != "none":
+        layers["pool"] = _make_pool(stage.pool)
+        if spec.dropout > 0:
+            layers["drop"] = nn.Dropout(spec.dropout)
+    return nn.Sequential(layers)
+
+
+def _make_head(kind: str, in_channels: int, num_classes: int) -> nn.Sequential:
+    if kind == "nin":
+        # NIN: a 1x1 conv to one map per class, then global average pooling.
+        return nn.Sequential(
+            OrderedDict(
+                conv=nn.Conv2d(in_channels, num_classes, kernel_size=1),
+                pool=nn.AdaptiveAvgPool2d(1),
+                flatten=nn.Flatten(1),
+            )
+        )
+    return nn.Sequential(
+        OrderedDict(
+            pool=nn.AdaptiveAvgPool2d(1),
+            flatten=nn.Flatten(1),
+            fc=nn.Linear(in_channels, num_classes),
+        )
+    )
+
+
+class NINNet(nn.Module):
+    """Stages ``s0, s1, ...`` then a head, with timm's interface.
+
+    ``forward_features`` returns the last stage's feature map, ``forward_head`` the logits.
+    """
+
+    def __init__(self, spec: ArchSpec, *, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, but got num_classes={num_classes}.")
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, but got in_channels={in_channels}.")
+        self.spec = spec
+        self.num_classes = num_classes
+        stages: OrderedDict[str, nn.Module] = OrderedDict()
+        channels = in_channels
+        for index, stage in enumerate(spec.stages):
+            stages[f"s{index}"] = _make_stage(stage, channels, spec)
+            channels = stage.out_channels
+        self.stages = nn.Sequential(stages)
+        self.num_features = channels
+        self.head = _make_head(spec.head, channels, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.01)
+                nn.init.zeros_(module.bias)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.stages(x)
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.head(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def build_model(spec: ArchSpec, *, in_channels: int, num_classes: int) -> NINNet:
+    """Builds the network an :class:`ArchSpec` describes.
+
+    Args:
+        spec: The architecture.
+        in_channels: Channels of the input images (1 for digits/MNIST, 3 for CIFAR).
+        num_classes: Number of classes.
+
+    Returns:
+        A :class:`NINNet` with stages named ``stages.s0``, ``stages.s1``, ... and a ``head``.
+    """
+    return NINNet(spec, in_channels=in_channels, num_classes=num_classes)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(param.numel() for param in model.parameters() if param.requires_grad)
+
+
+def count_macs(spec: ArchSpec, *, in_channels: int, num_classes: int, image_size: int) -> int:
+    """Multiply-accumulates per image (convs and linear layers), as PyTorch counts them.
+
+    Builds the network on the meta device and runs one image through it: no memory, no compute.
+    """
+    with torch.device("meta"):
+        model = build_model(spec, in_channels=in_channels, num_classes=num_classes).eval()
+        image = torch.zeros(1, in_channels, image_size, image_size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(image)
+    return counter.get_total_flops() // 2

@@ -1,0 +1,266 @@
+"""Storage URL, sampler, pruner, and creating/resuming/loading studies.
+
+Nothing here writes to a database before every input has been validated: a bad storage URL,
+a missing database, a study that does not exist or a changed search space raise
+:class:`UserError` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
+
+from nin_search import __version__
+from nin_search.config import OptunaConfig, StudyConfig
+from nin_search.errors import UserError
+
+__all__ = [
+    "FINISHED_STATES",
+    "check_storage_url",
+    "finished_trials",
+    "load_study",
+    "make_pruner",
+    "make_sampler",
+    "open_study",
+    "optimize",
+]
+
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
+GRACE_PERIOD = 60  # seconds without a heartbeat before a trial counts as dead (>= 2x interval)
+MAX_RETRY = 2  # times a trial killed by a crash is retried with the same parameters
+SQLITE_TIMEOUT = 30  # seconds a SQLite writer waits on a lock before failing
+SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
+
+
+def check_storage_url(url: str, *, must_exist: bool) -> None:
+    """Validates an Optuna RDB storage URL without connecting to it.
+
+    Args:
+        url: ``sqlite:///path.db``, ``postgresql+psycopg://user@host/db``, ...
+        must_exist: For SQLite, the database file must already exist (reading commands).
+
+    Raises:
+        UserError: For a malformed URL, an unknown backend, or an unusable SQLite path.
+    """
+    example = "e.g. sqlite:///nin_search.db or postgresql+psycopg://user:pass@host/db"
+    try:
+        parsed = make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        raise UserError(f"bad storage URL {url!r}; use {example}") from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise UserError(f"unsupported storage {backend!r} in {url!r}; use {example}")
+    if backend != "sqlite":
+        return
+    database = parsed.database or ""
+    if database in ("", ":memory:"):
+        raise UserError(f"storage {url!r} is in memory and would be lost; use sqlite:///FILE.db")
+    path = Path(database)
+    if must_exist and not path.is_file():
+        raise UserError(
+            f"no database at {str(path)!r}; run `nin-search optimize` first or pass --storage"
+        )
+    if not path.parent.is_dir():
+        raise UserError(f"folder {str(path.parent)!r} for the database does not exist; create it")
+
+
+def _make_storage(url: str, *, heartbeat: bool) -> optuna.storages.RDBStorage:
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+    options: dict[str, Any] = {}
+    if heartbeat:
+        options = {
+            "heartbeat_interval": HEARTBEAT_INTERVAL,
+            "grace_period": GRACE_PERIOD,
+            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=MAX_RETRY
+            ),
+        }
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+    except RuntimeError as error:  # schema written by another Optuna version
+        message = str(error).splitlines()[0]
+        raise UserError(
+            f"{message} Back up the database, then run: optuna storage upgrade --storage '{url}'"
+        ) from None
+    except (sqlalchemy.exc.SQLAlchemyError, ModuleNotFoundError) as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise UserError(f"cannot open storage {url!r}: {reason}") from None
+
+
+def make_sampler(config: OptunaConfig, *, seed: int) -> optuna.samplers.BaseSampler:
+    """The configured sampler, seeded. TPE is multivariate and grouped (the space is conditional)
+    with the constant liar on (parallel workers then do not sample the same point)."""
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if config.sampler == "nsgaii":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if config.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+
+
+def _pruner_defaults(name: str, epochs: int) -> dict[str, Any]:
+    return {
+        "median": {"n_startup_trials": 5, "n_warmup_steps": 2},
+        "percentile": {"percentile": 25.0, "n_startup_trials": 5, "n_warmup_steps": 2},
+        "hyperband": {"min_resource": 1, "max_resource": epochs, "reduction_factor": 3},
+        "successive-halving": {"min_resource": 1, "reduction_factor": 3},
+        "patient": {"patience": 2},
+        "wilcoxon": {},
+        "threshold": {},
+        "none": {},
+    }[name]
+
+
+def make_pruner(config: OptunaConfig, *, epochs: int) -> optuna.pruners.BasePruner:
+    """The configured pruner; ``pruner_options`` override nin-search's defaults.
+
+    Raises:
+        UserError: For options the pruner does not take or values it refuses.
+    """
+    classes: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
+        "median": optuna.pruners.MedianPruner,
+        "percentile": optuna.pruners.PercentilePruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "successive-halving": optuna.pruners.SuccessiveHalvingPruner,
+        "threshold": optuna.pruners.ThresholdPruner,
+        "wilcoxon": optuna.pruners.WilcoxonPruner,
+        "none": optuna.pruners.NopPruner,
+    }
+    options = {**_pruner_defaults(config.pruner, epochs), **config.pruner_options}
+    if config.pruner == "threshold" and not {"lower", "upper"} & set(options):
+        raise UserError(
+            "pruner 'threshold' needs a bound: set optuna.pruner_options = { lower = 0.5 }"
+        )
+    try:
+        if config.pruner == "patient":
+            return optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(), **options)
+        return classes[config.pruner](**options)
+    except (TypeError, ValueError) as error:
+        raise UserError(
+            f"optuna.pruner_options for pruner {config.pruner!r}: {error}; "
+            "see the pruner's parameters in Optuna's documentation"
+        ) from None
+
+
+def _study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _describe_mismatch(stored: dict, current: dict) -> str:
+    for section in sorted(set(stored) | set(current)):
+        old, new = stored.get(section, {}), current.get(section, {})
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return f"{section}.{key} was {old.get(key)!r}, now {new.get(key)!r}"
+    return "the search space differs"
+
+
+def open_study(config: StudyConfig, *, storage_url: str, study_name: str) -> optuna.Study:
+    """Creates the study, or resumes it if it exists with the same search space.
+
+    Raises:
+        UserError: For an unusable storage, or an existing study with another search space
+            (nothing is written in that case).
+    """
+    check_storage_url(storage_url, must_exist=False)
+    storage = _make_storage(storage_url, heartbeat=True)
+    fingerprint = config.space_fingerprint()
+    if _study_exists(storage, study_name):
+        stored = optuna.load_study(study_name=study_name, storage=storage).user_attrs
+        if stored.get("space") not in (None, fingerprint):
+            difference = _describe_mismatch(stored["space"], fingerprint)
+            raise UserError(
+                f"study {study_name!r} was created with another search space ({difference}); "
+                "use a new --study-name, or the original study file to resume it"
+            )
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        direction="maximize",
+        sampler=make_sampler(config.optuna, seed=config.study.seed),
+        pruner=make_pruner(config.optuna, epochs=config.train.epochs),
+        load_if_exists=True,
+    )
+    if "space" not in study.user_attrs:
+        study.set_user_attr("space", fingerprint)
+        study.set_user_attr("config", config.model_dump(mode="json"))
+        study.set_user_attr("nin_search_version", __version__)
+    return study
+
+
+def load_study(storage_url: str, study_name: str | None) -> optuna.Study:
+    """Loads an existing study for reading; with no name, the storage's only study.
+
+    Raises:
+        UserError: For a missing database or an unknown study name (the message lists the
+            study names that exist).
+    """
+    check_storage_url(storage_url, must_exist=True)
+    storage = _make_storage(storage_url, heartbeat=False)
+    try:
+        names = optuna.get_all_study_names(storage=storage)
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        raise UserError(f"cannot read storage {storage_url!r}: {error.orig or error}") from None
+    if study_name is None:
+        if len(names) != 1:
+            listed = ", ".join(names) or "none"
+            raise UserError(f"pass --study-name: the storage holds these studies: {listed}")
+        study_name = names[0]
+    if study_name not in names:
+        listed = ", ".join(names) or "none"
+        raise UserError(
+            f"no study named {study_name!r} in {storage_url}; existing studies: {listed}"
+        )
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Completed and pruned trials (what ``--n-trials`` counts)."""
+    return study.get_trials(deepcopy=False, states=FINISHED_STATES)
+
+
+def optimize(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    *,
+    n_trials: int,
+    timeout: float | None = None,
+    callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] = (),
+) -> int:
+    """Runs trials until the study holds ``n_trials`` finished (completed or pruned) trials.
+
+    ``n_trials`` is the study's target, not a count for this call: re-running the same
+    command after a crash or Ctrl-C runs only the missing trials. Failed trials do not count.
+
+    Returns:
+        The number of trials this call ran.
+    """
+    remaining = n_trials - len(finished_trials(study))
+    if remaining <= 0:
+        return 0
+    before = len(study.get_trials(deepcopy=False))
+    stop_at_target = optuna.study.MaxTrialsCallback(n_trials, states=FINISHED_STATES)
+    study.optimize(
+        objective,
+        n_trials=remaining,
+        timeout=timeout,
+        callbacks=[stop_at_target, *callbacks],
+        gc_after_trial=False,
+    )
+    return len(study.get_trials(deepcopy=False)) - before
