@@ -37,7 +37,9 @@ StorageOption = Annotated[
 ]
 StudyNameOption = Annotated[
     str | None,
-    typer.Option("--study-name", help="Study name [default: the study file's name].", show_default=False),
+    typer.Option(
+        "--study-name", help="Study name [default: the study file's name].", show_default=False
+    ),
 ]
 
 
@@ -57,9 +59,7 @@ def _resolve_config(study_file: Path | None, **overrides: Any) -> StudyConfig:
     study_updates = {k: v for k, v in overrides.items() if k in ("seed", "n_trials", "timeout")}
     study_updates = {k: v for k, v in study_updates.items() if v is not None}
     if study_updates:
-        config = config.model_copy(
-            update={"study": config.study.model_copy(update=study_updates)}
-        )
+        config = config.model_copy(update={"study": config.study.model_copy(update=study_updates)})
     if overrides.get("device"):
         config = config.model_copy(
             update={"train": config.train.model_copy(update={"device": overrides["device"]})}
@@ -97,8 +97,13 @@ def _summary_table(study: Any) -> Table:
     hparams = ("optimizer", "learning_rate", "weight_decay", "batch_size", "label_smoothing")
     table.add_row(
         "training",
-        ", ".join(f"{k}={best.params[k]:.3g}" if isinstance(best.params.get(k), float)
-                  else f"{k}={best.params[k]}" for k in hparams if k in best.params),
+        ", ".join(
+            f"{k}={best.params[k]:.3g}"
+            if isinstance(best.params.get(k), float)
+            else f"{k}={best.params[k]}"
+            for k in hparams
+            if k in best.params
+        ),
     )
     return table
 
@@ -109,7 +114,9 @@ def _best_json(study: Any) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
     result: dict[str, Any] = {
         "study": study.study_name,
-        "trials": {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState},
+        "trials": {
+            state.name.lower(): sum(t.state == state for t in trials) for state in TrialState
+        },
         "best": None,
     }
     if any(t.state == TrialState.COMPLETE for t in trials):
@@ -153,17 +160,28 @@ def optimize(
     ] = None,
     timeout: Annotated[
         float | None,
-        typer.Option("--timeout", min=0.001, help="Stop starting trials after S seconds.", show_default=False),
+        typer.Option(
+            "--timeout", min=0.001, help="Stop starting trials after S seconds.", show_default=False
+        ),
     ] = None,
     storage: StorageOption = None,
     study_name: StudyNameOption = None,
     device: Annotated[
         str | None,
-        typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps [default: the study file's].", show_default=False),
+        typer.Option(
+            "--device",
+            help="auto, cpu, cuda, cuda:N or mps [default: the study file's].",
+            show_default=False,
+        ),
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option("--seed", min=0, help="Sampler and trial seed [default: the study file's].", show_default=False),
+        typer.Option(
+            "--seed",
+            min=0,
+            help="Sampler and trial seed [default: the study file's].",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Run (or resume) a search: train short runs, prune bad ones, store all in the database."""
@@ -252,7 +270,11 @@ def best(
     ] = DEFAULT_STORAGE,
     study_name: Annotated[
         str | None,
-        typer.Option("--study-name", help="Study name [default: the storage's only study].", show_default=False),
+        typer.Option(
+            "--study-name",
+            help="Study name [default: the storage's only study].",
+            show_default=False,
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:

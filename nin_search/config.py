@@ -14,10 +14,10 @@ A searchable value is written in TOML as one of:
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nin_search.errors import UserError
@@ -272,14 +272,34 @@ def default_config() -> StudyConfig:
     return StudyConfig()
 
 
+_UNION_TAGS = ("int", "float", "bool", "str", "IntRange", "FloatRange")
+
+
+def _location(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in _UNION_TAGS or "[" in part:
+            continue  # which member of a union pydantic tried: noise for the user
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
 def _format_validation_error(error: ValidationError) -> str:
-    first = error.errors()[0]
-    location = ".".join(str(part) for part in first["loc"] if not isinstance(part, int))
-    if first["type"] == "extra_forbidden":
+    """One line for the most specific of pydantic's errors (unions report one per member)."""
+    errors = error.errors()
+    field = errors[0]["loc"][:2]
+    same_field = [e for e in errors if e["loc"][:2] == field]
+    custom = [e for e in same_field if e["type"] == "value_error"]
+    best = custom[0] if custom else max(same_field, key=lambda e: len(e["loc"]))
+    location = _location(best["loc"])
+    if best["type"] == "extra_forbidden":
         return f"unknown key '{location}' (check the spelling against studies/digits.toml)"
-    message = first["msg"].removeprefix("Value error, ")
-    if "input" in first and first["type"] not in ("value_error",):
-        return f"{location}: {message}, but got {first['input']!r}"
+    message = best["msg"].removeprefix("Value error, ")
+    if best["type"] != "value_error" and "input" in best:
+        message = f"{message}, but got {best['input']!r}"
     return f"{location}: {message}" if location else message
 
 

@@ -184,7 +184,7 @@ def _read_image_folder(folder: Path, size: int) -> ImageTensors:
         try:
             cached = torch.load(cache_file, weights_only=True)
             return ImageTensors(cached["images"], cached["labels"], tuple(dataset.classes))
-        except Exception:  # noqa: BLE001 - a broken cache is rebuilt, never trusted
+        except Exception:
             cache_file.unlink(missing_ok=True)
     images = _decode_images(dataset.samples, size)
     labels = torch.tensor(dataset.targets, dtype=torch.int64)
@@ -280,9 +280,7 @@ def to_device(
     mean_t = torch.tensor(mean, device=device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
     normalised = images.float().div_(255.0).sub_(mean_t).div_(std_t)
-    return DeviceData(
-        normalised.contiguous(memory_format=torch.channels_last), labels.to(device)
-    )
+    return DeviceData(normalised.contiguous(memory_format=torch.channels_last), labels.to(device))
 
 
 def load_search_data(config: DataConfig, *, device: torch.device | str) -> SearchData:
@@ -293,7 +291,9 @@ def load_search_data(config: DataConfig, *, device: torch.device | str) -> Searc
     )
     mean, std = _channel_stats(tensors.images[train_index])
     return SearchData(
-        train=to_device(tensors.images[train_index], tensors.labels[train_index], mean, std, device),
+        train=to_device(
+            tensors.images[train_index], tensors.labels[train_index], mean, std, device
+        ),
         val=to_device(tensors.images[val_index], tensors.labels[val_index], mean, std, device),
         classes=tensors.classes,
         mean=mean,

@@ -179,6 +179,8 @@ def open_study(config: StudyConfig, *, storage_url: str, study_name: str) -> opt
             (nothing is written in that case).
     """
     check_storage_url(storage_url, must_exist=False)
+    sampler = make_sampler(config.optuna, seed=config.study.seed)
+    pruner = make_pruner(config.optuna, epochs=config.train.epochs)
     storage = _make_storage(storage_url, heartbeat=True)
     fingerprint = config.space_fingerprint()
     if _study_exists(storage, study_name):
@@ -193,8 +195,8 @@ def open_study(config: StudyConfig, *, storage_url: str, study_name: str) -> opt
         storage=storage,
         study_name=study_name,
         direction="maximize",
-        sampler=make_sampler(config.optuna, seed=config.study.seed),
-        pruner=make_pruner(config.optuna, epochs=config.train.epochs),
+        sampler=sampler,
+        pruner=pruner,
         load_if_exists=True,
     )
     if "space" not in study.user_attrs:

@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny study files and a runner for the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+CIFAR10_MINI = SHARED_DATA / "cifar10-mini"
+
+# A digits study small enough for tests: 2 epochs, small widths (well under a second a trial).
+TINY_DIGITS = """
+[study]
+name = "tiny"
+seed = 1
+n_trials = 3
+
+[space]
+num_stages = [1, 2]
+widths = [8, 16]
+mlp_widths = [8, 16]
+
+[train]
+epochs = 2
+batch_size = [64]
+device = "cpu"
+"""
+
+
+def write_study(folder: Path, text: str = TINY_DIGITS, name: str = "study.toml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def tiny_study(tmp_path: Path) -> Path:
+    return write_study(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    # Tests never write to the user's ~/.cache.
+    cache = tmp_path_factory.getbasetemp() / "nin-search-cache"
+    monkeypatch.setenv("NIN_SEARCH_CACHE", str(cache))
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Runs ``python -m nin_search ARGS`` in a fresh process, as a user would."""
+    env = {**os.environ, "COLUMNS": "120", "PYTHONWARNINGS": "error::FutureWarning"}
+    return subprocess.run(
+        [sys.executable, "-m", "nin_search", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

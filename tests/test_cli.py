@@ -1,0 +1,208 @@
+"""End-to-end through the real CLI, read back with plain optuna.load_study."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nin_search import ArchSpec, load_study_config, suggest_arch
+from nin_search.cli import main
+
+from .conftest import TINY_DIGITS, run_cli, write_study
+
+
+def in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Runs the CLI's entry point in this process (fast), returning (code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["nin-search", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    return exited.value.code or 0, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory) -> tuple[Path, Path]:
+    """A 3-trial digits study written by the real CLI in a fresh process."""
+    folder = tmp_path_factory.mktemp("search")
+    study_file = write_study(folder)
+    result = run_cli("optimize", str(study_file), cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder, study_file
+
+
+def test_optimize_stores_trials_params_curves_and_user_attrs(searched):
+    folder, study_file = searched
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'nin_search.db'}")
+    trials = study.get_trials()
+    assert len(trials) == 3
+    space = load_study_config(study_file).space
+    for trial in trials:
+        assert trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        assert trial.params["s0_type"] in ("plain", "mlp")
+        assert set(trial.user_attrs) >= {"arch", "arch_summary", "params", "macs", "seed"}
+        spec = ArchSpec.from_dict(trial.user_attrs["arch"])
+        assert spec.summary() == trial.user_attrs["arch_summary"]
+        assert suggest_arch(optuna.trial.FixedTrial(trial.params), space) == spec
+        assert trial.user_attrs["params"] > 0 and trial.user_attrs["macs"] > 0
+        steps = sorted(trial.intermediate_values)
+        assert steps == list(range(1, len(steps) + 1))
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert steps == [1, 2]
+            assert trial.value == trial.intermediate_values[2]
+            assert 0.1 < trial.value <= 1.0
+
+
+def test_optimize_prints_the_best_trial_and_the_dashboard_command(searched):
+    folder, _ = searched
+    result = run_cli("best", "--json", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    best = json.loads(result.stdout)
+    assert best["study"] == "tiny"
+    assert best["trials"]["complete"] + best["trials"]["pruned"] == 3
+    assert best["best"]["arch_summary"]
+    table = run_cli("best", cwd=folder)
+    assert "val accuracy" in table.stdout and "architecture" in table.stdout
+
+
+def test_rerunning_resumes_the_study_up_to_the_target(tmp_path):
+    study_file = write_study(tmp_path)
+    first = run_cli("optimize", str(study_file), "--n-trials", "2", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    storage = f"sqlite:///{tmp_path / 'nin_search.db'}"
+    before = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    second = run_cli("optimize", str(study_file), "--n-trials", "4", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    after = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert len(after) == 4
+    assert [t.params for t in after[:2]] == [t.params for t in before]
+    assert "2/4 trials finished" in second.stderr
+    # The target is reached: the same command again runs nothing.
+    third = run_cli("optimize", str(study_file), "--n-trials", "4", cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+    assert len(optuna.load_study(study_name="tiny", storage=storage).get_trials()) == 4
+
+
+def test_a_forced_pruning_configuration_really_prunes(tmp_path, monkeypatch, capsys):
+    text = TINY_DIGITS.replace("n_trials = 3", "n_trials = 3\n") + (
+        "\n[optuna]\npruner = 'threshold'\npruner_options = { lower = 1.01 }\n"
+    )
+    study_file = write_study(tmp_path, text)
+    code, _, err = in_process(
+        monkeypatch, capsys, "optimize", str(study_file), "--storage", f"sqlite:///{tmp_path}/p.db"
+    )
+    assert code == 0, err
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path}/p.db").get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.PRUNED] * 3
+    for trial in trials:
+        assert list(trial.intermediate_values) == [1]  # stopped after the first epoch
+        assert trial.user_attrs["prune_reason"] == "pruned by the pruner at epoch 1"
+
+
+def checksum(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+BAD_INPUTS = [
+    # (id, study file text or None for the default study, extra args, message)
+    ("missing study file", "MISSING", [], "not found; pass a path like studies/digits.toml"),
+    ("malformed toml", "[study\nname = 'x'", [], "not valid TOML"),
+    ("unknown key", "[space]\nwidht = [16]", [], "unknown key 'space.widht'"),
+    ("wrong type", "[train]\nepochs = 'many'", [], "train.epochs"),
+    ("zero width", "[space]\nwidths = [0, 16]", [], "space.widths must be > 0, but got 0"),
+    ("negative mlp width", "[space]\nmlp_widths = [-16]", [], "space.mlp_widths must be > 0"),
+    ("empty choices", "[space]\nkernel_sizes = []", [], "space.kernel_sizes"),
+    ("epochs 0", "[train]\nepochs = 0", [], "train.epochs"),
+    ("unknown dataset", "[data]\ndataset = 'imagenet'", [], "data.dataset"),
+    ("too many stages", "[space]\nnum_stages = 9", [], "allow at most 4 stages"),
+    (
+        "missing image folder",
+        "[data]\ndataset = 'imagefolder'\nroot = 'no/such/dir'",
+        [],
+        "not found; set data.root",
+    ),
+    ("bad storage scheme", None, ["--storage", "mongodb://localhost/x"], "unsupported storage"),
+    ("garbage storage url", None, ["--storage", "not a url"], "bad storage URL"),
+    ("missing db folder", None, ["--storage", "sqlite:///no/such/dir/x.db"], "does not exist"),
+    ("unknown device", None, ["--device", "tpu"], "unknown device 'tpu'"),
+    ("threshold pruner without bound", "[optuna]\npruner = 'threshold'", [], "needs a bound"),
+    ("bad pruner option", "[optuna]\npruner_options = { warmup = 3 }", [], "pruner_options"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "message"), [b[1:] for b in BAD_INPUTS], ids=[b[0] for b in BAD_INPUTS]
+)
+def test_bad_input_gives_one_line_exit_2_and_no_database(
+    tmp_path, monkeypatch, capsys, text, args, message
+):
+    monkeypatch.chdir(tmp_path)
+    study_args = []
+    if text == "MISSING":
+        study_args = [str(tmp_path / "missing.toml")]
+    elif text is not None:
+        study_args = [str(write_study(tmp_path, text))]
+    code, out, err = in_process(monkeypatch, capsys, "optimize", *study_args, *args)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert "Traceback" not in err + out
+    assert not list(tmp_path.glob("*.db"))
+
+
+def test_best_on_a_missing_database_or_unknown_study_is_a_user_error(
+    searched, tmp_path, monkeypatch, capsys
+):
+    code, _, err = in_process(
+        monkeypatch, capsys, "best", "--storage", f"sqlite:///{tmp_path}/none.db"
+    )
+    assert code == 2 and "no database at" in err and err.count("\n") == 1
+    assert not (tmp_path / "none.db").exists()
+    folder, _ = searched
+    database = folder / "nin_search.db"
+    before = checksum(database)
+    code, _, err = in_process(
+        monkeypatch, capsys, "best", "--storage", f"sqlite:///{database}", "--study-name", "nope"
+    )
+    assert code == 2
+    assert "no study named 'nope'" in err and "existing studies: tiny" in err
+    assert checksum(database) == before
+
+
+def test_resuming_with_another_search_space_is_refused_and_changes_nothing(
+    searched, monkeypatch, capsys
+):
+    folder, _ = searched
+    database = folder / "nin_search.db"
+    changed = write_study(
+        folder, TINY_DIGITS.replace("\nwidths = [8, 16]", "\nwidths = [8, 32]"), "changed.toml"
+    )
+    before = checksum(database)
+    code, _, err = in_process(
+        monkeypatch,
+        capsys,
+        "optimize",
+        str(changed),
+        "--storage",
+        f"sqlite:///{database}",
+        "--n-trials",
+        "5",
+    )
+    assert code == 2
+    assert "created with another search space (space.widths was [8, 16], now [8, 32])" in err
+    assert checksum(database) == before
+
+
+def test_console_script_and_module_entry_points_both_work(tmp_path):
+    import shutil
+    import subprocess
+
+    script = Path(sys.executable).parent / "nin-search"
+    command = [str(script)] if script.exists() else [shutil.which("nin-search")]
+    result = subprocess.run([*command, "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0 and "optimize" in result.stdout
+    assert run_cli("optimize", "--help", cwd=tmp_path).returncode == 0

@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nin_search import UserError
+from nin_search.config import AugmentConfig, DataConfig
+from nin_search.data import augment_batch, load_search_data, load_test_data, read_dataset
+
+from .conftest import CIFAR10_MINI
+
+
+def test_digits_search_data_is_normalised_on_the_device_with_a_stratified_split():
+    data = load_search_data(DataConfig(), device="cpu")
+    assert data.num_classes == 10 and data.in_channels == 1 and data.image_size == 8
+    assert len(data.train) + len(data.val) == 1437  # 1,797 minus the fixed 20% test split
+    assert abs(len(data.val) / 1437 - 0.2) < 0.01
+    # stratified: every class keeps its share in validation
+    counts = torch.bincount(data.val.labels, minlength=10).float()
+    assert counts.min() >= 0.8 * counts.mean()
+    # normalised with statistics of the training part only
+    assert abs(data.train.images.mean().item()) < 1e-4
+    assert abs(data.train.images.std().item() - 1) < 0.01
+    assert data.train.images.dtype == torch.float32
+    assert data.train.images.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_validation_split_is_fixed_and_the_test_split_never_overlaps_search_data():
+    config = DataConfig()
+    first = load_search_data(config, device="cpu")
+    second = load_search_data(config, device="cpu")
+    assert torch.equal(first.val.images, second.val.images)
+    test = load_test_data(config, mean=first.mean, std=first.std, device="cpu")
+    assert len(test) == 360
+    search = torch.cat([first.train.images, first.val.images]).flatten(1)
+    test_rows = test.images.flatten(1)
+    # no test image appears among train/val images (digits has a few exact duplicates in the
+    # raw data, so compare per image against the whole search set)
+    shared = sum(bool((search == row).all(1).any()) for row in test_rows)
+    assert shared <= 3
+
+
+def test_images_are_resized_when_the_study_asks(tmp_path):
+    tensors = read_dataset(DataConfig(image_size=16), split="train")
+    assert tensors.images.shape[1:] == (1, 16, 16)
+    assert tensors.images.dtype == torch.uint8
+
+
+def make_folder(root, classes=("cat", "dog"), per_class=6, size=12):
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / "train" / name).mkdir(parents=True)
+        for index in range(per_class):
+            pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / "train" / name / f"{index}.png")
+    return root
+
+
+def test_image_folder_is_decoded_once_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("NIN_SEARCH_CACHE", str(tmp_path / "cache"))
+    root = make_folder(tmp_path / "images")
+    config = DataConfig(dataset="imagefolder", root=str(root), image_size=8)
+    first = read_dataset(config, split="train")
+    assert first.images.shape == (12, 3, 8, 8)
+    assert first.classes == ("cat", "dog")
+    assert len(list((tmp_path / "cache").glob("imagefolder-*.pt"))) == 1
+    second = read_dataset(config, split="train")
+    assert torch.equal(first.images, second.images)
+    (root / "train" / "dog" / "extra.png").write_bytes(
+        (root / "train" / "dog" / "0.png").read_bytes()
+    )
+    third = read_dataset(config, split="train")
+    assert third.images.shape[0] == 13  # a changed folder gets a new cache entry
+
+
+def test_image_folder_problems_are_user_errors(tmp_path):
+    missing = DataConfig(dataset="imagefolder", root=str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="not found; set data.root"):
+        read_dataset(missing, split="train")
+    one_class = make_folder(tmp_path / "one", classes=("cat",))
+    with pytest.raises(UserError, match="at least 2"):
+        read_dataset(DataConfig(dataset="imagefolder", root=str(one_class)), split="train")
+    corrupt = make_folder(tmp_path / "corrupt")
+    (corrupt / "train" / "cat" / "broken.jpg").write_text("not an image")
+    with pytest.raises(UserError, match="cannot decode image .*broken.jpg"):
+        read_dataset(DataConfig(dataset="imagefolder", root=str(corrupt)), split="train")
+    with pytest.raises(UserError, match="test"):
+        read_dataset(DataConfig(dataset="imagefolder", root=str(corrupt)), split="test")
+
+
+def test_missing_torchvision_dataset_without_download_is_a_user_error(tmp_path):
+    config = DataConfig(dataset="cifar10", root=str(tmp_path))
+    with pytest.raises(UserError, match="cifar10 not found under .*data.download = true"):
+        read_dataset(config, split="train")
+
+
+@pytest.mark.skipif(
+    not CIFAR10_MINI.is_dir(), reason="shared/data/cifar10-mini is not beside the repo"
+)
+def test_cifar10_mini_reads_as_an_image_folder():
+    config = DataConfig(dataset="imagefolder", root=str(CIFAR10_MINI), val_fraction=0.2)
+    data = load_search_data(config, device="cpu")
+    assert data.classes[:3] == ("airplane", "automobile", "bird")
+    assert (len(data.train), len(data.val)) == (8000, 2000)
+    assert data.in_channels == 3 and data.image_size == 32
+
+
+def test_augmentation_is_batched_and_keeps_shapes():
+    images = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    generator = torch.Generator().manual_seed(0)
+    same = augment_batch(images, AugmentConfig(), generator)
+    assert same is images
+    flipped = augment_batch(images, AugmentConfig(flip=True), generator)
+    for out, original in zip(flipped, images, strict=True):
+        assert torch.equal(out, original) or torch.equal(out, original.flip(-1))
+    cropped = augment_batch(images, AugmentConfig(crop_padding=2), generator)
+    assert cropped.shape == images.shape
+    # every crop is a window of the zero-padded image
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    for out, pad in zip(cropped, padded, strict=True):
+        windows = pad.unfold(1, 4, 1).unfold(2, 4, 1)  # C x 5 x 5 x 4 x 4
+        assert any(torch.equal(windows[:, r, c], out) for r in range(5) for c in range(5))

@@ -1,0 +1,107 @@
+import pytest
+import torch
+
+from nin_search import (
+    ArchSpec,
+    MLPConv2d,
+    StageSpec,
+    build_model,
+    count_macs,
+    count_params,
+    presets,
+)
+
+
+def spec_with(kinds: tuple[str, ...], *, head: str, batch_norm: bool) -> ArchSpec:
+    stages = []
+    for index, kind in enumerate(kinds):
+        last = index == len(kinds) - 1
+        stages.append(
+            StageSpec(
+                kind,
+                kernel_size=3 if index else 5,
+                width=16,
+                mlp_widths=(12, 8) if kind == "mlp" else (),
+                pool="none" if last else ("max", "avg")[index % 2],
+            )
+        )
+    return ArchSpec(stages=tuple(stages), head=head, batch_norm=batch_norm, dropout=0.1)
+
+
+@pytest.mark.parametrize("kinds", [("plain", "plain"), ("mlp", "mlp"), ("mlp", "plain", "mlp")])
+@pytest.mark.parametrize("head", ["nin", "linear"])
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_forward_gives_logits_of_the_right_shape_without_nan(kinds, head, batch_norm):
+    model = build_model(
+        spec_with(kinds, head=head, batch_norm=batch_norm), in_channels=3, num_classes=7
+    )
+    images = torch.randn(4, 3, 16, 16)
+    features = model.forward_features(images)
+    logits = model.forward_head(features)
+    assert features.shape[:2] == (4, model.num_features)
+    assert logits.shape == (4, 7)
+    assert torch.isfinite(logits).all()
+    loss = logits.logsumexp(1).mean()
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_stages_are_named_and_conv_biases_follow_batch_norm():
+    model = build_model(
+        spec_with(("mlp", "plain"), head="nin", batch_norm=True), in_channels=1, num_classes=10
+    )
+    names = set(model.state_dict())
+    assert "stages.s0.block.conv.conv.weight" in names
+    assert "stages.s0.block.mlp.1.bn.running_mean" in names
+    assert "stages.s1.block.conv.weight" in names
+    assert "head.conv.weight" in names
+    assert "stages.s0.block.conv.conv.bias" not in names  # BN makes the conv bias redundant
+    no_bn = build_model(
+        spec_with(("mlp",), head="linear", batch_norm=False), in_channels=1, num_classes=10
+    )
+    assert "stages.s0.block.conv.conv.bias" in no_bn.state_dict()
+    assert "head.fc.weight" in no_bn.state_dict()
+
+
+def test_nin_cifar10_preset_has_exactly_the_caffe_parameter_count():
+    model = build_model(presets.nin_cifar10(), in_channels=3, num_classes=10)
+    assert count_params(model) == 966_986
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_plain_cifar10_preset_is_nin_without_its_1x1_layers():
+    plain = presets.plain_cifar10()
+    nin = presets.nin_cifar10()
+    assert [s.kind for s in plain.stages] == ["plain"] * 3
+    assert [(s.kernel_size, s.width, s.pool) for s in plain.stages] == [
+        (s.kernel_size, s.width, s.pool) for s in nin.stages
+    ]
+    # conv 5x5 3->192, 5x5 192->192, 3x3 192->192, head 1x1 192->10, all with biases
+    expected = (3 * 25 + 1) * 192 + (192 * 25 + 1) * 192 + (192 * 9 + 1) * 192 + 193 * 10
+    assert count_params(build_model(plain, in_channels=3, num_classes=10)) == expected
+
+
+def test_macs_count_every_conv_at_its_resolution():
+    spec = ArchSpec(
+        stages=(
+            StageSpec("mlp", kernel_size=3, width=4, mlp_widths=(2,), pool="max"),
+            StageSpec("plain", kernel_size=1, width=3),
+        ),
+        head="linear",
+    )
+    # 8x8: 3x3 conv 1->4 and 1x1 4->2; 4x4: 1x1 2->3; linear 3->5
+    expected = 64 * (9 * 1 * 4 + 4 * 2) + 16 * (2 * 3) + 3 * 5
+    assert count_macs(spec, in_channels=1, num_classes=5, image_size=8) == expected
+
+
+def test_mlpconv2d_is_a_standalone_module():
+    block = MLPConv2d(
+        3, 32, kernel_size=5, mlp_widths=(24, 16), batch_norm=False, activation="silu"
+    )
+    out = block(torch.randn(2, 3, 9, 9))
+    assert out.shape == (2, 16, 9, 9)
+    assert block.out_channels == 16
+    assert len(block.mlp) == 2
+    assert sum(p.numel() for p in block.parameters()) == (3 * 25 + 1) * 32 + 33 * 24 + 25 * 16
+    with pytest.raises(ValueError, match="at least one 1x1"):
+        MLPConv2d(3, 8, kernel_size=3, mlp_widths=())
