@@ -71,70 +71,96 @@ def _format_accuracy(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
+def _trial_column(trial: Any) -> list[str]:
+    if trial is None:
+        return ["-"] * 6
+    hparams = ("optimizer", "learning_rate", "batch_size")
+    training = ", ".join(
+        f"{trial.params[k]:.3g}" if isinstance(trial.params.get(k), float) else str(trial.params[k])
+        for k in hparams
+        if k in trial.params
+    )
+    value = _format_accuracy(trial.value) if trial.value is not None else trial.state.name.lower()
+    return [
+        f"#{trial.number}",
+        value,
+        str(trial.user_attrs.get("arch_summary", "?")),
+        f"{trial.user_attrs.get('params', 0):,}",
+        f"{trial.user_attrs.get('macs', 0):,}",
+        training,
+    ]
+
+
 def _summary_table(study: Any) -> Table:
+    """The best trial next to the two baselines (NIN-shaped, all-plain)."""
     from optuna.trial import TrialState
+
+    from nin_search.study import baseline_trials
 
     trials = study.get_trials(deepcopy=False)
     counts = {state: sum(t.state == state for t in trials) for state in TrialState}
-    table = Table(title=f"study {study.study_name!r}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row(
-        "trials",
+    caption = (
         f"{counts[TrialState.COMPLETE]} completed, {counts[TrialState.PRUNED]} pruned, "
-        f"{counts[TrialState.FAIL]} failed, {counts[TrialState.RUNNING]} running",
+        f"{counts[TrialState.FAIL]} failed, {counts[TrialState.RUNNING]} running"
     )
-    completed = [t for t in trials if t.state == TrialState.COMPLETE]
-    if not completed:
-        table.add_row("best", "no completed trial yet")
-        return table
-    best = study.best_trial
-    table.add_row("best trial", f"#{best.number}")
-    table.add_row("val accuracy", _format_accuracy(best.value))
-    table.add_row("architecture", str(best.user_attrs.get("arch_summary", "?")))
-    table.add_row("params", f"{best.user_attrs.get('params', 0):,}")
-    table.add_row("MACs / image", f"{best.user_attrs.get('macs', 0):,}")
-    hparams = ("optimizer", "learning_rate", "weight_decay", "batch_size", "label_smoothing")
-    table.add_row(
-        "training",
-        ", ".join(
-            f"{k}={best.params[k]:.3g}"
-            if isinstance(best.params.get(k), float)
-            else f"{k}={best.params[k]}"
-            for k in hparams
-            if k in best.params
-        ),
-    )
+    table = Table(title=f"study {study.study_name!r}: {caption}", title_justify="left")
+    table.add_column("")
+    best = study.best_trial if counts[TrialState.COMPLETE] else None
+    baselines = baseline_trials(study)
+    columns = {
+        "best": best,
+        "NIN baseline": baselines.get("nin"),
+        "plain baseline": baselines.get("plain"),
+    }
+    for title in columns:
+        table.add_column(title, overflow="fold")
+    rows = ["trial", "val accuracy", "architecture", "params", "MACs / image", "opt, lr, batch"]
+    values = [_trial_column(trial) for trial in columns.values()]
+    for index, row in enumerate(rows):
+        table.add_row(row, *(column[index] for column in values))
     return table
 
 
 def _best_json(study: Any) -> dict[str, Any]:
     from optuna.trial import TrialState
 
+    from nin_search.study import baseline_trials
+
+    def describe(trial: Any) -> dict[str, Any] | None:
+        if trial is None:
+            return None
+        return {
+            "number": trial.number,
+            "state": trial.state.name.lower(),
+            "value": trial.value,
+            "params": trial.params,
+            "arch": trial.user_attrs.get("arch"),
+            "arch_summary": trial.user_attrs.get("arch_summary"),
+            "num_params": trial.user_attrs.get("params"),
+            "macs": trial.user_attrs.get("macs"),
+        }
+
     trials = study.get_trials(deepcopy=False)
-    result: dict[str, Any] = {
+    completed = any(t.state == TrialState.COMPLETE for t in trials)
+    baselines = baseline_trials(study)
+    return {
         "study": study.study_name,
         "trials": {
             state.name.lower(): sum(t.state == state for t in trials) for state in TrialState
         },
-        "best": None,
+        "best": describe(study.best_trial if completed else None),
+        "baselines": {kind: describe(baselines.get(kind)) for kind in ("nin", "plain")},
     }
-    if any(t.state == TrialState.COMPLETE for t in trials):
-        best = study.best_trial
-        result["best"] = {
-            "number": best.number,
-            "value": best.value,
-            "params": best.params,
-            **{key: best.user_attrs.get(key) for key in ("arch", "arch_summary", "params", "macs")},
-        }
-        result["best"]["num_params"] = result["best"].pop("params")
-        result["best"]["params"] = best.params
-    return result
 
 
-def _next_steps(storage: str, study_name: str) -> None:
+def _next_steps(storage: str, study_name: str, artifact_dir: Path) -> None:
     console.print("\nNext:")
-    console.print(f"  optuna-dashboard {storage}", markup=False, highlight=False)
+    console.print(
+        f"  optuna-dashboard {storage} --artifact-dir {artifact_dir}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(
         f"  nin-search best --storage {storage} --study-name {study_name}",
         markup=False,
@@ -183,6 +209,15 @@ def optimize(
             show_default=False,
         ),
     ] = None,
+    artifacts: Annotated[
+        Path | None,
+        typer.Option(
+            "--artifacts",
+            help="Folder of the Optuna artifact store for trained weights [default: beside the "
+            "SQLite file, e.g. nin_search-artifacts].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run (or resume) a search: train short runs, prune bad ones, store all in the database."""
     config = _resolve_config(
@@ -197,7 +232,13 @@ def optimize(
     _quiet_optuna()
     from nin_search.data import load_search_data
     from nin_search.objective import Objective
-    from nin_search.study import finished_trials, open_study
+    from nin_search.study import (
+        KeepBestWeights,
+        artifact_dir_for,
+        finished_trials,
+        make_artifact_store,
+        open_study,
+    )
     from nin_search.study import optimize as run_optimize
     from nin_search.train import resolve_device
 
@@ -205,6 +246,10 @@ def optimize(
     with err_console.status(f"loading {config.data.dataset} onto {training_device}"):
         data = load_search_data(config.data, device=training_device)
     study = open_study(config, storage_url=storage_url, study_name=name)
+    artifact_dir = artifact_dir_for(
+        storage_url, str(artifacts) if artifacts else config.optuna.artifact_dir
+    )
+    store = make_artifact_store(artifact_dir)
     target = config.study.n_trials
     already = len(finished_trials(study))
     err_console.print(
@@ -246,7 +291,7 @@ def optimize(
         )
         progress.reset(epoch_task, total=config.train.epochs, description="trial", info="")
 
-    objective = Objective(config, data, on_epoch=on_epoch)
+    objective = Objective(config, data, artifact_store=store, on_epoch=on_epoch)
     try:
         with progress:
             run_optimize(
@@ -254,13 +299,13 @@ def optimize(
                 objective,
                 n_trials=target,
                 timeout=config.study.timeout,
-                callbacks=[on_trial],
+                callbacks=[KeepBestWeights(store, keep=config.study.keep_weights), on_trial],
             )
     except KeyboardInterrupt:
         err_console.print("interrupted; run the same command again to resume the study")
         raise typer.Exit(130) from None
     console.print(_summary_table(study))
-    _next_steps(storage_url, name)
+    _next_steps(storage_url, name, artifact_dir)
 
 
 @app.command()

@@ -133,6 +133,8 @@ class StudySection(_Frozen):
     seed: int = Field(0, ge=0)  # sampler seed; trial seeds derive from it
     n_trials: int = Field(30, ge=1)  # target number of finished trials (a re-run resumes)
     timeout: float | None = Field(None, gt=0)  # seconds for one `optimize` run; None = no limit
+    keep_weights: int = Field(3, ge=0)  # trained weights kept for the best k trials (+ baselines)
+    baselines: bool = True  # enqueue the NIN-shaped and all-plain reference trials at creation
 
 
 class AugmentConfig(_Frozen):
@@ -235,6 +237,9 @@ class OptunaConfig(_Frozen):
     # Keyword arguments for the pruner's constructor, e.g. { n_startup_trials = 5 }.
     pruner_options: dict[str, int | float | bool] = {}
     storage: str = DEFAULT_STORAGE  # any Optuna RDB URL; the CLI's --storage wins
+    # Optuna artifact store (trained weights) folder; default: beside the SQLite file
+    # ("nin_search.db" -> "nin_search-artifacts"), else ./nin_search-artifacts.
+    artifact_dir: str | None = None
 
 
 class StudyConfig(_Frozen):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -15,6 +17,7 @@ from nin_search.data import SearchData
 from nin_search.model import build_model, count_macs, count_params
 from nin_search.space import suggest_arch, suggest_hyperparameters
 from nin_search.train import EpochResult, NonFiniteLossError, train
+from nin_search.weights import save_weights
 
 __all__ = ["Objective", "trial_seed"]
 
@@ -34,19 +37,27 @@ class Objective:
     """Trains one sampled architecture and returns its final validation accuracy.
 
     Every trial stores user attrs ``arch`` (``ArchSpec.to_dict()``), ``arch_summary``,
-    ``params``, ``macs`` (per image) and ``seed``; a pruned trial also stores ``prune_reason``.
+    ``params``, ``macs`` (per image) and ``seed``; a pruned trial also stores ``prune_reason``,
+    and a completed one ``weights_artifact`` (the id of its weights in the artifact store).
 
     Args:
         config: The study config.
         data: Train/validation tensors on the training device.
+        artifact_store: Where completed trials' weights go; None keeps no weights.
         on_epoch: Called after every epoch (the CLI's live display listens here).
     """
 
     def __init__(
-        self, config: StudyConfig, data: SearchData, *, on_epoch: EpochCallback | None = None
+        self,
+        config: StudyConfig,
+        data: SearchData,
+        *,
+        artifact_store: optuna.artifacts.FileSystemArtifactStore | None = None,
+        on_epoch: EpochCallback | None = None,
     ) -> None:
         self.config = config
         self.data = data
+        self.artifact_store = artifact_store
         self.on_epoch = on_epoch
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -86,4 +97,29 @@ class Objective:
             # Diverged: recorded as pruned so samplers learn from it; the study goes on.
             trial.set_user_attr("prune_reason", str(error))
             raise optuna.TrialPruned(str(error)) from None
+        if self.artifact_store is not None and self._worth_keeping(trial, result.final_accuracy):
+            self._upload_weights(trial, model)
         return result.final_accuracy
+
+    def _worth_keeping(self, trial: optuna.Trial, accuracy: float) -> bool:
+        """Baselines and trials that enter the current best ``keep_weights`` keep weights."""
+        if trial.user_attrs.get("baseline"):
+            return True
+        completed = trial.study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+        )
+        better = sum(other.value > accuracy for other in completed)
+        return better < self.config.study.keep_weights
+
+    def _upload_weights(self, trial: optuna.Trial, model: torch.nn.Module) -> None:
+        """Stores the trained weights as an Optuna artifact (safetensors)."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"trial-{trial.number}.safetensors"
+            save_weights(model.state_dict(), path)
+            artifact_id = optuna.artifacts.upload_artifact(
+                artifact_store=self.artifact_store,
+                file_path=str(path),
+                study_or_trial=trial,
+                mimetype="application/octet-stream",
+            )
+        trial.set_user_attr("weights_artifact", artifact_id)

@@ -7,6 +7,7 @@ a missing database, a study that does not exist or a changed search space raise
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,22 @@ from sqlalchemy.engine import make_url
 from nin_search import __version__
 from nin_search.config import OptunaConfig, StudyConfig
 from nin_search.errors import UserError
+from nin_search.space import baseline_params
 
 __all__ = [
     "FINISHED_STATES",
+    "KeepBestWeights",
+    "artifact_dir_for",
+    "baseline_trials",
     "check_storage_url",
     "finished_trials",
     "load_study",
+    "make_artifact_store",
     "make_pruner",
     "make_sampler",
     "open_study",
     "optimize",
+    "prune_weights",
 ]
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -171,8 +178,34 @@ def _describe_mismatch(stored: dict, current: dict) -> str:
     return "the search space differs"
 
 
+def artifact_dir_for(storage_url: str, configured: str | None = None) -> Path:
+    """Where trained weights go: ``configured``, else beside the SQLite file, else ./."""
+    if configured:
+        return Path(configured).expanduser().resolve()
+    parsed = make_url(storage_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        database = Path(parsed.database).resolve()
+        return database.with_name(f"{database.stem}-artifacts")
+    return Path("nin_search-artifacts").resolve()
+
+
+def make_artifact_store(directory: Path) -> optuna.artifacts.FileSystemArtifactStore:
+    directory.mkdir(parents=True, exist_ok=True)
+    return optuna.artifacts.FileSystemArtifactStore(str(directory))
+
+
+def _enqueue_baselines(study: optuna.Study, config: StudyConfig) -> None:
+    for kind in ("nin", "plain"):
+        params = baseline_params(config.space, config.train, kind)
+        study.enqueue_trial(params, user_attrs={"baseline": kind})
+
+
 def open_study(config: StudyConfig, *, storage_url: str, study_name: str) -> optuna.Study:
     """Creates the study, or resumes it if it exists with the same search space.
+
+    The worker that creates the study (the database's unique study name decides, so exactly
+    one even when several start together) records the search space and enqueues the two
+    baseline trials.
 
     Raises:
         UserError: For an unusable storage, or an existing study with another search space
@@ -191,18 +224,23 @@ def open_study(config: StudyConfig, *, storage_url: str, study_name: str) -> opt
                 f"study {study_name!r} was created with another search space ({difference}); "
                 "use a new --study-name, or the original study file to resume it"
             )
-    study = optuna.create_study(
-        storage=storage,
-        study_name=study_name,
-        direction="maximize",
-        sampler=sampler,
-        pruner=pruner,
-        load_if_exists=True,
-    )
-    if "space" not in study.user_attrs:
-        study.set_user_attr("space", fingerprint)
-        study.set_user_attr("config", config.model_dump(mode="json"))
-        study.set_user_attr("nin_search_version", __version__)
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=study_name,
+            direction="maximize",
+            sampler=sampler,
+            pruner=pruner,
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(
+            study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
+        )
+    study.set_user_attr("space", fingerprint)
+    study.set_user_attr("config", config.model_dump(mode="json"))
+    study.set_user_attr("nin_search_version", __version__)
+    if config.study.baselines:
+        _enqueue_baselines(study, config)
     return study
 
 
@@ -266,3 +304,54 @@ def optimize(
         gc_after_trial=False,
     )
     return len(study.get_trials(deepcopy=False)) - before
+
+
+def baseline_trials(study: optuna.Study) -> dict[str, FrozenTrial]:
+    """The study's reference trials by kind (``"nin"``, ``"plain"``), where they exist."""
+    found: dict[str, FrozenTrial] = {}
+    for trial in study.get_trials(deepcopy=False):
+        kind = trial.user_attrs.get("baseline")
+        if kind and kind not in found:
+            found[kind] = trial
+    return found
+
+
+class KeepBestWeights:
+    """Study callback: after every trial, keep only the best ``keep`` trials' weights."""
+
+    def __init__(self, store: optuna.artifacts.FileSystemArtifactStore, *, keep: int) -> None:
+        self.store = store
+        self.keep = keep
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state == TrialState.COMPLETE:
+            prune_weights(study, self.store, keep=self.keep)
+
+
+def prune_weights(
+    study: optuna.Study, store: optuna.artifacts.FileSystemArtifactStore, *, keep: int
+) -> list[int]:
+    """Deletes stored weights of completed trials outside the best ``keep`` (baselines stay).
+
+    Optuna cannot change a finished trial's attributes, so the numbers of the trials whose
+    weights were deleted are recorded in the study user attr ``removed_weights``.
+
+    Returns:
+        The trial numbers whose weights this call deleted.
+    """
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    ranked = sorted(completed, key=lambda t: t.value, reverse=True)
+    already = set(study.user_attrs.get("removed_weights", []))
+    removed = []
+    for trial in ranked[keep:]:
+        artifact_id = trial.user_attrs.get("weights_artifact")
+        if not artifact_id or trial.user_attrs.get("baseline") or trial.number in already:
+            continue
+        with contextlib.suppress(ArtifactNotFound):
+            store.remove(artifact_id)
+        removed.append(trial.number)
+    if removed:
+        study.set_user_attr("removed_weights", sorted(already | set(removed)))
+    return removed

@@ -1,0 +1,140 @@
+"""Study creation: baselines, weights artifacts, samplers and pruners."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import optuna
+import pytest
+
+from nin_search import ArchSpec, UserError, default_config, suggest_arch
+from nin_search.config import OptunaConfig, SpaceConfig, StudyConfig, TrainConfig
+from nin_search.data import load_search_data
+from nin_search.objective import Objective
+from nin_search.space import baseline_params
+from nin_search.study import (
+    KeepBestWeights,
+    baseline_trials,
+    make_artifact_store,
+    make_pruner,
+    make_sampler,
+    open_study,
+    optimize,
+)
+from nin_search.weights import load_weights
+
+TINY = StudyConfig.model_validate(
+    {
+        "study": {"name": "tiny", "n_trials": 4, "keep_weights": 1},
+        "space": {"num_stages": [1, 2], "widths": [8, 16], "mlp_widths": [8, 16]},
+        "train": {"epochs": 1, "batch_size": [128], "device": "cpu"},
+        "optuna": {"pruner": "none"},
+    }
+)
+
+
+def test_baselines_are_the_nin_shape_and_its_plain_counterpart_inside_the_space():
+    config = default_config()
+    nin = suggest_arch(
+        optuna.trial.FixedTrial(baseline_params(config.space, config.train, "nin")), config.space
+    )
+    plain = suggest_arch(
+        optuna.trial.FixedTrial(baseline_params(config.space, config.train, "plain")), config.space
+    )
+    assert [s.kind for s in nin.stages] == ["mlp"] * 3
+    assert [s.kind for s in plain.stages] == ["plain"] * 3
+    assert [s.kernel_size for s in nin.stages] == [5, 5, 3]  # NIN's kernels
+    assert [s.width for s in nin.stages] == [s.width for s in plain.stages] == [64, 64, 64]
+    assert [s.mlp_widths for s in nin.stages] == [(64, 32), (64, 64), (64,)]
+    assert nin.dropout == plain.dropout == 0.5 and nin.head == "nin"
+
+
+def test_baselines_follow_a_space_without_the_preferred_choices():
+    space = SpaceConfig(num_stages=2, kernel_sizes=[3], widths=[12, 24], mlp_depth=1, pool=["avg"])
+    params = baseline_params(space, TrainConfig(), "nin")
+    spec = suggest_arch(optuna.trial.FixedTrial(params), space)
+    assert spec.summary().startswith("mlp3x3-24-64/avg > mlp3x3-24-64")
+    with pytest.raises(ValueError, match="kind='big'"):
+        baseline_params(space, TrainConfig(), "big")
+
+
+def test_a_new_study_enqueues_both_baselines_once(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    open_study(TINY, storage_url=storage, study_name="tiny")
+    study = open_study(TINY, storage_url=storage, study_name="tiny")  # resumed: no new baselines
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs["baseline"] for t in waiting] == ["nin", "plain"]
+
+
+def _open(storage: str) -> None:
+    open_study(TINY, storage_url=storage, study_name="race")
+
+
+def test_workers_that_start_together_enqueue_the_baselines_exactly_once(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'race.db'}"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_open, args=(storage,)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    trials = optuna.load_study(study_name="race", storage=storage).get_trials()
+    assert sorted(t.user_attrs["baseline"] for t in trials) == ["nin", "plain"]
+
+
+def test_weights_of_the_best_k_and_the_baselines_are_kept(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'w.db'}"
+    study = open_study(TINY, storage_url=storage, study_name="tiny")
+    store = make_artifact_store(tmp_path / "artifacts")
+    data = load_search_data(TINY.data, device="cpu")
+    objective = Objective(TINY, data, artifact_store=store)
+    optimize(study, objective, n_trials=5, callbacks=[KeepBestWeights(store, keep=1)])
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 5
+    baselines = baseline_trials(study)
+    assert set(baselines) == {"nin", "plain"}
+    kept = {p.name for p in (tmp_path / "artifacts").iterdir()}
+    best = study.best_trial
+    must_keep = {best.user_attrs["weights_artifact"]} | {
+        t.user_attrs["weights_artifact"] for t in baselines.values()
+    }
+    assert must_keep <= kept
+    removed = set(study.user_attrs.get("removed_weights", []))
+    for trial in trials:
+        artifact = trial.user_attrs.get("weights_artifact")
+        if artifact and artifact not in must_keep:
+            assert artifact not in kept and trial.number in removed
+    state = load_weights(tmp_path / "artifacts" / best.user_attrs["weights_artifact"])
+    from nin_search import build_model
+
+    model = build_model(ArchSpec.from_dict(best.user_attrs["arch"]), in_channels=1, num_classes=10)
+    model.load_state_dict(state, strict=True)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "nsgaii", "gp"])
+def test_every_sampler_handles_the_conditional_space(sampler):
+    config = default_config()
+    study = optuna.create_study(
+        direction="maximize", sampler=make_sampler(OptunaConfig(sampler=sampler), seed=0)
+    )
+    for index in range(4):
+        trial = study.ask()
+        spec = suggest_arch(trial, config.space)
+        study.tell(trial, 0.5 + 0.01 * index + 0.1 * (spec.stages[0].kind == "mlp"))
+    assert len(study.trials) == 4
+
+
+@pytest.mark.parametrize(
+    "pruner",
+    ["median", "percentile", "hyperband", "successive-halving", "patient", "wilcoxon", "none"],
+)
+def test_every_pruner_is_built_with_defaults(pruner):
+    assert isinstance(make_pruner(OptunaConfig(pruner=pruner), epochs=8), optuna.pruners.BasePruner)
+
+
+def test_pruner_options_are_checked_by_the_pruner_itself():
+    with pytest.raises(UserError, match="pruner_options for pruner 'percentile'"):
+        make_pruner(
+            OptunaConfig(pruner="percentile", pruner_options={"percentile": 120.0}), epochs=8
+        )
