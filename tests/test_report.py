@@ -1,0 +1,383 @@
+import dataclasses
+import math
+import re
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+
+from nin_search import report
+from nin_search.report import (
+    AccuracyGroup,
+    BestArchitecture,
+    BestStageRow,
+    EqualEpochComparison,
+    MlpDepthInfo,
+    MlpWidthInfo,
+    get_best_architecture_table,
+    get_cost_info,
+    get_mlp_depth_info,
+    get_mlp_width_info,
+    get_stage_verdicts,
+    verdict_lines,
+    write_report,
+)
+from nin_search.spec import ArchSpec, StageSpec
+
+WIDTHS = [16, 32, 64]
+
+
+def stage_spec(kind, *, mlp_widths=(16,), kernel_size=3, width=32, pool="max"):
+    if kind == "plain":
+        mlp_widths = ()
+    return StageSpec(kind, kernel_size=kernel_size, width=width, mlp_widths=mlp_widths, pool=pool)
+
+
+def arch_of(stages):
+    """The spec of ``stages``; the last stage never downsamples."""
+    return ArchSpec(stages=(*stages[:-1], dataclasses.replace(stages[-1], pool="none")))
+
+
+def trial_for(
+    stages,
+    value,
+    *,
+    state=TrialState.COMPLETE,
+    intermediate_values=None,
+    cost=None,
+    baseline=None,
+    with_arch=True,
+):
+    """A trial with params and user attrs as the objective would store them."""
+    arch = arch_of(stages)
+    params, distributions = {}, {}
+
+    def put(name, value, distribution):
+        params[name] = value
+        distributions[name] = distribution
+
+    for index, stage in enumerate(arch.stages):
+        put(f"s{index}_type", stage.kind, CategoricalDistribution(["plain", "mlp"]))
+        put(f"s{index}_kernel_size", stage.kernel_size, CategoricalDistribution([3, 5]))
+        put(f"s{index}_width", stage.width, CategoricalDistribution(WIDTHS))
+        if stage.kind == "mlp":
+            put(f"s{index}_mlp_depth", len(stage.mlp_widths), IntDistribution(1, 3))
+            for layer, width in enumerate(stage.mlp_widths, start=1):
+                put(f"s{index}_mlp{layer}_width", width, CategoricalDistribution(WIDTHS))
+        if index < len(arch.stages) - 1:
+            put(f"s{index}_pool", stage.pool, CategoricalDistribution(["max", "avg", "none"]))
+    put("learning_rate", 0.05, FloatDistribution(1e-3, 1.0, log=True))
+    user_attrs = {"arch_summary": arch.summary(), "params": 1000, "macs": 10000, "seed": 0}
+    if with_arch:
+        user_attrs["arch"] = arch.to_dict()
+    if cost is not None:
+        user_attrs["params"], user_attrs["macs"] = cost
+    if baseline is not None:
+        user_attrs["baseline"] = baseline
+    return create_trial(
+        state=state,
+        value=value if state == TrialState.COMPLETE else None,
+        params=params,
+        distributions=distributions,
+        user_attrs=user_attrs,
+        intermediate_values=intermediate_values or {},
+    )
+
+
+def study_of(trials, name=None):
+    study = optuna.create_study(direction="maximize", study_name=name)
+    for trial in trials:
+        study.add_trial(trial)
+    return study
+
+
+def effect_study(mlp_mean, plain_mean, *, n=15, noise=0.01, seed=1):
+    generator = np.random.default_rng(seed)
+    trials = []
+    for kind, mean in (("mlp", mlp_mean), ("plain", plain_mean)):
+        for _ in range(n):
+            value = float(mean + noise * generator.standard_normal())
+            trials.append(trial_for([stage_spec(kind)], value))
+    return study_of(trials)
+
+
+def test_a_clearly_better_mlp_stage_gets_helps_with_an_interval_above_zero():
+    (verdict,) = get_stage_verdicts(effect_study(0.9, 0.8))
+    assert verdict.verdict == "MLP conv helps"
+    assert (verdict.n_plain, verdict.n_mlp) == (15, 15)
+    assert verdict.confidence_interval[0] > 0
+    assert verdict.confidence_interval[0] < verdict.difference < verdict.confidence_interval[1]
+    assert verdict.difference == pytest.approx(verdict.mlp_mean - verdict.plain_mean)
+    assert verdict.difference == pytest.approx(0.1, abs=0.02)
+
+
+def test_a_clearly_worse_mlp_stage_gets_hurts_with_an_interval_below_zero():
+    (verdict,) = get_stage_verdicts(effect_study(0.8, 0.9))
+    assert verdict.verdict == "MLP conv hurts"
+    assert verdict.confidence_interval[1] < 0
+
+
+def test_identical_accuracies_give_no_clear_evidence():
+    values = [0.80, 0.82, 0.79, 0.85, 0.81, 0.78]
+    trials = [trial_for([stage_spec(kind)], value) for kind in ("plain", "mlp") for value in values]
+    (verdict,) = get_stage_verdicts(study_of(trials))
+    assert verdict.verdict == "no clear evidence (n=12)"
+    low, high = verdict.confidence_interval
+    assert low < 0 < high
+    assert verdict.difference == pytest.approx(0.0)
+
+
+def test_two_trials_a_type_are_too_few_to_tell():
+    trials = [trial_for([stage_spec(kind)], 0.8) for kind in ("plain", "plain", "mlp", "mlp")]
+    (verdict,) = get_stage_verdicts(study_of(trials))
+    assert verdict.verdict == "too few trials to tell (n_plain=2, n_mlp=2)"
+    assert verdict.confidence_interval is None
+    assert verdict.difference == pytest.approx(0.0)
+
+
+def test_the_bootstrap_is_reproducible_with_its_seed_and_checks_its_arguments():
+    study = effect_study(0.9, 0.8)
+    assert get_stage_verdicts(study, seed=3) == get_stage_verdicts(study, seed=3)
+    with pytest.raises(ValueError, match="confidence=1.5"):
+        get_stage_verdicts(study, confidence=1.5)
+    with pytest.raises(ValueError, match="n_bootstrap=0"):
+        get_stage_verdicts(study, n_bootstrap=0)
+    with pytest.raises(ValueError, match="min_trials=0"):
+        get_stage_verdicts(study, min_trials=0)
+
+
+def test_pruned_trials_are_compared_at_the_largest_epoch_every_finished_trial_reached():
+    plain, mlp = [stage_spec("plain")], [stage_spec("mlp")]
+    trials = [
+        trial_for(plain, 0.80, intermediate_values={1: 0.5, 2: 0.6, 3: 0.8}),
+        trial_for(plain, 0.70, intermediate_values={1: 0.4, 2: 0.5, 3: 0.7}),
+        trial_for(mlp, 0.90, intermediate_values={1: 0.6, 2: 0.7, 3: 0.9}),
+        trial_for(mlp, None, state=TrialState.PRUNED, intermediate_values={1: 0.2, 2: 0.3}),
+        # Never reported, so it cannot be compared at any epoch.
+        trial_for(mlp, None, state=TrialState.PRUNED),
+        trial_for(plain, None, state=TrialState.FAIL, intermediate_values={1: 0.0}),
+    ]
+    (verdict,) = get_stage_verdicts(study_of(trials))
+    assert verdict.equal_epoch == EqualEpochComparison(
+        epoch=2,
+        plain_mean=pytest.approx(0.55),
+        mlp_mean=pytest.approx(0.5),
+        n_plain=2,
+        n_mlp=2,
+        n_pruned=1,
+    )
+    # The verdict itself only counts completed trials.
+    assert (verdict.n_plain, verdict.n_mlp) == (2, 1)
+    assert verdict.mlp_accuracies == [0.9]
+
+
+def test_stage_types_come_from_the_arch_attr_or_else_from_params():
+    two_stages = [stage_spec("mlp"), stage_spec("plain")]
+    from_params = trial_for(two_stages, 0.7, with_arch=False)
+    # A fixed space: no stage params at all, only the arch attr.
+    fixed_space = create_trial(
+        value=0.9,
+        params={"learning_rate": 0.05},
+        distributions={"learning_rate": FloatDistribution(1e-3, 1.0, log=True)},
+        user_attrs={"arch": arch_of(two_stages).to_dict()},
+    )
+    verdicts = get_stage_verdicts(study_of([from_params, fixed_space]))
+    assert [(v.stage, v.plain_accuracies, v.mlp_accuracies) for v in verdicts] == [
+        (0, [], [0.7, 0.9]),
+        (1, [0.7, 0.9], []),
+    ]
+
+
+def test_depth_and_width_group_completed_accuracies_per_stage():
+    trials = [
+        trial_for([stage_spec("plain"), stage_spec("plain")], 0.6),
+        trial_for([stage_spec("mlp", mlp_widths=(16,)), stage_spec("plain")], 0.7),
+        trial_for([stage_spec("mlp", mlp_widths=(32, 16)), stage_spec("plain")], 0.8),
+        trial_for([stage_spec("mlp", mlp_widths=(16, 16)), stage_spec("mlp")], 0.9),
+        trial_for([stage_spec("mlp")], None, state=TrialState.PRUNED),
+    ]
+    study = study_of(trials)
+    assert get_mlp_depth_info(study) == [
+        MlpDepthInfo(
+            stage=0,
+            groups=[
+                AccuracyGroup(0, 1, 0.6, [0.6]),
+                AccuracyGroup(1, 1, 0.7, [0.7]),
+                AccuracyGroup(2, 2, pytest.approx(0.85), [0.8, 0.9]),
+            ],
+        ),
+        MlpDepthInfo(
+            stage=1,
+            groups=[
+                AccuracyGroup(0, 3, pytest.approx(0.7), [0.6, 0.7, 0.8]),
+                AccuracyGroup(1, 1, 0.9, [0.9]),
+            ],
+        ),
+    ]
+    assert get_mlp_width_info(study) == [
+        MlpWidthInfo(
+            0,
+            1,
+            [
+                AccuracyGroup(16, 2, pytest.approx(0.8), [0.7, 0.9]),
+                AccuracyGroup(32, 1, 0.8, [0.8]),
+            ],
+        ),
+        MlpWidthInfo(0, 2, [AccuracyGroup(16, 2, pytest.approx(0.85), [0.8, 0.9])]),
+        MlpWidthInfo(1, 1, [AccuracyGroup(16, 1, 0.9, [0.9])]),
+    ]
+
+
+def cost_study():
+    stages = [stage_spec("mlp")]
+    return study_of(
+        [
+            trial_for(stages, 0.70, cost=(100, 9000)),  # 0: cheapest params
+            trial_for(stages, 0.80, cost=(200, 1000), baseline="plain"),  # 1: cheapest macs
+            trial_for(stages, 0.75, cost=(300, 5000)),  # 2: dominated by 1 on both
+            trial_for(stages, 0.90, cost=(400, 8000), baseline="nin"),  # 3: best accuracy
+            trial_for(stages, 0.90, cost=(500, 8500)),  # 4: ties 3 on accuracy, costs more
+            trial_for(stages, None, state=TrialState.PRUNED, cost=(10, 10)),
+        ]
+    )
+
+
+def test_cost_info_lists_completed_trials_and_their_pareto_fronts():
+    info = get_cost_info(cost_study())
+    assert [(p.number, p.accuracy, p.params, p.macs, p.baseline) for p in info.points] == [
+        (0, 0.70, 100, 9000, None),
+        (1, 0.80, 200, 1000, "plain"),
+        (2, 0.75, 300, 5000, None),
+        (3, 0.90, 400, 8000, "nin"),
+        (4, 0.90, 500, 8500, None),
+    ]
+    assert info.params_front == [0, 1, 3]
+    assert info.macs_front == [1, 3]
+    assert {2, 4}.isdisjoint(info.params_front + info.macs_front)
+
+
+def test_cost_figures_mark_the_front_and_label_the_baselines_on_a_log_axis():
+    figure = report.plot_cost(get_cost_info(cost_study()), cost="macs")
+    traces = {trace.name: trace for trace in figure.data}
+    assert list(traces["Pareto front"].x) == [1000, 8000]
+    assert list(traces["nin baseline"].text) == ["nin baseline"]
+    assert traces["nin baseline"].marker.symbol != traces["plain baseline"].marker.symbol
+    assert figure.layout.xaxis.type == "log"
+    with pytest.raises(ValueError, match="cost='flops'"):
+        report.plot_cost(get_cost_info(cost_study()), cost="flops")
+
+
+def test_best_architecture_table_lists_the_best_trials_stages():
+    best = [
+        stage_spec("mlp", kernel_size=5, width=64, mlp_widths=(32, 16), pool="avg"),
+        stage_spec("plain", width=16),
+    ]
+    study = study_of(
+        [trial_for([stage_spec("plain")], 0.5), trial_for(best, 0.9, cost=(1234, 56789))]
+    )
+    assert get_best_architecture_table(study) == BestArchitecture(
+        number=1,
+        accuracy=0.9,
+        params=1234,
+        macs=56789,
+        arch_summary="mlp5x5-64-32-16/avg > plain3x3-16 | nin, bn, relu",
+        rows=[
+            BestStageRow(0, "mlp", 5, 64, (32, 16), "avg"),
+            BestStageRow(1, "plain", 3, 16, (), "none"),
+        ],
+    )
+    assert get_best_architecture_table(study_of([])) is None
+
+
+def test_verdict_lines_read_as_sentences():
+    verdicts = get_stage_verdicts(effect_study(0.9, 0.8))
+    low, high = (bound * 100 for bound in verdicts[0].confidence_interval)
+    difference = verdicts[0].difference * 100
+    assert verdict_lines(verdicts) == [
+        f"stage 0: MLP conv helps ({difference:+.1f} points, 95% CI {low:+.1f}..{high:+.1f}; "
+        "plain n=15, mlp n=15)"
+    ]
+    few = get_stage_verdicts(study_of([trial_for([stage_spec("mlp")], 0.8)]))
+    assert verdict_lines(few) == ["stage 0: too few trials to tell (n_plain=0, n_mlp=1)"]
+
+
+PLOTLY_JS_MARKER = "plotly.js v"
+
+
+def test_write_report_is_one_offline_html_file_with_verdicts_and_figures(tmp_path):
+    study = effect_study(0.9, 0.8, n=6)
+    study.add_trial(
+        trial_for(
+            [stage_spec("plain")], None, state=TrialState.PRUNED, intermediate_values={1: 0.3}
+        )
+    )
+    path = tmp_path / "report.html"
+    verdicts = write_report(study, path)
+    text = path.read_text(encoding="utf-8")
+    assert verdicts[0].verdict == "MLP conv helps"
+    assert path.stat().st_size > 1_000_000
+    assert PLOTLY_JS_MARKER in text
+    assert re.search(r"<script[^>]*\bsrc=", text) is None  # nothing loaded from the network
+    assert "MLP conv helps" in text
+    order = [
+        "figure-verdicts",
+        "figure-depth",
+        "figure-width",
+        "figure-cost-params",
+        "figure-cost-macs",
+        "figure-history",
+        "figure-intermediate-values",
+        "figure-importances",
+        "Best architecture",
+    ]
+    positions = [
+        text.index(f'id="{name}"' if name.startswith("figure") else name) for name in order
+    ]
+    assert positions == sorted(positions)
+
+
+def test_write_report_says_so_when_no_trial_has_completed(tmp_path):
+    study = study_of([trial_for([stage_spec("mlp")], None, state=TrialState.PRUNED)])
+    path = tmp_path / "report.html"
+    assert write_report(study, path)[0].verdict.startswith("too few trials")
+    text = path.read_text(encoding="utf-8")
+    assert "no completed trials yet" in text
+    assert PLOTLY_JS_MARKER in text
+
+    empty = tmp_path / "empty.html"
+    assert write_report(study_of([]), empty) == []
+    assert "no completed trials yet" in empty.read_text(encoding="utf-8")
+
+
+def test_write_report_renders_a_study_with_only_a_few_trials(tmp_path):
+    study = study_of([trial_for([stage_spec("mlp")], 0.8), trial_for([stage_spec("plain")], 0.7)])
+    path = tmp_path / "report.html"
+    write_report(study, path)
+    assert "too few trials to tell (n_plain=1, n_mlp=1)" in path.read_text(encoding="utf-8")
+
+
+def test_importances_show_a_note_instead_of_raising(monkeypatch):
+    def broken(study):
+        raise RuntimeError("not enough trials")
+
+    monkeypatch.setattr(optuna.visualization, "plot_param_importances", broken)
+    figure = report.plot_param_importances(effect_study(0.9, 0.8, n=2))
+    assert "not enough trials" in figure.layout.annotations[0].text
+
+
+def test_user_text_in_the_report_is_escaped(tmp_path):
+    study = study_of([trial_for([stage_spec("mlp")], 0.8)], name="<script>alert(1)</script>")
+    path = tmp_path / "report.html"
+    write_report(study, path)
+    text = path.read_text(encoding="utf-8")
+    assert "<script>alert(1)</script>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def test_non_finite_values_are_left_out():
+    trials = [trial_for([stage_spec("mlp")], 0.8), trial_for([stage_spec("mlp")], math.inf)]
+    study = study_of(trials)
+    assert get_stage_verdicts(study)[0].mlp_accuracies == [0.8]
+    assert [point.number for point in get_cost_info(study).points] == [0]
