@@ -245,7 +245,13 @@ def optimize(
     training_device = resolve_device(config.train.device)
     with err_console.status(f"loading {config.data.dataset} onto {training_device}"):
         data = load_search_data(config.data, device=training_device)
-    study = open_study(config, storage_url=storage_url, study_name=name)
+    data_info = {
+        "in_channels": data.in_channels,
+        "num_classes": data.num_classes,
+        "image_size": data.image_size,
+        "classes": list(data.classes),
+    }
+    study = open_study(config, storage_url=storage_url, study_name=name, data_info=data_info)
     artifact_dir = artifact_dir_for(
         storage_url, str(artifacts) if artifacts else config.optuna.artifact_dir
     )
@@ -332,6 +338,120 @@ def best(
         console.print_json(json.dumps(_best_json(study)))
         return
     console.print(_summary_table(study))
+
+
+ArtifactsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--artifacts",
+        help="Artifact store folder that optimize used [default: beside the SQLite file].",
+        show_default=False,
+    ),
+]
+TrialOption = Annotated[
+    int | None,
+    typer.Option(
+        "--trial", min=0, help="Trial number [default: the best trial].", show_default=False
+    ),
+]
+
+
+def _study_data_info(study: Any) -> dict[str, Any]:
+    info = study.user_attrs.get("data")
+    if not info:
+        raise UserError(
+            f"study {study.study_name!r} was not created by nin-search (no data attrs); "
+            "export works on studies written by `nin-search optimize`"
+        )
+    return info
+
+
+@app.command()
+def export(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The Python file to write.", show_default=False)
+    ],
+    storage: Annotated[
+        str, typer.Option("--storage", help="Optuna storage URL.")
+    ] = DEFAULT_STORAGE,
+    study_name: Annotated[
+        str | None,
+        typer.Option(
+            "--study-name",
+            help="Study name [default: the storage's only study].",
+            show_default=False,
+        ),
+    ] = None,
+    trial_number: TrialOption = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights",
+            help="Also write the trial's trained weights here (safetensors).",
+            show_default=False,
+        ),
+    ] = None,
+    class_name: Annotated[
+        str | None,
+        typer.Option(
+            "--class-name",
+            help="Model class name [default: from the study name].",
+            show_default=False,
+        ),
+    ] = None,
+    artifacts: ArtifactsOption = None,
+) -> None:
+    """Write a trial's architecture as one standalone PyTorch file (and its trained weights)."""
+    _quiet_optuna()
+    from nin_search.export import ExportInfo, export_source
+    from nin_search.model import build_model
+    from nin_search.spec import ArchSpec
+    from nin_search.study import artifact_dir_for, download_weights, load_study, pick_trial
+    from nin_search.weights import load_weights
+
+    if not output.parent.is_dir():
+        raise UserError(f"folder {str(output.parent)!r} for --output does not exist; create it")
+    study = load_study(storage, study_name)
+    trial = pick_trial(study, trial_number)
+    data_info = _study_data_info(study)
+    spec = ArchSpec.from_dict(trial.user_attrs["arch"])
+    info = ExportInfo(
+        in_channels=data_info["in_channels"],
+        num_classes=data_info["num_classes"],
+        image_size=data_info["image_size"],
+        study_name=study.study_name,
+        trial_number=trial.number,
+        val_accuracy=trial.value,
+        params=trial.user_attrs.get("params"),
+        macs=trial.user_attrs.get("macs"),
+        class_names=tuple(data_info.get("classes", ())),
+        weights_file=weights.name if weights else None,
+    )
+    try:
+        source = export_source(spec, info, class_name=class_name)
+    except ValueError as error:
+        raise UserError(f"{error} Pick another --class-name.") from None
+    if weights is not None:
+        if not weights.parent.is_dir():
+            raise UserError(f"folder {str(weights.parent)!r} for --weights does not exist")
+        configured = study.user_attrs.get("config", {}).get("optuna", {}).get("artifact_dir")
+        artifact_dir = artifact_dir_for(storage, str(artifacts) if artifacts else configured)
+        download_weights(study, trial, artifact_dir, weights)
+        model = build_model(spec, in_channels=info.in_channels, num_classes=info.num_classes)
+        try:
+            model.load_state_dict(load_weights(weights), strict=True)
+        except RuntimeError:
+            weights.unlink()
+            raise UserError(
+                f"the stored weights of trial {trial.number} do not match its architecture; "
+                "retrain it with `nin-search train`"
+            ) from None
+    output.write_text(source, encoding="utf-8")
+    console.print(
+        f"wrote {output} (trial #{trial.number}, {spec.summary()})", markup=False, highlight=False
+    )
+    if weights is not None:
+        console.print(f"wrote {weights} (safetensors)", markup=False, highlight=False)
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "artifact_dir_for",
     "baseline_trials",
     "check_storage_url",
+    "download_weights",
     "finished_trials",
     "load_study",
     "make_artifact_store",
@@ -35,6 +36,7 @@ __all__ = [
     "make_sampler",
     "open_study",
     "optimize",
+    "pick_trial",
     "prune_weights",
 ]
 
@@ -200,7 +202,13 @@ def _enqueue_baselines(study: optuna.Study, config: StudyConfig) -> None:
         study.enqueue_trial(params, user_attrs={"baseline": kind})
 
 
-def open_study(config: StudyConfig, *, storage_url: str, study_name: str) -> optuna.Study:
+def open_study(
+    config: StudyConfig,
+    *,
+    storage_url: str,
+    study_name: str,
+    data_info: dict[str, Any] | None = None,
+) -> optuna.Study:
     """Creates the study, or resumes it if it exists with the same search space.
 
     The worker that creates the study (the database's unique study name decides, so exactly
@@ -210,6 +218,13 @@ def open_study(config: StudyConfig, *, storage_url: str, study_name: str) -> opt
     Raises:
         UserError: For an unusable storage, or an existing study with another search space
             (nothing is written in that case).
+
+    Args:
+        config: The study config (its search space is recorded on creation).
+        storage_url: An Optuna RDB URL.
+        study_name: The study's name.
+        data_info: ``in_channels``, ``num_classes``, ``image_size`` and ``classes`` of the
+            data, recorded on creation so that ``export`` and ``train`` need no study file.
     """
     check_storage_url(storage_url, must_exist=False)
     sampler = make_sampler(config.optuna, seed=config.study.seed)
@@ -239,6 +254,8 @@ def open_study(config: StudyConfig, *, storage_url: str, study_name: str) -> opt
     study.set_user_attr("space", fingerprint)
     study.set_user_attr("config", config.model_dump(mode="json"))
     study.set_user_attr("nin_search_version", __version__)
+    if data_info is not None:
+        study.set_user_attr("data", data_info)
     if config.study.baselines:
         _enqueue_baselines(study, config)
     return study
@@ -355,3 +372,70 @@ def prune_weights(
     if removed:
         study.set_user_attr("removed_weights", sorted(already | set(removed)))
     return removed
+
+
+def pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
+    """Trial ``number``, or the best completed trial when ``number`` is None.
+
+    Raises:
+        UserError: When the study has no completed trial, or ``number`` is not a trial of it.
+    """
+    trials = study.get_trials(deepcopy=False)
+    if number is None:
+        if not any(t.state == TrialState.COMPLETE for t in trials):
+            raise UserError(
+                f"study {study.study_name!r} has no completed trial yet; run "
+                "`nin-search optimize` until one completes, or pass --trial N"
+            )
+        return study.best_trial
+    if not 0 <= number < len(trials):
+        raise UserError(
+            f"trial {number} is out of range: study {study.study_name!r} has trials "
+            f"0..{len(trials) - 1}; see `nin-search best`"
+        )
+    trial = trials[number]
+    if "arch" not in trial.user_attrs:
+        raise UserError(
+            f"trial {number} has no architecture ({trial.state.name.lower()} before it was "
+            "built); pick another --trial"
+        )
+    return trial
+
+
+def download_weights(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    artifact_dir: Path,
+    path: Path,
+) -> None:
+    """Copies a trial's trained weights from the artifact store to ``path``.
+
+    Raises:
+        UserError: When the trial has no stored weights (not completed, or outside the
+            best ``keep_weights`` and deleted).
+    """
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
+    artifact_id = trial.user_attrs.get("weights_artifact")
+    removed = trial.number in study.user_attrs.get("removed_weights", [])
+    if not artifact_id or removed:
+        why = (
+            "were deleted (only the best study.keep_weights are kept)"
+            if removed
+            else ("were never stored (only completed trials in the best study.keep_weights are)")
+        )
+        raise UserError(
+            f"the weights of trial {trial.number} {why}; export without --weights, or retrain "
+            f"it with `nin-search train --trial {trial.number}`"
+        )
+    try:
+        optuna.artifacts.download_artifact(
+            artifact_store=optuna.artifacts.FileSystemArtifactStore(str(artifact_dir)),
+            file_path=str(path),
+            artifact_id=artifact_id,
+        )
+    except ArtifactNotFound:
+        raise UserError(
+            f"the weights of trial {trial.number} are not in the artifact store {artifact_dir}; "
+            "pass --artifacts with the folder that optimize used"
+        ) from None

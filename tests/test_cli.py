@@ -206,3 +206,68 @@ def test_console_script_and_module_entry_points_both_work(tmp_path):
     result = subprocess.run([*command, "--help"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0 and "optimize" in result.stdout
     assert run_cli("optimize", "--help", cwd=tmp_path).returncode == 0
+
+
+def test_export_round_trip_reproduces_the_trial_outputs_and_its_accuracy(searched, tmp_path):
+    import importlib.util
+
+    import torch
+
+    from nin_search import StudyConfig, build_model
+    from nin_search.data import load_search_data
+    from nin_search.train import evaluate
+    from nin_search.weights import load_weights
+
+    folder, _ = searched
+    result = run_cli(
+        "export",
+        "-o",
+        str(tmp_path / "best.py"),
+        "--weights",
+        str(tmp_path / "best.safetensors"),
+        cwd=folder,
+    )
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'nin_search.db'}")
+    best = study.best_trial
+    module_spec = importlib.util.spec_from_file_location("best_export", tmp_path / "best.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    exported = module.TinyNet().eval()
+    state = load_weights(tmp_path / "best.safetensors")
+    exported.load_state_dict(state, strict=True)
+    reference = build_model(
+        ArchSpec.from_dict(best.user_attrs["arch"]), in_channels=1, num_classes=10
+    )
+    reference.load_state_dict(state, strict=True)
+    reference.eval()
+    config = StudyConfig.model_validate(study.user_attrs["config"])
+    data = load_search_data(config.data, device="cpu")
+    with torch.no_grad():
+        difference = (exported(data.val.images) - reference(data.val.images)).abs().max().item()
+    assert difference <= 1e-6
+    assert evaluate(exported, data.val) == best.value
+
+
+def test_export_refuses_missing_trials_and_weights(searched, tmp_path, monkeypatch, capsys):
+    folder, _ = searched
+    storage = f"sqlite:///{folder / 'nin_search.db'}"
+    before = checksum(folder / "nin_search.db")
+    code, _, err = in_process(
+        monkeypatch,
+        capsys,
+        "export",
+        "--storage",
+        storage,
+        "-o",
+        str(tmp_path / "m.py"),
+        "--trial",
+        "42",
+    )
+    assert code == 2 and "trial 42 is out of range" in err
+    code, _, err = in_process(
+        monkeypatch, capsys, "export", "--storage", storage, "-o", str(tmp_path / "no" / "m.py")
+    )
+    assert code == 2 and "does not exist" in err
+    assert checksum(folder / "nin_search.db") == before
+    assert not (tmp_path / "m.py").exists()
