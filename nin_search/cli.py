@@ -454,6 +454,42 @@ def export(
         console.print(f"wrote {weights} (safetensors)", markup=False, highlight=False)
 
 
+@app.command()
+def report(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    storage: Annotated[
+        str, typer.Option("--storage", help="Optuna storage URL.")
+    ] = DEFAULT_STORAGE,
+    study_name: Annotated[
+        str | None,
+        typer.Option(
+            "--study-name",
+            help="Study name [default: the storage's only study].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report on where MLP conv helped, and print the verdict."""
+    _quiet_optuna()
+    from nin_search.report import verdict_lines, write_report
+    from nin_search.study import load_study
+
+    if not output.parent.is_dir():
+        raise UserError(f"folder {str(output.parent)!r} for --output does not exist; create it")
+    study = load_study(storage, study_name)
+    verdicts = write_report(study, output)
+    console.print(
+        f"Per-stage verdict for study {study.study_name!r} (MLP conv vs plain conv):",
+        markup=False,
+        highlight=False,
+    )
+    for line in verdict_lines(verdicts):
+        console.print(f"  {line}", markup=False, highlight=False)
+    console.print(f"wrote {output} (opens offline)", markup=False, highlight=False)
+
+
 def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit code 2."""
     try:

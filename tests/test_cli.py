@@ -271,3 +271,13 @@ def test_export_refuses_missing_trials_and_weights(searched, tmp_path, monkeypat
     assert code == 2 and "does not exist" in err
     assert checksum(folder / "nin_search.db") == before
     assert not (tmp_path / "m.py").exists()
+
+
+def test_report_writes_a_self_contained_html_and_prints_the_verdict(searched, tmp_path):
+    folder, _ = searched
+    result = run_cli("report", "-o", str(tmp_path / "report.html"), cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "stage 0:" in result.stdout
+    html = (tmp_path / "report.html").read_text()
+    assert "plotly.js v" in html and "<script src=" not in html
+    assert "stage 0" in html
