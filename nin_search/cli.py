@@ -218,6 +218,22 @@ def optimize(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Worker processes sharing the study on this machine (CPU cores are split "
+            "between them; with --devices each gets its own device).",
+        ),
+    ] = 1,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            "--devices",
+            help="Comma-separated devices given to the workers in turn, e.g. cuda:0,cuda:1.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run (or resume) a search: train short runs, prune bad ones, store all in the database."""
     config = _resolve_config(
@@ -231,20 +247,20 @@ def optimize(
     check_storage_url(storage_url, must_exist=False)
     _quiet_optuna()
     from nin_search.data import load_search_data
-    from nin_search.objective import Objective
-    from nin_search.study import (
-        KeepBestWeights,
-        artifact_dir_for,
-        finished_trials,
-        make_artifact_store,
-        open_study,
-    )
-    from nin_search.study import optimize as run_optimize
+    from nin_search.study import artifact_dir_for, finished_trials, open_study
     from nin_search.train import resolve_device
+    from nin_search.workers import fail_dead_local_trials, requeue_interrupted
 
-    training_device = resolve_device(config.train.device)
-    with err_console.status(f"loading {config.data.dataset} onto {training_device}"):
-        data = load_search_data(config.data, device=training_device)
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, but got {workers}")
+    device_names = [d.strip() for d in devices.split(",") if d.strip()] if devices else []
+    for device_name in device_names:
+        resolve_device(device_name)
+    training_device = resolve_device(device_names[0] if device_names else config.train.device)
+    # With several workers each loads its own copy; this one only needs the data's shape.
+    load_device = training_device if workers == 1 else "cpu"
+    with err_console.status(f"loading {config.data.dataset} onto {load_device}"):
+        data = load_search_data(config.data, device=load_device)
     data_info = {
         "in_channels": data.in_channels,
         "num_classes": data.num_classes,
@@ -255,16 +271,46 @@ def optimize(
     artifact_dir = artifact_dir_for(
         storage_url, str(artifacts) if artifacts else config.optuna.artifact_dir
     )
-    store = make_artifact_store(artifact_dir)
+    dead = fail_dead_local_trials(study)
+    requeued = requeue_interrupted(study)
+    if dead or requeued:
+        err_console.print(
+            f"recovered: failed {len(dead)} trial(s) of dead local workers {dead}; "
+            f"re-queued {len(requeued)} interrupted trial(s) {requeued}",
+            highlight=False,
+        )
     target = config.study.n_trials
     already = len(finished_trials(study))
     err_console.print(
         f"study {name!r} in {storage_url}: {already}/{target} trials finished; "
-        f"{len(data.train)} train / {len(data.val)} val images on {training_device}",
+        f"{len(data.train)} train / {len(data.val)} val images; "
+        f"{workers} worker(s) on {', '.join(device_names) or str(training_device)}",
         highlight=False,
     )
+    started = len(study.get_trials(deepcopy=False))
+    if workers == 1:
+        _optimize_in_process(config, study, data, artifact_dir)
+    else:
+        _optimize_with_workers(
+            config,
+            study,
+            storage_url,
+            artifact_dir,
+            workers,
+            device_names or [str(training_device)],
+        )
+    from nin_search.dashboard import refresh_study_note
 
-    progress = Progress(
+    verdicts = refresh_study_note(study)
+    console.print(_summary_table(study))
+    for line in verdicts:
+        console.print(f"  {line}", markup=False, highlight=False)
+    _print_failures(study.get_trials(deepcopy=False)[started:])
+    _next_steps(storage_url, name, artifact_dir)
+
+
+def _progress() -> Progress:
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -272,7 +318,31 @@ def optimize(
         TextColumn("{task.fields[info]}"),
         console=err_console,
     )
-    trials_task = progress.add_task("trials", total=target, completed=already, info="")
+
+
+def _trials_info(study: Any) -> tuple[int, str]:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    failed = sum(t.state == TrialState.FAIL for t in trials)
+    completed = [t.value for t in trials if t.state == TrialState.COMPLETE]
+    best = max(completed, default=None)
+    info = f"pruned {pruned} | failed {failed} | best {_format_accuracy(best)}"
+    return len(completed) + pruned, info
+
+
+def _optimize_in_process(config: StudyConfig, study: Any, data: Any, artifact_dir: Path) -> None:
+    from nin_search.objective import Objective
+    from nin_search.study import KeepBestWeights, finished_trials, make_artifact_store
+    from nin_search.study import optimize as run_optimize
+    from nin_search.workers import Terminated, handle_sigterm
+
+    store = make_artifact_store(artifact_dir)
+    progress = _progress()
+    trials_task = progress.add_task(
+        "trials", total=config.study.n_trials, completed=len(finished_trials(study)), info=""
+    )
     epoch_task = progress.add_task("trial", total=config.train.epochs, info="")
 
     def on_epoch(trial: Any, result: Any) -> None:
@@ -284,34 +354,101 @@ def optimize(
         )
 
     def on_trial(study: Any, trial: Any) -> None:
-        from optuna.trial import TrialState
-
-        trials = study.get_trials(deepcopy=False)
-        pruned = sum(t.state == TrialState.PRUNED for t in trials)
-        completed = [t for t in trials if t.state == TrialState.COMPLETE]
-        best = max((t.value for t in completed), default=None)
-        progress.update(
-            trials_task,
-            completed=len(completed) + pruned,
-            info=f"pruned {pruned} | best {_format_accuracy(best)}",
-        )
+        done, info = _trials_info(study)
+        progress.update(trials_task, completed=done, info=info)
         progress.reset(epoch_task, total=config.train.epochs, description="trial", info="")
 
+    handle_sigterm()
     objective = Objective(config, data, artifact_store=store, on_epoch=on_epoch)
     try:
         with progress:
             run_optimize(
                 study,
                 objective,
-                n_trials=target,
+                n_trials=config.study.n_trials,
                 timeout=config.study.timeout,
                 callbacks=[KeepBestWeights(store, keep=config.study.keep_weights), on_trial],
             )
-    except KeyboardInterrupt:
-        err_console.print("interrupted; run the same command again to resume the study")
-        raise typer.Exit(130) from None
-    console.print(_summary_table(study))
-    _next_steps(storage_url, name, artifact_dir)
+    except KeyboardInterrupt as interrupt:
+        code = 143 if isinstance(interrupt, Terminated) else 130
+        err_console.print(
+            f"{'terminated' if code == 143 else 'interrupted'}: the running trial is recorded "
+            "as failed and will be retried; run the same command again to resume the study"
+        )
+        raise typer.Exit(code) from None
+
+
+def _optimize_with_workers(
+    config: StudyConfig,
+    study: Any,
+    storage_url: str,
+    artifact_dir: Path,
+    workers: int,
+    devices: list[str],
+) -> None:
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    from nin_search.study import finished_trials
+    from nin_search.workers import WorkerSpec, run_worker, split_quota
+
+    remaining = config.study.n_trials - len(finished_trials(study))
+    cpu_only = all(device.startswith("cpu") for device in devices)
+    threads = max(1, (os.cpu_count() or 1) // workers) if cpu_only else 1
+    context = multiprocessing.get_context("spawn")
+    processes = []
+    for index, quota in enumerate(split_quota(remaining, workers)):
+        spec = WorkerSpec(
+            config=config.model_dump(mode="json"),
+            storage_url=storage_url,
+            study_name=study.study_name,
+            device=devices[index % len(devices)],
+            threads=threads,
+            quota=quota,
+            artifact_dir=str(artifact_dir),
+        )
+        process = context.Process(
+            target=run_worker, args=(spec,), name=f"nin-search-worker-{index}"
+        )
+        process.start()
+        processes.append(process)
+
+    def forward_sigterm(signum: int, frame: Any) -> None:
+        for process in processes:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward_sigterm)
+    progress = _progress()
+    task = progress.add_task("trials", total=config.study.n_trials, info="")
+    interrupted = False
+    with progress:
+        while any(process.is_alive() for process in processes):
+            try:
+                done, info = _trials_info(study)
+                progress.update(task, completed=done, info=f"{info} | {workers} workers")
+                time.sleep(1.0)
+            except KeyboardInterrupt:
+                interrupted = True  # Ctrl-C reached the workers too; wait for them
+        done, info = _trials_info(study)
+        progress.update(task, completed=done, info=info)
+    for process in processes:
+        process.join()
+    codes = [process.exitcode for process in processes]
+    if interrupted or any(code in (130, 143, -signal.SIGTERM) for code in codes):
+        err_console.print("workers stopped; run the same command again to resume the study")
+        raise typer.Exit(143 if 143 in codes else 130)
+    if any(code != 0 for code in codes):
+        err_console.print(f"worker exit codes {codes}; re-run the same command to resume")
+
+
+def _print_failures(trials: list[Any]) -> None:
+    from nin_search.workers import failure_summary
+
+    for reason, count in failure_summary(trials):
+        err_console.print(f"  {count} trial(s) failed: {reason}", markup=False, highlight=False)
 
 
 @app.command()
@@ -488,6 +625,33 @@ def report(
     for line in verdict_lines(verdicts):
         console.print(f"  {line}", markup=False, highlight=False)
     console.print(f"wrote {output} (opens offline)", markup=False, highlight=False)
+
+
+@app.command()
+def dashboard(
+    storage: Annotated[
+        str, typer.Option("--storage", help="Optuna storage URL.")
+    ] = DEFAULT_STORAGE,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8080,
+    artifacts: ArtifactsOption = None,
+) -> None:
+    """Start optuna-dashboard on the storage, with the trained weights as artifacts."""
+    _quiet_optuna()
+    from nin_search.dashboard import make_http_server, refresh_study_note
+    from nin_search.study import load_studies
+
+    server = make_http_server(storage, host=host, port=port, artifact_dir=artifacts)
+    for study in load_studies(storage):
+        refresh_study_note(study)
+    url = f"http://{host}:{server.server_port}/dashboard/"
+    console.print(
+        f"optuna-dashboard for {storage} at {url} (Ctrl-C to stop)", markup=False, highlight=False
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.server_close()
 
 
 def main() -> None:

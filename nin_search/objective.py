@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
+import os
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +25,19 @@ from nin_search.weights import save_weights
 __all__ = ["Objective", "trial_seed"]
 
 EpochCallback = Callable[[optuna.Trial, EpochResult], None]
+
+
+def _describe(error: Exception) -> str:
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, torch.OutOfMemoryError):
+        return f"out of memory: {message[:200]}"
+    return f"{error.__class__.__name__}: {message[:300]}"
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def trial_seed(study_seed: int, params: dict[str, Any]) -> int:
@@ -72,6 +88,7 @@ class Objective:
         trial.set_user_attr("params", count_params(model))
         trial.set_user_attr("macs", count_macs(arch, image_size=self.data.image_size, **shape))
         trial.set_user_attr("seed", seed)
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
 
         def report(result: EpochResult) -> None:
             trial.report(result.val_accuracy, result.epoch)
@@ -97,6 +114,20 @@ class Objective:
             # Diverged: recorded as pruned so samplers learn from it; the study goes on.
             trial.set_user_attr("prune_reason", str(error))
             raise optuna.TrialPruned(str(error)) from None
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C or SIGTERM: failed, and retried with the same parameters on resume.
+            trial.set_user_attr("fail_reason", f"interrupted ({interrupt.__class__.__name__})")
+            trial.set_user_attr("retry", True)
+            raise
+        except Exception as error:
+            # Out of memory, a shape error from an extreme architecture, ...: this trial
+            # fails with its reason and the worker frees memory and goes on.
+            trial.set_user_attr("fail_reason", _describe(error))
+            del model
+            _free_memory()
+            raise
         if self.artifact_store is not None and self._worth_keeping(trial, result.final_accuracy):
             self._upload_weights(trial, model)
         return result.final_accuracy

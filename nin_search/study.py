@@ -8,6 +8,8 @@ a missing database, a study that does not exist or a changed search space raise
 from __future__ import annotations
 
 import contextlib
+import random
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ __all__ = [
     "check_storage_url",
     "download_weights",
     "finished_trials",
+    "load_studies",
     "load_study",
     "make_artifact_store",
     "make_pruner",
@@ -46,6 +49,8 @@ GRACE_PERIOD = 60  # seconds without a heartbeat before a trial counts as dead (
 MAX_RETRY = 2  # times a trial killed by a crash is retried with the same parameters
 SQLITE_TIMEOUT = 30  # seconds a SQLite writer waits on a lock before failing
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
+MAX_FAILURES_IN_A_ROW = 5  # a worker stops after this many failed trials in a row
+STORAGE_ATTEMPTS = 6  # tries to open a storage that is locked or being created
 
 
 def check_storage_url(url: str, *, must_exist: bool) -> None:
@@ -80,7 +85,25 @@ def check_storage_url(url: str, *, must_exist: bool) -> None:
         raise UserError(f"folder {str(path.parent)!r} for the database does not exist; create it")
 
 
-def _make_storage(url: str, *, heartbeat: bool) -> optuna.storages.RDBStorage:
+def _use_wal(url: str) -> None:
+    """Puts a SQLite database in WAL mode (a property of the file, kept from then on), so
+    that readers such as a live dashboard never block the workers' writes."""
+    import sqlite3
+
+    database = make_url(url).database
+    connection = sqlite3.connect(database, timeout=SQLITE_TIMEOUT)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as error:
+        raise UserError(
+            f"{database} is not a usable SQLite database ({error}); restore it from a backup "
+            "or pass another --storage"
+        ) from None
+    finally:
+        connection.close()
+
+
+def _connect_storage(url: str, *, heartbeat: bool) -> optuna.storages.RDBStorage:
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT}
@@ -95,8 +118,22 @@ def _make_storage(url: str, *, heartbeat: bool) -> optuna.storages.RDBStorage:
                 max_retry=MAX_RETRY
             ),
         }
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+            # Workers that start together race to create the schema of a new database,
+            # and a busy SQLite file can stay locked past the timeout: wait and retry.
+            if attempt == STORAGE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
+    raise AssertionError("unreachable")
+
+
+def _make_storage(url: str, *, heartbeat: bool) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats (for writers) and one clear error per failure."""
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+        return _connect_storage(url, heartbeat=heartbeat)
     except RuntimeError as error:  # schema written by another Optuna version
         message = str(error).splitlines()[0]
         raise UserError(
@@ -239,6 +276,8 @@ def open_study(
                 f"study {study_name!r} was created with another search space ({difference}); "
                 "use a new --study-name, or the original study file to resume it"
             )
+    if storage_url.startswith("sqlite"):
+        _use_wal(storage_url)
     try:
         study = optuna.create_study(
             storage=storage,
@@ -287,9 +326,42 @@ def load_study(storage_url: str, study_name: str | None) -> optuna.Study:
     return optuna.load_study(study_name=study_name, storage=storage)
 
 
+def load_studies(storage_url: str) -> list[optuna.Study]:
+    """Every study in an existing storage.
+
+    Raises:
+        UserError: For a missing database or an unusable storage.
+    """
+    check_storage_url(storage_url, must_exist=True)
+    storage = _make_storage(storage_url, heartbeat=False)
+    names = optuna.get_all_study_names(storage=storage)
+    return [optuna.load_study(study_name=name, storage=storage) for name in names]
+
+
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Completed and pruned trials (what ``--n-trials`` counts)."""
     return study.get_trials(deepcopy=False, states=FINISHED_STATES)
+
+
+class _LocalQuota:
+    """Stops ``study.optimize`` after this call finished ``quota`` trials (completed or
+    pruned), or after ``max_failures`` failed trials in a row (a broken setup, not one bad
+    architecture)."""
+
+    def __init__(self, quota: int, *, max_failures: int) -> None:
+        self.quota = quota
+        self.max_failures = max_failures
+        self.finished = 0
+        self.failures_in_a_row = 0
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state in FINISHED_STATES:
+            self.finished += 1
+            self.failures_in_a_row = 0
+        elif trial.state == TrialState.FAIL:
+            self.failures_in_a_row += 1
+        if self.finished >= self.quota or self.failures_in_a_row >= self.max_failures:
+            study.stop()
 
 
 def optimize(
@@ -297,27 +369,45 @@ def optimize(
     objective: Callable[[optuna.Trial], float],
     *,
     n_trials: int,
+    quota: int | None = None,
     timeout: float | None = None,
     callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    max_failures: int = MAX_FAILURES_IN_A_ROW,
 ) -> int:
     """Runs trials until the study holds ``n_trials`` finished (completed or pruned) trials.
 
     ``n_trials`` is the study's target, not a count for this call: re-running the same
-    command after a crash or Ctrl-C runs only the missing trials. Failed trials do not count.
+    command after a crash or Ctrl-C runs only the missing trials. Failed trials do not count;
+    a trial that raises is recorded as failed (reason in its ``fail_reason`` user attr) and
+    the run goes on.
+
+    Args:
+        study: The study.
+        objective: The objective.
+        n_trials: The study's target number of finished trials.
+        quota: At most this many finished trials in this call (one worker's share).
+        timeout: Stop starting trials after this many seconds.
+        callbacks: Called after every trial.
+        max_failures: Stop after this many failed trials in a row.
 
     Returns:
         The number of trials this call ran.
     """
     remaining = n_trials - len(finished_trials(study))
+    if quota is not None:
+        remaining = min(remaining, quota)
     if remaining <= 0:
         return 0
     before = len(study.get_trials(deepcopy=False))
-    stop_at_target = optuna.study.MaxTrialsCallback(n_trials, states=FINISHED_STATES)
     study.optimize(
         objective,
-        n_trials=remaining,
         timeout=timeout,
-        callbacks=[stop_at_target, *callbacks],
+        catch=(Exception,),
+        callbacks=[
+            optuna.study.MaxTrialsCallback(n_trials, states=FINISHED_STATES),
+            _LocalQuota(remaining, max_failures=max_failures),
+            *callbacks,
+        ],
         gc_after_trial=False,
     )
     return len(study.get_trials(deepcopy=False)) - before

@@ -1,0 +1,303 @@
+"""optuna-dashboard for nin-search studies: a study note with the verdicts, and the web server.
+
+The study note is Markdown that optuna-dashboard shows on the study's page: the search space,
+trial counts, the best trial, the two baselines and the per-stage verdicts of
+:mod:`nin_search.report`. User text (the study name, config values) is escaped so that it reads
+as plain text; architecture summaries are shown as code spans.
+
+The server is optuna-dashboard's WSGI app on a threaded :mod:`wsgiref` server that logs nothing.
+Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import optuna
+import optuna_dashboard
+from optuna.trial import FrozenTrial, TrialState
+
+from nin_search import report
+from nin_search.errors import UserError
+from nin_search.study import artifact_dir_for, baseline_trials, check_storage_url
+
+__all__ = [
+    "make_app",
+    "make_http_server",
+    "refresh_study_note",
+    "serve",
+    "study_note",
+    "write_study_note",
+]
+
+# Characters that can start Markdown syntax (emphasis, links, code, headings, lists, tables,
+# autolinks) are backslash-escaped, which CommonMark allows for any ASCII punctuation; <, > and
+# & become entities, so that no raw HTML survives even a renderer that would allow it.
+_MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:@])")
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_BASELINE_TITLES = {"nin": "NIN baseline", "plain": "plain baseline"}
+
+
+# ----------------------------------------------------------------------------------------------
+# The study note
+# ----------------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    """``value`` as Markdown that renders as exactly its text, on one line."""
+    text = " ".join(str(value).split())
+    text = _MARKDOWN_SYNTAX.sub(r"\\\1", text)
+    return "".join(_ENTITIES.get(character, character) for character in text)
+
+
+def _code(value: Any) -> str:
+    """``value`` as an inline code span, on one line (the fence outlasts any backtick run)."""
+    text = " ".join(str(value).split())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    padding = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{padding}{text}{padding}{fence}"
+
+
+def _choices(value: Any) -> str:
+    """A searchable config value: ``8, 16`` for a list, ``1..2`` (``(log)``) for a range."""
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if isinstance(value, Mapping) and {"low", "high"} <= value.keys():
+        scale = " (log)" if value.get("log") else ""
+        return f"{value['low']}..{value['high']}{scale}"
+    return str(value)
+
+
+def _space_lines(config: Any) -> list[str]:
+    """The search space summary from the study user attr ``config`` (a StudyConfig dump)."""
+    if not isinstance(config, Mapping):
+        return ["No search space recorded: this study was not created by `nin-search optimize`."]
+    sections = {
+        name: config.get(name) if isinstance(config.get(name), Mapping) else {}
+        for name in ("data", "space", "train", "optuna")
+    }
+    data, space, train, optuna_config = (sections[name] for name in sections)
+    rows = [
+        ("dataset", data.get("dataset")),
+        ("epochs per trial", train.get("epochs")),
+        ("number of stages", space.get("num_stages")),
+        ("stage types", space.get("stage_types")),
+        ("kernel sizes", space.get("kernel_sizes")),
+        ("widths (k x k conv)", space.get("widths")),
+        ("MLP depth (1x1 convs per MLP stage)", space.get("mlp_depth")),
+        ("MLP widths (1x1 convs)", space.get("mlp_widths")),
+        ("sampler", optuna_config.get("sampler")),
+        ("pruner", optuna_config.get("pruner")),
+    ]
+    return [
+        f"- {name}: {_code(_choices(value))}"
+        for name, value in rows
+        if value is not None  # a config of another nin-search version may lack a key
+    ]
+
+
+def _state_counts(trials: list[FrozenTrial]) -> str:
+    counts = {state: sum(trial.state == state for trial in trials) for state in TrialState}
+    described = [f"{count} {state.name.lower()}" for state, count in counts.items() if count]
+    return ", ".join(described) or "no trials yet"
+
+
+def _accuracy(trial: FrozenTrial) -> str:
+    if trial.state != TrialState.COMPLETE or trial.value is None:
+        return trial.state.name.lower()
+    return f"**{trial.value * 100:.2f}%**"
+
+
+def _trial_line(trial: FrozenTrial) -> str:
+    """``trial #3: **43.06%** `plain5x5-16/max > ...``` (the state when not completed)."""
+    line = f"trial #{trial.number}: {_accuracy(trial)}"
+    summary = trial.user_attrs.get("arch_summary")
+    return f"{line} {_code(summary)}" if summary else line
+
+
+def study_note(study: optuna.Study, verdict_lines: list[str]) -> str:
+    """The Markdown of the study note that optuna-dashboard shows on the study page.
+
+    Args:
+        study: A nin-search study (its user attr ``config`` holds the study config; a study
+            without one gets a note without the search space).
+        verdict_lines: One line per stage, from :func:`nin_search.report.verdict_lines`
+            (trusted text, shown as is).
+
+    Returns:
+        The note: title, search space, trial counts by state, best trial (number, validation
+        accuracy in percent, ``arch_summary``), the two baselines and the verdicts.
+    """
+    trials = study.get_trials(deepcopy=False)
+    completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+    lines = [f"# nin-search study: {_text(study.study_name)}", "", "## Search space", ""]
+    lines += _space_lines(study.user_attrs.get("config"))
+    lines += ["", "## Trials", "", f"{_state_counts(trials)}.", "", "## Best trial", ""]
+    lines.append(_trial_line(study.best_trial) if completed else "No completed trial yet.")
+    lines += ["", "## Baselines", ""]
+    baselines = baseline_trials(study)
+    for kind, title in _BASELINE_TITLES.items():
+        trial = baselines.get(kind)
+        lines.append(
+            f"- {title}: " + ("not in this study" if trial is None else _trial_line(trial))
+        )
+    lines += ["", "## Does MLP conv help? (per stage, completed trials)", ""]
+    lines += [f"- {line}" for line in verdict_lines] or ["No finished trial yet."]
+    lines += [
+        "",
+        "_Written by nin-search from the trials; edits made here are lost when it rewrites "
+        "the note._",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_study_note(study: optuna.Study, markdown: str) -> None:
+    """Replaces the study note (``optuna_dashboard.save_note``; stored in the study's storage).
+
+    Args:
+        study: The study.
+        markdown: The note's Markdown.
+    """
+    optuna_dashboard.save_note(study, markdown)
+
+
+def refresh_study_note(study: optuna.Study) -> list[str]:
+    """Recomputes the per-stage verdicts and writes them, with the summary, as the study note.
+
+    Args:
+        study: A nin-search study.
+
+    Returns:
+        The verdict lines written (one per stage, as ``nin-search report`` prints them).
+    """
+    lines = report.verdict_lines(report.get_stage_verdicts(study))
+    write_study_note(study, study_note(study, lines))
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------
+# The server
+# ----------------------------------------------------------------------------------------------
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """A WSGI server that answers each request on its own thread (the page loads in parallel)."""
+
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Logs no request lines (only the CLI prints)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _artifact_store(
+    storage_url: str, artifact_dir: str | Path | None
+) -> optuna.artifacts.FileSystemArtifactStore | None:
+    """The store of trained weights: ``artifact_dir``, else the folder `optimize` defaults to.
+
+    With no ``artifact_dir`` and no default folder, the dashboard runs without artifacts.
+    """
+    if artifact_dir is not None:
+        directory = Path(artifact_dir).expanduser().resolve()
+        if not directory.is_dir():
+            raise UserError(
+                f"artifact folder {str(directory)!r} does not exist; pass --artifacts with the "
+                "folder `nin-search optimize` wrote the weights to"
+            )
+        return optuna.artifacts.FileSystemArtifactStore(directory)
+    directory = artifact_dir_for(storage_url)
+    if not directory.is_dir():
+        return None
+    return optuna.artifacts.FileSystemArtifactStore(directory)
+
+
+def make_app(storage_url: str, *, artifact_dir: str | Path | None = None) -> Any:
+    """optuna-dashboard's WSGI app for every study in a storage.
+
+    Args:
+        storage_url: An Optuna RDB URL (``sqlite:///nin_search.db``, ``postgresql+psycopg://...``).
+        artifact_dir: The artifact store folder with the trained weights; ``None`` uses the
+            folder ``nin-search optimize`` uses by default (beside the SQLite file) when it
+            exists, else the dashboard shows no artifacts.
+
+    Returns:
+        The WSGI application.
+
+    Raises:
+        UserError: For a bad storage URL, a missing SQLite file or a missing ``artifact_dir``.
+    """
+    check_storage_url(storage_url, must_exist=True)
+    store = _artifact_store(storage_url, artifact_dir)
+    storage = optuna.storages.RDBStorage(storage_url)
+    return optuna_dashboard.wsgi(storage, artifact_store=store)
+
+
+def make_http_server(
+    storage_url: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    artifact_dir: str | Path | None = None,
+) -> WSGIServer:
+    """A threaded, quiet HTTP server for :func:`make_app`, bound but not yet serving.
+
+    Args:
+        storage_url: An Optuna RDB URL.
+        host: The address to listen on (``0.0.0.0`` for every interface).
+        port: The port; 0 picks a free one (read it from ``server.server_port``).
+        artifact_dir: As for :func:`make_app`.
+
+    Returns:
+        The server; call ``serve_forever()``, and ``server_close()`` when done.
+
+    Raises:
+        UserError: For a bad storage or artifact folder, or a port that is taken.
+    """
+    app = make_app(storage_url, artifact_dir=artifact_dir)
+    try:
+        return make_server(
+            host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} on {host} is in use; pass another --port") from None
+        raise UserError(
+            f"cannot listen on {host}:{port} ({error.strerror}); check --host"
+        ) from None
+
+
+def serve(
+    storage_url: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    artifact_dir: str | Path | None = None,
+) -> None:
+    """Serves the dashboard at ``http://HOST:PORT/dashboard`` until Ctrl-C, then returns.
+
+    Args:
+        storage_url: An Optuna RDB URL.
+        host: The address to listen on.
+        port: The port.
+        artifact_dir: As for :func:`make_app`.
+
+    Raises:
+        UserError: As :func:`make_http_server`.
+    """
+    server = make_http_server(storage_url, host=host, port=port, artifact_dir=artifact_dir)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,68 @@
+"""The study report: study -> figure data (plain structures) -> plotly figures -> HTML.
+
+Every figure follows Optuna's visualization pattern: a ``get_..._info`` function turns the study
+into NamedTuples and lists (tested by value), and a ``plot_...`` function draws them. The
+question the report answers: for each stage, does an MLP conv (NIN block) beat a plain conv?
+
+Stage types are read from the ``arch`` user attr (``ArchSpec.to_dict()``) when a trial has one,
+so fixed (non-searched) spaces work too; otherwise from the ``s{i}_...`` params. Accuracies are
+completed trials' values; trials with a non-finite value are left out. Baseline trials (user attr
+``baseline``) count like any other trial and are highlighted in the cost figures.
+
+The modules, in data-flow order: ``_trials`` (reading trials), ``_verdicts`` (per-stage
+verdicts), ``_data`` (the other figure data), ``_plot`` (drawing), ``_html`` (the page).
+Nothing here prints.
+"""
+
+from nin_search.report._data import (
+    AccuracyGroup,
+    BestArchitecture,
+    CostInfo,
+    CostPoint,
+    MlpDepthInfo,
+    MlpWidthInfo,
+    get_best_architecture_table,
+    get_cost_info,
+    get_mlp_depth_info,
+    get_mlp_width_info,
+)
+from nin_search.report._html import write_report
+from nin_search.report._plot import (
+    plot_cost,
+    plot_mlp_depth,
+    plot_mlp_width,
+    plot_param_importances,
+    plot_stage_verdicts,
+)
+from nin_search.report._trials import NO_COMPLETED_TRIALS as NO_COMPLETED_TRIALS
+from nin_search.report._trials import BestStageRow
+from nin_search.report._verdicts import (
+    EqualEpochComparison,
+    StageVerdict,
+    get_stage_verdicts,
+    verdict_lines,
+)
+
+__all__ = [
+    "AccuracyGroup",
+    "BestArchitecture",
+    "BestStageRow",
+    "CostInfo",
+    "CostPoint",
+    "EqualEpochComparison",
+    "MlpDepthInfo",
+    "MlpWidthInfo",
+    "StageVerdict",
+    "get_best_architecture_table",
+    "get_cost_info",
+    "get_mlp_depth_info",
+    "get_mlp_width_info",
+    "get_stage_verdicts",
+    "plot_cost",
+    "plot_mlp_depth",
+    "plot_mlp_width",
+    "plot_param_importances",
+    "plot_stage_verdicts",
+    "verdict_lines",
+    "write_report",
+]

@@ -1,0 +1,182 @@
+"""Figure data: MLP depth and width effects, cost vs accuracy with Pareto fronts, best trial."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import NamedTuple
+
+import numpy as np
+import optuna
+
+from nin_search.report._trials import BestStageRow, completed_trials, int_attr, trial_stages
+
+
+class AccuracyGroup(NamedTuple):
+    """Completed-trial accuracies that share one value (an MLP depth or a 1x1 width)."""
+
+    value: int
+    count: int
+    mean: float
+    accuracies: list[float]
+
+
+class MlpDepthInfo(NamedTuple):
+    """Accuracy by number of 1x1 layers at one stage (depth 0 is a plain stage)."""
+
+    stage: int
+    groups: list[AccuracyGroup]
+
+
+class MlpWidthInfo(NamedTuple):
+    """Accuracy by width of one 1x1 layer (``layer`` counts from 1) of one stage's MLP convs."""
+
+    stage: int
+    layer: int
+    groups: list[AccuracyGroup]
+
+
+class CostPoint(NamedTuple):
+    """One completed trial: accuracy and cost (``None`` where the user attr is missing)."""
+
+    number: int
+    accuracy: float
+    params: int | None
+    macs: int | None
+    baseline: str | None
+    arch_summary: str | None
+
+
+class CostInfo(NamedTuple):
+    """Completed trials plus the Pareto fronts (max accuracy, min cost), by trial number.
+
+    Front numbers are sorted by increasing cost.
+    """
+
+    points: list[CostPoint]
+    params_front: list[int]
+    macs_front: list[int]
+
+
+class BestArchitecture(NamedTuple):
+    """The best trial's stages, cost and accuracy."""
+
+    number: int
+    accuracy: float
+    params: int | None
+    macs: int | None
+    arch_summary: str | None
+    rows: list[BestStageRow]
+
+
+def _groups(values_by_key: dict[int, list[float]]) -> list[AccuracyGroup]:
+    return [
+        AccuracyGroup(key, len(values), float(np.mean(values)), values)
+        for key, values in sorted(values_by_key.items())
+    ]
+
+
+def get_mlp_depth_info(study: optuna.Study) -> list[MlpDepthInfo]:
+    """Completed-trial accuracy by number of 1x1 layers (0 = plain), per stage.
+
+    Args:
+        study: The study.
+
+    Returns:
+        One entry per stage index, in order; groups sorted by depth.
+    """
+    by_stage: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for trial in completed_trials(study):
+        for row in trial_stages(trial):
+            by_stage[row.stage][len(row.mlp_widths)].append(float(trial.value))
+    return [MlpDepthInfo(stage, _groups(by_stage[stage])) for stage in sorted(by_stage)]
+
+
+def get_mlp_width_info(study: optuna.Study) -> list[MlpWidthInfo]:
+    """Completed-trial accuracy by the width of each 1x1 layer of MLP stages.
+
+    A trial counts once per (stage, layer) it has, grouped by that layer's width, which mirrors
+    the ``s{stage}_mlp{layer}_width`` parameters.
+
+    Args:
+        study: The study.
+
+    Returns:
+        One entry per (stage, layer) seen, sorted; groups sorted by width.
+    """
+    by_layer: dict[tuple[int, int], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for trial in completed_trials(study):
+        for row in trial_stages(trial):
+            for layer, width in enumerate(row.mlp_widths, start=1):
+                if width is not None:
+                    by_layer[row.stage, layer][width].append(float(trial.value))
+    return [
+        MlpWidthInfo(stage, layer, _groups(by_layer[stage, layer]))
+        for stage, layer in sorted(by_layer)
+    ]
+
+
+def _pareto_front(points: list[CostPoint], cost: str) -> list[int]:
+    """Numbers of the points no other point beats (accuracy >=, cost <=, one strictly)."""
+    costed = [point for point in points if getattr(point, cost) is not None]
+    if not costed:
+        return []
+    accuracy = np.array([point.accuracy for point in costed])
+    costs = np.array([getattr(point, cost) for point in costed], dtype=float)
+    no_worse = (accuracy[:, None] >= accuracy[None, :]) & (costs[:, None] <= costs[None, :])
+    better = (accuracy[:, None] > accuracy[None, :]) | (costs[:, None] < costs[None, :])
+    dominated = (no_worse & better).any(axis=0)  # [i, j]: point i dominates point j
+    front = [costed[index] for index in np.flatnonzero(~dominated)]
+    front.sort(key=lambda point: (getattr(point, cost), -point.accuracy, point.number))
+    return [point.number for point in front]
+
+
+def get_cost_info(study: optuna.Study) -> CostInfo:
+    """Accuracy against parameter count and MACs for completed trials, with Pareto fronts.
+
+    Args:
+        study: The study; ``params``, ``macs`` and ``baseline`` come from user attrs.
+
+    Returns:
+        Points in trial-number order and the fronts of (max accuracy, min params) and
+        (max accuracy, min MACs); a trial missing a cost is left out of that front.
+    """
+    points = []
+    for trial in completed_trials(study):
+        baseline = trial.user_attrs.get("baseline")
+        summary = trial.user_attrs.get("arch_summary")
+        points.append(
+            CostPoint(
+                number=trial.number,
+                accuracy=float(trial.value),
+                params=int_attr(trial, "params"),
+                macs=int_attr(trial, "macs"),
+                baseline=str(baseline) if baseline is not None else None,
+                arch_summary=str(summary) if summary is not None else None,
+            )
+        )
+    points.sort(key=lambda point: point.number)
+    return CostInfo(points, _pareto_front(points, "params"), _pareto_front(points, "macs"))
+
+
+def get_best_architecture_table(study: optuna.Study) -> BestArchitecture | None:
+    """The stages of the study's best trial, with its cost and accuracy.
+
+    Args:
+        study: A single-objective study.
+
+    Returns:
+        The best architecture, or ``None`` when no trial has completed.
+    """
+    try:
+        best = study.best_trial
+    except ValueError:
+        return None
+    summary = best.user_attrs.get("arch_summary")
+    return BestArchitecture(
+        number=best.number,
+        accuracy=float(best.value),
+        params=int_attr(best, "params"),
+        macs=int_attr(best, "macs"),
+        arch_summary=str(summary) if summary is not None else None,
+        rows=trial_stages(best),
+    )

@@ -1,0 +1,205 @@
+"""Drawing: figure data -> plotly figures. Every figure says why when it is empty."""
+
+from __future__ import annotations
+
+import html
+import warnings
+from collections.abc import Sequence
+
+import optuna
+import plotly.graph_objects as go
+
+from nin_search.report._data import AccuracyGroup, CostInfo, CostPoint, MlpDepthInfo, MlpWidthInfo
+from nin_search.report._trials import NO_COMPLETED_TRIALS, completed_trials
+from nin_search.report._verdicts import StageVerdict, interval_text
+
+_COLORS = {"plain": "#636efa", "mlp": "#ef553b"}
+_BASELINE_SYMBOLS = ("star", "diamond", "square", "triangle-up")
+
+
+def note_figure(title: str, note: str) -> go.Figure:
+    """An empty figure that says why it is empty."""
+    figure = go.Figure()
+    figure.add_annotation(text=note, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
+    figure.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, height=300)
+    return figure
+
+
+def plot_stage_verdicts(verdicts: Sequence[StageVerdict]) -> go.Figure:
+    """Completed-trial accuracies per type per stage, each stage annotated with its verdict.
+
+    Args:
+        verdicts: From :func:`get_stage_verdicts`.
+    """
+    title = "Plain conv vs MLP conv per stage (completed trials)"
+    if not any(verdict.n_plain + verdict.n_mlp for verdict in verdicts):
+        return note_figure(title, NO_COMPLETED_TRIALS)
+    figure = go.Figure()
+    for kind, label in (("plain", "plain conv"), ("mlp", "MLP conv")):
+        x, y = [], []
+        for verdict in verdicts:
+            values = verdict.plain_accuracies if kind == "plain" else verdict.mlp_accuracies
+            x += [f"stage {verdict.stage}"] * len(values)
+            y += values
+        figure.add_trace(
+            go.Box(x=x, y=y, name=label, boxpoints="all", jitter=0.4, marker_color=_COLORS[kind])
+        )
+    for verdict in verdicts:
+        detail = interval_text(verdict)
+        figure.add_annotation(
+            x=f"stage {verdict.stage}",
+            y=1.0,
+            yref="paper",
+            yanchor="bottom",
+            showarrow=False,
+            text=verdict.verdict + (f"<br>{detail}" if detail else ""),
+        )
+    figure.update_layout(
+        title=dict(text=title, y=0.98),
+        boxmode="group",
+        yaxis_title="validation accuracy",
+        margin=dict(t=120),
+    )
+    return figure
+
+
+def _box_figure(
+    title: str, x_title: str, traces: list[tuple[str, list[AccuracyGroup]]], labels: dict[int, str]
+) -> go.Figure:
+    if not traces:
+        return note_figure(title, NO_COMPLETED_TRIALS)
+    figure = go.Figure()
+    for name, groups in traces:
+        x = [
+            labels.get(group.value, str(group.value)) for group in groups for _ in group.accuracies
+        ]
+        y = [accuracy for group in groups for accuracy in group.accuracies]
+        figure.add_trace(go.Box(x=x, y=y, name=name, boxpoints="all", jitter=0.4, boxmean=True))
+    order = sorted({group.value for _, groups in traces for group in groups})
+    figure.update_layout(title=title, boxmode="group", yaxis_title="validation accuracy")
+    figure.update_xaxes(
+        title=x_title,
+        type="category",
+        categoryorder="array",
+        categoryarray=[labels.get(value, str(value)) for value in order],
+    )
+    return figure
+
+
+def plot_mlp_depth(depth_info: Sequence[MlpDepthInfo]) -> go.Figure:
+    """Accuracy by number of 1x1 layers, one box group per stage.
+
+    Args:
+        depth_info: From :func:`get_mlp_depth_info`.
+    """
+    traces = [(f"stage {info.stage}", info.groups) for info in depth_info]
+    return _box_figure(
+        "Effect of MLP depth (number of 1x1 layers)", "1x1 layers", traces, {0: "0 (plain)"}
+    )
+
+
+def plot_mlp_width(width_info: Sequence[MlpWidthInfo]) -> go.Figure:
+    """Accuracy by 1x1 layer width, one box group per (stage, layer).
+
+    Args:
+        width_info: From :func:`get_mlp_width_info`.
+    """
+    traces = [(f"stage {info.stage}, 1x1 layer {info.layer}", info.groups) for info in width_info]
+    return _box_figure("Effect of 1x1 layer width (MLP stages)", "1x1 width", traces, {})
+
+
+def plot_cost(cost_info: CostInfo, *, cost: str = "params") -> go.Figure:
+    """Accuracy against cost (log x), with the Pareto front and the baselines marked.
+
+    Args:
+        cost_info: From :func:`get_cost_info`.
+        cost: ``"params"`` or ``"macs"``.
+    """
+    if cost not in ("params", "macs"):
+        raise ValueError(f"cost must be 'params' or 'macs', but got cost={cost!r}.")
+    label = "parameters" if cost == "params" else "MACs per image"
+    title = f"Accuracy vs {label}"
+    points = [point for point in cost_info.points if (getattr(point, cost) or 0) > 0]
+    if not points:
+        note = NO_COMPLETED_TRIALS if not cost_info.points else f"no trial recorded {cost}"
+        return note_figure(title, note)
+
+    def hover(point: CostPoint) -> str:
+        summary = html.escape(point.arch_summary or "")
+        return f"trial {point.number}<br>{summary}"
+
+    figure = go.Figure()
+    others = [point for point in points if point.baseline is None]
+    figure.add_trace(
+        go.Scatter(
+            x=[getattr(point, cost) for point in others],
+            y=[point.accuracy for point in others],
+            mode="markers",
+            name="trials",
+            marker=dict(color="#aab2bd", size=8),
+            hovertext=[hover(point) for point in others],
+        )
+    )
+    by_number = {point.number: point for point in points}
+    front_numbers = cost_info.params_front if cost == "params" else cost_info.macs_front
+    front = [by_number[number] for number in front_numbers if number in by_number]
+    figure.add_trace(
+        go.Scatter(
+            x=[getattr(point, cost) for point in front],
+            y=[point.accuracy for point in front],
+            mode="lines+markers",
+            line_shape="hv",
+            name="Pareto front",
+            marker=dict(color="#ef553b", size=10),
+            hovertext=[hover(point) for point in front],
+        )
+    )
+    baselines = sorted({point.baseline for point in points if point.baseline is not None})
+    for index, baseline in enumerate(baselines):
+        marked = [point for point in points if point.baseline == baseline]
+        figure.add_trace(
+            go.Scatter(
+                x=[getattr(point, cost) for point in marked],
+                y=[point.accuracy for point in marked],
+                mode="markers+text",
+                text=[f"{baseline} baseline"] * len(marked),
+                textposition="top center",
+                name=f"{baseline} baseline",
+                marker=dict(symbol=_BASELINE_SYMBOLS[index % len(_BASELINE_SYMBOLS)], size=14),
+                hovertext=[hover(point) for point in marked],
+            )
+        )
+    figure.update_layout(title=title, yaxis_title="validation accuracy")
+    figure.update_xaxes(type="log", title=f"{label} (log scale)")
+    return figure
+
+
+def plot_param_importances(study: optuna.Study) -> go.Figure:
+    """Optuna's hyperparameter importances, or a note when they cannot be computed.
+
+    Importances need enough completed trials; with too few, the evaluator fails or warns, and
+    the figure says so instead of raising.
+
+    Args:
+        study: The study.
+    """
+    title = "Hyperparameter importances"
+    if not completed_trials(study):
+        return note_figure(title, NO_COMPLETED_TRIALS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            figure = optuna.visualization.plot_param_importances(study)
+        except Exception as error:
+            return note_figure(title, f"importances unavailable: {error}")
+    if caught:
+        figure.add_annotation(
+            text=f"note: {caught[0].message}",
+            x=0,
+            y=-0.15,
+            xref="paper",
+            yref="paper",
+            showarrow=False,
+            xanchor="left",
+        )
+    return figure

@@ -1,0 +1,221 @@
+"""Per-stage verdicts: does an MLP conv beat a plain conv? Bootstrap intervals, terminal lines."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nin_search.report._trials import mean, trial_stages
+
+
+class EqualEpochComparison(NamedTuple):
+    """Plain vs MLP validation accuracy at one epoch every finished trial reached.
+
+    ``epoch`` is the largest epoch at which every completed or pruned trial of the stage (both
+    types) reported a finite value, so pruned trials are compared at equal training length.
+    Means are ``None`` for a type with no finished trial.
+    """
+
+    epoch: int
+    plain_mean: float | None
+    mlp_mean: float | None
+    n_plain: int
+    n_mlp: int
+    n_pruned: int
+
+
+class StageVerdict(NamedTuple):
+    """Does an MLP conv help at one stage? Accuracies are completed trials' values.
+
+    ``difference`` is ``mlp_mean - plain_mean``; ``confidence_interval`` is the bootstrap
+    interval of that difference (``None`` when either type has fewer than ``min_trials``).
+    """
+
+    stage: int
+    plain_accuracies: list[float]
+    mlp_accuracies: list[float]
+    n_plain: int
+    n_mlp: int
+    plain_mean: float | None
+    mlp_mean: float | None
+    difference: float | None
+    confidence_interval: tuple[float, float] | None
+    confidence: float
+    verdict: str
+    equal_epoch: EqualEpochComparison | None
+
+
+def _bootstrap_interval(
+    plain: list[float], mlp: list[float], *, n_bootstrap: int, confidence: float, seed: int
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``mean(mlp) - mean(plain)``, resampling each group."""
+    generator = np.random.default_rng(seed)
+    plain_values, mlp_values = np.asarray(plain), np.asarray(mlp)
+    plain_indices = generator.integers(0, len(plain_values), size=(n_bootstrap, len(plain_values)))
+    mlp_indices = generator.integers(0, len(mlp_values), size=(n_bootstrap, len(mlp_values)))
+    differences = mlp_values[mlp_indices].mean(axis=1) - plain_values[plain_indices].mean(axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(differences, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def _equal_epoch_comparison(
+    trials_by_kind: dict[str, list[FrozenTrial]],
+) -> EqualEpochComparison | None:
+    finished = [
+        (kind, trial)
+        for kind in ("plain", "mlp")
+        for trial in trials_by_kind[kind]
+        if any(math.isfinite(value) for value in trial.intermediate_values.values())
+    ]
+    if not finished:
+        return None
+    common_steps = set.intersection(
+        *(
+            {step for step, value in trial.intermediate_values.items() if math.isfinite(value)}
+            for _, trial in finished
+        )
+    )
+    if not common_steps:
+        return None
+    epoch = max(common_steps)
+    values: dict[str, list[float]] = {"plain": [], "mlp": []}
+    for kind, trial in finished:
+        values[kind].append(trial.intermediate_values[epoch])
+    return EqualEpochComparison(
+        epoch=epoch,
+        plain_mean=mean(values["plain"]),
+        mlp_mean=mean(values["mlp"]),
+        n_plain=len(values["plain"]),
+        n_mlp=len(values["mlp"]),
+        n_pruned=sum(trial.state == TrialState.PRUNED for _, trial in finished),
+    )
+
+
+def _verdict(n_plain: int, n_mlp: int, interval: tuple[float, float] | None) -> str:
+    if interval is None:
+        return f"too few trials to tell (n_plain={n_plain}, n_mlp={n_mlp})"
+    if interval[0] > 0:
+        return "MLP conv helps"
+    if interval[1] < 0:
+        return "MLP conv hurts"
+    return f"no clear evidence (n={n_plain + n_mlp})"
+
+
+def get_stage_verdicts(
+    study: optuna.Study,
+    *,
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    min_trials: int = 5,
+) -> list[StageVerdict]:
+    """Compares plain and MLP conv stage by stage.
+
+    The verdict uses completed trials: ``"MLP conv helps"`` when the bootstrap interval of
+    ``mean(mlp) - mean(plain)`` lies entirely above 0, ``"MLP conv hurts"`` when entirely below,
+    ``"no clear evidence (n=...)"`` otherwise, and ``"too few trials to tell (...)"`` when
+    either type has fewer than ``min_trials`` trials. Pruned trials enter only the separate
+    :class:`EqualEpochComparison`.
+
+    Args:
+        study: A study whose value is a validation accuracy in [0, 1].
+        n_bootstrap: Number of bootstrap resamples.
+        confidence: Coverage of the interval, in (0, 1).
+        seed: Seed of the bootstrap; each stage uses it afresh, so results do not depend on
+            other stages.
+        min_trials: Completed trials each type needs before a verdict is given.
+
+    Returns:
+        One verdict per stage index seen in completed or pruned trials, in stage order.
+    """
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap must be an integer >= 1, but got n_bootstrap={n_bootstrap}.")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
+    if isinstance(min_trials, bool) or not isinstance(min_trials, int) or min_trials < 1:
+        raise ValueError(f"min_trials must be an integer >= 1, but got min_trials={min_trials}.")
+
+    accuracies: dict[int, dict[str, list[float]]] = defaultdict(lambda: {"plain": [], "mlp": []})
+    finished: dict[int, dict[str, list[FrozenTrial]]] = defaultdict(
+        lambda: {"plain": [], "mlp": []}
+    )
+    states = (TrialState.COMPLETE, TrialState.PRUNED)
+    for trial in study.get_trials(deepcopy=False, states=states):
+        for row in trial_stages(trial):
+            finished[row.stage][row.kind].append(trial)
+            value = trial.value if trial.state == TrialState.COMPLETE else None
+            if value is not None and math.isfinite(value):
+                accuracies[row.stage][row.kind].append(float(value))
+
+    verdicts = []
+    for stage in sorted(finished):
+        plain, mlp = accuracies[stage]["plain"], accuracies[stage]["mlp"]
+        plain_mean, mlp_mean = mean(plain), mean(mlp)
+        difference = None if plain_mean is None or mlp_mean is None else mlp_mean - plain_mean
+        interval = None
+        if len(plain) >= min_trials and len(mlp) >= min_trials:
+            interval = _bootstrap_interval(
+                plain, mlp, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
+            )
+        verdicts.append(
+            StageVerdict(
+                stage=stage,
+                plain_accuracies=plain,
+                mlp_accuracies=mlp,
+                n_plain=len(plain),
+                n_mlp=len(mlp),
+                plain_mean=plain_mean,
+                mlp_mean=mlp_mean,
+                difference=difference,
+                confidence_interval=interval,
+                confidence=confidence,
+                verdict=_verdict(len(plain), len(mlp), interval),
+                equal_epoch=_equal_epoch_comparison(finished[stage]),
+            )
+        )
+    return verdicts
+
+
+def percent_label(confidence: float) -> str:
+    """``0.95`` -> ``"95%"``."""
+    return f"{confidence * 100:g}%"
+
+
+def interval_text(verdict: StageVerdict) -> str:
+    """``+2.1 points, 95% CI +0.8..+3.3`` (points are accuracy percentage points)."""
+    if verdict.difference is None:
+        return ""
+    text = f"{verdict.difference * 100:+.1f} points"
+    if verdict.confidence_interval is not None:
+        low, high = (bound * 100 for bound in verdict.confidence_interval)
+        text += f", {percent_label(verdict.confidence)} CI {low:+.1f}..{high:+.1f}"
+    return text
+
+
+def verdict_lines(verdicts: Sequence[StageVerdict]) -> list[str]:
+    """One line per stage for the terminal.
+
+    Args:
+        verdicts: From :func:`get_stage_verdicts`.
+
+    Returns:
+        Lines like ``stage 0: MLP conv helps (+2.1 points, 95% CI +0.8..+3.3; plain n=9,
+        mlp n=12)``; a stage with too few trials shows only its verdict.
+    """
+    lines = []
+    for verdict in verdicts:
+        if verdict.confidence_interval is None:
+            lines.append(f"stage {verdict.stage}: {verdict.verdict}")
+            continue
+        counts = f"plain n={verdict.n_plain}, mlp n={verdict.n_mlp}"
+        lines.append(
+            f"stage {verdict.stage}: {verdict.verdict} ({interval_text(verdict)}; {counts})"
+        )
+    return lines
