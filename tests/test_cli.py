@@ -281,3 +281,24 @@ def test_report_writes_a_self_contained_html_and_prints_the_verdict(searched, tm
     html = (tmp_path / "report.html").read_text()
     assert "plotly.js v" in html and "<script src=" not in html
     assert "stage 0" in html
+
+
+def test_train_retrains_on_train_plus_val_and_scores_the_test_split(searched, tmp_path):
+    import importlib.util
+
+    from nin_search.weights import load_weights
+
+    folder, _ = searched
+    out = tmp_path / "final"
+    result = run_cli("train", "-o", str(out), "--epochs", "3", "--schedule", "step", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    history = json.loads((out / "history.json").read_text())
+    assert history["num_train"] == 1437 and history["num_test"] == 360  # digits: 1,797 images
+    assert [h["epoch"] for h in history["history"]] == [1, 2, 3]
+    assert history["test_accuracy"] == history["history"][-1]["test_accuracy"]
+    assert all(0.0 <= h["train_accuracy"] <= 1.0 for h in history["history"])
+    assert history["schedule"] == "step" and history["epochs"] == 3
+    module_spec = importlib.util.spec_from_file_location("final_model", out / "model.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    module.TinyNet().load_state_dict(load_weights(out / "weights.safetensors"), strict=True)

@@ -1,0 +1,103 @@
+"""Retrain a chosen architecture from scratch on train + validation, scored on the test split.
+
+This is the only code path that reads a test split: the search (``objective``) never does.
+No optuna here: the caller hands in the config, the spec and the hyperparameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from nin_search.config import StudyConfig
+from nin_search.data import load_final_data
+from nin_search.model import build_model
+from nin_search.spec import ArchSpec, Hyperparameters
+from nin_search.train import EpochResult, evaluate, train
+
+__all__ = ["RetrainEpoch", "RetrainResult", "retrain"]
+
+
+@dataclass(frozen=True)
+class RetrainEpoch:
+    epoch: int
+    train_loss: float
+    train_accuracy: float  # on train + validation, without augmentation
+    test_accuracy: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    model: nn.Module
+    history: tuple[RetrainEpoch, ...]
+    num_train: int
+    num_test: int
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.history[-1].test_accuracy
+
+    def history_dicts(self) -> list[dict[str, float]]:
+        return [asdict(epoch) for epoch in self.history]
+
+
+def retrain(
+    config: StudyConfig,
+    spec: ArchSpec,
+    hparams: Hyperparameters,
+    *,
+    epochs: int,
+    seed: int,
+    device: torch.device,
+    schedule: str = "cosine",
+    on_epoch: Callable[[RetrainEpoch], None] | None = None,
+) -> RetrainResult:
+    """Trains ``spec`` from scratch on all training images and scores each epoch on test.
+
+    Args:
+        config: The study config (data, augmentation, evaluation batch size).
+        spec: The architecture.
+        hparams: The trial's training hyperparameters.
+        epochs: Length of the schedule.
+        seed: Model initialisation, shuffling, augmentation and dropout.
+        device: The training device.
+        schedule: ``"cosine"`` (warm-up + cosine decay) or ``"step"`` (x0.1 at 50% and 75%).
+        on_epoch: Called after every epoch.
+
+    Returns:
+        The trained model and its per-epoch train/test accuracy.
+    """
+    train_split, test_split, info = load_final_data(config.data, device=device)
+    torch.manual_seed(seed)
+    model = build_model(spec, in_channels=info["in_channels"], num_classes=info["num_classes"])
+    history: list[RetrainEpoch] = []
+
+    def record(result: EpochResult) -> None:
+        epoch = RetrainEpoch(
+            epoch=result.epoch,
+            train_loss=result.train_loss,
+            train_accuracy=evaluate(model, train_split, batch_size=config.train.eval_batch_size),
+            test_accuracy=result.val_accuracy,
+            seconds=result.seconds,
+        )
+        history.append(epoch)
+        if on_epoch is not None:
+            on_epoch(epoch)
+
+    train(
+        model.to(device),
+        train_split,
+        test_split,
+        hparams,
+        epochs=epochs,
+        seed=seed,
+        augment=config.data.augment,
+        eval_batch_size=config.train.eval_batch_size,
+        schedule=schedule,
+        on_epoch=record,
+    )
+    return RetrainResult(model, tuple(history), len(train_split), len(test_split))
