@@ -25,9 +25,11 @@ from nin_search.errors import UserError
 __all__ = [
     "DATASETS",
     "NATIVE_IMAGE_SIZES",
+    "OBJECTIVES",
     "PRUNERS",
     "SAMPLERS",
     "AugmentConfig",
+    "CostConfig",
     "DataConfig",
     "FloatRange",
     "IntRange",
@@ -46,6 +48,7 @@ DATASETS = ("digits", "imagefolder", "cifar10", "cifar100", "mnist", "fashion-mn
 SAMPLERS = ("tpe", "random", "nsgaii", "gp")
 PRUNERS = (
     "median",
+    "dominated",
     "percentile",
     "hyperband",
     "successive-halving",
@@ -55,6 +58,7 @@ PRUNERS = (
     "none",
 )
 ACTIVATIONS = ("relu", "gelu", "silu")
+OBJECTIVES = ("accuracy", "params", "macs", "latency_ms")  # accuracy is maximised, costs minimised
 DEFAULT_STORAGE = "sqlite:///nin_search.db"
 # Side of the images each dataset ships with (pixels); imagefolder images are resized to 32
 # unless data.image_size says otherwise.
@@ -128,11 +132,32 @@ def _check_positive(name: str, param: IntParam | FloatParam, *, allow_zero: bool
             raise ValueError(f"{name} must be {bound}, but got {value}")
 
 
+class CostConfig(_Frozen):
+    """Hard limits (a trial that breaks one is stopped before training) and how latency is
+    measured (on the study's device, median of several timed forward passes)."""
+
+    max_params: int | None = Field(None, ge=1)  # parameters
+    max_macs: int | None = Field(None, ge=1)  # multiply-accumulates per image
+    max_latency_ms: float | None = Field(None, gt=0)  # milliseconds per forward pass
+    latency_batch_size: int = Field(1, ge=1)  # images per timed forward pass
+    latency_runs: int = Field(20, ge=3)  # timed passes (after 3 warm-up passes); median
+
+    @property
+    def limits(self) -> dict[str, float]:
+        """Cost name -> limit, for the limits that are set."""
+        limits = {"params": self.max_params, "macs": self.max_macs}
+        limits["latency_ms"] = self.max_latency_ms
+        return {name: limit for name, limit in limits.items() if limit is not None}
+
+
 class StudySection(_Frozen):
     name: str = Field("digits", min_length=1, max_length=200)
     seed: int = Field(0, ge=0)  # sampler seed; trial seeds derive from it
     n_trials: int = Field(30, ge=1)  # target number of finished trials (a re-run resumes)
     timeout: float | None = Field(None, gt=0)  # seconds for one `optimize` run; None = no limit
+    # What the search optimises: "accuracy" first, then any costs to minimise ("params",
+    # "macs", "latency_ms"); more than one makes a multi-objective study with a Pareto front.
+    objectives: Annotated[list[Literal[OBJECTIVES]], Field(min_length=1)] = ["accuracy"]  # type: ignore[valid-type]
     keep_weights: int = Field(3, ge=0)  # trained weights kept for the best k trials (+ baselines)
     baselines: bool = True  # enqueue the NIN-shaped and all-plain reference trials at creation
 
@@ -248,9 +273,34 @@ class StudyConfig(_Frozen):
     space: SpaceConfig = SpaceConfig()
     train: TrainConfig = TrainConfig()
     optuna: OptunaConfig = OptunaConfig()
+    cost: CostConfig = CostConfig()
+
+    @property
+    def objectives(self) -> list[str]:
+        return list(self.study.objectives)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.study.objectives) > 1
 
     @model_validator(mode="after")
     def _check(self) -> StudyConfig:
+        objectives = self.study.objectives
+        if objectives[0] != "accuracy" or len(set(objectives)) != len(objectives):
+            raise ValueError(
+                f"study.objectives must start with 'accuracy' and name each cost once, but got "
+                f"{objectives}; e.g. objectives = ['accuracy', 'params']"
+            )
+        if self.multi_objective and self.optuna.pruner not in ("dominated", "none"):
+            raise ValueError(
+                f"optuna.pruner: Optuna's pruners do not support multi-objective studies, but got "
+                f"{self.optuna.pruner!r}; use pruner = 'dominated' (nin-search's) or 'none'"
+            )
+        if not self.multi_objective and self.optuna.pruner == "dominated":
+            raise ValueError(
+                "optuna.pruner: 'dominated' is for multi-objective studies; add a cost to "
+                "study.objectives or use pruner = 'median'"
+            )
         size = self.data.resolved_image_size
         for stage in range(self.space.max_stages - 1):
             if size < 2:
@@ -269,6 +319,8 @@ class StudyConfig(_Frozen):
             "space": self.space.model_dump(mode="json"),
             "train": self.train.model_dump(mode="json", exclude={"device", "eval_batch_size"}),
             "data": self.data.model_dump(mode="json", exclude={"root", "download"}),
+            "objectives": {"objectives": list(self.study.objectives)},
+            "cost": self.cost.model_dump(mode="json"),
         }
 
 

@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nin_search import report
 from nin_search.errors import UserError
-from nin_search.study import artifact_dir_for, baseline_trials, check_storage_url
+from nin_search.study import artifact_dir_for, baseline_trials, best_trials, check_storage_url
 
 __all__ = [
     "make_app",
@@ -110,9 +110,9 @@ def _state_counts(trials: list[FrozenTrial]) -> str:
 
 
 def _accuracy(trial: FrozenTrial) -> str:
-    if trial.state != TrialState.COMPLETE or trial.value is None:
+    if trial.state != TrialState.COMPLETE or not trial.values:
         return trial.state.name.lower()
-    return f"**{trial.value * 100:.2f}%**"
+    return f"**{trial.values[0] * 100:.2f}%**"
 
 
 def _trial_line(trial: FrozenTrial) -> str:
@@ -136,11 +136,11 @@ def study_note(study: optuna.Study, verdict_lines: list[str]) -> str:
         accuracy in percent, ``arch_summary``), the two baselines and the verdicts.
     """
     trials = study.get_trials(deepcopy=False)
-    completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
     lines = [f"# nin-search study: {_text(study.study_name)}", "", "## Search space", ""]
     lines += _space_lines(study.user_attrs.get("config"))
     lines += ["", "## Trials", "", f"{_state_counts(trials)}.", "", "## Best trial", ""]
-    lines.append(_trial_line(study.best_trial) if completed else "No completed trial yet.")
+    front = best_trials(study)
+    lines.append(_trial_line(front[0]) if front else "No completed trial yet.")
     lines += ["", "## Baselines", ""]
     baselines = baseline_trials(study)
     for kind, title in _BASELINE_TITLES.items():

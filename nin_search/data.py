@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ __all__ = [
     "SearchData",
     "augment_batch",
     "cache_dir",
+    "iterate_batches",
+    "load_final_data",
     "load_search_data",
     "load_test_data",
     "read_dataset",
@@ -302,6 +305,31 @@ def load_search_data(config: DataConfig, *, device: torch.device | str) -> Searc
     )
 
 
+def load_final_data(
+    config: DataConfig, *, device: torch.device | str
+) -> tuple[DeviceData, DeviceData, dict]:
+    """All training images (train + validation) and the test split, for ``nin-search train``.
+
+    Normalisation statistics come from the training images only.
+
+    Returns:
+        ``(train, test, info)`` with info's ``in_channels``, ``num_classes``, ``classes``.
+    """
+    tensors = read_dataset(config, split="train")
+    test = read_dataset(config, split="test")
+    mean, std = _channel_stats(tensors.images)
+    info = {
+        "in_channels": tensors.images.shape[1],
+        "num_classes": len(tensors.classes),
+        "classes": tensors.classes,
+    }
+    return (
+        to_device(tensors.images, tensors.labels, mean, std, device),
+        to_device(test.images, test.labels, mean, std, device),
+        info,
+    )
+
+
 def load_test_data(
     config: DataConfig, *, mean: tuple[float, ...], std: tuple[float, ...], device
 ) -> DeviceData:
@@ -310,22 +338,82 @@ def load_test_data(
     return to_device(tensors.images, tensors.labels, mean, std, device)
 
 
-def augment_batch(images: Tensor, augment: AugmentConfig, generator: torch.Generator) -> Tensor:
-    """Random crop (zero = mean padding) and horizontal flip, batched on the device."""
-    if augment.crop_padding > 0:
-        pad = augment.crop_padding
-        batch, _, height, width = images.shape
-        padded = F.pad(images, (pad, pad, pad, pad))
-        offsets = torch.randint(
-            0, 2 * pad + 1, (2, batch), device=images.device, generator=generator
+def _crop_flip(
+    source: Tensor, index: Tensor, augment: AugmentConfig, generator: torch.Generator
+) -> Tensor:
+    """``source[index]``, randomly cropped and flipped, in one gather.
+
+    The random crop of the zero-padded image and the flip become one index per output pixel
+    into ``source`` (seen as ``(N * H * W) x C`` rows); pixels that fall into the padding are
+    zeroed by a mask. No padded copy, no per-image work.
+    """
+    pad = augment.crop_padding
+    batch = index.shape[0]
+    _, channels, height, width = source.shape
+    device = source.device
+    offsets = torch.randint(-pad, pad + 1, (2, batch), device=device, generator=generator)
+    columns_in_order = torch.arange(width, device=device)
+    if augment.flip:
+        flip = torch.rand(batch, device=device, generator=generator) < 0.5
+        columns_in_order = torch.where(
+            flip[:, None], width - 1 - columns_in_order, columns_in_order
         )
-        rows = offsets[0, :, None] + torch.arange(height, device=images.device)
-        cols = offsets[1, :, None] + torch.arange(width, device=images.device)
-        batch_index = torch.arange(batch, device=images.device)[:, None, None]
-        # Gather N x H x W x C, then back to N x C x H x W.
-        images = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]]
-        images = images.permute(0, 3, 1, 2)
+    rows = offsets[0, :, None] + torch.arange(height, device=device)  # N x H
+    cols = offsets[1, :, None] + columns_in_order  # N x W
+    rows_inside, cols_inside = rows.clamp(0, height - 1), cols.clamp(0, width - 1)
+    inside = (rows == rows_inside)[:, :, None] & (cols == cols_inside)[:, None, :]  # N x H x W
+    image_rows = index[:, None] * height + rows_inside  # N x H, rows of the (N * H) x W grid
+    pixel = image_rows[:, :, None] * width + cols_inside[:, None, :]  # N x H x W
+    pixels = source.permute(0, 2, 3, 1).reshape(-1, channels)  # a view when channels_last
+    images = pixels.index_select(0, pixel.view(-1)).view(batch, height, width, channels)
+    images = images.mul_(inside[..., None].to(images.dtype))
+    return images.permute(0, 3, 1, 2)  # N x C x H x W, channels_last memory
+
+
+def augment_batch(images: Tensor, augment: AugmentConfig, generator: torch.Generator) -> Tensor:
+    """Random crop (zero = mean padding) and horizontal flip, batched on the device.
+
+    Returns ``images`` itself when ``augment`` does nothing; otherwise a channels_last batch.
+    """
+    if augment.crop_padding > 0:
+        index = torch.arange(images.shape[0], device=images.device)
+        return _crop_flip(images, index, augment, generator)
     if augment.flip:
         flip = torch.rand(images.shape[0], device=images.device, generator=generator) < 0.5
         images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
     return images
+
+
+def iterate_batches(
+    split: DeviceData,
+    *,
+    batch_size: int,
+    augment: AugmentConfig | None = None,
+    generator: torch.Generator,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """One epoch of shuffled (and augmented) ``(images, labels)`` batches, all on the device.
+
+    Batches are index slices of one device-side permutation; the ragged last batch is dropped.
+    Augmentation gathers straight from the split (no intermediate batch copy). Nothing here
+    syncs with the host.
+
+    Args:
+        split: Normalised images (channels_last) and labels on the device.
+        batch_size: Images per batch (at most ``len(split)``).
+        augment: Random crop and flip; None for none.
+        generator: A generator on the split's device (shuffling and augmentation).
+    """
+    augment = augment or AugmentConfig()
+    images, labels = split.images, split.labels
+    num_images = labels.shape[0]
+    batch_size = min(batch_size, num_images)
+    crop = augment.crop_padding > 0
+    if crop and not images.is_contiguous(memory_format=torch.channels_last):
+        images = images.contiguous(memory_format=torch.channels_last)  # once, not per batch
+    order = torch.randperm(num_images, device=images.device, generator=generator)
+    for step in range(max(1, num_images // batch_size)):
+        index = order[step * batch_size : (step + 1) * batch_size]
+        if crop:
+            yield _crop_flip(images, index, augment, generator), labels[index]
+        else:
+            yield augment_batch(images[index], augment, generator), labels[index]

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from nin_search.layers import ConvNormAct, MLPConv2d
 from nin_search.spec import ArchSpec, StageSpec
 
-__all__ = ["NINNet", "build_model", "count_macs", "count_params"]
+__all__ = ["NINNet", "build_model", "count_macs", "count_params", "measure_latency_ms"]
 
 
 def _make_pool(kind: str) -> nn.Module:
@@ -134,3 +134,36 @@ def count_macs(spec: ArchSpec, *, in_channels: int, num_classes: int, image_size
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(image)
     return counter.get_total_flops() // 2
+
+
+def measure_latency_ms(
+    model: nn.Module,
+    *,
+    in_channels: int,
+    image_size: int,
+    batch_size: int = 1,
+    runs: int = 20,
+    warmup: int = 3,
+) -> float:
+    """Median milliseconds of one inference forward pass, on the model's device."""
+    import statistics
+    import time
+
+    device = next(model.parameters()).device
+    images = torch.randn(batch_size, in_channels, image_size, image_size, device=device)
+    images = images.contiguous(memory_format=torch.channels_last)
+    was_training = model.training
+    model.eval()
+    timings = []
+    with torch.inference_mode():
+        for index in range(warmup + runs):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            started = time.perf_counter()
+            model(images)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if index >= warmup:
+                timings.append((time.perf_counter() - started) * 1000.0)
+    model.train(was_training)
+    return statistics.median(timings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import math
 import os
 import socket
 import tempfile
@@ -17,8 +18,10 @@ import torch
 
 from nin_search.config import StudyConfig
 from nin_search.data import SearchData
-from nin_search.model import build_model, count_macs, count_params
+from nin_search.model import build_model, count_macs, count_params, measure_latency_ms
+from nin_search.pruning import CurvePoint, DominatedPruner
 from nin_search.space import suggest_arch, suggest_hyperparameters
+from nin_search.spec import ArchSpec
 from nin_search.train import EpochResult, NonFiniteLossError, train
 from nin_search.weights import save_weights
 
@@ -38,6 +41,22 @@ def _free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def _finished_curves(study: optuna.Study, costs: dict[str, float]) -> list[CurvePoint]:
+    trials = study.get_trials(
+        deepcopy=False,
+        states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
+    )
+    return [
+        CurvePoint(
+            t.number,
+            {name: t.user_attrs.get(name, math.inf) for name in costs},
+            t.intermediate_values,
+        )
+        for t in trials
+        if not t.user_attrs.get("constraint_violation")
+    ]
 
 
 def trial_seed(study_seed: int, params: dict[str, Any]) -> int:
@@ -76,31 +95,29 @@ class Objective:
         self.artifact_store = artifact_store
         self.on_epoch = on_epoch
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         arch = suggest_arch(trial, self.config.space)
         hparams = suggest_hyperparameters(trial, self.config.train)
         seed = trial_seed(self.config.study.seed, trial.params)
         shape = {"in_channels": self.data.in_channels, "num_classes": self.data.num_classes}
+        device = self.data.train.images.device
         torch.manual_seed(seed)
-        model = build_model(arch, **shape)
+        model = build_model(arch, **shape).to(device)
+        costs = self._costs(arch, model)
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr("arch_summary", arch.summary())
-        trial.set_user_attr("params", count_params(model))
-        trial.set_user_attr("macs", count_macs(arch, image_size=self.data.image_size, **shape))
+        for name, cost in costs.items():
+            trial.set_user_attr(name, cost)
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
-
-        def report(result: EpochResult) -> None:
-            trial.report(result.val_accuracy, result.epoch)
-            if self.on_epoch is not None:
-                self.on_epoch(trial, result)
-            if trial.should_prune():
-                trial.set_user_attr("prune_reason", f"pruned by the pruner at epoch {result.epoch}")
-                raise optuna.TrialPruned(f"pruned at epoch {result.epoch}")
-
+        violations = self._check_constraints(trial, costs)
+        if violations:
+            # Stopped before any training; the constraint teaches the sampler to avoid it.
+            trial.set_user_attr("constraint_violation", violations)
+            return self._values(0.0, costs)
         try:
             result = train(
-                model.to(self.data.train.images.device),
+                model,
                 self.data.train,
                 self.data.val,
                 hparams,
@@ -108,7 +125,7 @@ class Objective:
                 seed=seed,
                 augment=self.data.augment,
                 eval_batch_size=self.config.train.eval_batch_size,
-                on_epoch=report,
+                on_epoch=self._reporter(trial, costs),
             )
         except NonFiniteLossError as error:
             # Diverged: recorded as pruned so samplers learn from it; the study goes on.
@@ -130,16 +147,99 @@ class Objective:
             raise
         if self.artifact_store is not None and self._worth_keeping(trial, result.final_accuracy):
             self._upload_weights(trial, model)
-        return result.final_accuracy
+        return self._values(result.final_accuracy, costs)
+
+    def _costs(self, arch: ArchSpec, model: torch.nn.Module) -> dict[str, float]:
+        """Parameters and MACs always; latency when an objective or a limit needs it."""
+        shape = {"in_channels": self.data.in_channels, "num_classes": self.data.num_classes}
+        costs: dict[str, float] = {
+            "params": count_params(model),
+            "macs": count_macs(arch, image_size=self.data.image_size, **shape),
+        }
+        cost = self.config.cost
+        if "latency_ms" in self.config.objectives or cost.max_latency_ms is not None:
+            costs["latency_ms"] = measure_latency_ms(
+                model,
+                in_channels=self.data.in_channels,
+                image_size=self.data.image_size,
+                batch_size=cost.latency_batch_size,
+                runs=cost.latency_runs,
+            )
+        return costs
+
+    def _check_constraints(self, trial: optuna.Trial, costs: dict[str, float]) -> str:
+        """Records each limit as an Optuna constraint (<= 0 is feasible); returns what broke."""
+        broken = []
+        for name, limit in self.config.cost.limits.items():
+            excess = costs[name] - limit
+            trial.set_constraint(name, float(excess))
+            if excess > 0:
+                broken.append(f"{name} {costs[name]:,.6g} > max {limit:,.6g}")
+        return "; ".join(broken)
+
+    def _values(self, accuracy: float, costs: dict[str, float]) -> float | tuple[float, ...]:
+        if not self.config.multi_objective:
+            return accuracy
+        return (accuracy, *(float(costs[name]) for name in self.config.objectives[1:]))
+
+    def _reporter(
+        self, trial: optuna.Trial, costs: dict[str, float]
+    ) -> Callable[[EpochResult], None]:
+        """The per-epoch callback: report, show progress, prune."""
+        if self.config.multi_objective:
+            return self._multi_objective_reporter(trial, costs)
+
+        def report(result: EpochResult) -> None:
+            trial.report(result.val_accuracy, result.epoch)
+            if self.on_epoch is not None:
+                self.on_epoch(trial, result)
+            if trial.should_prune():
+                trial.set_user_attr("prune_reason", f"pruned by the pruner at epoch {result.epoch}")
+                raise optuna.TrialPruned(f"pruned at epoch {result.epoch}")
+
+        return report
+
+    def _multi_objective_reporter(
+        self, trial: optuna.Trial, costs: dict[str, float]
+    ) -> Callable[[EpochResult], None]:
+        # Trial.report refuses multi-objective studies; the storage keeps the curve anyway,
+        # so optuna-dashboard still draws it, and nin-search's DominatedPruner reads it.
+        cost_objectives = {name: costs[name] for name in self.config.objectives[1:]}
+        pruner = None
+        if self.config.optuna.pruner == "dominated":
+            pruner = DominatedPruner(**self.config.optuna.pruner_options)
+
+        def report(result: EpochResult) -> None:
+            trial.storage.set_trial_intermediate_value(
+                trial._trial_id, result.epoch, result.val_accuracy
+            )
+            if self.on_epoch is not None:
+                self.on_epoch(trial, result)
+            if pruner is None:
+                return
+            dominators = pruner.should_prune(
+                epoch=result.epoch,
+                accuracy=result.val_accuracy,
+                costs=cost_objectives,
+                others=_finished_curves(trial.study, cost_objectives),
+            )
+            if dominators:
+                reason = f"dominated at epoch {result.epoch} by cheaper trials {dominators[:5]}"
+                trial.set_user_attr("prune_reason", reason)
+                raise optuna.TrialPruned(reason)
+
+        return report
 
     def _worth_keeping(self, trial: optuna.Trial, accuracy: float) -> bool:
         """Baselines and trials that enter the current best ``keep_weights`` keep weights."""
         if trial.user_attrs.get("baseline"):
             return True
+        if self.config.multi_objective:
+            return True  # any trial may join the Pareto front; prune_weights trims later
         completed = trial.study.get_trials(
             deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
         )
-        better = sum(other.value > accuracy for other in completed)
+        better = sum(other.values[0] > accuracy for other in completed)
         return better < self.config.study.keep_weights
 
     def _upload_weights(self, trial: optuna.Trial, model: torch.nn.Module) -> None:

@@ -27,11 +27,15 @@ from nin_search.space import baseline_params
 __all__ = [
     "FINISHED_STATES",
     "KeepBestWeights",
+    "accuracy_of",
     "artifact_dir_for",
     "baseline_trials",
+    "best_trials",
     "check_storage_url",
+    "directions_of",
     "download_weights",
     "finished_trials",
+    "is_feasible",
     "load_studies",
     "load_study",
     "make_artifact_store",
@@ -144,7 +148,41 @@ def _make_storage(url: str, *, heartbeat: bool) -> optuna.storages.RDBStorage:
         raise UserError(f"cannot open storage {url!r}: {reason}") from None
 
 
-def make_sampler(config: OptunaConfig, *, seed: int) -> optuna.samplers.BaseSampler:
+class _AccuracyDirection:
+    """A view of a multi-objective study whose ``direction`` is the accuracy's."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._study = study
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    @property
+    def direction(self) -> optuna.study.StudyDirection:
+        return self._study.directions[0]
+
+
+class MultiObjectiveTPESampler(optuna.samplers.TPESampler):
+    """Optuna's TPE for studies with several objectives whose pruned trials have curves.
+
+    TPE ranks pruned trials by their last intermediate value using ``study.direction``, which
+    a multi-objective study does not have (Optuna never prunes those). nin-search does prune
+    them (see :mod:`nin_search.pruning`), and their curves are validation accuracy, so TPE is
+    shown the accuracy's direction for that ranking; nothing else changes.
+    """
+
+    def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
+        return super().sample_relative(_AccuracyDirection(study), trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[no-untyped-def]
+        return super().sample_independent(
+            _AccuracyDirection(study), trial, param_name, param_distribution
+        )
+
+
+def make_sampler(
+    config: OptunaConfig, *, seed: int, multi_objective: bool = False
+) -> optuna.samplers.BaseSampler:
     """The configured sampler, seeded. TPE is multivariate and grouped (the space is conditional)
     with the constant liar on (parallel workers then do not sample the same point)."""
     if config.sampler == "random":
@@ -153,7 +191,8 @@ def make_sampler(config: OptunaConfig, *, seed: int) -> optuna.samplers.BaseSamp
         return optuna.samplers.NSGAIISampler(seed=seed)
     if config.sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+    tpe = MultiObjectiveTPESampler if multi_objective else optuna.samplers.TPESampler
+    return tpe(seed=seed, multivariate=True, group=True, constant_liar=True)
 
 
 def _pruner_defaults(name: str, epochs: int) -> dict[str, Any]:
@@ -166,6 +205,7 @@ def _pruner_defaults(name: str, epochs: int) -> dict[str, Any]:
         "wilcoxon": {},
         "threshold": {},
         "none": {},
+        "dominated": {},
     }[name]
 
 
@@ -183,7 +223,18 @@ def make_pruner(config: OptunaConfig, *, epochs: int) -> optuna.pruners.BasePrun
         "threshold": optuna.pruners.ThresholdPruner,
         "wilcoxon": optuna.pruners.WilcoxonPruner,
         "none": optuna.pruners.NopPruner,
+        # Multi-objective: Optuna cannot prune there; the objective applies nin-search's
+        # DominatedPruner itself (see nin_search.pruning).
+        "dominated": optuna.pruners.NopPruner,
     }
+    if config.pruner == "dominated":
+        from nin_search.pruning import DominatedPruner
+
+        try:
+            DominatedPruner(**config.pruner_options)  # validates the options
+        except (TypeError, ValueError) as error:
+            raise UserError(f"optuna.pruner_options for pruner 'dominated': {error}") from None
+        return optuna.pruners.NopPruner()
     options = {**_pruner_defaults(config.pruner, epochs), **config.pruner_options}
     if config.pruner == "threshold" and not {"lower", "upper"} & set(options):
         raise UserError(
@@ -215,6 +266,33 @@ def _describe_mismatch(stored: dict, current: dict) -> str:
             if old.get(key) != new.get(key):
                 return f"{section}.{key} was {old.get(key)!r}, now {new.get(key)!r}"
     return "the search space differs"
+
+
+def directions_of(objectives: list[str]) -> list[str]:
+    """Accuracy is maximised, every cost minimised."""
+    return ["maximize" if name == "accuracy" else "minimize" for name in objectives]
+
+
+def accuracy_of(trial: FrozenTrial) -> float | None:
+    """A finished trial's validation accuracy (its first objective), else None."""
+    return trial.values[0] if trial.values else None
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """No cost limit (``cost.max_*``) broken."""
+    return not trial.user_attrs.get("constraint_violation")
+
+
+def best_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The best feasible trial, or the Pareto front (most accurate first) when the study has
+    several objectives. Empty when nothing has completed."""
+    if not any(
+        is_feasible(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    ):
+        return []
+    if len(study.directions) == 1:
+        return [study.best_trial]
+    return sorted(study.best_trials, key=lambda t: (-t.values[0], t.number))
 
 
 def artifact_dir_for(storage_url: str, configured: str | None = None) -> Path:
@@ -264,7 +342,9 @@ def open_study(
             data, recorded on creation so that ``export`` and ``train`` need no study file.
     """
     check_storage_url(storage_url, must_exist=False)
-    sampler = make_sampler(config.optuna, seed=config.study.seed)
+    sampler = make_sampler(
+        config.optuna, seed=config.study.seed, multi_objective=config.multi_objective
+    )
     pruner = make_pruner(config.optuna, epochs=config.train.epochs)
     storage = _make_storage(storage_url, heartbeat=True)
     fingerprint = config.space_fingerprint()
@@ -282,7 +362,7 @@ def open_study(
         study = optuna.create_study(
             storage=storage,
             study_name=study_name,
-            direction="maximize",
+            directions=directions_of(config.objectives),
             sampler=sampler,
             pruner=pruner,
         )
@@ -449,10 +529,13 @@ def prune_weights(
     from optuna.artifacts.exceptions import ArtifactNotFound
 
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    ranked = sorted(completed, key=lambda t: t.value, reverse=True)
+    ranked = sorted(completed, key=lambda t: t.values[0], reverse=True)
+    front = {t.number for t in best_trials(study)} if len(study.directions) > 1 else set()
     already = set(study.user_attrs.get("removed_weights", []))
     removed = []
     for trial in ranked[keep:]:
+        if trial.number in front:
+            continue
         artifact_id = trial.user_attrs.get("weights_artifact")
         if not artifact_id or trial.user_attrs.get("baseline") or trial.number in already:
             continue
@@ -465,19 +548,21 @@ def prune_weights(
 
 
 def pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
-    """Trial ``number``, or the best completed trial when ``number`` is None.
+    """Trial ``number``, or the best completed trial when ``number`` is None (with several
+    objectives: the most accurate trial of the Pareto front).
 
     Raises:
         UserError: When the study has no completed trial, or ``number`` is not a trial of it.
     """
     trials = study.get_trials(deepcopy=False)
     if number is None:
-        if not any(t.state == TrialState.COMPLETE for t in trials):
+        best = best_trials(study)
+        if not best:
             raise UserError(
-                f"study {study.study_name!r} has no completed trial yet; run "
+                f"study {study.study_name!r} has no completed trial within its limits yet; run "
                 "`nin-search optimize` until one completes, or pass --trial N"
             )
-        return study.best_trial
+        return best[0]
     if not 0 <= number < len(trials):
         raise UserError(
             f"trial {number} is out of range: study {study.study_name!r} has trials "

@@ -9,6 +9,7 @@ import numpy as np
 import optuna
 
 from nin_search.report._trials import BestStageRow, completed_trials, int_attr, trial_stages
+from nin_search.study import best_trials
 
 
 class AccuracyGroup(NamedTuple):
@@ -87,7 +88,7 @@ def get_mlp_depth_info(study: optuna.Study) -> list[MlpDepthInfo]:
     by_stage: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for trial in completed_trials(study):
         for row in trial_stages(trial):
-            by_stage[row.stage][len(row.mlp_widths)].append(float(trial.value))
+            by_stage[row.stage][len(row.mlp_widths)].append(float(trial.values[0]))
     return [MlpDepthInfo(stage, _groups(by_stage[stage])) for stage in sorted(by_stage)]
 
 
@@ -108,7 +109,7 @@ def get_mlp_width_info(study: optuna.Study) -> list[MlpWidthInfo]:
         for row in trial_stages(trial):
             for layer, width in enumerate(row.mlp_widths, start=1):
                 if width is not None:
-                    by_layer[row.stage, layer][width].append(float(trial.value))
+                    by_layer[row.stage, layer][width].append(float(trial.values[0]))
     return [
         MlpWidthInfo(stage, layer, _groups(by_layer[stage, layer]))
         for stage, layer in sorted(by_layer)
@@ -147,7 +148,7 @@ def get_cost_info(study: optuna.Study) -> CostInfo:
         points.append(
             CostPoint(
                 number=trial.number,
-                accuracy=float(trial.value),
+                accuracy=float(trial.values[0]),
                 params=int_attr(trial, "params"),
                 macs=int_attr(trial, "macs"),
                 baseline=str(baseline) if baseline is not None else None,
@@ -162,19 +163,19 @@ def get_best_architecture_table(study: optuna.Study) -> BestArchitecture | None:
     """The stages of the study's best trial, with its cost and accuracy.
 
     Args:
-        study: A single-objective study.
+        study: A study; with several objectives, the front's most accurate trial.
 
     Returns:
         The best architecture, or ``None`` when no trial has completed.
     """
-    try:
-        best = study.best_trial
-    except ValueError:
+    front = best_trials(study)
+    if not front:
         return None
+    best = front[0]
     summary = best.user_attrs.get("arch_summary")
     return BestArchitecture(
         number=best.number,
-        accuracy=float(best.value),
+        accuracy=float(best.values[0]),
         params=int_attr(best, "params"),
         macs=int_attr(best, "macs"),
         arch_summary=str(summary) if summary is not None else None,

@@ -44,6 +44,13 @@ th { background: #f3f3f3; } td.text { text-align: left; }
 """
 
 
+def _accuracy_target(study: optuna.Study) -> dict:
+    """Optuna's plots need a target to draw one objective of a multi-objective study."""
+    if len(study.directions) == 1:
+        return {}
+    return {"target": lambda trial: trial.values[0], "target_name": "accuracy"}
+
+
 def _format_accuracy(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
 
@@ -185,7 +192,7 @@ def write_report(study: optuna.Study, path: str | os.PathLike[str]) -> list[Stag
         ("cost-macs", plot_cost(cost_info, cost="macs")),
         (
             "history",
-            optuna.visualization.plot_optimization_history(study)
+            optuna.visualization.plot_optimization_history(study, **_accuracy_target(study))
             if completed
             else note_figure("Optimization history", NO_COMPLETED_TRIALS),
         ),

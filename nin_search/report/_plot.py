@@ -17,6 +17,13 @@ _COLORS = {"plain": "#636efa", "mlp": "#ef553b"}
 _BASELINE_SYMBOLS = ("star", "diamond", "square", "triangle-up")
 
 
+def _accuracy_target(study: optuna.Study) -> dict:
+    """Importances of a multi-objective study are computed for accuracy."""
+    if len(study.directions) == 1:
+        return {}
+    return {"target": lambda trial: trial.values[0], "target_name": "accuracy"}
+
+
 def note_figure(title: str, note: str) -> go.Figure:
     """An empty figure that says why it is empty."""
     figure = go.Figure()
@@ -189,7 +196,7 @@ def plot_param_importances(study: optuna.Study) -> go.Figure:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            figure = optuna.visualization.plot_param_importances(study)
+            figure = optuna.visualization.plot_param_importances(study, **_accuracy_target(study))
         except Exception as error:
             return note_figure(title, f"importances unavailable: {error}")
     if caught:

@@ -75,7 +75,13 @@ def trial_stages(trial: FrozenTrial) -> list[BestStageRow]:
 def completed_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The study's completed trials with a finite value."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return [trial for trial in trials if trial.value is not None and math.isfinite(trial.value)]
+    return [
+        trial
+        for trial in trials
+        if trial.values
+        and math.isfinite(trial.values[0])
+        and not trial.user_attrs.get("constraint_violation")
+    ]
 
 
 def mean(values: Sequence[float]) -> float | None:

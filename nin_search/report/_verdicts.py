@@ -148,9 +148,11 @@ def get_stage_verdicts(
     )
     states = (TrialState.COMPLETE, TrialState.PRUNED)
     for trial in study.get_trials(deepcopy=False, states=states):
+        if trial.user_attrs.get("constraint_violation"):
+            continue  # stopped before training: says nothing about plain vs MLP conv
         for row in trial_stages(trial):
             finished[row.stage][row.kind].append(trial)
-            value = trial.value if trial.state == TrialState.COMPLETE else None
+            value = trial.values[0] if trial.state == TrialState.COMPLETE and trial.values else None
             if value is not None and math.isfinite(value):
                 accuracies[row.stage][row.kind].append(float(value))
 

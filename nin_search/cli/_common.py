@@ -1,0 +1,234 @@
+"""The typer app, consoles, shared options and the tables every command prints."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nin_search.config import DEFAULT_STORAGE, StudyConfig, default_config, load_study_config
+from nin_search.errors import UserError
+
+app = typer.Typer(
+    name="nin-search",
+    help="Search when MLP conv (Network-in-Network) layers beat plain conv layers, on your data.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help=f"Optuna storage URL [default: the study file's, else {DEFAULT_STORAGE}].",
+        show_default=False,
+    ),
+]
+StudyNameOption = Annotated[
+    str | None,
+    typer.Option(
+        "--study-name", help="Study name [default: the study file's name].", show_default=False
+    ),
+]
+
+
+def quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def resolve_config(study_file: Path | None, **overrides: Any) -> StudyConfig:
+    config = default_config() if study_file is None else load_study_config(study_file)
+    study_updates = {k: v for k, v in overrides.items() if k in ("seed", "n_trials", "timeout")}
+    study_updates = {k: v for k, v in study_updates.items() if v is not None}
+    if study_updates:
+        config = config.model_copy(update={"study": config.study.model_copy(update=study_updates)})
+    if overrides.get("device"):
+        config = config.model_copy(
+            update={"train": config.train.model_copy(update={"device": overrides["device"]})}
+        )
+    return config
+
+
+def format_accuracy(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _trial_column(trial: Any) -> list[str]:
+    if trial is None:
+        return ["-"] * 6
+    hparams = ("optimizer", "learning_rate", "batch_size")
+    training = ", ".join(
+        f"{trial.params[k]:.3g}" if isinstance(trial.params.get(k), float) else str(trial.params[k])
+        for k in hparams
+        if k in trial.params
+    )
+    from nin_search.study import accuracy_of
+
+    accuracy = accuracy_of(trial)
+    value = format_accuracy(accuracy) if accuracy is not None else trial.state.name.lower()
+    if trial.user_attrs.get("constraint_violation"):
+        value = f"over a limit: {trial.user_attrs['constraint_violation']}"
+    return [
+        f"#{trial.number}",
+        value,
+        str(trial.user_attrs.get("arch_summary", "?")),
+        f"{trial.user_attrs.get('params', 0):,}",
+        f"{trial.user_attrs.get('macs', 0):,}",
+        training,
+    ]
+
+
+def _pareto_table(study: Any, title: str) -> Table:
+    """Multi-objective: the Pareto front, most accurate first, then both baselines."""
+    from nin_search.study import accuracy_of, baseline_trials, best_trials
+
+    objectives = study.user_attrs.get("config", {}).get("study", {}).get("objectives", [])
+    costs = [name for name in objectives[1:] if name != "latency_ms"]
+    table = Table(title=f"{title}; Pareto front ({' vs '.join(objectives)})", title_justify="left")
+    for column in ("trial", "val accuracy", "params", "MACs / image", "latency ms", "architecture"):
+        table.add_column(column, overflow="fold")
+    rows = [(f"#{t.number}", t) for t in best_trials(study)]
+    rows += [(f"{kind} baseline #{t.number}", t) for kind, t in baseline_trials(study).items()]
+    for label, trial in rows:
+        latency = trial.user_attrs.get("latency_ms")
+        table.add_row(
+            label,
+            format_accuracy(accuracy_of(trial)),
+            f"{trial.user_attrs.get('params', 0):,}",
+            f"{trial.user_attrs.get('macs', 0):,}",
+            "-" if latency is None else f"{latency:.3f}",
+            str(trial.user_attrs.get("arch_summary", "?")),
+        )
+    del costs
+    return table
+
+
+def summary_table(study: Any) -> Table:
+    """The best trial next to the two baselines (NIN-shaped, all-plain); with several
+    objectives, the Pareto front."""
+    from optuna.trial import TrialState
+
+    from nin_search.study import baseline_trials, best_trials
+
+    trials = study.get_trials(deepcopy=False)
+    counts = {state: sum(t.state == state for t in trials) for state in TrialState}
+    caption = (
+        f"{counts[TrialState.COMPLETE]} completed, {counts[TrialState.PRUNED]} pruned, "
+        f"{counts[TrialState.FAIL]} failed, {counts[TrialState.RUNNING]} running"
+    )
+    title = f"study {study.study_name!r}: {caption}"
+    if len(study.directions) > 1:
+        return _pareto_table(study, title)
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    front = best_trials(study)
+    best = front[0] if front else None
+    baselines = baseline_trials(study)
+    columns = {
+        "best": best,
+        "NIN baseline": baselines.get("nin"),
+        "plain baseline": baselines.get("plain"),
+    }
+    for title in columns:
+        table.add_column(title, overflow="fold")
+    rows = ["trial", "val accuracy", "architecture", "params", "MACs / image", "opt, lr, batch"]
+    values = [_trial_column(trial) for trial in columns.values()]
+    for index, row in enumerate(rows):
+        table.add_row(row, *(column[index] for column in values))
+    return table
+
+
+def best_json(study: Any) -> dict[str, Any]:
+    from optuna.trial import TrialState
+
+    from nin_search.study import accuracy_of, baseline_trials, best_trials
+
+    def describe(trial: Any) -> dict[str, Any] | None:
+        if trial is None:
+            return None
+        return {
+            "number": trial.number,
+            "state": trial.state.name.lower(),
+            "values": trial.values,
+            "accuracy": accuracy_of(trial),
+            "params": trial.params,
+            "arch": trial.user_attrs.get("arch"),
+            "arch_summary": trial.user_attrs.get("arch_summary"),
+            "num_params": trial.user_attrs.get("params"),
+            "macs": trial.user_attrs.get("macs"),
+            "latency_ms": trial.user_attrs.get("latency_ms"),
+        }
+
+    trials = study.get_trials(deepcopy=False)
+    front = best_trials(study)
+    baselines = baseline_trials(study)
+    return {
+        "study": study.study_name,
+        "trials": {
+            state.name.lower(): sum(t.state == state for t in trials) for state in TrialState
+        },
+        "best": describe(front[0] if front else None),
+        "pareto_front": [describe(trial) for trial in front],
+        "baselines": {kind: describe(baselines.get(kind)) for kind in ("nin", "plain")},
+    }
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=err_console,
+    )
+
+
+def trials_info(study: Any) -> tuple[int, str]:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    failed = sum(t.state == TrialState.FAIL for t in trials)
+    completed = [t.values[0] for t in trials if t.state == TrialState.COMPLETE]
+    best = max(completed, default=None)
+    info = f"pruned {pruned} | failed {failed} | best {format_accuracy(best)}"
+    return len(completed) + pruned, info
+
+
+ArtifactsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--artifacts",
+        help="Artifact store folder that optimize used [default: beside the SQLite file].",
+        show_default=False,
+    ),
+]
+TrialOption = Annotated[
+    int | None,
+    typer.Option(
+        "--trial", min=0, help="Trial number [default: the best trial].", show_default=False
+    ),
+]
+
+
+def study_data_info(study: Any) -> dict[str, Any]:
+    info = study.user_attrs.get("data")
+    if not info:
+        raise UserError(
+            f"study {study.study_name!r} was not created by nin-search (no data attrs); "
+            "export and train work on studies written by `nin-search optimize`"
+        )
+    return info

@@ -1,0 +1,162 @@
+"""Multi-objective search: the dominated-curve pruning rule, cost limits, a real CLI run."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from nin_search import UserError, load_study_config
+from nin_search.config import OptunaConfig, StudyConfig
+from nin_search.data import load_search_data
+from nin_search.objective import Objective
+from nin_search.pruning import CurvePoint, DominatedPruner
+from nin_search.study import best_trials, make_pruner, open_study, optimize
+
+from .conftest import REPO, run_cli, write_study
+
+CHEAP_GOOD = CurvePoint(0, {"params": 1_000}, {1: 0.60, 2: 0.80, 3: 0.90})
+CHEAP_OK = CurvePoint(1, {"params": 2_000}, {1: 0.55, 2: 0.75, 3: 0.85})
+EXPENSIVE = CurvePoint(2, {"params": 90_000}, {1: 0.30, 2: 0.40, 3: 0.50})
+
+
+def prune_epochs(pruner: DominatedPruner, trial: CurvePoint, others: list[CurvePoint]) -> list[int]:
+    return [
+        epoch
+        for epoch, accuracy in trial.curve.items()
+        if pruner.should_prune(epoch=epoch, accuracy=accuracy, costs=trial.costs, others=others)
+    ]
+
+
+def test_a_cheap_trial_with_a_good_curve_is_never_pruned():
+    pruner = DominatedPruner(min_dominators=1, margin=0.0, n_warmup_steps=0)
+    # Even against expensive trials that are far more accurate: they cost more.
+    rich = CurvePoint(5, {"params": 500_000}, {1: 0.99, 2: 0.99, 3: 0.99})
+    assert prune_epochs(pruner, CHEAP_GOOD, [CHEAP_OK, EXPENSIVE, rich]) == []
+
+
+def test_an_expensive_trial_dominated_at_every_epoch_is_pruned_at_the_first_epoch_allowed():
+    pruner = DominatedPruner(min_dominators=2, margin=0.01, n_warmup_steps=1)
+    assert prune_epochs(pruner, EXPENSIVE, [CHEAP_GOOD, CHEAP_OK]) == [1, 2, 3]
+    assert pruner.dominators(
+        epoch=2, accuracy=0.40, costs=EXPENSIVE.costs, others=[CHEAP_GOOD, CHEAP_OK]
+    ) == [0, 1]
+
+
+def test_one_dominator_is_not_enough_evidence_when_two_are_required_and_margin_counts():
+    pruner = DominatedPruner(min_dominators=2, margin=0.01, n_warmup_steps=1)
+    assert prune_epochs(pruner, EXPENSIVE, [CHEAP_GOOD]) == []
+    close = CurvePoint(3, {"params": 80_000}, {1: 0.595, 2: 0.795})
+    # better by less than the margin: not dominated
+    assert pruner.dominators(epoch=1, accuracy=0.595, costs=close.costs, others=[CHEAP_GOOD]) == []
+
+
+def test_every_cost_must_be_no_higher_and_the_epoch_must_match():
+    pruner = DominatedPruner(min_dominators=1, margin=0.0, n_warmup_steps=0)
+    costs = {"params": 50_000, "macs": 10}
+    cheaper_params_more_macs = CurvePoint(7, {"params": 10, "macs": 99}, {1: 0.9})
+    assert (
+        pruner.dominators(epoch=1, accuracy=0.1, costs=costs, others=[cheaper_params_more_macs])
+        == []
+    )
+    assert pruner.dominators(
+        epoch=2, accuracy=0.1, costs={"params": 5e4}, others=[CHEAP_GOOD, CHEAP_OK]
+    ) == [0, 1]
+    assert (
+        pruner.dominators(epoch=4, accuracy=0.1, costs={"params": 5e4}, others=[CHEAP_GOOD]) == []
+    )
+
+
+def test_pruner_arguments_are_validated():
+    with pytest.raises(ValueError, match="min_dominators=0"):
+        DominatedPruner(min_dominators=0)
+    with pytest.raises(UserError, match="pruner 'dominated'"):
+        make_pruner(OptunaConfig(pruner="dominated", pruner_options={"patience": 2}), epochs=3)
+
+
+def test_multi_objective_config_rules(tmp_path):
+    with pytest.raises(UserError, match="do not support multi-objective"):
+        load_study_config(write_study(tmp_path, "[study]\nobjectives = ['accuracy', 'params']\n"))
+    with pytest.raises(UserError, match="must start with 'accuracy'"):
+        load_study_config(write_study(tmp_path, "[study]\nobjectives = ['params']\n"))
+    with pytest.raises(UserError, match="'dominated' is for multi-objective"):
+        load_study_config(write_study(tmp_path, "[optuna]\npruner = 'dominated'\n"))
+    config = load_study_config(REPO / "studies" / "digits-pareto.toml")
+    assert config.multi_objective and config.objectives == ["accuracy", "params"]
+
+
+def test_trials_over_a_cost_limit_stop_before_training_and_teach_the_sampler(tmp_path):
+    config = StudyConfig.model_validate(
+        {
+            "study": {"name": "limits", "n_trials": 8, "baselines": True},
+            "space": {"num_stages": 2, "widths": [4, 64], "mlp_widths": [4, 64]},
+            "train": {"epochs": 1, "batch_size": [128], "device": "cpu"},
+            "cost": {"max_params": 20_000, "max_latency_ms": 1_000.0, "latency_runs": 3},
+            "optuna": {"pruner": "none"},
+        }
+    )
+    study = open_study(config, storage_url=f"sqlite:///{tmp_path / 'l.db'}", study_name="limits")
+    optimize(study, Objective(config, load_search_data(config.data, device="cpu")), n_trials=8)
+    over = [t for t in study.trials if t.user_attrs.get("constraint_violation")]
+    within = [t for t in study.trials if not t.user_attrs.get("constraint_violation")]
+    assert over and within  # the widest baselines break the limit
+    for trial in over:
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert trial.intermediate_values == {}  # never trained
+        assert trial.constraints["params"] > 0
+        assert "params" in trial.user_attrs["constraint_violation"]
+        assert trial.duration.total_seconds() < 5
+    for trial in within:
+        assert trial.constraints["params"] <= 0 and trial.user_attrs["latency_ms"] > 0
+    assert best_trials(study)[0] in within
+
+
+def test_a_real_two_objective_run_gives_a_pareto_front_and_prunes(tmp_path):
+    study_file = write_study(
+        tmp_path,
+        """
+        [study]
+        name = "pareto"
+        seed = 3
+        n_trials = 14
+        objectives = ["accuracy", "params"]
+
+        [space]
+        num_stages = 2
+        widths = [4, 8, 48]
+        mlp_widths = [4, 8, 48]
+
+        [train]
+        epochs = 3
+        batch_size = [64]
+        device = "cpu"
+
+        [optuna]
+        pruner = "dominated"
+        pruner_options = { min_dominators = 1, margin = 0.0, n_warmup_steps = 1 }
+        """,
+    )
+    result = run_cli("optimize", str(study_file), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Pareto front" in result.stdout
+    study = optuna.load_study(
+        study_name="pareto", storage=f"sqlite:///{tmp_path / 'nin_search.db'}"
+    )
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.PRUNED) >= 1
+    assert study.best_trials
+    for trial in study.trials:
+        if trial.state == optuna.trial.TrialState.PRUNED:
+            assert trial.user_attrs["prune_reason"].startswith("dominated at epoch")
+            assert trial.intermediate_values  # the curve is stored for the dashboard
+    best = run_cli("best", "--json", cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+    import json
+
+    front = json.loads(best.stdout)["pareto_front"]
+    assert [t["number"] for t in front] == sorted(
+        (t.number for t in study.best_trials), key=lambda n: -study.trials[n].values[0]
+    )
+    exported = run_cli(
+        "export", "-o", str(tmp_path / "m.py"), "--trial", str(front[-1]["number"]), cwd=tmp_path
+    )
+    assert exported.returncode == 0, exported.stderr
