@@ -25,7 +25,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nin_search import report
 from nin_search.errors import UserError
-from nin_search.study import artifact_dir_for, baseline_trials, best_trials, check_storage_url
+from nin_search.storage import check_storage_url, open_storage
+from nin_search.study import artifact_dir_for, baseline_trials, best_trials
 
 __all__ = [
     "make_app",
@@ -238,7 +239,7 @@ def make_app(storage_url: str, *, artifact_dir: str | Path | None = None) -> Any
     """
     check_storage_url(storage_url, must_exist=True)
     store = _artifact_store(storage_url, artifact_dir)
-    storage = optuna.storages.RDBStorage(storage_url)
+    storage = open_storage(storage_url, heartbeat=False)
     return optuna_dashboard.wsgi(storage, artifact_store=store)
 
 

@@ -8,8 +8,7 @@ a missing database, a study that does not exist or a changed search space raise
 from __future__ import annotations
 
 import contextlib
-import random
-import time
+import hashlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from nin_search import __version__
 from nin_search.config import OptunaConfig, StudyConfig
 from nin_search.errors import UserError
 from nin_search.space import baseline_params
+from nin_search.storage import check_storage_url, display_url, open_storage, use_wal
 
 __all__ = [
     "FINISHED_STATES",
@@ -48,104 +48,7 @@ __all__ = [
 ]
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
-GRACE_PERIOD = 60  # seconds without a heartbeat before a trial counts as dead (>= 2x interval)
-MAX_RETRY = 2  # times a trial killed by a crash is retried with the same parameters
-SQLITE_TIMEOUT = 30  # seconds a SQLite writer waits on a lock before failing
-SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
 MAX_FAILURES_IN_A_ROW = 5  # a worker stops after this many failed trials in a row
-STORAGE_ATTEMPTS = 6  # tries to open a storage that is locked or being created
-
-
-def check_storage_url(url: str, *, must_exist: bool) -> None:
-    """Validates an Optuna RDB storage URL without connecting to it.
-
-    Args:
-        url: ``sqlite:///path.db``, ``postgresql+psycopg://user@host/db``, ...
-        must_exist: For SQLite, the database file must already exist (reading commands).
-
-    Raises:
-        UserError: For a malformed URL, an unknown backend, or an unusable SQLite path.
-    """
-    example = "e.g. sqlite:///nin_search.db or postgresql+psycopg://user:pass@host/db"
-    try:
-        parsed = make_url(url)
-    except (sqlalchemy.exc.ArgumentError, ValueError):
-        raise UserError(f"bad storage URL {url!r}; use {example}") from None
-    backend = parsed.get_backend_name()
-    if backend not in SUPPORTED_BACKENDS:
-        raise UserError(f"unsupported storage {backend!r} in {url!r}; use {example}")
-    if backend != "sqlite":
-        return
-    database = parsed.database or ""
-    if database in ("", ":memory:"):
-        raise UserError(f"storage {url!r} is in memory and would be lost; use sqlite:///FILE.db")
-    path = Path(database)
-    if must_exist and not path.is_file():
-        raise UserError(
-            f"no database at {str(path)!r}; run `nin-search optimize` first or pass --storage"
-        )
-    if not path.parent.is_dir():
-        raise UserError(f"folder {str(path.parent)!r} for the database does not exist; create it")
-
-
-def _use_wal(url: str) -> None:
-    """Puts a SQLite database in WAL mode (a property of the file, kept from then on), so
-    that readers such as a live dashboard never block the workers' writes."""
-    import sqlite3
-
-    database = make_url(url).database
-    connection = sqlite3.connect(database, timeout=SQLITE_TIMEOUT)
-    try:
-        connection.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.DatabaseError as error:
-        raise UserError(
-            f"{database} is not a usable SQLite database ({error}); restore it from a backup "
-            "or pass another --storage"
-        ) from None
-    finally:
-        connection.close()
-
-
-def _connect_storage(url: str, *, heartbeat: bool) -> optuna.storages.RDBStorage:
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT}
-    else:
-        engine_kwargs["pool_pre_ping"] = True
-    options: dict[str, Any] = {}
-    if heartbeat:
-        options = {
-            "heartbeat_interval": HEARTBEAT_INTERVAL,
-            "grace_period": GRACE_PERIOD,
-            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=MAX_RETRY
-            ),
-        }
-    for attempt in range(STORAGE_ATTEMPTS):
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
-            # Workers that start together race to create the schema of a new database,
-            # and a busy SQLite file can stay locked past the timeout: wait and retry.
-            if attempt == STORAGE_ATTEMPTS - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
-    raise AssertionError("unreachable")
-
-
-def _make_storage(url: str, *, heartbeat: bool) -> optuna.storages.RDBStorage:
-    """An RDB storage with heartbeats (for writers) and one clear error per failure."""
-    try:
-        return _connect_storage(url, heartbeat=heartbeat)
-    except RuntimeError as error:  # schema written by another Optuna version
-        message = str(error).splitlines()[0]
-        raise UserError(
-            f"{message} Back up the database, then run: optuna storage upgrade --storage '{url}'"
-        ) from None
-    except (sqlalchemy.exc.SQLAlchemyError, ModuleNotFoundError) as error:
-        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-        raise UserError(f"cannot open storage {url!r}: {reason}") from None
 
 
 class _AccuracyDirection:
@@ -268,6 +171,16 @@ def _describe_mismatch(stored: dict, current: dict) -> str:
     return "the search space differs"
 
 
+def sampler_seed(study_seed: int, worker_index: int, trials_so_far: int) -> int:
+    """The sampler seed of one worker's run: ``study.seed`` for the first run of a study's
+    first worker, and distinct, reproducible seeds for every other worker and resumed run
+    (else parallel workers and re-runs would sample the same parameters again)."""
+    if worker_index == 0 and trials_so_far == 0:
+        return study_seed
+    digest = hashlib.sha256(f"{study_seed}|{worker_index}|{trials_so_far}".encode())
+    return int.from_bytes(digest.digest()[:4], "little")
+
+
 def directions_of(objectives: list[str]) -> list[str]:
     """Accuracy is maximised, every cost minimised."""
     return ["maximize" if name == "accuracy" else "minimize" for name in objectives]
@@ -323,6 +236,7 @@ def open_study(
     storage_url: str,
     study_name: str,
     data_info: dict[str, Any] | None = None,
+    worker_index: int = 0,
 ) -> optuna.Study:
     """Creates the study, or resumes it if it exists with the same search space.
 
@@ -340,24 +254,27 @@ def open_study(
         study_name: The study's name.
         data_info: ``in_channels``, ``num_classes``, ``image_size`` and ``classes`` of the
             data, recorded on creation so that ``export`` and ``train`` need no study file.
+        worker_index: This worker's index among those started together (seeds its sampler).
     """
     check_storage_url(storage_url, must_exist=False)
-    sampler = make_sampler(
-        config.optuna, seed=config.study.seed, multi_objective=config.multi_objective
-    )
     pruner = make_pruner(config.optuna, epochs=config.train.epochs)
-    storage = _make_storage(storage_url, heartbeat=True)
+    storage = open_storage(storage_url, heartbeat=True)
     fingerprint = config.space_fingerprint()
+    trials_so_far = 0
     if _study_exists(storage, study_name):
-        stored = optuna.load_study(study_name=study_name, storage=storage).user_attrs
+        existing = optuna.load_study(study_name=study_name, storage=storage)
+        stored = existing.user_attrs
+        trials_so_far = len(existing.get_trials(deepcopy=False))
         if stored.get("space") not in (None, fingerprint):
             difference = _describe_mismatch(stored["space"], fingerprint)
             raise UserError(
                 f"study {study_name!r} was created with another search space ({difference}); "
                 "use a new --study-name, or the original study file to resume it"
             )
+    seed = sampler_seed(config.study.seed, worker_index, trials_so_far)
+    sampler = make_sampler(config.optuna, seed=seed, multi_objective=config.multi_objective)
     if storage_url.startswith("sqlite"):
-        _use_wal(storage_url)
+        use_wal(storage_url)
     try:
         study = optuna.create_study(
             storage=storage,
@@ -388,11 +305,13 @@ def load_study(storage_url: str, study_name: str | None) -> optuna.Study:
             study names that exist).
     """
     check_storage_url(storage_url, must_exist=True)
-    storage = _make_storage(storage_url, heartbeat=False)
+    storage = open_storage(storage_url, heartbeat=False)
     try:
         names = optuna.get_all_study_names(storage=storage)
     except sqlalchemy.exc.SQLAlchemyError as error:
-        raise UserError(f"cannot read storage {storage_url!r}: {error.orig or error}") from None
+        raise UserError(
+            f"cannot read storage {display_url(storage_url)!r}: {error.orig or error}"
+        ) from None
     if study_name is None:
         if len(names) != 1:
             listed = ", ".join(names) or "none"
@@ -401,7 +320,8 @@ def load_study(storage_url: str, study_name: str | None) -> optuna.Study:
     if study_name not in names:
         listed = ", ".join(names) or "none"
         raise UserError(
-            f"no study named {study_name!r} in {storage_url}; existing studies: {listed}"
+            f"no study named {study_name!r} in {display_url(storage_url)}; "
+            f"existing studies: {listed}"
         )
     return optuna.load_study(study_name=study_name, storage=storage)
 
@@ -413,7 +333,7 @@ def load_studies(storage_url: str) -> list[optuna.Study]:
         UserError: For a missing database or an unusable storage.
     """
     check_storage_url(storage_url, must_exist=True)
-    storage = _make_storage(storage_url, heartbeat=False)
+    storage = open_storage(storage_url, heartbeat=False)
     names = optuna.get_all_study_names(storage=storage)
     return [optuna.load_study(study_name=name, storage=storage) for name in names]
 

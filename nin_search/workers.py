@@ -137,6 +137,7 @@ class WorkerSpec:
     threads: int
     quota: int
     artifact_dir: str
+    worker_index: int = 0
 
 
 def run_worker(spec: WorkerSpec) -> None:
@@ -150,12 +151,17 @@ def run_worker(spec: WorkerSpec) -> None:
     from nin_search.train import resolve_device
 
     handle_sigterm()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     torch.set_num_threads(spec.threads)
     config = StudyConfig.model_validate(spec.config)
     device = resolve_device(spec.device)
     data = load_search_data(config.data, device=device)
-    study = open_study(config, storage_url=spec.storage_url, study_name=spec.study_name)
+    study = open_study(
+        config,
+        storage_url=spec.storage_url,
+        study_name=spec.study_name,
+        worker_index=spec.worker_index,
+    )
     store = make_artifact_store(Path(spec.artifact_dir))
     try:
         optimize(

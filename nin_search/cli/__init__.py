@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
-from nin_search.cli import _final, _optimize, _results  # noqa: F401  (register the commands)
+import typer
+
+# Importing the modules registers their commands, in the order `--help` lists them.
+from nin_search.cli import _optimize  # noqa: F401  # isort: skip
+from nin_search.cli import _results  # noqa: F401  # isort: skip
+from nin_search.cli import _final  # noqa: F401  # isort: skip
 from nin_search.cli._common import app, err_console
 from nin_search.errors import UserError
 
 __all__ = ["app", "main"]
 
 
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
 def main() -> None:
-    """Console-script entry point: user errors become one line on stderr and exit code 2."""
+    """Console-script entry point: user errors (bad input, bad options) become one line on
+    stderr and exit code 2, never a traceback."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except UserError as error:
-        err_console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(error))
+    except typer.TyperException as error:  # click's usage errors: bad option, bad value
+        if type(error).__name__ == "NoArgsIsHelpError":
+            app(["--help"], standalone_mode=True)
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        command = "" if message.startswith("No such command") else " ".join(sys.argv[1:2])
+        _fail(f"{message} (see: nin-search {command} --help)".replace("  ", " "))
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -93,16 +93,24 @@ def export(
             raise UserError(f"folder {str(weights.parent)!r} for --weights does not exist")
         configured = study.user_attrs.get("config", {}).get("optuna", {}).get("artifact_dir")
         artifact_dir = artifact_dir_for(storage, str(artifacts) if artifacts else configured)
-        download_weights(study, trial, artifact_dir, weights)
+        # Checked in a temporary file first: nothing refused is left at --weights.
+        staged = weights.with_name(f".{weights.name}.partial")
+        download_weights(study, trial, artifact_dir, staged)
         model = build_model(spec, in_channels=info.in_channels, num_classes=info.num_classes)
         try:
-            model.load_state_dict(load_weights(weights), strict=True)
-        except RuntimeError:
-            weights.unlink()
+            model.load_state_dict(load_weights(staged), strict=True)
+        except (UserError, RuntimeError) as error:
+            staged.unlink(missing_ok=True)
+            problem = (
+                "are not a safetensors file"
+                if isinstance(error, UserError)
+                else ("do not match its architecture")
+            )
             raise UserError(
-                f"the stored weights of trial {trial.number} do not match its architecture; "
-                "retrain it with `nin-search train`"
+                f"the stored weights of trial {trial.number} {problem} (refused, never loaded "
+                "as code); retrain it with `nin-search train`"
             ) from None
+        staged.replace(weights)
     output.write_text(source, encoding="utf-8")
     console.print(
         f"wrote {output} (trial #{trial.number}, {spec.summary()})", markup=False, highlight=False

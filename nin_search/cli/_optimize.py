@@ -98,12 +98,21 @@ def optimize(
     storage_url = storage or config.optuna.storage
     name = study_name or config.study.name
 
-    from nin_search.study import check_storage_url
+    from nin_search.storage import check_storage_url, display_url
 
     check_storage_url(storage_url, must_exist=False)
+    from nin_search.study import artifact_dir_for
+
+    artifact_dir = artifact_dir_for(
+        storage_url, str(artifacts) if artifacts else config.optuna.artifact_dir
+    )
+    if artifact_dir.exists() and not artifact_dir.is_dir():
+        raise UserError(
+            f"--artifacts {str(artifact_dir)!r} is a file; pass a folder for the trained weights"
+        )
     quiet_optuna()
     from nin_search.data import load_search_data
-    from nin_search.study import artifact_dir_for, finished_trials, open_study
+    from nin_search.study import finished_trials, open_study
     from nin_search.train import resolve_device
     from nin_search.workers import fail_dead_local_trials, requeue_interrupted
 
@@ -124,9 +133,6 @@ def optimize(
         "classes": list(data.classes),
     }
     study = open_study(config, storage_url=storage_url, study_name=name, data_info=data_info)
-    artifact_dir = artifact_dir_for(
-        storage_url, str(artifacts) if artifacts else config.optuna.artifact_dir
-    )
     dead = fail_dead_local_trials(study)
     requeued = requeue_interrupted(study)
     if dead or requeued:
@@ -138,7 +144,7 @@ def optimize(
     target = config.study.n_trials
     already = len(finished_trials(study))
     err_console.print(
-        f"study {name!r} in {storage_url}: {already}/{target} trials finished; "
+        f"study {name!r} in {display_url(storage_url)}: {already}/{target} trials finished; "
         f"{len(data.train)} train / {len(data.val)} val images; "
         f"{workers} worker(s) on {', '.join(device_names) or str(training_device)}",
         highlight=False,
@@ -162,7 +168,7 @@ def optimize(
     for line in verdicts:
         console.print(f"  {line}", markup=False, highlight=False)
     _print_failures(study.get_trials(deepcopy=False)[started:])
-    _next_steps(storage_url, name, artifact_dir)
+    _next_steps(display_url(storage_url), name, artifact_dir)
 
 
 def _optimize_in_process(config: StudyConfig, study: Any, data: Any, artifact_dir: Path) -> None:
@@ -241,6 +247,7 @@ def _optimize_with_workers(
             threads=threads,
             quota=quota,
             artifact_dir=str(artifact_dir),
+            worker_index=index,
         )
         process = context.Process(
             target=run_worker, args=(spec,), name=f"nin-search-worker-{index}"
@@ -274,7 +281,16 @@ def _optimize_with_workers(
         err_console.print("workers stopped; run the same command again to resume the study")
         raise typer.Exit(143 if 143 in codes else 130)
     if any(code != 0 for code in codes):
-        err_console.print(f"worker exit codes {codes}; re-run the same command to resume")
+        # A worker died (killed, crashed): fail its trial now and queue it again.
+        from nin_search.workers import fail_dead_local_trials, requeue_interrupted
+
+        dead = fail_dead_local_trials(study)
+        requeue_interrupted(study)
+        err_console.print(
+            f"worker exit codes {codes}: a worker died; its trial(s) {dead} were failed and "
+            "queued again; run the same command again to finish the study"
+        )
+        raise typer.Exit(1)
 
 
 def _print_failures(trials: list[Any]) -> None:

@@ -90,18 +90,32 @@ def dashboard(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8080,
     artifacts: ArtifactsOption = None,
+    study_name: Annotated[
+        str | None,
+        typer.Option(
+            "--study-name",
+            help="Open this study's page [default: the list of every study].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start optuna-dashboard on the storage, with the trained weights as artifacts."""
     quiet_optuna()
     from nin_search.dashboard import make_http_server, refresh_study_note
-    from nin_search.study import load_studies
+    from nin_search.storage import display_url
+    from nin_search.study import load_studies, load_study
 
+    studies = [load_study(storage, study_name)] if study_name else load_studies(storage)
     server = make_http_server(storage, host=host, port=port, artifact_dir=artifacts)
-    for study in load_studies(storage):
+    for study in studies:
         refresh_study_note(study)
     url = f"http://{host}:{server.server_port}/dashboard/"
+    if study_name:
+        url += f"studies/{studies[0]._study_id}"
     console.print(
-        f"optuna-dashboard for {storage} at {url} (Ctrl-C to stop)", markup=False, highlight=False
+        f"optuna-dashboard for {display_url(storage)} at {url} (Ctrl-C to stop)",
+        markup=False,
+        highlight=False,
     )
     try:
         server.serve_forever()
