@@ -59,6 +59,20 @@ def _finished_curves(study: optuna.Study, costs: dict[str, float]) -> list[Curve
     ]
 
 
+def _saver(path: Path) -> Callable[[dict[str, Any]], None]:
+    def save(state: dict[str, Any]) -> None:
+        partial = path.with_suffix(f".partial{os.getpid()}")
+        torch.save(state, partial)
+        partial.replace(path)  # atomic: a kill mid-write never leaves a broken checkpoint
+
+    return save
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
 def trial_seed(study_seed: int, params: dict[str, Any]) -> int:
     """A reproducible 32-bit seed from the study seed and the trial's parameters.
 
@@ -79,6 +93,9 @@ class Objective:
         config: The study config.
         data: Train/validation tensors on the training device.
         artifact_store: Where completed trials' weights go; None keeps no weights.
+        checkpoint_dir: Where a running trial saves its state after every epoch, so that a
+            retry after a crash or Ctrl-C continues from the last finished epoch; None: no
+            checkpoints. A trial's file is removed when it completes or is pruned.
         on_epoch: Called after every epoch (the CLI's live display listens here).
     """
 
@@ -88,11 +105,15 @@ class Objective:
         data: SearchData,
         *,
         artifact_store: optuna.artifacts.FileSystemArtifactStore | None = None,
+        checkpoint_dir: Path | None = None,
         on_epoch: EpochCallback | None = None,
     ) -> None:
         self.config = config
         self.data = data
         self.artifact_store = artifact_store
+        self.checkpoint_dir = checkpoint_dir
+        if checkpoint_dir is not None:
+            checkpoint_dir.mkdir(parents=True, exist_ok=True)
         self.on_epoch = on_epoch
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
@@ -115,6 +136,9 @@ class Objective:
             # Stopped before any training; the constraint teaches the sampler to avoid it.
             trial.set_user_attr("constraint_violation", violations)
             return self._values(0.0, costs)
+        report = self._reporter(trial, costs)
+        checkpoint = self._checkpoint_path(trial.params, seed)
+        resume = self._resume(trial, checkpoint, report)
         try:
             result = train(
                 model,
@@ -125,13 +149,17 @@ class Objective:
                 seed=seed,
                 augment=self.data.augment,
                 eval_batch_size=self.config.train.eval_batch_size,
-                on_epoch=self._reporter(trial, costs),
+                on_epoch=report,
+                resume=resume,
+                on_checkpoint=None if checkpoint is None else _saver(checkpoint),
             )
         except NonFiniteLossError as error:
             # Diverged: recorded as pruned so samplers learn from it; the study goes on.
             trial.set_user_attr("prune_reason", str(error))
+            _remove(checkpoint)
             raise optuna.TrialPruned(str(error)) from None
         except optuna.TrialPruned:
+            _remove(checkpoint)
             raise
         except KeyboardInterrupt as interrupt:
             # Ctrl-C or SIGTERM: failed, and retried with the same parameters on resume.
@@ -147,7 +175,42 @@ class Objective:
             raise
         if self.artifact_store is not None and self._worth_keeping(trial, result.final_accuracy):
             self._upload_weights(trial, model)
+        _remove(checkpoint)
         return self._values(result.final_accuracy, costs)
+
+    def _checkpoint_path(self, params: dict[str, Any], seed: int) -> Path | None:
+        """One file per (parameters, seed): a retried trial finds its predecessor's."""
+        if self.checkpoint_dir is None:
+            return None
+        key = hashlib.sha256(json.dumps([params, seed], sort_keys=True).encode()).hexdigest()
+        return self.checkpoint_dir / f"{key[:24]}.pt"
+
+    def _resume(
+        self,
+        trial: optuna.Trial,
+        checkpoint: Path | None,
+        report: Callable[[EpochResult], None],
+    ) -> dict[str, Any] | None:
+        """The state of an interrupted run of the same trial, its epochs re-reported."""
+        if checkpoint is None or not checkpoint.is_file():
+            return None
+        try:
+            state = torch.load(
+                checkpoint, map_location=self.data.train.images.device, weights_only=True
+            )
+        except Exception:
+            _remove(checkpoint)
+            return None
+        epochs = [EpochResult(*values) for values in state["history"]]
+        for epoch in epochs:  # the new trial's curve starts where the old one stopped
+            if self.config.multi_objective:
+                trial.storage.set_trial_intermediate_value(
+                    trial._trial_id, epoch.epoch, epoch.val_accuracy
+                )
+            else:
+                trial.report(epoch.val_accuracy, epoch.epoch)
+        trial.set_user_attr("resumed_from_epoch", len(epochs))
+        return state
 
     def _costs(self, arch: ArchSpec, model: torch.nn.Module) -> dict[str, float]:
         """Parameters and MACs always; latency when an objective or a limit needs it."""

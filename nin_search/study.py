@@ -32,6 +32,7 @@ __all__ = [
     "baseline_trials",
     "best_trials",
     "check_storage_url",
+    "checkpoint_dir_for",
     "directions_of",
     "download_weights",
     "finished_trials",
@@ -217,6 +218,12 @@ def artifact_dir_for(storage_url: str, configured: str | None = None) -> Path:
         database = Path(parsed.database).resolve()
         return database.with_name(f"{database.stem}-artifacts")
     return Path("nin_search-artifacts").resolve()
+
+
+def checkpoint_dir_for(artifact_dir: Path, study_name: str) -> Path:
+    """Mid-trial checkpoints: ``<artifact dir>/checkpoints/<study>``."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study_name)
+    return artifact_dir / "checkpoints" / safe
 
 
 def make_artifact_store(directory: Path) -> optuna.artifacts.FileSystemArtifactStore:

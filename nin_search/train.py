@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import math
 import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -265,6 +267,8 @@ def train(
     amp: bool = True,
     compile: bool = False,
     schedule: str = "cosine",
+    resume: dict[str, Any] | None = None,
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Trains ``model`` in place and evaluates it on ``val_split`` after every epoch.
 
@@ -284,6 +288,11 @@ def train(
             on eagerly and ``TrainResult.notes`` says why. Evaluation runs eagerly.
         schedule: ``"cosine"`` (linear warm-up, then cosine decay to 0) or ``"step"``
             (x0.1 at 50% and 75% of the steps).
+        resume: A state from ``on_checkpoint``: training continues after its epoch exactly
+            as if it had not stopped (model, optimizer, schedule and random streams restored);
+            its earlier epochs are in the returned history but not passed to ``on_epoch``.
+        on_checkpoint: Called after every epoch (after ``on_epoch``) with the state to resume
+            from: tensors, numbers and lists only, so ``torch.load(weights_only=True)`` reads it.
 
     Returns:
         Per-epoch losses and accuracies.
@@ -329,7 +338,15 @@ def train(
         return loss.detach()
 
     history: list[EpochResult] = []
-    for epoch in range(1, epochs + 1):
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        scaler.load_state_dict(resume["scaler"])
+        torch.set_rng_state(resume["rng"])
+        generator.set_state(resume["generator"])
+        history = [EpochResult(*values) for values in resume["history"]]
+    for epoch in range(len(history) + 1, epochs + 1):
         started = time.perf_counter()
         model.train()
         loss_sum: Tensor = torch.zeros((), device=device)
@@ -358,4 +375,16 @@ def train(
         history.append(result)
         if on_epoch is not None:
             on_epoch(result)
+        if on_checkpoint is not None:
+            on_checkpoint(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "generator": generator.get_state(),
+                    "history": [list(dataclasses.astuple(item)) for item in history],
+                }
+            )
     return TrainResult(tuple(history), compiled=forward is not model, notes=tuple(notes))

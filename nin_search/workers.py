@@ -147,7 +147,13 @@ def run_worker(spec: WorkerSpec) -> None:
     from nin_search.config import StudyConfig
     from nin_search.data import load_search_data
     from nin_search.objective import Objective
-    from nin_search.study import KeepBestWeights, make_artifact_store, open_study, optimize
+    from nin_search.study import (
+        KeepBestWeights,
+        checkpoint_dir_for,
+        make_artifact_store,
+        open_study,
+        optimize,
+    )
     from nin_search.train import resolve_device
 
     handle_sigterm()
@@ -166,7 +172,12 @@ def run_worker(spec: WorkerSpec) -> None:
     try:
         optimize(
             study,
-            Objective(config, data, artifact_store=store),
+            Objective(
+                config,
+                data,
+                artifact_store=store,
+                checkpoint_dir=checkpoint_dir_for(Path(spec.artifact_dir), spec.study_name),
+            ),
             n_trials=config.study.n_trials,
             quota=spec.quota,
             timeout=config.study.timeout,

@@ -73,3 +73,53 @@ def test_devices_resolve_or_fail_clearly():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="CUDA is not available"):
             resolve_device("cuda:0")
+
+
+def test_a_run_resumed_from_a_checkpoint_continues_exactly_as_if_never_stopped(digits, tmp_path):
+    hparams = Hyperparameters(optimizer="adamw", learning_rate=3e-3, batch_size=128)
+    whole = fit(digits, hparams, epochs=4, seed=5)
+
+    class Killed(Exception):
+        pass
+
+    saved = {}
+
+    def kill_in_epoch_3(result):
+        if result.epoch == 3:
+            raise Killed
+
+    def save(state):
+        torch.save(state, tmp_path / "checkpoint.pt")
+        saved["epoch"] = len(state["history"])
+
+    torch.manual_seed(5)
+    model = build_model(SPEC, in_channels=1, num_classes=10)
+    with pytest.raises(Killed):
+        train(
+            model,
+            digits.train,
+            digits.val,
+            hparams,
+            epochs=4,
+            seed=5,
+            on_epoch=kill_in_epoch_3,
+            on_checkpoint=save,
+        )
+    assert saved["epoch"] == 2  # the checkpoint of the last finished epoch
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # no pickled code
+    seen = []
+    fresh = build_model(SPEC, in_channels=1, num_classes=10)  # other initial weights
+    resumed = train(
+        fresh,
+        digits.train,
+        digits.val,
+        hparams,
+        epochs=4,
+        seed=5,
+        resume=state,
+        on_epoch=seen.append,
+    )
+    assert [r.epoch for r in seen] == [3, 4]  # only the new epochs are reported
+    assert [(r.epoch, r.train_loss, r.val_accuracy) for r in resumed.history] == [
+        (r.epoch, r.train_loss, r.val_accuracy) for r in whole.history
+    ]

@@ -58,6 +58,7 @@ pruner = "none"
 
 # Trials of a few seconds (6 epochs), so that a signal can reach one mid-trial. No baselines:
 # every trial is a sampled one, and the first starts at once.
+FAULT_EPOCHS = 6
 FAULT_STUDY = """
 [study]
 name = "fault"
@@ -586,8 +587,15 @@ def test_a_worker_killed_mid_trial_is_failed_and_retried_by_the_next_run(tmp_pat
     assert "died" in killed.user_attrs["fail_reason"], killed.user_attrs
     assert str(pid) in killed.user_attrs["fail_reason"]
     assert "recovered: failed 1 trial(s)" in (tmp_path / "second.err").read_text()
-    # Resuming the killed trial from its mid-trial checkpoint is not asserted here: that
-    # assertion is added together with the checkpoint feature.
+    # The retry resumed from the killed trial's last checkpoint (saved after every epoch),
+    # and its curve has every epoch exactly once.
+    retry = next(t for t in fault_trials(tmp_path) if t.user_attrs.get("retry_of") == trial.number)
+    resumed = retry.user_attrs.get("resumed_from_epoch", 0)
+    assert 1 <= resumed <= len(killed.intermediate_values), (resumed, killed.intermediate_values)
+    steps = sorted(retry.intermediate_values)
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) == FAULT_EPOCHS
+    for epoch in range(1, resumed + 1):
+        assert retry.intermediate_values[epoch] == killed.intermediate_values[epoch]
     wall = time.monotonic() - started
     report_numbers("sigkill_1_worker", **numbers.line(), wall_s=f"{wall:.1f}")
 

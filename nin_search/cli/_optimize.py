@@ -173,7 +173,12 @@ def optimize(
 
 def _optimize_in_process(config: StudyConfig, study: Any, data: Any, artifact_dir: Path) -> None:
     from nin_search.objective import Objective
-    from nin_search.study import KeepBestWeights, finished_trials, make_artifact_store
+    from nin_search.study import (
+        KeepBestWeights,
+        checkpoint_dir_for,
+        finished_trials,
+        make_artifact_store,
+    )
     from nin_search.study import optimize as run_optimize
     from nin_search.workers import Terminated, handle_sigterm
 
@@ -198,7 +203,13 @@ def _optimize_in_process(config: StudyConfig, study: Any, data: Any, artifact_di
         progress.reset(epoch_task, total=config.train.epochs, description="trial", info="")
 
     handle_sigterm()
-    objective = Objective(config, data, artifact_store=store, on_epoch=on_epoch)
+    objective = Objective(
+        config,
+        data,
+        artifact_store=store,
+        checkpoint_dir=checkpoint_dir_for(artifact_dir, study.study_name),
+        on_epoch=on_epoch,
+    )
     try:
         with progress:
             run_optimize(
