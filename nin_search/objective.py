@@ -170,6 +170,7 @@ class Objective:
             # Out of memory, a shape error from an extreme architecture, ...: this trial
             # fails with its reason and the worker frees memory and goes on.
             trial.set_user_attr("fail_reason", _describe(error))
+            _remove(checkpoint)  # not retried: it would fail the same way
             del model
             _free_memory()
             raise
