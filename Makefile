@@ -24,8 +24,8 @@ test: install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check nin_search tests
-	$(BIN)/ruff format --check nin_search tests
+	$(BIN)/ruff check nin_search tests benchmarks
+	$(BIN)/ruff format --check nin_search tests benchmarks
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

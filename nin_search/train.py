@@ -125,6 +125,9 @@ def configure_cpu_threads(workers: int) -> int:
 
     Returns:
         The number of threads set.
+
+    Raises:
+        ValueError: If ``workers`` is not an integer >= 1.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, but got workers={workers!r}.")

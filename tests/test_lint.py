@@ -15,7 +15,7 @@ RUFF = Path(sys.executable).parent / "ruff"
 def test_the_code_passes_ruff_with_the_project_settings(command):
     ruff = str(RUFF) if RUFF.exists() else shutil.which("ruff")
     result = subprocess.run(
-        [ruff, *command, "nin_search", "tests"],
+        [ruff, *command, "nin_search", "tests", "benchmarks"],
         cwd=REPO,
         capture_output=True,
         text=True,
