@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 from nin_search.data import load_search_data
 from nin_search.train import configure_cpu_threads
 
-PRUNERS = ("none", "median", "hyperband")
+PRUNERS = ("none", "median", "hyperband", "successive-halving")
 ACCURACY_TOLERANCE = 0.005  # 0.5 points
 
 

@@ -39,6 +39,16 @@ StudyNameOption = Annotated[
         "--study-name", help="Study name [default: the study file's name].", show_default=False
     ),
 ]
+# The commands that read an existing study.
+ReadStorageOption = Annotated[str, typer.Option("--storage", help="Optuna storage URL.")]
+ExistingStudyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--study-name",
+        help="Study name [default: the storage's only study].",
+        show_default=False,
+    ),
+]
 
 
 def quiet_optuna() -> None:

@@ -10,6 +10,8 @@ import typer
 
 from nin_search.cli._common import (
     ArtifactsOption,
+    ExistingStudyOption,
+    ReadStorageOption,
     TrialOption,
     app,
     console,
@@ -28,17 +30,8 @@ def export(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="The Python file to write.", show_default=False)
     ],
-    storage: Annotated[
-        str, typer.Option("--storage", help="Optuna storage URL.")
-    ] = DEFAULT_STORAGE,
-    study_name: Annotated[
-        str | None,
-        typer.Option(
-            "--study-name",
-            help="Study name [default: the storage's only study].",
-            show_default=False,
-        ),
-    ] = None,
+    storage: ReadStorageOption = DEFAULT_STORAGE,
+    study_name: ExistingStudyOption = None,
     trial_number: TrialOption = None,
     weights: Annotated[
         Path | None,
@@ -124,17 +117,8 @@ def train_command(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for weights, model.py and history.json.")
     ] = Path("final"),
-    storage: Annotated[
-        str, typer.Option("--storage", help="Optuna storage URL.")
-    ] = DEFAULT_STORAGE,
-    study_name: Annotated[
-        str | None,
-        typer.Option(
-            "--study-name",
-            help="Study name [default: the storage's only study].",
-            show_default=False,
-        ),
-    ] = None,
+    storage: ReadStorageOption = DEFAULT_STORAGE,
+    study_name: ExistingStudyOption = None,
     trial_number: TrialOption = None,
     epochs: Annotated[
         int | None,

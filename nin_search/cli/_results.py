@@ -10,6 +10,8 @@ import typer
 
 from nin_search.cli._common import (
     ArtifactsOption,
+    ExistingStudyOption,
+    ReadStorageOption,
     app,
     best_json,
     console,
@@ -22,17 +24,8 @@ from nin_search.errors import UserError
 
 @app.command()
 def best(
-    storage: Annotated[
-        str, typer.Option("--storage", help="Optuna storage URL.")
-    ] = DEFAULT_STORAGE,
-    study_name: Annotated[
-        str | None,
-        typer.Option(
-            "--study-name",
-            help="Study name [default: the storage's only study].",
-            show_default=False,
-        ),
-    ] = None,
+    storage: ReadStorageOption = DEFAULT_STORAGE,
+    study_name: ExistingStudyOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show the best trial of an existing study."""
@@ -51,17 +44,8 @@ def report(
     output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path(
         "report.html"
     ),
-    storage: Annotated[
-        str, typer.Option("--storage", help="Optuna storage URL.")
-    ] = DEFAULT_STORAGE,
-    study_name: Annotated[
-        str | None,
-        typer.Option(
-            "--study-name",
-            help="Study name [default: the storage's only study].",
-            show_default=False,
-        ),
-    ] = None,
+    storage: ReadStorageOption = DEFAULT_STORAGE,
+    study_name: ExistingStudyOption = None,
 ) -> None:
     """Write a self-contained HTML report on where MLP conv helped, and print the verdict."""
     quiet_optuna()
@@ -84,9 +68,7 @@ def report(
 
 @app.command()
 def dashboard(
-    storage: Annotated[
-        str, typer.Option("--storage", help="Optuna storage URL.")
-    ] = DEFAULT_STORAGE,
+    storage: ReadStorageOption = DEFAULT_STORAGE,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8080,
     artifacts: ArtifactsOption = None,
