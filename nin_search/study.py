@@ -221,9 +221,11 @@ def artifact_dir_for(storage_url: str, configured: str | None = None) -> Path:
 
 
 def checkpoint_dir_for(artifact_dir: Path, study_name: str) -> Path:
-    """Mid-trial checkpoints: ``<artifact dir>/checkpoints/<study>``."""
+    """Mid-trial checkpoints, beside the artifact store (which holds only artifacts):
+    ``nin_search-artifacts`` -> ``nin_search-checkpoints/<study>``."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study_name)
-    return artifact_dir / "checkpoints" / safe
+    base = artifact_dir.name.removesuffix("-artifacts")
+    return artifact_dir.with_name(f"{base}-checkpoints") / safe
 
 
 def make_artifact_store(directory: Path) -> optuna.artifacts.FileSystemArtifactStore:
