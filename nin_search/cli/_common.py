@@ -105,23 +105,29 @@ def _pareto_table(study: Any, title: str) -> Table:
     from nin_search.study import accuracy_of, baseline_trials, best_trials
 
     objectives = study.user_attrs.get("config", {}).get("study", {}).get("objectives", [])
-    costs = [name for name in objectives[1:] if name != "latency_ms"]
-    table = Table(title=f"{title}; Pareto front ({' vs '.join(objectives)})", title_justify="left")
-    for column in ("trial", "val accuracy", "params", "MACs / image", "latency ms", "architecture"):
-        table.add_column(column, overflow="fold")
     rows = [(f"#{t.number}", t) for t in best_trials(study)]
     rows += [(f"{kind} baseline #{t.number}", t) for kind, t in baseline_trials(study).items()]
+    with_latency = any("latency_ms" in trial.user_attrs for _, trial in rows)
+    table = Table(title=f"{title}; Pareto front ({' vs '.join(objectives)})", title_justify="left")
+    columns = ["trial", "val accuracy", "params", "MACs / image"]
+    columns += ["latency ms"] * with_latency
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    table.add_column("architecture", overflow="fold", ratio=1)
     for label, trial in rows:
-        latency = trial.user_attrs.get("latency_ms")
-        table.add_row(
+        accuracy = format_accuracy(accuracy_of(trial))
+        if trial.user_attrs.get("constraint_violation"):
+            accuracy = "over a limit"
+        cells = [
             label,
-            format_accuracy(accuracy_of(trial)),
+            accuracy,
             f"{trial.user_attrs.get('params', 0):,}",
             f"{trial.user_attrs.get('macs', 0):,}",
-            "-" if latency is None else f"{latency:.3f}",
-            str(trial.user_attrs.get("arch_summary", "?")),
-        )
-    del costs
+        ]
+        if with_latency:
+            latency = trial.user_attrs.get("latency_ms")
+            cells.append("-" if latency is None else f"{latency:.3f}")
+        table.add_row(*cells, str(trial.user_attrs.get("arch_summary", "?")))
     return table
 
 
