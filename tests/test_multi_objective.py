@@ -104,7 +104,6 @@ def test_trials_over_a_cost_limit_stop_before_training_and_teach_the_sampler(tmp
         assert trial.intermediate_values == {}  # never trained
         assert trial.constraints["params"] > 0
         assert "params" in trial.user_attrs["constraint_violation"]
-        assert trial.duration.total_seconds() < 5
     for trial in within:
         assert trial.constraints["params"] <= 0 and trial.user_attrs["latency_ms"] > 0
     assert best_trials(study)[0] in within

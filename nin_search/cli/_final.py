@@ -25,6 +25,27 @@ from nin_search.errors import UserError
 from nin_search.study import accuracy_of
 
 
+def _export_info(
+    study: Any, trial: Any, *, val_accuracy: float | None, weights_file: str | None
+) -> Any:
+    """The header facts of an exported file, from the study's recorded data shape."""
+    from nin_search.export import ExportInfo
+
+    data_info = study_data_info(study)
+    return ExportInfo(
+        in_channels=data_info["in_channels"],
+        num_classes=data_info["num_classes"],
+        image_size=data_info["image_size"],
+        study_name=study.study_name,
+        trial_number=trial.number,
+        val_accuracy=val_accuracy,
+        params=trial.user_attrs.get("params"),
+        macs=trial.user_attrs.get("macs"),
+        class_names=tuple(data_info.get("classes", ())),
+        weights_file=weights_file,
+    )
+
+
 @app.command()
 def export(
     output: Annotated[
@@ -53,7 +74,7 @@ def export(
 ) -> None:
     """Write a trial's architecture as one standalone PyTorch file (and its trained weights)."""
     quiet_optuna()
-    from nin_search.export import ExportInfo, export_source
+    from nin_search.export import export_source
     from nin_search.model import build_model
     from nin_search.spec import ArchSpec
     from nin_search.study import artifact_dir_for, download_weights, load_study, pick_trial
@@ -63,18 +84,11 @@ def export(
         raise UserError(f"folder {str(output.parent)!r} for --output does not exist; create it")
     study = load_study(storage, study_name)
     trial = pick_trial(study, trial_number)
-    data_info = study_data_info(study)
     spec = ArchSpec.from_dict(trial.user_attrs["arch"])
-    info = ExportInfo(
-        in_channels=data_info["in_channels"],
-        num_classes=data_info["num_classes"],
-        image_size=data_info["image_size"],
-        study_name=study.study_name,
-        trial_number=trial.number,
+    info = _export_info(
+        study,
+        trial,
         val_accuracy=accuracy_of(trial),
-        params=trial.user_attrs.get("params"),
-        macs=trial.user_attrs.get("macs"),
-        class_names=tuple(data_info.get("classes", ())),
         weights_file=weights.name if weights else None,
     )
     try:
@@ -149,7 +163,7 @@ def train_command(
     quiet_optuna()
     from optuna.trial import FixedTrial
 
-    from nin_search.export import ExportInfo, export_source
+    from nin_search.export import export_source
     from nin_search.retrain import retrain
     from nin_search.space import suggest_hyperparameters
     from nin_search.spec import ArchSpec
@@ -166,6 +180,8 @@ def train_command(
     if "config" not in study.user_attrs:
         raise UserError(f"study {study.study_name!r} was not created by nin-search optimize")
     config = StudyConfig.model_validate(study.user_attrs["config"])
+    # Checked before the long retraining: a study without data attrs fails now, not after.
+    info = _export_info(study, trial, val_accuracy=None, weights_file="weights.safetensors")
     spec = ArchSpec.from_dict(trial.user_attrs["arch"])
     hparams = suggest_hyperparameters(FixedTrial(trial.params), config.train)
     epochs = epochs or 3 * config.train.epochs
@@ -195,18 +211,6 @@ def train_command(
         )
     output.mkdir(parents=True, exist_ok=True)
     save_weights(result.model.state_dict(), output / "weights.safetensors")
-    data_info = study_data_info(study)
-    info = ExportInfo(
-        in_channels=data_info["in_channels"],
-        num_classes=data_info["num_classes"],
-        image_size=data_info["image_size"],
-        study_name=study.study_name,
-        trial_number=trial.number,
-        params=trial.user_attrs.get("params"),
-        macs=trial.user_attrs.get("macs"),
-        class_names=tuple(data_info.get("classes", ())),
-        weights_file="weights.safetensors",
-    )
     (output / "model.py").write_text(export_source(spec, info), encoding="utf-8")
     summary = {
         "study": study.study_name,
