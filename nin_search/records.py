@@ -1,0 +1,60 @@
+"""The names nin-search stores on Optuna trials and studies, defined once.
+
+Every module that writes or reads a trial's user attrs uses these constants, so the schema
+that optuna-dashboard, the report, the analysis and the CLI see lives in one place. No torch,
+no optuna here.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ABLATION_SEED",
+    "ABLATION_SOURCE",
+    "ABLATION_STAGE",
+    "ABLATION_VARIANT",
+    "ARCH",
+    "ARCH_SUMMARY",
+    "BASELINE",
+    "CONSTRAINT_VIOLATION",
+    "HPARAMS",
+    "MACS",
+    "ORIGINAL_STAGE",
+    "PARAMS",
+    "SAMPLED_BY",
+    "SAMPLED_BY_VALUES",
+    "SEED",
+    "VARIANTS",
+    "ablation_study_name",
+]
+
+# Every trial (searched and ablation).
+ARCH = "arch"  # ArchSpec.to_dict()
+ARCH_SUMMARY = "arch_summary"  # e.g. "mlp5x5-64-32/max > plain3x3-64 | nin, bn, relu"
+PARAMS = "params"  # parameter count
+MACS = "macs"  # multiply-accumulates per image
+SEED = "seed"  # the trial's training seed
+BASELINE = "baseline"  # "nin" | "plain" on the two reference trials
+CONSTRAINT_VIOLATION = "constraint_violation"  # why a cost limit stopped the trial
+HPARAMS = "hparams"  # Hyperparameters.to_dict() (ablation trials, which have no params)
+
+# How a searched trial's parameters were chosen: drawn at random (the unbiased sample the
+# design-space statistics use), by the model-based sampler (TPE, GP, NSGA-II), or enqueued
+# (baselines, retries).
+SAMPLED_BY = "sampled_by"
+SAMPLED_BY_VALUES = ("random", "model", "enqueued")
+
+# Ablation trials live in a companion study (see :func:`ablation_study_name`).
+ABLATION_SOURCE = "ablation_source"  # number of the searched trial that is ablated
+ABLATION_STAGE = "ablation_stage"  # the changed stage; ORIGINAL_STAGE for the original
+ABLATION_VARIANT = "ablation_variant"  # one of VARIANTS
+ABLATION_SEED = "ablation_seed"  # seed index 0..S-1, shared by all variants (paired)
+ORIGINAL_STAGE = -1
+# "original": the source trial's network; "flipped": one stage's kind changed (MLP conv ->
+# plain: its 1x1 layers removed; plain -> MLP conv: 1x1 layers added); "matched": the flipped
+# kind at the original's parameter count (within 5%).
+VARIANTS = ("original", "flipped", "matched")
+
+
+def ablation_study_name(study_name: str) -> str:
+    """The companion study that holds the ablation trials of ``study_name``."""
+    return f"{study_name}:ablation"
