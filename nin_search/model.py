@@ -11,7 +11,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from nin_search.layers import ConvNormAct, MLPConv2d
 from nin_search.spec import ArchSpec, StageSpec
 
-__all__ = ["NINNet", "build_model", "count_macs", "count_params", "measure_latency_ms"]
+__all__ = [
+    "NINNet",
+    "build_model",
+    "count_arch_params",
+    "count_macs",
+    "count_params",
+    "measure_latency_ms",
+]
 
 
 def _make_pool(kind: str) -> nn.Module:
@@ -121,6 +128,14 @@ def build_model(spec: ArchSpec, *, in_channels: int, num_classes: int) -> NINNet
 def count_params(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(param.numel() for param in model.parameters() if param.requires_grad)
+
+
+def count_arch_params(spec: ArchSpec, *, in_channels: int, num_classes: int) -> int:
+    """Number of trainable parameters of the network ``spec`` describes, without allocating
+    it (built on PyTorch's meta device: shapes only)."""
+    with torch.device("meta"):
+        model = build_model(spec, in_channels=in_channels, num_classes=num_classes)
+    return count_params(model)
 
 
 def count_macs(spec: ArchSpec, *, in_channels: int, num_classes: int, image_size: int) -> int:

@@ -16,16 +16,17 @@ from typing import Any
 import optuna
 import torch
 
-from nin_search.config import StudyConfig
+from nin_search.config import CostConfig, StudyConfig
 from nin_search.data import SearchData
 from nin_search.model import build_model, count_macs, count_params, measure_latency_ms
 from nin_search.pruning import CurvePoint, DominatedPruner
+from nin_search.records import ARCH, ARCH_SUMMARY, HPARAMS, SEED
 from nin_search.space import suggest_arch, suggest_hyperparameters
-from nin_search.spec import ArchSpec
+from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.train import EpochResult, NonFiniteLossError, train
 from nin_search.weights import save_weights
 
-__all__ = ["Objective", "trial_seed"]
+__all__ = ["AblationObjective", "Objective", "trial_seed"]
 
 EpochCallback = Callable[[optuna.Trial, EpochResult], None]
 
@@ -120,16 +121,30 @@ class Objective:
         arch = suggest_arch(trial, self.config.space)
         hparams = suggest_hyperparameters(trial, self.config.train)
         seed = trial_seed(self.config.study.seed, trial.params)
+        return self.run(trial, arch, hparams, seed, checkpoint_key=[trial.params, seed])
+
+    def run(
+        self,
+        trial: optuna.Trial,
+        arch: ArchSpec,
+        hparams: Hyperparameters,
+        seed: int,
+        *,
+        checkpoint_key: Any,
+    ) -> float | tuple[float, ...]:
+        """Builds ``arch``, trains it with ``hparams`` and ``seed`` on the study's data and
+        returns the objective values; ``checkpoint_key`` (JSON-ready) names the trial's
+        checkpoint, so a retry of the same work finds it."""
         shape = {"in_channels": self.data.in_channels, "num_classes": self.data.num_classes}
         device = self.data.train.images.device
         torch.manual_seed(seed)
         model = build_model(arch, **shape).to(device)
         costs = self._costs(arch, model)
-        trial.set_user_attr("arch", arch.to_dict())
-        trial.set_user_attr("arch_summary", arch.summary())
+        trial.set_user_attr(ARCH, arch.to_dict())
+        trial.set_user_attr(ARCH_SUMMARY, arch.summary())
         for name, cost in costs.items():
             trial.set_user_attr(name, cost)
-        trial.set_user_attr("seed", seed)
+        trial.set_user_attr(SEED, seed)
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
         violations = self._check_constraints(trial, costs)
         if violations:
@@ -137,7 +152,7 @@ class Objective:
             trial.set_user_attr("constraint_violation", violations)
             return self._values(0.0, costs)
         report = self._reporter(trial, costs)
-        checkpoint = self._checkpoint_path(trial.params, seed)
+        checkpoint = self._checkpoint_path(checkpoint_key)
         resume = self._resume(trial, checkpoint, report)
         try:
             result = train(
@@ -179,11 +194,11 @@ class Objective:
         _remove(checkpoint)
         return self._values(result.final_accuracy, costs)
 
-    def _checkpoint_path(self, params: dict[str, Any], seed: int) -> Path | None:
-        """One file per (parameters, seed): a retried trial finds its predecessor's."""
+    def _checkpoint_path(self, checkpoint_key: Any) -> Path | None:
+        """One file per key (parameters and seed): a retried trial finds its predecessor's."""
         if self.checkpoint_dir is None:
             return None
-        key = hashlib.sha256(json.dumps([params, seed], sort_keys=True).encode()).hexdigest()
+        key = hashlib.sha256(json.dumps(checkpoint_key, sort_keys=True).encode()).hexdigest()
         return self.checkpoint_dir / f"{key[:24]}.pt"
 
     def _resume(
@@ -318,3 +333,37 @@ class Objective:
                 mimetype="application/octet-stream",
             )
         trial.set_user_attr("weights_artifact", artifact_id)
+
+
+class AblationObjective(Objective):
+    """Trains the network an ablation trial names, through the same code as a searched trial.
+
+    An ablation trial is enqueued with user attrs ``arch``, ``hparams`` and ``seed`` (see
+    :mod:`nin_search.ablation`) and suggests nothing. It is never pruned, keeps no weights,
+    and ignores the study's cost limits and cost objectives: it answers one question, the
+    validation accuracy of that network with that seed.
+    """
+
+    def __init__(
+        self,
+        config: StudyConfig,
+        data: SearchData,
+        *,
+        checkpoint_dir: Path | None = None,
+        on_epoch: EpochCallback | None = None,
+    ) -> None:
+        single = config.model_copy(
+            update={
+                "study": config.study.model_copy(update={"objectives": ["accuracy"]}),
+                "cost": CostConfig(),
+            }
+        )
+        super().__init__(single, data, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch)
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        attrs = trial.user_attrs
+        arch = ArchSpec.from_dict(attrs[ARCH])
+        hparams = Hyperparameters.from_dict(attrs[HPARAMS])
+        seed = int(attrs[SEED])
+        key = [arch.to_dict(), hparams.to_dict(), seed]
+        return self.run(trial, arch, hparams, seed, checkpoint_key=key)

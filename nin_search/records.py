@@ -25,6 +25,7 @@ __all__ = [
     "SEED",
     "VARIANTS",
     "ablation_study_name",
+    "is_ablation_study_name",
 ]
 
 # Every trial (searched and ablation).
@@ -55,6 +56,14 @@ ORIGINAL_STAGE = -1
 VARIANTS = ("original", "flipped", "matched")
 
 
+ABLATION_SUFFIX = ":ablation"
+
+
 def ablation_study_name(study_name: str) -> str:
     """The companion study that holds the ablation trials of ``study_name``."""
-    return f"{study_name}:ablation"
+    return f"{study_name}{ABLATION_SUFFIX}"
+
+
+def is_ablation_study_name(study_name: str) -> bool:
+    """Whether ``study_name`` names a companion ablation study (not a searched one)."""
+    return study_name.endswith(ABLATION_SUFFIX)

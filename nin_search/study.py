@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from nin_search import __version__
 from nin_search.config import OptunaConfig, StudyConfig
 from nin_search.errors import UserError
+from nin_search.records import SAMPLED_BY, is_ablation_study_name
 from nin_search.space import baseline_params
 from nin_search.storage import check_storage_url, display_url, open_storage, use_wal
 
@@ -84,19 +85,93 @@ class MultiObjectiveTPESampler(optuna.samplers.TPESampler):
         )
 
 
+class RandomFirstSampler(optuna.samplers.BaseSampler):
+    """Draws a study's first ``n_random`` trials uniformly at random, then defers to ``sampler``,
+    and records on every trial how its parameters were chosen (user attr ``sampled_by``:
+    ``"random"``, ``"model"`` or ``"enqueued"``).
+
+    The random trials are the unbiased sample of the design space that the per-stage verdict
+    compares plain and MLP conv on (Radosavovic et al., 2019); a model-based sampler's trials
+    crowd where it already found good values and would confound that comparison. A trial
+    re-queued after a crash keeps the origin of the trial it repeats.
+
+    Args:
+        sampler: The sampler for every trial after the random ones.
+        n_random: How many trials of the study are drawn at random (counted over the study,
+            so several workers and resumed runs share the budget).
+        seed: Seed of the random draws.
+    """
+
+    def __init__(self, sampler: optuna.samplers.BaseSampler, *, n_random: int, seed: int) -> None:
+        if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 0:
+            raise ValueError(f"n_random must be an integer >= 0, but got n_random={n_random!r}.")
+        self.sampler = sampler
+        self.n_random = n_random
+        self._random = optuna.samplers.RandomSampler(seed=seed)
+        self._origins: dict[int, str] = {}
+
+    def _origin(self, study: optuna.Study, trial: FrozenTrial) -> str:
+        if "fixed_params" in trial.system_attrs:
+            return str(trial.user_attrs.get(SAMPLED_BY, "enqueued"))
+        if isinstance(self.sampler, optuna.samplers.RandomSampler):
+            return "random"
+        drawn = sum(
+            other.user_attrs.get(SAMPLED_BY) == "random" and other.state != TrialState.FAIL
+            for other in study.get_trials(deepcopy=False)
+            if other.number != trial.number
+        )
+        return "random" if drawn < self.n_random else "model"
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        origin = self._origin(study, trial)
+        self._origins[trial._trial_id] = origin
+        study._storage.set_trial_user_attr(trial._trial_id, SAMPLED_BY, origin)
+        self.sampler.before_trial(study, trial)
+
+    def _drawn_at_random(self, trial: FrozenTrial) -> bool:
+        return self._origins.get(trial._trial_id) == "random"
+
+    def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
+        if self._drawn_at_random(trial):
+            return {}
+        return self.sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
+        if self._drawn_at_random(trial):
+            return {}
+        return self.sampler.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[no-untyped-def]
+        sampler = self._random if self._drawn_at_random(trial) else self.sampler
+        return sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values):  # type: ignore[no-untyped-def]
+        self._origins.pop(trial._trial_id, None)
+        self.sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.sampler.reseed_rng()
+        self._random.reseed_rng()
+
+
 def make_sampler(
-    config: OptunaConfig, *, seed: int, multi_objective: bool = False
+    config: OptunaConfig, *, seed: int, multi_objective: bool = False, random_trials: int = 0
 ) -> optuna.samplers.BaseSampler:
-    """The configured sampler, seeded. TPE is multivariate and grouped (the space is conditional)
-    with the constant liar on (parallel workers then do not sample the same point)."""
+    """The configured sampler, seeded, behind :class:`RandomFirstSampler` (the first
+    ``random_trials`` trials at random). TPE is multivariate and grouped (the space is
+    conditional) with the constant liar on (parallel workers then do not sample the same
+    point)."""
+    sampler: optuna.samplers.BaseSampler
     if config.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if config.sampler == "nsgaii":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if config.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
-    tpe = MultiObjectiveTPESampler if multi_objective else optuna.samplers.TPESampler
-    return tpe(seed=seed, multivariate=True, group=True, constant_liar=True)
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    elif config.sampler == "nsgaii":
+        sampler = optuna.samplers.NSGAIISampler(seed=seed)
+    elif config.sampler == "gp":
+        sampler = optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    else:
+        tpe = MultiObjectiveTPESampler if multi_objective else optuna.samplers.TPESampler
+        sampler = tpe(seed=seed, multivariate=True, group=True, constant_liar=True)
+    return RandomFirstSampler(sampler, n_random=random_trials, seed=seed)
 
 
 def _pruner_defaults(name: str, epochs: int) -> dict[str, Any]:
@@ -281,7 +356,12 @@ def open_study(
                 "use a new --study-name, or the original study file to resume it"
             )
     seed = sampler_seed(config.study.seed, worker_index, trials_so_far)
-    sampler = make_sampler(config.optuna, seed=seed, multi_objective=config.multi_objective)
+    sampler = make_sampler(
+        config.optuna,
+        seed=seed,
+        multi_objective=config.multi_objective,
+        random_trials=config.study.random_trials,
+    )
     if storage_url.startswith("sqlite"):
         use_wal(storage_url)
     try:
@@ -322,6 +402,7 @@ def load_study(storage_url: str, study_name: str | None) -> optuna.Study:
             f"cannot read storage {display_url(storage_url)!r}: {error.orig or error}"
         ) from None
     if study_name is None:
+        names = [name for name in names if not is_ablation_study_name(name)]
         if len(names) != 1:
             listed = ", ".join(names) or "none"
             raise UserError(f"pass --study-name: the storage holds these studies: {listed}")
@@ -336,7 +417,7 @@ def load_study(storage_url: str, study_name: str | None) -> optuna.Study:
 
 
 def load_studies(storage_url: str) -> list[optuna.Study]:
-    """Every study in an existing storage.
+    """Every searched study in an existing storage (companion ablation studies left out).
 
     Raises:
         UserError: For a missing database or an unusable storage.
@@ -344,7 +425,11 @@ def load_studies(storage_url: str) -> list[optuna.Study]:
     check_storage_url(storage_url, must_exist=True)
     storage = open_storage(storage_url, heartbeat=False)
     names = optuna.get_all_study_names(storage=storage)
-    return [optuna.load_study(study_name=name, storage=storage) for name in names]
+    return [
+        optuna.load_study(study_name=name, storage=storage)
+        for name in names
+        if not is_ablation_study_name(name)
+    ]
 
 
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:

@@ -24,6 +24,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nin_search.records import BASELINE, SAMPLED_BY
+
 __all__ = [
     "Terminated",
     "WorkerSpec",
@@ -103,8 +105,9 @@ def requeue_interrupted(study: optuna.Study, *, max_retry: int = 2) -> list[int]
             "retry_of": trial.number,
             "retry_depth": trial.user_attrs.get("retry_depth", 0) + 1,
         }
-        if trial.user_attrs.get("baseline"):
-            user_attrs["baseline"] = trial.user_attrs["baseline"]
+        for name in (BASELINE, SAMPLED_BY):  # a retry keeps what the trial it repeats was
+            if trial.user_attrs.get(name):
+                user_attrs[name] = trial.user_attrs[name]
         study.enqueue_trial(trial.params, user_attrs=user_attrs)
         requeued.append(trial.number)
     return requeued

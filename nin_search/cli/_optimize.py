@@ -161,6 +161,10 @@ def optimize(
             workers,
             device_names or [str(training_device)],
         )
+    if config.ablation.after_search:
+        from nin_search.cli._ablate import run_ablation_with_progress
+
+        run_ablation_with_progress(study, config, data if workers == 1 else None, artifact_dir)
     from nin_search.dashboard import refresh_study_note
 
     verdicts = refresh_study_note(study)

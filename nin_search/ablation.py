@@ -1,0 +1,310 @@
+"""The paired ablation of a study's winner(s), as Optuna trials in a companion study.
+
+For each source trial (the best, or the best k) and each of its stages, three networks are
+trained with the same S seeds: the original, the stage flipped (MLP conv <-> plain) and the flip
+at the original's parameter count (:mod:`nin_search.variants`). Everything else is the source
+trial's: other stages, hyperparameters, epochs, data split. The trials live in the study
+``<name>:ablation`` in the same storage, each naming its source trial, stage, variant and seed
+index in user attrs, so optuna-dashboard shows them and a re-run after a crash or Ctrl-C
+trains only what did not finish (an interrupted run continues from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import optuna
+from optuna.trial import FixedTrial, FrozenTrial, TrialState
+
+from nin_search import __version__
+from nin_search.config import StudyConfig
+from nin_search.data import SearchData
+from nin_search.errors import UserError
+from nin_search.model import count_arch_params
+from nin_search.objective import AblationObjective, EpochCallback
+from nin_search.records import (
+    ABLATION_SEED,
+    ABLATION_SOURCE,
+    ABLATION_STAGE,
+    ABLATION_VARIANT,
+    ARCH,
+    ARCH_SUMMARY,
+    HPARAMS,
+    PARAMS,
+    SEED,
+    ablation_study_name,
+)
+from nin_search.space import suggest_hyperparameters
+from nin_search.spec import ArchSpec, Hyperparameters
+from nin_search.study import best_trials, checkpoint_dir_for, is_feasible, pick_trial
+from nin_search.variants import ablation_variants
+from nin_search.workers import fail_dead_local_trials
+
+__all__ = [
+    "AblationJob",
+    "AblationPlan",
+    "PreparedAblation",
+    "ablation_seed",
+    "open_ablation_study",
+    "plan_ablation",
+    "prepare_ablation",
+    "queue_ablation",
+    "run_ablation",
+    "source_trials",
+    "study_config",
+]
+
+
+class AblationJob(NamedTuple):
+    """One network of the ablation trained with one seed: one trial of the companion study."""
+
+    source: int  # searched trial number
+    stage: int  # changed stage; ORIGINAL_STAGE for the original
+    variant: str  # "original", "flipped" or "matched"
+    seed_index: int  # 0..S-1, the same for every variant (paired)
+    seed: int
+    arch: ArchSpec
+    hparams: Hyperparameters
+
+    @property
+    def key(self) -> tuple[int, int, str, int]:
+        return (self.source, self.stage, self.variant, self.seed_index)
+
+    def user_attrs(self, params: int) -> dict[str, Any]:
+        return {
+            ABLATION_SOURCE: self.source,
+            ABLATION_STAGE: self.stage,
+            ABLATION_VARIANT: self.variant,
+            ABLATION_SEED: self.seed_index,
+            SEED: self.seed,
+            ARCH: self.arch.to_dict(),
+            ARCH_SUMMARY: self.arch.summary(),
+            HPARAMS: self.hparams.to_dict(),
+            PARAMS: params,
+        }
+
+
+class AblationPlan(NamedTuple):
+    """What an ablation run has to do: ``total`` jobs, ``done`` of them completed before,
+    ``queued`` enqueued now or still waiting from an earlier run."""
+
+    total: int
+    done: int
+    queued: int
+
+
+def ablation_seed(source_seed: int, seed_index: int) -> int:
+    """Seed ``seed_index`` of a source trial's ablation: index 0 is the source trial's own seed
+    (so the original with seed 0 repeats the searched run), the others derive from it."""
+    if seed_index == 0:
+        return source_seed
+    digest = hashlib.sha256(f"{source_seed}|ablation|{seed_index}".encode())
+    return int.from_bytes(digest.digest()[:4], "little")
+
+
+def study_config(study: optuna.Study) -> StudyConfig:
+    """The config a study was created with (``optimize`` records it).
+
+    Raises:
+        UserError: When the study was not created by ``nin-search optimize``.
+    """
+    if "config" not in study.user_attrs:
+        raise UserError(
+            f"study {study.study_name!r} was not created by nin-search optimize (no config "
+            "attrs); ablate works on studies written by `nin-search optimize`"
+        )
+    return StudyConfig.model_validate(study.user_attrs["config"])
+
+
+def source_trials(study: optuna.Study, *, trial_number: int | None, top: int) -> list[FrozenTrial]:
+    """The trials to ablate: ``trial_number``, else the ``top`` most accurate completed trials
+    within the study's limits (with several objectives: the Pareto front's most accurate).
+
+    Raises:
+        UserError: For a trial that does not exist or was not completed, or a study with no
+            completed trial.
+    """
+    if trial_number is not None:
+        trial = pick_trial(study, trial_number)
+        if trial.state != TrialState.COMPLETE or not is_feasible(trial):
+            raise UserError(
+                f"trial {trial_number} did not complete within the study's limits "
+                f"({trial.state.name.lower()}); ablate a completed trial (see `nin-search best`)"
+            )
+        return [trial]
+    if not best_trials(study):
+        pick_trial(study, None)  # raises the "no completed trial yet" error
+    completed = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if is_feasible(trial) and ARCH in trial.user_attrs
+    ]
+    completed.sort(key=lambda trial: (-trial.values[0], trial.number))
+    return completed[:top]
+
+
+def plan_ablation(
+    sources: Iterable[FrozenTrial],
+    config: StudyConfig,
+    *,
+    seeds: int,
+    in_channels: int,
+    num_classes: int,
+) -> list[AblationJob]:
+    """Every job of the ablation of ``sources``, seed index by seed index (so that an
+    interrupted run has whole paired sets first).
+
+    Raises:
+        ValueError: If ``seeds`` is not an integer >= 1.
+    """
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1, but got seeds={seeds!r}.")
+    jobs = []
+    for trial in sources:
+        arch = ArchSpec.from_dict(trial.user_attrs[ARCH])
+        hparams = suggest_hyperparameters(FixedTrial(trial.params), config.train)
+        variants = ablation_variants(arch, in_channels=in_channels, num_classes=num_classes)
+        source_seed = int(trial.user_attrs.get(SEED, 0))
+        for seed_index in range(seeds):
+            seed = ablation_seed(source_seed, seed_index)
+            jobs.extend(
+                AblationJob(trial.number, stage, name, seed_index, seed, variant, hparams)
+                for stage, name, variant in variants
+            )
+    return jobs
+
+
+def open_ablation_study(study: optuna.Study) -> optuna.Study:
+    """The companion study of ``study`` in the same storage, created when missing."""
+    name = ablation_study_name(study.study_name)
+    ablation = optuna.create_study(
+        storage=study._storage,
+        study_name=name,
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),  # nothing is sampled: all is enqueued
+        pruner=optuna.pruners.NopPruner(),
+        load_if_exists=True,
+    )
+    if "source_study" not in ablation.user_attrs:
+        ablation.set_user_attr("source_study", study.study_name)
+        ablation.set_user_attr("nin_search_version", __version__)
+    return ablation
+
+
+def _key(trial: FrozenTrial) -> tuple[int, int, str, int] | None:
+    attrs = trial.user_attrs
+    names = (ABLATION_SOURCE, ABLATION_STAGE, ABLATION_VARIANT, ABLATION_SEED)
+    if not all(name in attrs for name in names):
+        return None
+    return (int(attrs[ABLATION_SOURCE]), int(attrs[ABLATION_STAGE]), str(attrs[ABLATION_VARIANT]),
+            int(attrs[ABLATION_SEED]))  # fmt: skip
+
+
+def queue_ablation(
+    ablation: optuna.Study, jobs: list[AblationJob], *, in_channels: int, num_classes: int
+) -> AblationPlan:
+    """Enqueues the jobs that neither completed nor wait in the queue already.
+
+    Trials of this machine whose process died are failed first, so that they are queued again.
+    """
+    fail_dead_local_trials(ablation)
+    trials = ablation.get_trials(deepcopy=False)
+    done = {_key(t) for t in trials if t.state == TrialState.COMPLETE}
+    waiting = {_key(t) for t in trials if t.state == TrialState.WAITING}
+    queued = len([job for job in jobs if job.key in waiting])
+    for job in jobs:
+        if job.key in done or job.key in waiting:
+            continue
+        params = count_arch_params(job.arch, in_channels=in_channels, num_classes=num_classes)
+        ablation.enqueue_trial({}, user_attrs=job.user_attrs(params))
+        queued += 1
+    return AblationPlan(
+        total=len(jobs), done=len([j for j in jobs if j.key in done]), queued=queued
+    )
+
+
+def run_ablation(
+    ablation: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    *,
+    callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] = (),
+) -> int:
+    """Trains every waiting ablation trial (one per queued job); returns how many ran.
+
+    A trial that raises is recorded as failed with its reason and queued again by the next run;
+    Ctrl-C and SIGTERM stop the run (the trial is failed and continues from its checkpoint
+    next time).
+    """
+    waiting = len(ablation.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    if waiting == 0:
+        return 0
+    ablation.optimize(
+        objective, n_trials=waiting, catch=(Exception,), callbacks=list(callbacks),
+        gc_after_trial=False,
+    )  # fmt: skip
+    return waiting
+
+
+class PreparedAblation(NamedTuple):
+    """An ablation ready to run: the companion study with its jobs queued, and the objective."""
+
+    study: optuna.Study  # the companion study
+    plan: AblationPlan
+    objective: AblationObjective
+    sources: list[int]  # the ablated trial numbers
+
+
+def prepare_ablation(
+    study: optuna.Study,
+    config: StudyConfig,
+    *,
+    data: SearchData,
+    artifact_dir: Path,
+    trial_number: int | None = None,
+    top: int | None = None,
+    seeds: int | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> PreparedAblation:
+    """Plans the ablation of ``study``'s best ``top`` trials (or of ``trial_number``) with
+    ``seeds`` seeds each and queues what is not done yet. Every input is checked before the
+    companion study is written.
+
+    Args:
+        study: The searched study.
+        config: Its config (:func:`study_config`); ``top`` and ``seeds`` default to its
+            ``ablation`` section.
+        data: The study's train/validation split on the training device.
+        artifact_dir: The study's artifact folder; checkpoints go beside it.
+        trial_number: Ablate this trial instead of the best ones.
+        top: Ablate the best ``top`` trials.
+        seeds: Seeds per variant.
+        on_epoch: Called after every epoch of every ablation trial.
+
+    Raises:
+        UserError: For a trial that cannot be ablated or data that is not the study's.
+    """
+    top = config.ablation.top if top is None else top
+    seeds = config.ablation.seeds if seeds is None else seeds
+    if top < 1 or seeds < 1:
+        raise UserError(f"--top and --seeds must be >= 1, but got top={top}, seeds={seeds}")
+    recorded = study.user_attrs.get("data") or {}
+    if recorded.get("num_classes", data.num_classes) != data.num_classes:
+        raise UserError(
+            f"the data has {data.num_classes} classes but study {study.study_name!r} was "
+            f"searched on {recorded['num_classes']}; ablate with the study's own data"
+        )
+    sources = source_trials(study, trial_number=trial_number, top=top)
+    shape = {"in_channels": data.in_channels, "num_classes": data.num_classes}
+    jobs = plan_ablation(sources, config, seeds=seeds, **shape)
+    ablation = open_ablation_study(study)
+    plan = queue_ablation(ablation, jobs, **shape)
+    objective = AblationObjective(
+        config,
+        data,
+        checkpoint_dir=checkpoint_dir_for(artifact_dir, ablation.study_name),
+        on_epoch=on_epoch,
+    )
+    return PreparedAblation(ablation, plan, objective, [trial.number for trial in sources])

@@ -1,0 +1,183 @@
+"""`nin-search ablate`: the paired ablation of the winner, stage by stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nin_search.cli._common import (
+    StorageOption,
+    StudyNameOption,
+    app,
+    console,
+    err_console,
+    format_accuracy,
+    progress_bar,
+    quiet_optuna,
+)
+from nin_search.config import DEFAULT_STORAGE, load_study_config
+from nin_search.errors import UserError
+from nin_search.records import (
+    ABLATION_SEED,
+    ABLATION_SOURCE,
+    ABLATION_STAGE,
+    ABLATION_VARIANT,
+    ORIGINAL_STAGE,
+)
+
+
+@app.command()
+def ablate(
+    study_file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Study TOML (for its storage, study name and [ablation] settings) "
+            "[default: --storage/--study-name].",
+            show_default=False,
+        ),
+    ] = None,
+    storage: StorageOption = None,
+    study_name: StudyNameOption = None,
+    trial_number: Annotated[
+        int | None,
+        typer.Option(
+            "--trial", min=0, help="Ablate this trial [default: the best].", show_default=False
+        ),
+    ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top",
+            min=1,
+            help="Ablate the best K trials [default: the study's ablation.top, 1].",
+            show_default=False,
+        ),
+    ] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            "--seeds",
+            min=1,
+            help="Seeds per variant, shared by all variants [default: the study's "
+            "ablation.seeds, 3]. Raising it later trains only the new seeds.",
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            help="auto, cpu, cuda, cuda:N or mps [default: the study's].",
+            show_default=False,
+        ),
+    ] = None,
+    artifacts: Annotated[
+        Path | None,
+        typer.Option(
+            "--artifacts",
+            help="The artifact folder optimize used (checkpoints go beside it) [default: "
+            "beside the SQLite file].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Paired ablation of the winner: per stage, the original, the stage flipped (MLP conv <->
+    plain) and the flip at equal parameters, each trained with the same seeds."""
+    if trial_number is not None and top is not None:
+        raise UserError("pass --trial N or --top K, not both")
+    quiet_optuna()
+    file_config = load_study_config(study_file) if study_file is not None else None
+    storage_url = storage or (file_config.optuna.storage if file_config else DEFAULT_STORAGE)
+    name = study_name or (file_config.study.name if file_config else None)
+
+    from nin_search.ablation import study_config
+    from nin_search.study import artifact_dir_for, load_study
+
+    study = load_study(storage_url, name)
+    config = study_config(study)
+    if file_config is not None:  # the file's [ablation] settings; the search's own config
+        config = config.model_copy(update={"ablation": file_config.ablation})
+    if device:
+        config = config.model_copy(
+            update={"train": config.train.model_copy(update={"device": device})}
+        )
+    artifact_dir = artifact_dir_for(
+        storage_url, str(artifacts) if artifacts else config.optuna.artifact_dir
+    )
+    run_ablation_with_progress(
+        study, config, None, artifact_dir, trial_number=trial_number, top=top, seeds=seeds
+    )
+
+
+def run_ablation_with_progress(
+    study: Any,
+    config: Any,
+    data: Any,
+    artifact_dir: Path,
+    *,
+    trial_number: int | None = None,
+    top: int | None = None,
+    seeds: int | None = None,
+) -> None:
+    """Loads the data (unless given), queues the ablation, trains it with a progress bar and
+    prints the answer. Ctrl-C / SIGTERM exit 130 / 143; a re-run continues."""
+    from nin_search.ablation import prepare_ablation, run_ablation
+    from nin_search.data import load_search_data
+    from nin_search.train import resolve_device
+    from nin_search.workers import Terminated, handle_sigterm
+
+    if data is None:
+        training_device = resolve_device(config.train.device)
+        with err_console.status(f"loading {config.data.dataset} onto {training_device}"):
+            data = load_search_data(config.data, device=training_device)
+    progress = progress_bar()
+    epoch_task = progress.add_task("run", total=config.train.epochs, info="", visible=False)
+
+    def on_epoch(trial: Any, result: Any) -> None:
+        attrs = trial.user_attrs
+        stage = attrs.get(ABLATION_STAGE, ORIGINAL_STAGE)
+        label = "original" if stage == ORIGINAL_STAGE else f"s{stage} {attrs[ABLATION_VARIANT]}"
+        progress.update(
+            epoch_task,
+            visible=True,
+            description=f"#{attrs[ABLATION_SOURCE]} {label} seed {attrs[ABLATION_SEED]}",
+            completed=result.epoch,
+            info=f"val {format_accuracy(result.val_accuracy)}",
+        )
+
+    prepared = prepare_ablation(
+        study,
+        config,
+        data=data,
+        artifact_dir=artifact_dir,
+        trial_number=trial_number,
+        top=top,
+        seeds=seeds,
+        on_epoch=on_epoch,
+    )
+    plan = prepared.plan
+    err_console.print(
+        f"ablation of trial(s) {prepared.sources} in study {prepared.study.study_name!r}: "
+        f"{plan.total} runs, {plan.done} done before, {plan.queued} to train",
+        highlight=False,
+    )
+    runs_task = progress.add_task("ablation runs", total=plan.total, completed=plan.done, info="")
+
+    def on_trial(ablation: Any, trial: Any) -> None:
+        progress.advance(runs_task)
+        progress.reset(epoch_task, total=config.train.epochs, visible=False)
+
+    handle_sigterm()
+    try:
+        with progress:
+            run_ablation(prepared.study, prepared.objective, callbacks=[on_trial])
+    except KeyboardInterrupt as interrupt:
+        code = 143 if isinstance(interrupt, Terminated) else 130
+        err_console.print(
+            f"{'terminated' if code == 143 else 'interrupted'}: finished ablation runs are "
+            "kept; run the same command again to train only the rest"
+        )
+        raise typer.Exit(code) from None
+    console.print(f"ablation: {plan.total} runs in study {prepared.study.study_name!r}")

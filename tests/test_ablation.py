@@ -1,0 +1,311 @@
+"""The paired ablation: its variants, its plan, and `nin-search ablate` end to end (resume after
+a kill included), plus the record of how each searched trial's parameters were chosen."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import FixedTrial, TrialState
+
+from nin_search import ArchSpec, StageSpec, presets
+from nin_search.ablation import ablation_seed
+from nin_search.config import StudyConfig
+from nin_search.model import count_arch_params
+from nin_search.records import (
+    ABLATION_SEED,
+    ABLATION_SOURCE,
+    ABLATION_STAGE,
+    ABLATION_VARIANT,
+    ARCH,
+    ORIGINAL_STAGE,
+    SAMPLED_BY,
+    SEED,
+    ablation_study_name,
+)
+from nin_search.space import suggest_hyperparameters
+from nin_search.study import RandomFirstSampler
+from nin_search.variants import PARAM_TOLERANCE, ablation_variants, flip_stage, match_params
+
+from .conftest import run_cli, write_study
+
+SMALL = ArchSpec(
+    stages=(
+        StageSpec("mlp", kernel_size=5, width=64, mlp_widths=(64, 32), pool="max"),
+        StageSpec("plain", kernel_size=3, width=16, pool="max"),
+        StageSpec("plain", kernel_size=5, width=16, pool="none"),
+    ),
+    dropout=0.2,
+)
+SHAPE = {"in_channels": 3, "num_classes": 10}
+
+
+# ----------------------------------------------------------------------------------------------
+# Variants
+# ----------------------------------------------------------------------------------------------
+
+
+def test_flipping_an_mlp_stage_removes_its_1x1_layers_and_nothing_else():
+    flipped = flip_stage(SMALL, 0)
+    assert flipped.stages[0] == StageSpec("plain", kernel_size=5, width=64, pool="max")
+    assert flipped.stages[1:] == SMALL.stages[1:]
+    assert (flipped.head, flipped.dropout, flipped.batch_norm) == ("nin", 0.2, True)
+
+
+def test_flipping_a_plain_stage_adds_nin_depth_1x1_layers_at_the_stage_width():
+    flipped = flip_stage(SMALL, 1)
+    assert flipped.stages[1] == StageSpec("mlp", 3, 16, mlp_widths=(16, 16), pool="max")
+    # NIN's last mlpconv has one 1x1 layer before its classifier.
+    assert flip_stage(SMALL, 2).stages[2].mlp_widths == (16,)
+    assert flipped.stages[0] == SMALL.stages[0] and flipped.stages[2] == SMALL.stages[2]
+
+
+@pytest.mark.parametrize(
+    "arch", [SMALL, presets.nin_cifar10(), presets.plain_cifar10()], ids=["small", "nin", "plain"]
+)
+def test_matched_variants_flip_the_stage_at_the_original_parameter_count(arch):
+    target = count_arch_params(arch, **SHAPE)
+    for index, stage in enumerate(arch.stages):
+        matched = match_params(arch, index, **SHAPE)
+        assert matched.stages[index].kind != stage.kind
+        others = [s for i, s in enumerate(matched.stages) if i != index]
+        assert others == [s for i, s in enumerate(arch.stages) if i != index]
+        params = count_arch_params(matched, **SHAPE)
+        assert abs(params - target) <= PARAM_TOLERANCE * target, (index, params, target)
+
+
+def test_the_variants_are_the_original_then_flipped_and_matched_per_stage():
+    variants = ablation_variants(SMALL, **SHAPE)
+    assert [(v.stage, v.name) for v in variants] == [
+        (ORIGINAL_STAGE, "original"),
+        (0, "flipped"),
+        (0, "matched"),
+        (1, "flipped"),
+        (1, "matched"),
+        (2, "flipped"),
+        (2, "matched"),
+    ]
+    assert variants[0].arch == SMALL
+
+
+def test_seed_zero_of_an_ablation_is_the_source_trials_own_seed():
+    assert ablation_seed(1234, 0) == 1234
+    seeds = {ablation_seed(1234, index) for index in range(10)}
+    assert len(seeds) == 10
+    assert ablation_seed(1234, 3) == ablation_seed(1234, 3)
+
+
+# ----------------------------------------------------------------------------------------------
+# How a searched trial's parameters were chosen
+# ----------------------------------------------------------------------------------------------
+
+
+def _objective(trial: optuna.Trial) -> float:
+    return trial.suggest_float("x", 0, 1) + trial.suggest_int("n", 1, 9)
+
+
+def test_the_first_trials_are_drawn_at_random_and_every_trial_records_its_origin():
+    sampler = RandomFirstSampler(optuna.samplers.TPESampler(seed=3), n_random=4, seed=7)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.enqueue_trial({"x": 0.5, "n": 2})
+    study.optimize(_objective, n_trials=9)
+    origins = [trial.user_attrs[SAMPLED_BY] for trial in study.trials]
+    assert origins == ["enqueued"] + ["random"] * 4 + ["model"] * 4
+    # The random trials are exactly what Optuna's RandomSampler draws with that seed.
+    reference = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=7))
+    reference.optimize(_objective, n_trials=4)
+    assert [t.params for t in study.trials[1:5]] == [t.params for t in reference.trials]
+
+
+def test_a_retried_trial_keeps_the_origin_of_the_trial_it_repeats():
+    sampler = RandomFirstSampler(optuna.samplers.TPESampler(seed=0), n_random=2, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.enqueue_trial({"x": 0.1, "n": 1}, user_attrs={SAMPLED_BY: "random"})
+    study.optimize(_objective, n_trials=3)
+    assert [t.user_attrs[SAMPLED_BY] for t in study.trials] == ["random", "random", "model"]
+
+
+def test_a_random_sampler_study_is_random_throughout():
+    sampler = RandomFirstSampler(optuna.samplers.RandomSampler(seed=0), n_random=0, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_objective, n_trials=3)
+    assert {t.user_attrs[SAMPLED_BY] for t in study.trials} == {"random"}
+
+
+def test_random_first_sampler_refuses_a_negative_budget():
+    with pytest.raises(ValueError, match="n_random=-1"):
+        RandomFirstSampler(optuna.samplers.RandomSampler(), n_random=-1, seed=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# `nin-search ablate` end to end
+# ----------------------------------------------------------------------------------------------
+
+# Two stages, 3 epochs, no pruning: the search completes 4 trials; the ablation of the best
+# has 1 + 2 * 2 = 5 networks per seed.
+ABLATE_STUDY = """
+[study]
+name = "abl"
+seed = 2
+n_trials = 4
+random_trials = 2
+
+[space]
+num_stages = 2
+widths = [8, 16]
+mlp_widths = [8, 16]
+
+[train]
+epochs = 3
+batch_size = [64]
+device = "cpu"
+
+[optuna]
+pruner = "none"
+"""
+RUNS_PER_SEED = 5
+
+
+@pytest.fixture(scope="module")
+def searched_abl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ablate")
+    write_study(folder, ABLATE_STUDY)
+    result = run_cli("optimize", "study.toml", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def _copy(folder: Path, tmp_path: Path) -> Path:
+    for name in ("nin_search.db", "study.toml"):
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    return tmp_path
+
+
+def _ablation_trials(folder: Path) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(
+        study_name=ablation_study_name("abl"), storage=f"sqlite:///{folder / 'nin_search.db'}"
+    ).get_trials()
+
+
+def _keys(trials) -> list[tuple]:
+    names = (ABLATION_SOURCE, ABLATION_STAGE, ABLATION_VARIANT, ABLATION_SEED)
+    return [tuple(t.user_attrs[name] for name in names) for t in trials]
+
+
+def test_searched_trials_record_how_their_parameters_were_chosen(searched_abl):
+    study = optuna.load_study(study_name="abl", storage=f"sqlite:///{searched_abl}/nin_search.db")
+    origins = [t.user_attrs[SAMPLED_BY] for t in study.trials]
+    assert origins == ["enqueued", "enqueued", "random", "random"]
+
+
+def test_ablate_trains_every_variant_with_paired_seeds_and_resumes_new_seeds_only(
+    searched_abl, tmp_path
+):
+    folder = _copy(searched_abl, tmp_path)
+    result = run_cli("ablate", "study.toml", "--seeds", "2", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    trials = _ablation_trials(folder)
+    assert len(trials) == 2 * RUNS_PER_SEED
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(set(_keys(trials))) == len(trials)
+    source = optuna.load_study(study_name="abl", storage=f"sqlite:///{folder}/nin_search.db")
+    best = source.best_trial
+    config = StudyConfig.model_validate(source.user_attrs["config"])
+    hparams = suggest_hyperparameters(FixedTrial(best.params), config.train).to_dict()
+    assert {t.user_attrs[ABLATION_SOURCE] for t in trials} == {best.number}
+    for trial in trials:  # every variant of one seed index trains with the same seed
+        index = trial.user_attrs[ABLATION_SEED]
+        assert trial.user_attrs[SEED] == ablation_seed(best.user_attrs[SEED], index)
+        assert trial.user_attrs["hparams"] == hparams  # the source trial's, unchanged
+    # Seed 0 of the original repeats the searched run: the same accuracy, to the image.
+    original = next(
+        t for t in trials if t.user_attrs[ABLATION_VARIANT] == "original"
+        and t.user_attrs[ABLATION_SEED] == 0
+    )  # fmt: skip
+    assert original.user_attrs[ARCH] == best.user_attrs[ARCH]
+    assert original.value == pytest.approx(best.value)
+
+    # A third seed trains only the new runs; `best` still finds the searched study alone.
+    result = run_cli("ablate", "study.toml", "--seeds", "3", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert f"{3 * RUNS_PER_SEED} runs, {2 * RUNS_PER_SEED} done before" in result.stderr
+    trials = _ablation_trials(folder)
+    assert len(trials) == 3 * RUNS_PER_SEED and len(set(_keys(trials))) == len(trials)
+    result = run_cli("best", "--json", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert '"study": "abl"' in result.stdout
+
+
+def test_a_killed_ablation_resumes_with_only_the_unfinished_runs(searched_abl, tmp_path):
+    folder = _copy(searched_abl, tmp_path)
+    env = {**os.environ, "COLUMNS": "120"}
+    args = [sys.executable, "-m", "nin_search", "ablate", "study.toml", "--seeds", "2"]
+    process = subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    storage = f"sqlite:///{folder / 'nin_search.db'}"
+
+    def finished_one_and_running_another() -> bool:
+        try:
+            study = optuna.load_study(study_name=ablation_study_name("abl"), storage=storage)
+        except KeyError:
+            return False
+        trials = study.get_trials(deepcopy=False)
+        done = sum(t.state == TrialState.COMPLETE for t in trials)
+        running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
+        return done >= 1 and bool(running)
+
+    deadline = time.monotonic() + 300
+    while not finished_one_and_running_another():
+        assert process.poll() is None, "ablate exited before it could be killed"
+        assert time.monotonic() < deadline, "no ablation run started"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    killed = [t for t in _ablation_trials(folder) if t.state == TrialState.RUNNING]
+    assert len(killed) == 1
+    done_before = [t for t in _ablation_trials(folder) if t.state == TrialState.COMPLETE]
+
+    result = run_cli("ablate", "study.toml", "--seeds", "2", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(done_before)} done before" in result.stderr
+    trials = _ablation_trials(folder)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 2 * RUNS_PER_SEED
+    assert len(set(_keys(complete))) == len(complete)  # nothing trained twice
+    assert trials[killed[0].number].state == TrialState.FAIL
+    # The earlier runs were kept as they were, not trained again.
+    kept = {t.number: t.value for t in complete}
+    assert all(kept[t.number] == t.value for t in done_before)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trial", "99"], "trial 99 is out of range"),
+        (["--trial", "0", "--top", "2"], "pass --trial N or --top K, not both"),
+        (["--seeds", "0"], "--seeds"),
+        (["--study-name", "nope"], "no study named 'nope'"),
+    ],
+    ids=["missing-trial", "trial-and-top", "zero-seeds", "unknown-study"],
+)
+def test_bad_ablate_input_is_one_line_exit_2_and_writes_nothing(
+    searched_abl, tmp_path, args, message
+):
+    folder = _copy(searched_abl, tmp_path)
+    before = _digest(folder / "nin_search.db")
+    result = run_cli("ablate", "--storage", "sqlite:///nin_search.db", *args, cwd=folder)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert _digest(folder / "nin_search.db") == before
