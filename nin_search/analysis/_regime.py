@@ -69,13 +69,13 @@ def get_regime_effects(
         seed: Seed of each bootstrap.
 
     Returns:
-        Up to three effects, small to large; empty with fewer than 9 trials.
+        Up to three effects, small to large; empty with fewer than 9 trials or one kind only.
     """
-    if len(values) < MIN_REGIME_TRIALS:
-        return []
     values_array = np.asarray(values, dtype=float)
     params_array = np.asarray(params, dtype=float)
     mlp_array = np.asarray(is_mlp, dtype=bool)
+    if len(values_array) < MIN_REGIME_TRIALS or mlp_array.all() or not mlp_array.any():
+        return []
     edges = np.unique(np.quantile(params_array, [1 / 3, 2 / 3]))
     terciles = np.searchsorted(edges, params_array, side="right")
     bounds = [None, *edges.tolist(), None]
