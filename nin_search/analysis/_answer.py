@@ -8,7 +8,7 @@ import optuna
 
 from nin_search.analysis._ablation import PairedEffect, StageAblation, get_ablation_info
 from nin_search.analysis._design_space import DesignSpaceEffect, get_design_space_info
-from nin_search.analysis._format import effect_text, params_text, percent_label, signed
+from nin_search.analysis._format import effect_text, params_text, percent_label, plural, signed
 from nin_search.analysis._regime import size_label
 from nin_search.analysis._settle import (
     ABLATE,
@@ -122,7 +122,7 @@ def _design_lines(effect: DesignSpaceEffect) -> list[str]:
             reason = f"no size range holds both kinds (plain n={plain}, mlp n={mlp})"
         lines = [f"design space (random trials, equal params): {reason}"]
     else:
-        bins = f"{effect.bins_used} size bins"
+        bins = plural(effect.bins_used, "size bin")
         if effect.bins_dropped:
             bins += f", {effect.bins_dropped} dropped ({effect.trials_dropped} trials)"
         lines = [
