@@ -566,3 +566,34 @@ def test_the_answer_checks_its_arguments():
     assert answer_lines(get_answer(optuna.create_study(study_name="empty")))[1] == (
         "  no finished trials yet: run `nin-search optimize`"
     )
+
+
+def test_the_statistics_refuse_impossible_inputs_and_quote_them():
+    with pytest.raises(ValueError, match=r"params=\[1000.0, 0.0\]"):
+        normalised_difference([1.0, 2.0], [1000.0, 0.0], [False, True])
+    with pytest.raises(ValueError, match="lengths 2, 1 and 2"):
+        normalised_difference([1.0, 2.0], [1000.0], [False, True])
+    with pytest.raises(ValueError, match="n_resamples=0"):
+        normalised_difference([1.0, 2.0], [1e3, 1e3], [False, True], n_resamples=0)
+    one_kind = normalised_difference([1.0, 2.0], [1e3, 1e3], [True, True])
+    assert one_kind.difference is None and one_kind.trials_dropped == 2
+
+
+def test_the_analysis_reads_trials_and_never_imports_report_training_or_torch():
+    import ast
+    from pathlib import Path
+
+    import nin_search.analysis
+
+    forbidden = ("nin_search.report", "nin_search.train", "nin_search.objective", "torch")
+    for path in Path(nin_search.analysis.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(forbidden), f"{path.name} imports {name}"

@@ -197,10 +197,15 @@ def normalised_difference(
             f"values, params and is_mlp must have one entry per model, but got lengths "
             f"{len(values_array)}, {len(params)} and {len(mlp_mask)}."
         )
+    params_array = np.asarray(params, dtype=float)
+    if not (np.all(np.isfinite(params_array)) and np.all(params_array > 0)):
+        raise ValueError(f"params must be finite and > 0, but got params={list(params)}.")
+    if not np.all(np.isfinite(values_array)):
+        raise ValueError(f"values must be finite, but got values={list(values)}.")
     empty = NormalisedDifference(None, None, None, 0, 0, 0, 0, len(values_array), [], [], [], [])
     if not mlp_mask.any() or mlp_mask.all():
         return empty
-    bins = complexity_bins(params, number_of_bins(len(values_array)))
+    bins = complexity_bins(params_array, number_of_bins(len(values_array)))
     labels = np.unique(bins)
     kept = [label for label in labels if len(set(mlp_mask[bins == label])) == 2]
     if not kept:
