@@ -563,6 +563,10 @@ def test_the_answer_checks_its_arguments():
         get_answer(optuna.create_study(), smallest_effect=0)
     with pytest.raises(ValueError, match="confidence=2"):
         get_ablation_info(optuna.create_study(), confidence=2)
+    with pytest.raises(ValueError, match="confidence=0"):
+        get_answer(optuna.create_study(), confidence=0)
+    with pytest.raises(ValueError, match="n_resamples=0"):
+        get_design_space_info(optuna.create_study(), n_resamples=0)
     assert answer_lines(get_answer(optuna.create_study(study_name="empty")))[1] == (
         "  no finished trials yet: run `nin-search optimize`"
     )

@@ -125,6 +125,10 @@ def get_design_space_info(
     Returns:
         One effect per stage index seen in finished trials, in stage order.
     """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be an integer >= 1, but got n_resamples={n_resamples}.")
     by_stage: dict[int, list[tuple[FrozenTrial, str]]] = defaultdict(list)
     for trial in _finished(study):
         for row in trial_stages(trial):
