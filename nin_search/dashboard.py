@@ -1,7 +1,8 @@
-"""optuna-dashboard for nin-search studies: a study note with the verdicts, and the web server.
+"""optuna-dashboard for nin-search studies: a study note with the answer, and the web server.
 
 The study note is Markdown that optuna-dashboard shows on the study's page: the search space,
-trial counts, the best trial, the two baselines and the per-stage verdicts of
+trial counts, the best trial, the two baselines, the answer of :mod:`nin_search.analysis`
+(does MLP conv beat plain conv, per stage) and the naive per-stage verdicts of
 :mod:`nin_search.report`. User text (the study name, config values) is escaped so that it reads
 as plain text; architecture summaries are shown as code spans.
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import errno
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -23,7 +24,7 @@ import optuna
 import optuna_dashboard
 from optuna.trial import FrozenTrial, TrialState
 
-from nin_search import report
+from nin_search import analysis, report
 from nin_search.errors import UserError
 from nin_search.storage import check_storage_url, open_storage
 from nin_search.study import artifact_dir_for, baseline_trials, best_trials
@@ -123,18 +124,35 @@ def _trial_line(trial: FrozenTrial) -> str:
     return f"{line} {_code(summary)}" if summary else line
 
 
-def study_note(study: optuna.Study, verdict_lines: list[str]) -> str:
+def _answer_markdown(answer_lines: Sequence[str]) -> list[str]:
+    """The answer block as Markdown: the first line as a paragraph, indented lines as nested
+    list items (two spaces a level); every line is shown as plain text."""
+    if not answer_lines:
+        return ["No answer yet."]
+    lines = [_text(answer_lines[0]), ""]
+    for line in answer_lines[1:]:
+        depth = (len(line) - len(line.lstrip(" "))) // 2
+        lines.append("  " * max(depth - 1, 0) + f"- {_text(line)}")
+    return lines
+
+
+def study_note(
+    study: optuna.Study, verdict_lines: list[str], *, answer_lines: Sequence[str] = ()
+) -> str:
     """The Markdown of the study note that optuna-dashboard shows on the study page.
 
     Args:
         study: A nin-search study (its user attr ``config`` holds the study config; a study
             without one gets a note without the search space).
         verdict_lines: One line per stage, from :func:`nin_search.report.verdict_lines`
-            (trusted text, shown as is).
+            (trusted text, shown as is): the naive comparison of every completed trial.
+        answer_lines: From :func:`nin_search.analysis.answer_lines` (escaped: shown as plain
+            text); no "Answer" section when empty.
 
     Returns:
         The note: title, search space, trial counts by state, best trial (number, validation
-        accuracy in percent, ``arch_summary``), the two baselines and the verdicts.
+        accuracy in percent, ``arch_summary``), the two baselines, the answer and the naive
+        verdicts.
     """
     trials = study.get_trials(deepcopy=False)
     lines = [f"# nin-search study: {_text(study.study_name)}", "", "## Search space", ""]
@@ -149,7 +167,17 @@ def study_note(study: optuna.Study, verdict_lines: list[str]) -> str:
         lines.append(
             f"- {title}: " + ("not in this study" if trial is None else _trial_line(trial))
         )
-    lines += ["", "## Does MLP conv help? (per stage, completed trials)", ""]
+    if answer_lines:
+        lines += ["", "## Answer", ""]
+        lines += _answer_markdown(answer_lines)
+    lines += [
+        "",
+        "## Naive comparison (every completed trial, per stage)",
+        "",
+        "_Confounded by what the sampler chose and by the parameters an MLP conv adds; the "
+        "answer above controls both._",
+        "",
+    ]
     lines += [f"- {line}" for line in verdict_lines] or ["No finished trial yet."]
     lines += [
         "",
@@ -170,16 +198,20 @@ def write_study_note(study: optuna.Study, markdown: str) -> None:
 
 
 def refresh_study_note(study: optuna.Study) -> list[str]:
-    """Recomputes the per-stage verdicts and writes them, with the summary, as the study note.
+    """Recomputes the answer and the naive verdicts and writes them, with the summary, as the
+    study note. The companion ablation study is found in the study's storage.
 
     Args:
         study: A nin-search study.
 
     Returns:
-        The verdict lines written (one per stage, as ``nin-search report`` prints them).
+        The answer lines written (:func:`nin_search.analysis.answer_lines`, as ``nin-search
+        report`` prints them).
     """
-    lines = report.verdict_lines(report.get_stage_verdicts(study))
-    write_study_note(study, study_note(study, lines))
+    answer = analysis.get_answer(study, analysis.find_ablation_study(study))
+    lines = analysis.answer_lines(answer)
+    verdicts = report.verdict_lines(report.get_stage_verdicts(study))
+    write_study_note(study, study_note(study, verdicts, answer_lines=lines))
     return lines
 
 

@@ -283,6 +283,72 @@ def test_report_writes_a_self_contained_html_and_prints_the_verdict(searched, tm
     assert "stage 0" in html
 
 
+def studies_in_sqlite(folder: Path, effects: dict[str, list[float]]) -> str:
+    """A SQLite storage with one small searched study per name and its companion ablation
+    study holding flipped stage-0 differences ``effects[name]`` (points)."""
+    from nin_search import records
+
+    from .test_analysis import ablation_study_of, paired, searched_trial
+
+    url = f"sqlite:///{folder / 'pooled.db'}"
+    storage = optuna.storages.RDBStorage(url)
+    for name, differences in effects.items():
+        trials = [
+            searched_trial(kind, value, params=1e4)
+            for kind, value in (("plain", 0.70), ("plain", 0.74), ("mlp", 0.73), ("mlp", 0.77))
+        ]
+        ablation_study_of(trials, storage=storage, name=name)
+        flipped = paired(0, 0, ("plain", "plain"), ("mlp", "plain"), differences)
+        ablation_study_of(flipped, storage=storage, name=records.ablation_study_name(name))
+    return url
+
+
+def test_report_prints_the_answer_first_and_skips_the_companion_study(
+    tmp_path, monkeypatch, capsys
+):
+    storage = studies_in_sqlite(tmp_path, {"cifar": [2.0, 2.2, 1.8]})
+    output = tmp_path / "report.html"
+    code, out, err = in_process(
+        monkeypatch, capsys, "report", "--storage", storage, "-o", str(output)
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("Answer: does MLP conv beat plain conv in study 'cifar'?")
+    assert "ablation of trial #0: flipped: MLP conv helps (+2.0 points, 95% CI +1.5..+2.5" in out
+    assert out.index("Answer:") < out.index("Naive per-stage comparison")
+    assert "<h2>Answer</h2>" in output.read_text(encoding="utf-8")
+
+
+def test_report_pools_several_studies_into_a_consensus(tmp_path, monkeypatch, capsys):
+    storage = studies_in_sqlite(
+        tmp_path, {"cifar": [2.0, 2.2, 1.8], "svhn": [2.0, 1.8, 2.2], "mnist": [-3.0, -3.1, -2.9]}
+    )
+    output = tmp_path / "consensus.html"
+    args = ("report", "--storage", storage, "-o", str(output))
+    code, out, err = in_process(
+        monkeypatch, capsys, *args, "--study-name", "cifar", "--study-name", "svhn"
+    )
+    assert code == 0, err
+    assert "  stage 0: the studies agree (I²=0%): pooled +2.0 points" in out
+    assert out.count("Answer: does MLP conv beat plain conv") == 2
+    assert "the studies agree" in output.read_text(encoding="utf-8")
+
+    code, out, err = in_process(monkeypatch, capsys, *args, "--all")
+    assert code == 0, err
+    assert "  stage 0: they disagree (I²=" in out
+    assert "mnist (trial #0): -3.0 points" in out
+    assert "ablation" not in [
+        line.split("'")[1] for line in out.splitlines() if "in study '" in line
+    ]
+
+    code, _, err = in_process(monkeypatch, capsys, *args, "--all", "--study-name", "cifar")
+    assert code == 2 and "not both" in err
+    code, _, err = in_process(
+        monkeypatch, capsys, "report", "--storage", storage, "-o", str(output)
+    )
+    assert code == 2 and "searched studies: cifar, svhn, mnist" in err
+
+
 def test_train_retrains_on_train_plus_val_and_scores_the_test_split(searched, tmp_path):
     import importlib.util
 

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from PIL import Image
 from safetensors.torch import load as load_safetensors
 
+from nin_search.analysis import answer_lines, find_ablation_study, get_answer
 from nin_search.dashboard import (
     make_app,
     make_http_server,
@@ -92,7 +93,8 @@ def study_id_of(server: str, study_name: str) -> int:
 
 
 def expected_note(study: optuna.Study) -> str:
-    return study_note(study, verdict_lines(get_stage_verdicts(study)))
+    answer = answer_lines(get_answer(study, find_ablation_study(study)))
+    return study_note(study, verdict_lines(get_stage_verdicts(study)), answer_lines=answer)
 
 
 def percent(value: float) -> str:
@@ -136,6 +138,30 @@ def test_the_study_note_summarises_space_trials_best_trial_baselines_and_verdict
     assert len(lines) == 2  # one per stage; the tiny study has up to 2
     for line in lines:
         assert f"- {line}" in note_lines
+
+
+def unescape_markdown(text: str) -> str:
+    """What CommonMark shows for ``text``: backslash-escaped punctuation and entities as is."""
+    return html.unescape(re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text))
+
+
+def test_the_study_note_puts_the_answer_before_the_naive_comparison():
+    from .test_analysis import confounded_study
+
+    study = confounded_study(mlp_effect=0.02)
+    lines = answer_lines(get_answer(study))
+    naive = verdict_lines(get_stage_verdicts(study))
+    note = study_note(study, naive, answer_lines=lines).splitlines()
+    start = note.index("## Answer")
+    assert unescape_markdown(note[start + 2]) == lines[0]
+    assert unescape_markdown(note[start + 4]) == "- stage 0:"
+    assert unescape_markdown(note[start + 5]) == "  - " + lines[2].strip()
+    naive_start = note.index("## Naive comparison (every completed trial, per stage)")
+    assert naive_start > start
+    answer = "\n".join(note[start:naive_start])
+    assert "<" not in answer and re.search(r"(?<!\\)`", answer) is None  # plain text
+    assert f"- {naive[0]}" in note[naive_start:]
+    assert "## Answer" not in study_note(study, naive)
 
 
 def test_markdown_and_html_in_the_study_name_are_shown_as_plain_text():
@@ -256,6 +282,7 @@ def test_a_browser_shows_the_trials_user_attrs_and_the_study_note(searched, serv
     text = page_text(dom)
     for line in verdict_lines(get_stage_verdicts(study)):
         assert line in text
+    assert "Answer: does MLP conv beat plain conv in study 'tiny'?" in text
 
     screenshot = tmp_path / "dashboard.png"
     chromium(

@@ -1,4 +1,5 @@
 import dataclasses
+import html
 import math
 import re
 
@@ -381,3 +382,115 @@ def test_non_finite_values_are_left_out():
     study = study_of(trials)
     assert get_stage_verdicts(study)[0].mlp_accuracies == [0.8]
     assert [point.number for point in get_cost_info(study).points] == [0]
+
+
+# ----------------------------------------------------------------------------------------------
+# The answer and its figures (synthetic studies from test_analysis, whose truth is known)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_the_report_opens_with_the_answer_and_finds_the_ablation_study_itself(tmp_path):
+    from nin_search import records
+    from nin_search.analysis import answer_lines, find_ablation_study, get_answer
+
+    from .test_analysis import ablation_study_of, confounded_study, paired
+
+    storage = optuna.storages.InMemoryStorage()
+    study = confounded_study(mlp_effect=0.02, storage=storage, name="cifar")
+    flipped = paired(3, 0, ("plain", "plain"), ("mlp", "plain"), [2.0, 2.2, 1.8])
+    ablation_study_of(flipped, storage=storage, name=records.ablation_study_name("cifar"))
+    path = tmp_path / "report.html"
+    write_report(study, path)
+    text = path.read_text(encoding="utf-8")
+    expected = answer_lines(get_answer(study, find_ablation_study(study)))
+    assert html.escape("\n".join(expected)) in text
+    assert "ablation of trial #3: flipped: MLP conv helps (+2.0 points" in text
+    order = [
+        "<h2>Answer</h2>",
+        'id="figure-ablation-forest"',
+        'id="figure-edf-stage-0"',
+        'id="figure-regime"',
+        "Naive comparison",
+        'id="figure-verdicts"',
+        "Best architecture",
+    ]
+    positions = [text.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    assert "no ablation yet" not in text
+
+
+def test_without_an_ablation_study_the_report_says_to_run_ablate(tmp_path):
+    from .test_analysis import confounded_study
+
+    path = tmp_path / "report.html"
+    write_report(confounded_study(mlp_effect=0.0), path)
+    text = path.read_text(encoding="utf-8")
+    assert "no ablation yet: run `nin-search ablate`" in text
+    assert "no ablation yet: run <code>nin-search ablate</code>" in text
+
+
+def test_the_edf_figure_draws_the_weighted_curves_of_both_kinds():
+    from nin_search.analysis import get_design_space_info
+
+    from .test_analysis import confounded_study
+
+    effect = get_design_space_info(confounded_study(mlp_effect=0.02))[0]
+    figure = report.plot_design_space_edf(effect)
+    assert [trace.name for trace in figure.data] == [
+        f"plain conv (n={effect.n_plain})",
+        f"MLP conv (n={effect.n_mlp})",
+    ]
+    for trace, curve in zip(figure.data, effect.curves, strict=True):
+        assert list(trace.x) == curve.errors and list(trace.y) == curve.cumulative_share
+    assert figure.layout.title.text.startswith("Stage 0: error EDF of random trials at epoch 2")
+    # Stage 1 never had an MLP conv: the figure says why it is empty.
+    empty = report.plot_design_space_edf(get_design_space_info(confounded_study(mlp_effect=0))[1])
+    assert "both kinds" in empty.layout.annotations[0].text
+
+
+def test_the_ablation_forest_plot_shows_each_mean_with_its_interval():
+    from nin_search.analysis import get_ablation_info
+
+    from .test_analysis import hand_made_ablation
+
+    ablations = get_ablation_info(hand_made_ablation())
+    figure = report.plot_ablation_forest(ablations)
+    flipped, matched = figure.data
+    assert list(flipped.y) == ["stage 0, trial #7 (n=3)", "stage 0, trial #9 (n=2)"]
+    assert list(flipped.x) == pytest.approx([2.0, 1.5])
+    low, high = ablations[0].flipped.interval
+    assert flipped.error_x.array[0] == pytest.approx(high - 2.0)
+    assert flipped.error_x.arrayminus[0] == pytest.approx(2.0 - low)
+    assert list(matched.error_x.array)[1] == 0  # one seed: no interval drawn
+    assert "no ablation yet" in report.plot_ablation_forest([]).layout.annotations[0].text
+
+
+def test_the_regime_figure_has_one_point_per_size_range_and_stage():
+    from nin_search.analysis import get_design_space_info
+
+    from .test_analysis import size_study
+
+    effects = get_design_space_info(size_study(small_effect=0.03))
+    figure = report.plot_regime(effects)
+    (trace,) = figure.data  # stage 1 has no MLP conv, so no sizes to compare
+    assert trace.name == "stage 0"
+    assert list(trace.y) == pytest.approx([regime.difference for regime in effects[0].regimes])
+    assert trace.x[0].startswith("small (<")
+
+
+def test_the_consensus_report_pools_studies_in_one_storage(tmp_path):
+    from .test_analysis import studies_with_effects
+
+    studies = studies_with_effects({"a": [3.0, 3.1, 2.9], "b": [-3.0, -3.1, -2.9], "c": None})
+    path = tmp_path / "consensus.html"
+    (stage,) = report.write_consensus_report(studies, path)
+    assert stage.agree is False
+    text = path.read_text(encoding="utf-8")
+    assert "they disagree (I²=100%)" in text
+    assert 'id="figure-consensus-stage-0"' in text
+    assert "left out: c: no ablation of this stage" in text
+    assert text.count("Answer: does MLP conv beat plain conv") == 3
+    figure = report.plot_consensus_forest(stage)
+    studies_trace, pooled = figure.data
+    assert list(studies_trace.y) == ["a (n=3)", "b (n=3)"]
+    assert list(pooled.y) == ["pooled (random effects)"] and pooled.marker.symbol == "diamond"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,30 +39,89 @@ def best(
     console.print(summary_table(study))
 
 
+StudyNamesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--study-name",
+        help="Study name; repeat it to pool several studies (datasets) into one consensus "
+        "report [default: the storage's only searched study].",
+        show_default=False,
+    ),
+]
+
+
+def _print_lines(lines: list[str]) -> None:
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _searched_studies(storage: str, names: list[str] | None, every: bool) -> list[Any]:
+    """The studies to report on; companion ``<name>:ablation`` studies are never searched ones."""
+    from nin_search.analysis import searched_study_names
+    from nin_search.study import load_studies, load_study
+
+    if names:
+        if every:
+            raise UserError("pass either --study-name or --all, not both")
+        return [load_study(storage, name) for name in dict.fromkeys(names)]
+    studies = load_studies(storage)
+    searched = set(searched_study_names(study.study_name for study in studies))
+    studies = [study for study in studies if study.study_name in searched]
+    if every:
+        if not studies:
+            raise UserError("the storage holds no searched study; run `nin-search optimize`")
+        return studies
+    if len(studies) != 1:
+        listed = ", ".join(study.study_name for study in studies) or "none"
+        raise UserError(
+            f"pass --study-name (repeat it to pool studies) or --all: the storage holds these "
+            f"searched studies: {listed}"
+        )
+    return studies
+
+
 @app.command()
 def report(
     output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path(
         "report.html"
     ),
     storage: ReadStorageOption = DEFAULT_STORAGE,
-    study_name: ExistingStudyOption = None,
+    study_names: StudyNamesOption = None,
+    every: Annotated[
+        bool,
+        typer.Option("--all", help="Pool every searched study of the storage (one per dataset)."),
+    ] = False,
 ) -> None:
-    """Write a self-contained HTML report on where MLP conv helped, and print the verdict."""
+    """Write a self-contained HTML report on when MLP conv beats plain conv, and print the
+    answer. With several studies, pool their ablations into a consensus report."""
     quiet_optuna()
-    from nin_search.report import verdict_lines, write_report
-    from nin_search.study import load_study
+    from nin_search.analysis import (
+        answer_lines,
+        consensus_lines,
+        find_ablation_study,
+        get_answer,
+    )
+    from nin_search.report import verdict_lines, write_consensus_report, write_report
 
     if not output.parent.is_dir():
         raise UserError(f"folder {str(output.parent)!r} for --output does not exist; create it")
-    study = load_study(storage, study_name)
-    verdicts = write_report(study, output)
-    console.print(
-        f"Per-stage verdict for study {study.study_name!r} (MLP conv vs plain conv):",
-        markup=False,
-        highlight=False,
-    )
-    for line in verdict_lines(verdicts):
-        console.print(f"  {line}", markup=False, highlight=False)
+    studies = _searched_studies(storage, study_names, every)
+    answers = [get_answer(study, find_ablation_study(study)) for study in studies]
+    for answer in answers:
+        _print_lines(answer_lines(answer))
+    if len(studies) == 1 and not every:
+        (study,), (answer,) = studies, answers
+        verdicts = write_report(study, output, answer=answer)
+        console.print(
+            f"Naive per-stage comparison for study {study.study_name!r} (every completed "
+            "trial; confounded by the sampler and by parameter count):",
+            markup=False,
+            highlight=False,
+        )
+        _print_lines([f"  {line}" for line in verdict_lines(verdicts)])
+    else:
+        consensus = write_consensus_report(studies, output, answers=answers)
+        _print_lines(consensus_lines(consensus))
     console.print(f"wrote {output} (opens offline)", markup=False, highlight=False)
 
 
@@ -83,11 +142,17 @@ def dashboard(
 ) -> None:
     """Start optuna-dashboard on the storage, with the trained weights as artifacts."""
     quiet_optuna()
+    from nin_search.analysis import searched_study_names
     from nin_search.dashboard import make_http_server, refresh_study_note
     from nin_search.storage import display_url
     from nin_search.study import load_studies, load_study
 
-    studies = [load_study(storage, study_name)] if study_name else load_studies(storage)
+    if study_name:
+        studies = [load_study(storage, study_name)]
+    else:  # companion ablation studies get no answer of their own
+        studies = load_studies(storage)
+        searched = set(searched_study_names(study.study_name for study in studies))
+        studies = [study for study in studies if study.study_name in searched]
     server = make_http_server(storage, host=host, port=port, artifact_dir=artifacts)
     for study in studies:
         refresh_study_note(study)

@@ -9,11 +9,24 @@ so fixed (non-searched) spaces work too; otherwise from the ``s{i}_...`` params.
 completed trials' values; trials with a non-finite value are left out. Baseline trials (user attr
 ``baseline``) count like any other trial and are highlighted in the cost figures.
 
-The modules, in data-flow order: ``_trials`` (reading trials), ``_verdicts`` (per-stage
-verdicts), ``_data`` (the other figure data), ``_plot`` (drawing), ``_html`` (the page).
-Nothing here prints.
+The page opens with the answer of :mod:`nin_search.analysis` (paired ablations from the
+companion ``<name>:ablation`` study, the complexity-normalised design-space verdict on random
+trials, the effect by size) and its figures; the naive per-stage verdict of all completed
+trials (confounded by the sampler and by parameter count) follows for contrast.
+:func:`write_consensus_report` pools several studies' ablations.
+
+The modules, in data-flow order: ``_trials`` (reading trials), ``_verdicts`` (naive per-stage
+verdicts), ``_data`` (the other figure data), ``_plot`` and ``_analysis_plot`` (drawing),
+``_page``, ``_analysis_html`` and ``_html`` (the pages). Nothing here prints.
 """
 
+from nin_search.report._analysis_html import write_consensus_report
+from nin_search.report._analysis_plot import (
+    plot_ablation_forest,
+    plot_consensus_forest,
+    plot_design_space_edf,
+    plot_regime,
+)
 from nin_search.report._data import (
     AccuracyGroup,
     BestArchitecture,
@@ -58,11 +71,16 @@ __all__ = [
     "get_mlp_depth_info",
     "get_mlp_width_info",
     "get_stage_verdicts",
+    "plot_ablation_forest",
+    "plot_consensus_forest",
     "plot_cost",
+    "plot_design_space_edf",
     "plot_mlp_depth",
     "plot_mlp_width",
     "plot_param_importances",
+    "plot_regime",
     "plot_stage_verdicts",
     "verdict_lines",
+    "write_consensus_report",
     "write_report",
 ]

@@ -6,13 +6,12 @@ import html
 import os
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 import optuna
-import plotly.graph_objects as go
-import plotly.offline
 from optuna.trial import TrialState
 
+from nin_search.analysis import Answer, find_ablation_study, get_answer, percent_label
+from nin_search.report._analysis_html import analysis_html, answer_html
 from nin_search.report._data import (
     BestArchitecture,
     get_best_architecture_table,
@@ -20,6 +19,7 @@ from nin_search.report._data import (
     get_mlp_depth_info,
     get_mlp_width_info,
 )
+from nin_search.report._page import figure_html, page_head, table
 from nin_search.report._plot import (
     note_figure,
     plot_cost,
@@ -29,19 +29,7 @@ from nin_search.report._plot import (
     plot_stage_verdicts,
 )
 from nin_search.report._trials import NO_COMPLETED_TRIALS, completed_trials
-from nin_search.report._verdicts import (
-    StageVerdict,
-    get_stage_verdicts,
-    percent_label,
-    verdict_lines,
-)
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
-th { background: #f3f3f3; } td.text { text-align: left; }
-"""
+from nin_search.report._verdicts import StageVerdict, get_stage_verdicts, verdict_lines
 
 
 def _accuracy_target(study: optuna.Study) -> dict:
@@ -53,23 +41,6 @@ def _accuracy_target(study: optuna.Study) -> dict:
 
 def _format_accuracy(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
-
-
-def _table(
-    header: Sequence[str], rows: Sequence[Sequence[Any]], *, text_columns: Sequence[int] = ()
-) -> str:
-    """An HTML table; every cell is escaped; columns in ``text_columns`` align left."""
-    head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header)
-
-    def cell(column: int, value: Any) -> str:
-        attribute = ' class="text"' if column in text_columns else ""
-        return f"<td{attribute}>{html.escape(str(value))}</td>"
-
-    body = "".join(
-        "<tr>" + "".join(cell(column, value) for column, value in enumerate(row)) + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _verdict_table(verdicts: Sequence[StageVerdict]) -> str:
@@ -113,7 +84,7 @@ def _verdict_table(verdicts: Sequence[StageVerdict]) -> str:
         "mlp mean at epoch",
         "pruned trials at epoch",
     ]
-    return _table(header, rows, text_columns=(1,))
+    return table(header, rows, text_columns=(1,))
 
 
 def _best_table(best: BestArchitecture | None) -> str:
@@ -131,8 +102,8 @@ def _best_table(best: BestArchitecture | None) -> str:
         for row in best.rows
     ]
     header = ["stage", "type", "kernel", "width", "1x1 widths", "pool"]
-    stages = _table(header, rows, text_columns=(1, 4, 5))
-    totals = _table(
+    stages = table(header, rows, text_columns=(1, 4, 5))
+    totals = table(
         ["trial", "accuracy", "params", "MACs", "summary"],
         [
             [
@@ -155,26 +126,27 @@ def _state_counts(study: optuna.Study) -> str:
     return ", ".join(f"{count} {state}" for state, count in sorted(counts.items())) or "no trials"
 
 
-def _figure_html(figure: go.Figure, name: str) -> str:
-    return figure.to_html(
-        full_html=False,
-        include_plotlyjs=False,
-        div_id=f"figure-{name}",
-        default_width="100%",
-        default_height=f"{figure.layout.height or 500}px",
-    )
-
-
-def write_report(study: optuna.Study, path: str | os.PathLike[str]) -> list[StageVerdict]:
+def write_report(
+    study: optuna.Study, path: str | os.PathLike[str], *, answer: Answer | None = None
+) -> list[StageVerdict]:
     """Writes the study report as one self-contained HTML file (plotly.js inline, no network).
+
+    The page opens with the answer (:func:`nin_search.analysis.get_answer`): paired ablations
+    from the companion study ``<name>:ablation`` in the same storage (when there is one) and
+    the complexity-normalised design-space verdict, with their figures; then the naive
+    per-stage comparison and the other figures.
 
     Args:
         study: The study.
         path: The HTML file to write (overwritten).
+        answer: The answer to show; by default computed from ``study`` and its companion
+            ablation study.
 
     Returns:
-        The stage verdicts shown in the report.
+        The (naive) stage verdicts shown in the report.
     """
+    if answer is None:
+        answer = get_answer(study, find_ablation_study(study))
     verdicts = get_stage_verdicts(study)
     completed = completed_trials(study)
     has_intermediate = any(
@@ -204,25 +176,21 @@ def write_report(study: optuna.Study, path: str | os.PathLike[str]) -> list[Stag
         ),
         ("importances", plot_param_importances(study)),
     ]
-    study_name = html.escape(study.study_name)
     lines = "".join(f"<li>{html.escape(line)}</li>" for line in verdict_lines(verdicts))
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>nin-search report: {study_name}</title>",
-        f"<style>{_STYLE}</style>",
-        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>",
-        f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>',
-        "</head><body>",
-        f"<h1>nin-search report: {study_name}</h1>",
+        *page_head(f"nin-search report: {study.study_name}"),
         f"<p>Trials: {html.escape(_state_counts(study))}.</p>",
-        "<h2>Does MLP conv help? (per stage)</h2>",
+        *answer_html(answer),
+        *analysis_html(answer),
+        "<h2>Naive comparison: every completed trial, per stage</h2>",
+        "<p>Confounded: the sampler chose these trials, and an MLP conv adds parameters. "
+        "The answer above controls both; this is kept for contrast.</p>",
         f"<ul>{lines}</ul>" if completed else f"<p>{NO_COMPLETED_TRIALS}</p>",
         _verdict_table(verdicts),
         "<p>Verdicts compare completed trials with a bootstrap interval of the difference of "
         "means. The common epoch is the largest epoch every completed or pruned trial of the "
         "stage reached; the means there include pruned trials.</p>",
-        *(_figure_html(figure, name) for name, figure in figures),
+        *(figure_html(figure, name) for name, figure in figures),
         "<h2>Best architecture</h2>",
         _best_table(get_best_architecture_table(study)),
         "</body></html>",

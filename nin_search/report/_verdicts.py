@@ -11,6 +11,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nin_search.analysis import effect_text
 from nin_search.report._trials import mean, trial_stages
 
 
@@ -185,20 +186,16 @@ def get_stage_verdicts(
     return verdicts
 
 
-def percent_label(confidence: float) -> str:
-    """``0.95`` -> ``"95%"``."""
-    return f"{confidence * 100:g}%"
-
-
 def interval_text(verdict: StageVerdict) -> str:
     """``+2.1 points, 95% CI +0.8..+3.3`` (points are accuracy percentage points)."""
     if verdict.difference is None:
         return ""
-    text = f"{verdict.difference * 100:+.1f} points"
-    if verdict.confidence_interval is not None:
-        low, high = (bound * 100 for bound in verdict.confidence_interval)
-        text += f", {percent_label(verdict.confidence)} CI {low:+.1f}..{high:+.1f}"
-    return text
+    interval = verdict.confidence_interval
+    return effect_text(
+        verdict.difference * 100,
+        None if interval is None else (interval[0] * 100, interval[1] * 100),
+        verdict.confidence,
+    )
 
 
 def verdict_lines(verdicts: Sequence[StageVerdict]) -> list[str]:

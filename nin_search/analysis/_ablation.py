@@ -1,0 +1,201 @@
+"""Paired ablations: the same network with one stage's kind changed, trained on the same seeds.
+
+The trials live in the companion study :func:`nin_search.records.ablation_study_name`. Every
+difference is accuracy(MLP conv at the stage) minus accuracy(plain conv at the stage), in points,
+whichever side the original network had; each trial's ``arch`` says which side is which.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import NamedTuple
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nin_search import records
+from nin_search.analysis._format import direction, verdict_text
+from nin_search.analysis._stats import t_interval
+from nin_search.analysis._trials import final_value, number_attr, stage_kind
+
+FLIPPED, MATCHED, ORIGINAL = "flipped", "matched", "original"
+
+
+class PairedEffect(NamedTuple):
+    """One stage of one source trial: MLP minus plain conv over paired seeds (points).
+
+    ``differences`` are in ``seeds`` order; ``sd`` (sample standard deviation) and ``interval``
+    (t-interval) are ``None`` below two seeds. ``mlp_params``/``plain_params`` are the parameter
+    counts of the two networks compared (``None`` when not recorded); ``original_kind`` is the
+    source network's kind at the stage.
+    """
+
+    source: int
+    stage: int
+    variant: str
+    original_kind: str
+    seeds: list[int]
+    differences: list[float]
+    n: int
+    mean: float | None
+    sd: float | None
+    interval: tuple[float, float] | None
+    confidence: float
+    mlp_params: int | None
+    plain_params: int | None
+    verdict: str
+
+
+class StageAblation(NamedTuple):
+    """The flipped and matched effects of one (source trial, stage), read together.
+
+    ``original_accuracy`` is the original network's mean accuracy over seeds (points).
+    """
+
+    source: int
+    stage: int
+    original_accuracy: float | None
+    flipped: PairedEffect | None
+    matched: PairedEffect | None
+    reading: str
+
+
+# (flipped direction, matched direction) -> what the two say together.
+_READINGS = {
+    ("helps", "helps"): "the structure helps at equal parameters",
+    ("helps", "none"): "the gain comes with its extra parameters (none detected at equal ones)",
+    ("helps", "hurts"): "the gain comes with its extra parameters (it hurts at equal ones)",
+    ("none", "helps"): "the structure helps at equal parameters, though flipping alone showed none",
+    ("none", "none"): "no effect detected, with or without equal parameters",
+    ("none", "hurts"): "the structure hurts at equal parameters, though flipping alone showed none",
+    ("hurts", "helps"): "MLP conv hurts as a change of kind but helps at equal parameters",
+    ("hurts", "none"): "the loss comes with its change in parameters (none detected at equal ones)",
+    ("hurts", "hurts"): "the structure hurts at equal parameters",
+}
+
+
+def find_ablation_study(study: optuna.Study) -> optuna.Study | None:
+    """The companion ablation study of ``study`` in the same storage, or ``None``."""
+    try:
+        return optuna.load_study(
+            study_name=records.ablation_study_name(study.study_name), storage=study._storage
+        )
+    except KeyError:
+        return None
+
+
+def _reading(flipped: PairedEffect | None, matched: PairedEffect | None) -> str:
+    if flipped is None and matched is None:
+        return "no paired seeds yet"
+    if matched is None:
+        return "no matched variant yet: cannot tell the structure from its parameters"
+    if flipped is None:
+        return "no flipped variant yet: only the matched comparison"
+    if flipped.interval is None or matched.interval is None:
+        return "unsure: one seed gives no interval"
+    return _READINGS[direction(flipped.interval), direction(matched.interval)]
+
+
+def _paired_effect(
+    source: int,
+    stage: int,
+    variant: str,
+    originals: dict[int, FrozenTrial],
+    variants: dict[int, FrozenTrial],
+    confidence: float,
+) -> PairedEffect | None:
+    seeds, differences, params = [], [], None
+    for seed in sorted(originals.keys() & variants.keys()):
+        original, changed = originals[seed], variants[seed]
+        kinds = (stage_kind(original, stage), stage_kind(changed, stage))
+        if sorted(kinds, key=str) != ["mlp", "plain"]:
+            continue  # the pair does not differ in kind at this stage: not this comparison
+        mlp, plain = (original, changed) if kinds[0] == "mlp" else (changed, original)
+        seeds.append(seed)
+        differences.append((final_value(mlp) - final_value(plain)) * 100)
+        if params is None:
+            params = tuple(number_attr(trial, records.PARAMS) for trial in (mlp, plain))
+    if not seeds:
+        return None
+    interval = t_interval(differences, confidence)
+    mean = float(np.mean(differences))
+    count = f"n={len(seeds)} seed" + ("" if len(seeds) == 1 else "s")
+    return PairedEffect(
+        source=source,
+        stage=stage,
+        variant=variant,
+        original_kind=stage_kind(originals[seeds[0]], stage),
+        seeds=seeds,
+        differences=differences,
+        n=len(seeds),
+        mean=mean,
+        sd=float(np.std(differences, ddof=1)) if len(seeds) > 1 else None,
+        interval=interval,
+        confidence=confidence,
+        mlp_params=None if params[0] is None else int(params[0]),
+        plain_params=None if params[1] is None else int(params[1]),
+        verdict=verdict_text(mean, interval, confidence, count),
+    )
+
+
+def get_ablation_info(
+    ablation_study: optuna.Study, *, confidence: float = 0.95
+) -> list[StageAblation]:
+    """The paired flipped and matched effects of every ablated (source trial, stage).
+
+    Completed trials with a finite value count; for a repeated (source, stage, variant, seed),
+    the latest trial wins. A seed counts for a pair only when both members have it.
+
+    Args:
+        ablation_study: The companion study (user attrs ``ablation_source``,
+            ``ablation_stage``, ``ablation_variant``, ``ablation_seed``, ``arch``, ``params``).
+        confidence: Coverage of the t-intervals, in (0, 1).
+
+    Returns:
+        One entry per (stage, source) with a flipped or matched variant, sorted by stage then
+        source.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
+    runs: dict[tuple[int, int, str], dict[int, FrozenTrial]] = defaultdict(dict)
+    trials = ablation_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for trial in sorted(trials, key=lambda trial: trial.number):
+        attrs = trial.user_attrs
+        keys = (records.ABLATION_SOURCE, records.ABLATION_STAGE, records.ABLATION_SEED)
+        numbers = [attrs.get(key) for key in keys]
+        variant = attrs.get(records.ABLATION_VARIANT)
+        if variant not in records.VARIANTS or final_value(trial) is None:
+            continue
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+            continue
+        source, stage, seed = numbers
+        stage = records.ORIGINAL_STAGE if variant == ORIGINAL else stage
+        runs[source, stage, variant][seed] = trial
+    results = []
+    changed = sorted({(stage, source) for source, stage, variant in runs if variant != ORIGINAL})
+    for stage, source in changed:
+        originals = runs.get((source, records.ORIGINAL_STAGE, ORIGINAL), {})
+        effects = {
+            variant: _paired_effect(
+                source,
+                stage,
+                variant,
+                originals,
+                runs.get((source, stage, variant), {}),
+                confidence,
+            )
+            for variant in (FLIPPED, MATCHED)
+        }
+        accuracies = [final_value(trial) * 100 for trial in originals.values()]
+        results.append(
+            StageAblation(
+                source=source,
+                stage=stage,
+                original_accuracy=float(np.mean(accuracies)) if accuracies else None,
+                flipped=effects[FLIPPED],
+                matched=effects[MATCHED],
+                reading=_reading(effects[FLIPPED], effects[MATCHED]),
+            )
+        )
+    return results

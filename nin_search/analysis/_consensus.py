@@ -1,0 +1,235 @@
+"""Consensus across datasets: pool each stage's flipped ablation effect over several studies.
+
+A random-effects meta-analysis (``statsmodels.stats.meta_analysis.combine_effects``): one
+effect per study (its best source trial, or the mean over its sources) with the squared
+standard error of its paired mean as variance; the pooled estimate, its interval and the
+heterogeneity I² say whether the studies agree.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import optuna
+
+from nin_search import records
+from nin_search.analysis._ablation import StageAblation, find_ablation_study, get_ablation_info
+from nin_search.analysis._format import effect_text, interval_range, signed
+from nin_search.analysis._trials import final_value
+
+SOURCES = ("best", "mean")
+METHODS = ("pm", "dl")
+AGREEMENT_I2 = 0.25  # below this heterogeneity (and with one sign) the studies agree
+MIN_VARIANCE = 1e-6  # points²: seeds that gave identical differences still get a finite weight
+
+
+class StudyEffect(NamedTuple):
+    """One study's flipped effect at a stage (points); ``source`` is ``None`` for a mean."""
+
+    study_name: str
+    source: int | None
+    difference: float
+    standard_error: float
+    interval: tuple[float, float] | None
+    n: int
+
+
+class StageConsensus(NamedTuple):
+    """The studies' effects at one stage and their random-effects pooling.
+
+    ``pooled``/``interval``/``i2`` (in [0, 1]) are ``None`` with fewer than two studies;
+    ``agree`` is ``None`` then too. ``left_out`` says which studies gave nothing and why.
+    """
+
+    stage: int
+    effects: list[StudyEffect]
+    left_out: list[str]
+    pooled: float | None
+    interval: tuple[float, float] | None
+    i2: float | None
+    tau2: float | None
+    confidence: float
+    method: str
+    agree: bool | None
+    verdict: str
+
+
+def searched_study_names(names: Iterable[str]) -> list[str]:
+    """``names`` without the companion ablation studies (``<name>:ablation``)."""
+    suffix = records.ablation_study_name("")
+    return [name for name in names if not name.endswith(suffix)]
+
+
+def _study_effect(
+    study: optuna.Study, ablations: list[StageAblation], sources: str
+) -> StudyEffect | str:
+    usable = [a for a in ablations if a.flipped is not None and a.flipped.sd is not None]
+    if not usable:
+        return "no flipped ablation with 2 or more seeds"
+    if sources == "mean":
+        means = [a.flipped.mean for a in usable]
+        variances = [a.flipped.sd**2 / a.flipped.n for a in usable]
+        return StudyEffect(
+            study.study_name,
+            None,
+            float(np.mean(means)),
+            math.sqrt(sum(variances)) / len(usable),
+            None,
+            sum(a.flipped.n for a in usable),
+        )
+    values = {trial.number: final_value(trial) for trial in study.get_trials(deepcopy=False)}
+
+    def rank(ablation: StageAblation) -> tuple[float, float]:
+        searched = values.get(ablation.source)
+        return (-math.inf if searched is None else searched, ablation.original_accuracy or 0.0)
+
+    best = max(usable, key=rank).flipped
+    return StudyEffect(
+        study.study_name,
+        best.source,
+        best.mean,
+        best.sd / math.sqrt(best.n),
+        best.interval,
+        best.n,
+    )
+
+
+def _pool(
+    effects: list[StudyEffect], confidence: float, method: str
+) -> tuple[float, tuple[float, float], float, float]:
+    from statsmodels.stats.meta_analysis import combine_effects  # slow import: only when pooling
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = combine_effects(
+            np.array([effect.difference for effect in effects]),
+            np.array([max(effect.standard_error**2, MIN_VARIANCE) for effect in effects]),
+            method_re=method,
+            alpha=1.0 - confidence,
+        )
+        low, high = result.conf_int(alpha=1.0 - confidence)[1]
+    degrees = len(effects) - 1
+    q = float(result.q)
+    i2 = max(0.0, (q - degrees) / q) if q > 0 else 0.0  # Higgins & Thompson, floored at 0
+    return float(result.mean_effect_re), (float(low), float(high)), i2, max(0.0, float(result.tau2))
+
+
+def get_consensus_info(
+    studies: Sequence[optuna.Study],
+    *,
+    ablation_studies: Mapping[str, optuna.Study | None] | None = None,
+    sources: str = "best",
+    confidence: float = 0.95,
+    method: str = "pm",
+) -> list[StageConsensus]:
+    """Pools each stage's flipped ablation effect over several studies (random effects).
+
+    Args:
+        studies: Searched studies, e.g. one per dataset (companion ablation studies are not
+            searched studies: leave them out, see :func:`searched_study_names`).
+        ablation_studies: Each study's companion by study name; by default found in each
+            study's storage (:func:`find_ablation_study`).
+        sources: ``"best"``: each study's most accurate ablated source trial; ``"mean"``: the
+            mean over its sources.
+        confidence: Coverage of the intervals, in (0, 1).
+        method: Between-study variance estimator: ``"pm"`` (Paule-Mandel) or ``"dl"``
+            (DerSimonian-Laird).
+
+    Returns:
+        One entry per stage ablated in any study, in stage order.
+    """
+    if sources not in SOURCES:
+        raise ValueError(f"sources must be one of {SOURCES}, but got sources={sources!r}.")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, but got method={method!r}.")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
+    per_study: dict[str, list[StageAblation]] = {}
+    for study in studies:
+        if ablation_studies is not None and study.study_name in ablation_studies:
+            companion = ablation_studies[study.study_name]
+        else:
+            companion = find_ablation_study(study)
+        per_study[study.study_name] = (
+            [] if companion is None else get_ablation_info(companion, confidence=confidence)
+        )
+    stages = sorted({a.stage for ablations in per_study.values() for a in ablations})
+    results = []
+    for stage in stages:
+        effects, left_out = [], []
+        for study in studies:
+            mine = [a for a in per_study[study.study_name] if a.stage == stage]
+            found = _study_effect(study, mine, sources) if mine else "no ablation of this stage"
+            if isinstance(found, str):
+                left_out.append(f"{study.study_name}: {found}")
+            else:
+                effects.append(found)
+        pooled = interval = i2 = tau2 = agree = None
+        if len(effects) >= 2:
+            pooled, interval, i2, tau2 = _pool(effects, confidence, method)
+            signs = {math.copysign(1.0, effect.difference) for effect in effects}
+            nonzero = all(effect.difference != 0 for effect in effects)
+            agree = i2 < AGREEMENT_I2 and len(signs) == 1 and nonzero
+        results.append(
+            StageConsensus(
+                stage,
+                effects,
+                left_out,
+                pooled,
+                interval,
+                i2,
+                tau2,
+                confidence,
+                method,
+                agree,
+                _verdict(effects, pooled, interval, i2, agree, confidence),
+            )
+        )
+    return results
+
+
+def _verdict(
+    effects: list[StudyEffect],
+    pooled: float | None,
+    interval: tuple[float, float] | None,
+    i2: float | None,
+    agree: bool | None,
+    confidence: float,
+) -> str:
+    if not effects:
+        return "no study has a flipped ablation with 2 or more seeds here"
+    if pooled is None:
+        only = effects[0]
+        return f"one study only ({only.study_name}): {signed(only.difference)} points, n={only.n}"
+    pooled_text = f"pooled {effect_text(pooled, interval, confidence)} ({len(effects)} studies)"
+    if agree:
+        return f"the studies agree (I²={i2:.0%}): {pooled_text}"
+    return f"they disagree (I²={i2:.0%}): {pooled_text}"
+
+
+def consensus_lines(consensus: Sequence[StageConsensus]) -> list[str]:
+    """Lines for the terminal: per stage the verdict, then each study's effect.
+
+    Args:
+        consensus: From :func:`get_consensus_info`.
+    """
+    lines = ["Consensus across studies (flipped ablation, MLP minus plain, accuracy points):"]
+    if not consensus:
+        lines.append("  no study has an ablation yet: run `nin-search ablate` on each")
+    for stage in consensus:
+        lines.append(f"  stage {stage.stage}: {stage.verdict}")
+        for effect in stage.effects:
+            source = "mean of its sources" if effect.source is None else f"trial #{effect.source}"
+            spread = f"±{effect.standard_error:.1f} se"
+            if effect.interval is not None:
+                spread = f"CI {interval_range(effect.interval)}"
+            lines.append(
+                f"    {effect.study_name} ({source}): {signed(effect.difference)} points, "
+                f"{spread}, n={effect.n} seeds"
+            )
+        lines += [f"    left out: {reason}" for reason in stage.left_out]
+    return lines

@@ -1,0 +1,198 @@
+"""The design-space verdict: plain vs MLP conv on randomly sampled trials, at equal epochs and
+equal complexity (Radosavovic et al. 2019), per stage; the naive comparison for contrast."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import NamedTuple
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nin_search import records
+from nin_search.analysis._format import verdict_text
+from nin_search.analysis._regime import RegimeEffect, get_regime_effects, regime_text
+from nin_search.analysis._stats import normalised_difference, weighted_edf
+from nin_search.analysis._trials import final_value, finite_steps, number_attr, trial_stages
+
+RANDOM = "random"
+
+
+class EdfCurve(NamedTuple):
+    """One kind's complexity-normalised error EDF: share of weight with error <= x.
+
+    ``errors`` are validation errors in percent (100 - accuracy), sorted; ``cumulative_share``
+    rises to 1.
+    """
+
+    kind: str
+    errors: list[float]
+    cumulative_share: list[float]
+
+
+class DesignSpaceEffect(NamedTuple):
+    """MLP minus plain conv at one stage, from randomly sampled trials only.
+
+    Accuracies are in points (percent). ``epoch`` is the largest epoch every included trial
+    (completed or pruned) reported a finite validation accuracy at; ``None`` when the trials
+    report no epochs and their final values are used. ``difference``/``interval`` are the
+    complexity-normalised difference and its bootstrap interval; ``n_plain``/``n_mlp`` count
+    the trials in the complexity bins both kinds fill (``bins_used``); ``trials_dropped``
+    count those in the ``bins_dropped`` bins only one kind fills. ``unweighted_difference``
+    is the plain difference of means of the same random trials at the same epoch;
+    ``naive_difference`` that of every completed trial's final value, whatever sampled it
+    (confounded by the sampler and by parameter count). ``n_random_plain``/``n_random_mlp``
+    count the random trials of each kind at the stage, ``n_unknown_origin`` trials with no
+    recorded ``sampled_by``.
+    """
+
+    stage: int
+    epoch: int | None
+    difference: float | None
+    interval: tuple[float, float] | None
+    confidence: float
+    ks_statistic: float | None
+    n_plain: int
+    n_mlp: int
+    bins_used: int
+    bins_dropped: int
+    trials_dropped: int
+    unweighted_difference: float | None
+    naive_difference: float | None
+    naive_n_plain: int
+    naive_n_mlp: int
+    n_random_plain: int
+    n_random_mlp: int
+    n_unknown_origin: int
+    curves: list[EdfCurve]
+    regimes: list[RegimeEffect]
+    regime: str
+    verdict: str
+
+
+def _finished(study: optuna.Study) -> list[FrozenTrial]:
+    states = (TrialState.COMPLETE, TrialState.PRUNED)
+    return [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=states)
+        if not trial.user_attrs.get(records.CONSTRAINT_VIOLATION)
+    ]
+
+
+def _values_at_equal_epoch(
+    trials: list[FrozenTrial],
+) -> tuple[int | None, list[tuple[FrozenTrial, float]]]:
+    """The common epoch and each trial's accuracy there (final values when none reports)."""
+    reporting = [trial for trial in trials if finite_steps(trial)]
+    if not reporting:
+        finals = [(trial, final_value(trial)) for trial in trials]
+        return None, [(trial, value) for trial, value in finals if value is not None]
+    common = set.intersection(*(finite_steps(trial) for trial in reporting))
+    if not common:
+        return None, []
+    epoch = max(common)
+    return epoch, [(trial, float(trial.intermediate_values[epoch])) for trial in reporting]
+
+
+def _mean_difference(plain: list[float], mlp: list[float]) -> float | None:
+    if not plain or not mlp:
+        return None
+    return float(np.mean(mlp) - np.mean(plain))
+
+
+def get_design_space_info(
+    study: optuna.Study,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> list[DesignSpaceEffect]:
+    """Plain vs MLP conv per stage on the randomly sampled trials, complexity-normalised.
+
+    Only trials with user attr ``sampled_by == "random"`` enter the verdict: their kinds are
+    independent of everything else the sampler chose. They are compared at equal epochs, and
+    weighted so both kinds have the pooled distribution of log parameter count (quantile bins,
+    weight = pooled bin share / count of the kind in the bin; bins one kind misses are
+    dropped). Trials that stopped on a cost limit or lack ``params`` are left out.
+
+    Args:
+        study: A study whose first value is a validation accuracy in [0, 1].
+        confidence: Coverage of the intervals, in (0, 1).
+        n_resamples: Bootstrap resamples per interval.
+        seed: Seed of every bootstrap (each stage and size range uses it afresh).
+
+    Returns:
+        One effect per stage index seen in finished trials, in stage order.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be an integer >= 1, but got n_resamples={n_resamples}.")
+    by_stage: dict[int, list[tuple[FrozenTrial, str]]] = defaultdict(list)
+    for trial in _finished(study):
+        for row in trial_stages(trial):
+            by_stage[row.stage].append((trial, row.kind))
+    effects = []
+    for stage in sorted(by_stage):
+        kinds = {trial.number: kind for trial, kind in by_stage[stage]}
+        naive: dict[str, list[float]] = {"plain": [], "mlp": []}
+        for trial, kind in by_stage[stage]:
+            value = final_value(trial) if trial.state == TrialState.COMPLETE else None
+            if value is not None:
+                naive[kind].append(value * 100)
+        random_trials = [
+            trial
+            for trial, _ in by_stage[stage]
+            if trial.user_attrs.get(records.SAMPLED_BY) == RANDOM
+            and (number_attr(trial, records.PARAMS) or 0) > 0
+        ]
+        epoch, values = _values_at_equal_epoch(random_trials)
+        accuracies = [value * 100 for _, value in values]
+        params = [number_attr(trial, records.PARAMS) for trial, _ in values]
+        is_mlp = [kinds[trial.number] == "mlp" for trial, _ in values]
+        options = dict(confidence=confidence, n_resamples=n_resamples, seed=seed)
+        result = normalised_difference(accuracies, params, is_mlp, **options)
+        unweighted = _mean_difference(
+            [value for value, mlp in zip(accuracies, is_mlp, strict=True) if not mlp],
+            [value for value, mlp in zip(accuracies, is_mlp, strict=True) if mlp],
+        )
+        curves = [
+            EdfCurve(kind, *weighted_edf(100.0 - np.asarray(values_), np.asarray(weights)))
+            for kind, values_, weights in (
+                ("plain", result.plain_values, result.plain_weights),
+                ("mlp", result.mlp_values, result.mlp_weights),
+            )
+            if values_
+        ]
+        regimes = get_regime_effects(accuracies, params, is_mlp, **options)
+        count = f"plain n={result.n_plain}, mlp n={result.n_mlp}"
+        effects.append(
+            DesignSpaceEffect(
+                stage=stage,
+                epoch=epoch,
+                difference=result.difference,
+                interval=result.interval,
+                confidence=confidence,
+                ks_statistic=result.ks_statistic,
+                n_plain=result.n_plain,
+                n_mlp=result.n_mlp,
+                bins_used=result.bins_used,
+                bins_dropped=result.bins_dropped,
+                trials_dropped=result.trials_dropped,
+                unweighted_difference=unweighted,
+                naive_difference=_mean_difference(naive["plain"], naive["mlp"]),
+                naive_n_plain=len(naive["plain"]),
+                naive_n_mlp=len(naive["mlp"]),
+                n_random_plain=sum(kinds[trial.number] == "plain" for trial in random_trials),
+                n_random_mlp=sum(kinds[trial.number] == "mlp" for trial in random_trials),
+                n_unknown_origin=sum(
+                    records.SAMPLED_BY not in trial.user_attrs for trial, _ in by_stage[stage]
+                ),
+                curves=curves,
+                regimes=regimes,
+                regime=regime_text(regimes),
+                verdict=verdict_text(result.difference, result.interval, confidence, count),
+            )
+        )
+    return effects

@@ -1,0 +1,97 @@
+"""What would settle an open question: more seeds for the ablation, more random trials.
+
+The target half-width is two thirds of the observed difference (so that, if the difference
+holds, the interval clears 0 with a margin), but never below ``smallest_effect`` points: an
+effect smaller than that is not worth the compute.
+"""
+
+from __future__ import annotations
+
+import math
+
+from nin_search.analysis._ablation import PairedEffect
+from nin_search.analysis._design_space import DesignSpaceEffect
+from nin_search.analysis._format import direction
+from nin_search.analysis._stats import half_width_for_seeds, seeds_for_half_width
+
+SMALLEST_EFFECT = 0.5  # points; intervals narrower than +-this are not asked for
+FIRST_SEEDS = 3  # seeds suggested when one seed gave no interval
+ABLATE = "nin-search ablate"
+RANDOM_TRIALS = "study.random_trials"
+
+
+def _target(difference: float, smallest_effect: float) -> float:
+    return max(abs(difference) * 2 / 3, smallest_effect)
+
+
+def seeds_to_settle(
+    effect: PairedEffect, *, smallest_effect: float = SMALLEST_EFFECT
+) -> tuple[int, float] | None:
+    """Seeds that would narrow the effect's interval to the target, and that half-width.
+
+    Returns:
+        ``(seeds, half_width)``, or ``None`` when the interval already excludes 0, there is no
+        sd yet (one seed), or the target would need more than 1000 seeds.
+    """
+    if direction(effect.interval) in ("helps", "hurts") or effect.sd is None:
+        return None
+    seeds = seeds_for_half_width(
+        effect.sd, _target(effect.mean, smallest_effect), effect.confidence
+    )
+    if seeds is None:
+        return None
+    seeds = max(seeds, effect.n + 1)
+    return seeds, half_width_for_seeds(effect.sd, seeds, effect.confidence)
+
+
+def ablation_settle_text(
+    effect: PairedEffect, *, smallest_effect: float = SMALLEST_EFFECT
+) -> str | None:
+    """``nin-search ablate --seeds 6` narrows the interval to about ±0.8 points``, or ``None``.
+
+    Args:
+        effect: A flipped or matched effect.
+        smallest_effect: The narrowest half-width worth asking for (points).
+    """
+    if direction(effect.interval) in ("helps", "hurts"):
+        return None
+    if effect.sd is None:
+        return f"`{ABLATE} --seeds {FIRST_SEEDS}` gives an interval (one seed gives none)"
+    settle = seeds_to_settle(effect, smallest_effect=smallest_effect)
+    if settle is None:
+        many = max(20, effect.n + 1)
+        half_width = half_width_for_seeds(effect.sd, many, effect.confidence)
+        return (
+            f"an effect this small is out of reach of seeds: `{ABLATE} --seeds {many}` "
+            f"still leaves about ±{half_width:.1f} points"
+        )
+    seeds, half_width = settle
+    return f"`{ABLATE} --seeds {seeds}` narrows the interval to about ±{half_width:.1f} points"
+
+
+def random_trials_to_settle(
+    effect: DesignSpaceEffect, *, smallest_effect: float = SMALLEST_EFFECT
+) -> str | None:
+    """How many more random trials would narrow the design-space interval, or ``None``.
+
+    The bootstrap half-width shrinks about as 1/sqrt(number of trials), so the trials needed
+    are ``n * (half_width / target)**2``.
+    """
+    if direction(effect.interval) in ("helps", "hurts"):
+        return None
+    more = f"run more random trials (`{RANDOM_TRIALS}`)"
+    if effect.n_random_plain + effect.n_random_mlp == 0:
+        older = " (older trials lack `sampled_by`)" if effect.n_unknown_origin else ""
+        return f"{more}: none recorded for this stage yet{older}"
+    if not effect.n_random_plain or not effect.n_random_mlp:
+        return None  # one kind only: the space does not search this stage's kind
+    if effect.interval is None or effect.difference is None:
+        return f"{more}: each kind needs at least 2 in a shared size range"
+    low, high = effect.interval
+    half_width = (high - low) / 2
+    target = _target(effect.difference, smallest_effect)
+    used = effect.n_plain + effect.n_mlp
+    needed = math.ceil(used * (half_width / target) ** 2) - used
+    if needed <= 0:
+        return None
+    return f"{more}: about {needed} more would narrow the interval to about ±{target:.1f} points"

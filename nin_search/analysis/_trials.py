@@ -1,0 +1,96 @@
+"""Reading trials: the stages of an architecture, the value at an epoch, user attrs.
+
+Shared by the analysis and the report (which imports it from here).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from optuna.trial import FrozenTrial
+
+from nin_search.spec import ArchSpec, SpecError
+
+
+class BestStageRow(NamedTuple):
+    """One stage of the best architecture; ``kind`` is ``"plain"`` or ``"mlp"``."""
+
+    stage: int
+    kind: str
+    kernel_size: int | None
+    width: int | None
+    mlp_widths: tuple[int, ...]
+    pool: str | None
+
+
+def trial_stages(trial: FrozenTrial) -> list[BestStageRow]:
+    """The trial's stages, from the ``arch`` user attr if valid, else from its params."""
+    arch = trial.user_attrs.get("arch")
+    if isinstance(arch, dict):
+        try:
+            spec = ArchSpec.from_dict(arch)
+        except (SpecError, TypeError):
+            spec = None
+        if spec is not None:
+            return [
+                BestStageRow(
+                    index, stage.kind, stage.kernel_size, stage.width, stage.mlp_widths, stage.pool
+                )
+                for index, stage in enumerate(spec.stages)
+            ]
+    params = trial.params
+    num_stages = params.get("num_stages")
+    if not isinstance(num_stages, int):
+        num_stages = 0
+        while f"s{num_stages}_type" in params:
+            num_stages += 1
+    rows = []
+    for index in range(num_stages):
+        prefix = f"s{index}"
+        kind = params.get(f"{prefix}_type")
+        if kind not in ("plain", "mlp"):
+            return rows
+        depth = params.get(f"{prefix}_mlp_depth", 0) if kind == "mlp" else 0
+        mlp_widths = tuple(
+            params.get(f"{prefix}_mlp{layer}_width") for layer in range(1, depth + 1)
+        )
+        last = index == num_stages - 1
+        pool = params.get(f"{prefix}_pool", "none" if last else None)
+        rows.append(
+            BestStageRow(
+                index,
+                kind,
+                params.get(f"{prefix}_kernel_size"),
+                params.get(f"{prefix}_width"),
+                mlp_widths,
+                pool,
+            )
+        )
+    return rows
+
+
+def stage_kind(trial: FrozenTrial, stage: int) -> str | None:
+    """``"plain"`` or ``"mlp"`` at ``stage``, or ``None`` when the trial has no such stage."""
+    rows = trial_stages(trial)
+    return rows[stage].kind if 0 <= stage < len(rows) else None
+
+
+def number_attr(trial: FrozenTrial, name: str) -> float | None:
+    """The user attr ``name`` as a finite number, or ``None`` when missing or not a number."""
+    value = trial.user_attrs.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def final_value(trial: FrozenTrial) -> float | None:
+    """The first objective of a trial with a finite one (completed trials), else ``None``."""
+    if not trial.values or trial.values[0] is None or not math.isfinite(trial.values[0]):
+        return None
+    return float(trial.values[0])
+
+
+def finite_steps(trial: FrozenTrial) -> set[int]:
+    """The epochs at which the trial reported a finite intermediate value."""
+    return {step for step, value in trial.intermediate_values.items() if math.isfinite(value)}
