@@ -109,6 +109,10 @@ def ablate(
     run_ablation_with_progress(
         study, config, None, artifact_dir, trial_number=trial_number, top=top, seeds=seeds
     )
+    from nin_search.dashboard import refresh_study_note
+
+    for line in refresh_study_note(study):  # the answer, also in optuna-dashboard's note
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def run_ablation_with_progress(
@@ -180,4 +184,6 @@ def run_ablation_with_progress(
             "kept; run the same command again to train only the rest"
         )
         raise typer.Exit(code) from None
-    console.print(f"ablation: {plan.total} runs in study {prepared.study.study_name!r}")
+    err_console.print(
+        f"ablation: {plan.total} runs in study {prepared.study.study_name!r}", highlight=False
+    )
