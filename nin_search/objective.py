@@ -9,6 +9,7 @@ import math
 import os
 import socket
 import tempfile
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from nin_search.config import StudyConfig
 from nin_search.data import SearchData
 from nin_search.model import build_model, count_macs, count_params, measure_latency_ms
 from nin_search.pruning import CurvePoint, DominatedPruner
+from nin_search.records import FAIL_REASON, INTERRUPTED, RETRY
 from nin_search.space import suggest_arch, suggest_hyperparameters
 from nin_search.spec import ArchSpec
 from nin_search.train import EpochResult, NonFiniteLossError, train
@@ -117,6 +119,35 @@ class Objective:
         self.on_epoch = on_epoch
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        checkpoint: list[Path | None] = [None]  # set once known: removed on every end but Ctrl-C
+        try:
+            return self._run(trial, checkpoint)
+        except NonFiniteLossError as error:
+            # Diverged: recorded as pruned so samplers learn from it; the study goes on.
+            trial.set_user_attr("prune_reason", str(error))
+            _remove(checkpoint[0])
+            raise optuna.TrialPruned(str(error)) from None
+        except optuna.TrialPruned:
+            _remove(checkpoint[0])
+            raise
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C or SIGTERM: failed, and retried with the same parameters on resume
+            # (an interrupt never uses up one of the retries that crashes get).
+            trial.set_user_attr(FAIL_REASON, f"interrupted ({interrupt.__class__.__name__})")
+            trial.set_user_attr(RETRY, True)
+            trial.set_user_attr(INTERRUPTED, True)
+            raise
+        except Exception as error:
+            # Out of memory, a shape error from an extreme architecture, a model that cannot
+            # even be built, ...: this trial fails with its reason and the worker frees
+            # memory and goes on.
+            trial.set_user_attr(FAIL_REASON, _describe(error))
+            _remove(checkpoint[0])  # not retried: it would fail the same way
+            traceback.clear_frames(error.__traceback__)  # drops the model the frames hold
+            _free_memory()
+            raise
+
+    def _run(self, trial: optuna.Trial, checkpoint: list[Path | None]) -> float | tuple[float, ...]:
         arch = suggest_arch(trial, self.config.space)
         hparams = suggest_hyperparameters(trial, self.config.train)
         seed = trial_seed(self.config.study.seed, trial.params)
@@ -137,46 +168,24 @@ class Objective:
             trial.set_user_attr("constraint_violation", violations)
             return self._values(0.0, costs)
         report = self._reporter(trial, costs)
-        checkpoint = self._checkpoint_path(trial.params, seed)
-        resume = self._resume(trial, checkpoint, report)
-        try:
-            result = train(
-                model,
-                self.data.train,
-                self.data.val,
-                hparams,
-                epochs=self.config.train.epochs,
-                seed=seed,
-                augment=self.data.augment,
-                eval_batch_size=self.config.train.eval_batch_size,
-                on_epoch=report,
-                resume=resume,
-                on_checkpoint=None if checkpoint is None else _saver(checkpoint),
-            )
-        except NonFiniteLossError as error:
-            # Diverged: recorded as pruned so samplers learn from it; the study goes on.
-            trial.set_user_attr("prune_reason", str(error))
-            _remove(checkpoint)
-            raise optuna.TrialPruned(str(error)) from None
-        except optuna.TrialPruned:
-            _remove(checkpoint)
-            raise
-        except KeyboardInterrupt as interrupt:
-            # Ctrl-C or SIGTERM: failed, and retried with the same parameters on resume.
-            trial.set_user_attr("fail_reason", f"interrupted ({interrupt.__class__.__name__})")
-            trial.set_user_attr("retry", True)
-            raise
-        except Exception as error:
-            # Out of memory, a shape error from an extreme architecture, ...: this trial
-            # fails with its reason and the worker frees memory and goes on.
-            trial.set_user_attr("fail_reason", _describe(error))
-            _remove(checkpoint)  # not retried: it would fail the same way
-            del model
-            _free_memory()
-            raise
+        checkpoint[0] = self._checkpoint_path(trial.params, seed)
+        resume = self._resume(trial, checkpoint[0], report)
+        result = train(
+            model,
+            self.data.train,
+            self.data.val,
+            hparams,
+            epochs=self.config.train.epochs,
+            seed=seed,
+            augment=self.data.augment,
+            eval_batch_size=self.config.train.eval_batch_size,
+            on_epoch=report,
+            resume=resume,
+            on_checkpoint=None if checkpoint[0] is None else _saver(checkpoint[0]),
+        )
         if self.artifact_store is not None and self._worth_keeping(trial, result.final_accuracy):
             self._upload_weights(trial, model)
-        _remove(checkpoint)
+        _remove(checkpoint[0])
         return self._values(result.final_accuracy, costs)
 
     def _checkpoint_path(self, params: dict[str, Any], seed: int) -> Path | None:
