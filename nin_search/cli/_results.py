@@ -19,7 +19,6 @@ from nin_search.cli._common import (
     summary_table,
 )
 from nin_search.config import DEFAULT_STORAGE
-from nin_search.errors import UserError
 
 
 @app.command()
@@ -49,13 +48,18 @@ def report(
 ) -> None:
     """Write a self-contained HTML report on where MLP conv helped, and print the verdict."""
     quiet_optuna()
+    from nin_search.outputs import check_outputs, write_atomic
     from nin_search.report import verdict_lines, write_report
-    from nin_search.study import load_study
+    from nin_search.study import artifact_dir_for, load_study
 
-    if not output.parent.is_dir():
-        raise UserError(f"folder {str(output.parent)!r} for --output does not exist; create it")
     study = load_study(storage, study_name)
-    verdicts = write_report(study, output)
+    configured = study.user_attrs.get("config", {}).get("optuna", {}).get("artifact_dir")
+    check_outputs(
+        [("--output", output)],
+        storage_url=storage,
+        artifact_dir=artifact_dir_for(storage, configured),
+    )
+    verdicts = write_atomic(output, lambda path: write_report(study, path))
     console.print(
         f"Per-stage verdict for study {study.study_name!r} (MLP conv vs plain conv):",
         markup=False,
@@ -87,7 +91,12 @@ def dashboard(
     from nin_search.storage import display_url
     from nin_search.study import load_studies, load_study
 
-    studies = [load_study(storage, study_name)] if study_name else load_studies(storage)
+    # Not read-only: the dashboard writes study notes (and whatever its users do there).
+    studies = (
+        [load_study(storage, study_name, read_only=False)]
+        if study_name
+        else load_studies(storage, read_only=False)
+    )
     server = make_http_server(storage, host=host, port=port, artifact_dir=artifacts)
     for study in studies:
         refresh_study_note(study)
