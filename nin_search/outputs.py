@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -164,7 +165,18 @@ def check_outputs(
         seen.append((option, path))
         if path.is_dir():
             raise UserError(f"{shown} is a folder; pass a file path")
+        if path.exists() and _is_stream(path):
+            continue  # written in place, like a terminal
+        if path.exists() and not path.is_file():
+            raise UserError(f"{shown} is a device, not a file; pass a file path")
         _check_location(option, path, path.parent, create=create_folders)
+
+
+def _is_stream(path: Path) -> bool:
+    """A pipe or a character device (``/dev/null``, ``/dev/stdout``): written in place, as a
+    stream; a rename would replace the device itself."""
+    mode = os.stat(path).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def _temporary_path(path: Path) -> Path:
@@ -177,16 +189,27 @@ def write_atomic(path: Path, write: Callable[[Path], T]) -> T:
 
     The temporary file is beside ``path`` (the rename is atomic on one file system), its name
     unique to this process, and it is removed if ``write`` fails or is interrupted. A symbolic
-    link at ``path`` is written through (its target is replaced).
+    link at ``path`` is written through (its target is replaced); a pipe or character device
+    (``/dev/stdout``) is written in place.
+
+    Raises:
+        UserError: When the file system refuses the write (a full disk, say).
 
     Returns:
         What ``write`` returned.
     """
     target = _real(path)
+    if target.exists() and _is_stream(target):
+        return write(target)
     temporary = _temporary_path(target)
     try:
         result = write(temporary)
         os.replace(temporary, target)
+    except OSError as error:  # the disk filled up, the folder went away, ...
+        temporary.unlink(missing_ok=True)
+        raise UserError(
+            f"cannot write {str(path)!r} ({error.strerror or error}); nothing was written there"
+        ) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

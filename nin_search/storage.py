@@ -90,14 +90,18 @@ def check_storage_url(url: str, *, must_exist: bool) -> None:
     if database in ("", ":memory:"):
         raise UserError(f"storage {url!r} is in memory and would be lost; use sqlite:///FILE.db")
     path = Path(database)
+    if path.is_dir():
+        raise UserError(f"storage {url!r} is a folder, not a database file; pass a .db file")
+    if path.exists() and not path.is_file():  # a pipe would hang the first read, a device...
+        raise UserError(
+            f"storage {url!r} is not a regular file (a pipe or a device); pass a .db file"
+        )
     if must_exist and not path.is_file():
         raise UserError(
             f"no database at {str(path)!r}; run `nin-search optimize` first or pass --storage"
         )
     if not path.parent.is_dir():
         raise UserError(f"folder {str(path.parent)!r} for the database does not exist; create it")
-    if path.is_dir():
-        raise UserError(f"storage {url!r} is a folder, not a database file; pass a .db file")
 
 
 def _check_driver(parsed: sqlalchemy.engine.URL, url: str) -> None:

@@ -311,6 +311,8 @@ def checkpoint_dir_for(artifact_dir: Path, study_name: str) -> Path:
     """Mid-trial checkpoints, beside the artifact store (which holds only artifacts):
     ``nin_search-artifacts`` -> ``nin_search-checkpoints/<study>``."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study_name)
+    if safe in (".", ".."):  # not the folder itself or its parent
+        safe = safe.replace(".", "_")
     base = artifact_dir.name.removesuffix("-artifacts")
     return artifact_dir.with_name(f"{base}-checkpoints") / safe
 

@@ -45,6 +45,9 @@ def database_state(folder: Path) -> dict[str, str | None]:
     (an empty or missing log counts as none: opening a WAL database creates an empty one)."""
     state: dict[str, str | None] = {}
     for path in sorted(folder.rglob("*.db")):
+        if not path.is_file():  # a pipe named like a database (reading it would block)
+            state[str(path)] = "not a file"
+            continue
         state[str(path)] = checksum(path)
         wal = path.with_name(f"{path.name}-wal")
         state[f"{path}-wal"] = checksum(wal) if wal.exists() and wal.stat().st_size else None

@@ -148,6 +148,10 @@ def decompression_bomb(folder: Path) -> None:
     (folder / "images" / "train" / "cat" / "bomb.png").write_bytes(bytes(data))
 
 
+def pipe_as_database(folder: Path) -> None:
+    os.mkfifo(folder / "pipe.db")
+
+
 def driver_missing(module: str):
     def setup(folder: Path) -> None:
         if importlib.util.find_spec(module) is not None:
@@ -356,6 +360,17 @@ CASES = [
         ("best", "--storage", "sqlite:///{tmp}/blank.db"),
         "is an empty SQLite database with no study",
         empty_sqlite,
+    ),
+    Case(
+        "storage that is a named pipe (reading it would hang)",
+        ("best", "--storage", "sqlite:///{tmp}/pipe.db"),
+        "is not a regular file (a pipe or a device)",
+        pipe_as_database,
+    ),
+    Case(
+        "--timeout nan",
+        ("optimize", "{study}", "--storage", "sqlite:///{tmp}/n.db", "--timeout", "nan"),
+        "Invalid value for '--timeout'",
     ),
     Case(
         "storage that is a folder",
@@ -610,6 +625,41 @@ def test_write_atomic_leaves_the_old_file_and_no_temporary_file_on_failure(tmp_p
     assert [path.name for path in tmp_path.iterdir()] == ["out.txt"]
     assert write_atomic(target, lambda path: path.write_text("new")) == 3
     assert target.read_text() == "new"
+
+
+def test_write_atomic_turns_a_full_disk_into_one_line(tmp_path):
+    import errno
+
+    def disk_full(path: Path) -> None:
+        path.write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(UserError, match="No space left on device"):
+        write_atomic(tmp_path / "out.txt", disk_full)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_that_is_a_pipe_is_written_in_place_not_replaced(tmp_path):
+    import stat
+    import threading
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()))
+    reader.start()
+    check_outputs([("--output", pipe)])
+    write_atomic(pipe, lambda path: path.write_text("streamed"))
+    reader.join(10)
+    assert received == [b"streamed"]
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)  # still a pipe (like /dev/null, /dev/stdout)
+
+
+def test_a_study_named_dot_dot_keeps_its_checkpoints_in_their_folder():
+    from nin_search.study import checkpoint_dir_for
+
+    folder = checkpoint_dir_for(Path("/x/nin_search-artifacts"), "..")
+    assert folder == Path("/x/nin_search-checkpoints/__")
 
 
 def test_check_outputs_guards_inputs_that_a_command_names(tmp_path):
