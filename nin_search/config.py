@@ -61,6 +61,9 @@ PRUNERS = (
 ACTIVATIONS = ("relu", "gelu", "silu")
 OBJECTIVES = ("accuracy", "params", "macs", "latency_ms")  # accuracy is maximised, costs minimised
 DEFAULT_STORAGE = "sqlite:///nin_search.db"
+MAX_SEED = 2**32 - 1  # samplers and numpy take 32-bit seeds
+MAX_LAYER_PARAMETERS = 10**9  # weights of one conv layer (4 GB as float32): past it, no trial fits
+MAX_MLP_DEPTH = 64  # 1x1 convs in one MLP conv stage (NIN uses 2)
 # Side of the images each dataset ships with (pixels); imagefolder images are resized to 32
 # unless data.image_size says otherwise.
 NATIVE_IMAGE_SIZES = {
@@ -128,6 +131,8 @@ def choices_of(param: int | float | list | IntRange | FloatRange) -> list:
 
 def _check_positive(name: str, param: IntParam | FloatParam, *, allow_zero: bool = False) -> None:
     for value in choices_of(param):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, but got {value}")
         if value < 0 or (value == 0 and not allow_zero):
             bound = ">= 0" if allow_zero else "> 0"
             raise ValueError(f"{name} must be {bound}, but got {value}")
@@ -153,7 +158,7 @@ class CostConfig(_Frozen):
 
 class StudySection(_Frozen):
     name: str = Field("digits", min_length=1, max_length=200)
-    seed: int = Field(0, ge=0)  # sampler seed; trial seeds derive from it
+    seed: int = Field(0, ge=0, le=MAX_SEED)  # sampler seed; trial seeds derive from it
     n_trials: int = Field(30, ge=1)  # target number of finished trials (a re-run resumes)
     timeout: float | None = Field(None, gt=0)  # seconds for one `optimize` run; None = no limit
     # What the search optimises: "accuracy" first, then any costs to minimise ("params",
@@ -180,7 +185,9 @@ class DataConfig(_Frozen):
     download: bool = False  # torchvision datasets only; needs internet
     image_size: int | None = Field(None, ge=4, le=1024)  # pixels; None = the dataset's own
     val_fraction: float = Field(0.2, gt=0.0, lt=0.9)  # carved from train, stratified
-    split_seed: int = Field(0, ge=0)  # fixed: the validation split never moves between runs
+    split_seed: int = Field(
+        0, ge=0, le=MAX_SEED
+    )  # fixed: the validation split never moves between runs
     augment: AugmentConfig = AugmentConfig()
 
     @model_validator(mode="after")
@@ -231,7 +238,27 @@ class SpaceConfig(_Frozen):
         for rate in choices_of(self.dropout):
             if not 0.0 <= rate < 1.0:
                 raise ValueError(f"space.dropout must be in [0, 1), but got {rate}")
+        depth = max(choices_of(self.mlp_depth))
+        if depth > MAX_MLP_DEPTH:
+            raise ValueError(f"space.mlp_depth must be <= {MAX_MLP_DEPTH}, but got {depth}")
+        self._check_layer_size()
         return self
+
+    def _check_layer_size(self) -> None:
+        """The largest conv layer the space allows must fit in memory (else every trial that
+        draws it fails, and a study of such trials finishes with nothing)."""
+        width = max(choices_of(self.widths))
+        channels = max(width, max(choices_of(self.mlp_widths)), 3)  # widest input of a layer
+        kernel = max(self.kernel_sizes)
+        largest = max(
+            kernel * kernel * channels * width, channels * max(choices_of(self.mlp_widths))
+        )
+        if largest > MAX_LAYER_PARAMETERS:
+            raise ValueError(
+                f"space.widths / mlp_widths / kernel_sizes allow a layer of {largest:,} "
+                f"weights (a {kernel}x{kernel} conv of {channels} -> {width} channels), over "
+                f"{MAX_LAYER_PARAMETERS:,}: no trial could train it; use smaller values"
+            )
 
     @property
     def max_stages(self) -> int:
@@ -269,6 +296,15 @@ class OptunaConfig(_Frozen):
     # Optuna artifact store (trained weights) folder; default: beside the SQLite file
     # ("nin_search.db" -> "nin_search-artifacts"), else ./nin_search-artifacts.
     artifact_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> OptunaConfig:
+        for key, value in self.pruner_options.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(
+                    f"optuna.pruner_options.{key} must be a finite number, but got {value}"
+                )
+        return self
 
 
 class AblationConfig(_Frozen):
@@ -400,7 +436,8 @@ def load_study_config(path: str | Path) -> StudyConfig:
             "or omit it to run the default digits study"
         )
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark, as some editors save it, is not part of the TOML.
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: not valid TOML ({error}); fix the syntax") from None
     try:

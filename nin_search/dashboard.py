@@ -271,7 +271,7 @@ def make_app(storage_url: str, *, artifact_dir: str | Path | None = None) -> Any
     """
     check_storage_url(storage_url, must_exist=True)
     store = _artifact_store(storage_url, artifact_dir)
-    storage = open_storage(storage_url, heartbeat=False)
+    storage = open_storage(storage_url, heartbeat=False, create=False)  # never a new schema
     return optuna_dashboard.wsgi(storage, artifact_store=store)
 
 

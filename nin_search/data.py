@@ -24,6 +24,7 @@ from torch import Tensor
 
 from nin_search.config import AugmentConfig, DataConfig
 from nin_search.errors import UserError
+from nin_search.image_files import class_labels, scan_image_folder
 
 __all__ = [
     "DeviceData",
@@ -54,6 +55,7 @@ class ImageTensors:
     images: Tensor
     labels: Tensor
     classes: tuple[str, ...]
+    real_paths: tuple[str, ...] = ()  # image folders: each image's real path (links resolved)
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,10 @@ def _decode_images(samples: list[tuple[str, int]], size: int) -> Tensor:
                 if image.size != (size, size):
                     image = image.resize((size, size), Image.Resampling.BILINEAR)
                 images[index] = np.asarray(image)
+        except Image.DecompressionBombError as error:
+            raise UserError(
+                f"image {path!r} is too large to decode safely ({error}); shrink it or remove it"
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError) as error:
             raise UserError(
                 f"cannot decode image {path!r} ({error.__class__.__name__}); "
@@ -161,36 +167,31 @@ def _decode_images(samples: list[tuple[str, int]], size: int) -> Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
 
 
-def _read_image_folder(folder: Path, size: int) -> ImageTensors:
-    from torchvision.datasets import ImageFolder
-
+def _read_image_folder(folder: Path, size: int, *, min_classes: int = 2) -> ImageTensors:
     if not folder.is_dir():
         raise UserError(
             f"image folder {str(folder)!r} not found; set data.root to a folder holding "
             "train/<class>/*.jpg (and optionally test/<class>/*.jpg)"
         )
-    try:
-        dataset = ImageFolder(str(folder))
-    except (FileNotFoundError, RuntimeError) as error:
+    dataset = scan_image_folder(folder)  # links followed safely, each image once
+    if len(dataset.classes) < min_classes:
         raise UserError(
-            f"{folder}: no images in ImageFolder layout ({error}); "
-            "put images in one sub-folder per class"
-        ) from None
-    if len(dataset.classes) < 2:
-        raise UserError(
-            f"{folder}: found {len(dataset.classes)} class folder(s) {dataset.classes}; "
+            f"{folder}: found {len(dataset.classes)} class folder(s) {list(dataset.classes)}; "
             "a classifier needs at least 2 (one sub-folder per class)"
         )
-    fingerprint = _folder_fingerprint(dataset.samples, folder, size)
+    samples = list(dataset.samples)
+    fingerprint = _folder_fingerprint(samples, folder, size)
     cache_file = cache_dir() / f"imagefolder-{fingerprint}.pt"
     if cache_file.is_file():
         try:
             cached = torch.load(cache_file, weights_only=True)
-            return ImageTensors(cached["images"], cached["labels"], tuple(dataset.classes))
+            return ImageTensors(
+                cached["images"], cached["labels"], dataset.classes, dataset.real_paths
+            )
         except Exception:
             cache_file.unlink(missing_ok=True)
-    images = _decode_images(dataset.samples, size)
-    labels = torch.tensor(dataset.targets, dtype=torch.int64)
+    images = _decode_images(samples, size)
+    labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache_file.with_suffix(f".tmp{os.getpid()}")
@@ -198,7 +199,7 @@ def _read_image_folder(folder: Path, size: int) -> ImageTensors:
         temporary.replace(cache_file)
     except OSError:
         pass  # a read-only cache only costs speed
-    return ImageTensors(images, labels, tuple(dataset.classes))
+    return ImageTensors(images, labels, dataset.classes, dataset.real_paths)
 
 
 def _read_torchvision(config: DataConfig, *, train: bool) -> ImageTensors:
@@ -245,10 +246,14 @@ def read_dataset(config: DataConfig, *, split: str) -> ImageTensors:
     if config.dataset == "digits":
         tensors = _read_digits(split)
     elif config.dataset == "imagefolder":
-        tensors = _read_image_folder(Path(config.root or "").expanduser() / split, size)
+        folder = Path(config.root or "").expanduser() / split
+        # A test split may hold any of the training classes, even one.
+        tensors = _read_image_folder(folder, size, min_classes=2 if split == "train" else 1)
     else:
         tensors = _read_torchvision(config, train=split == "train")
-    return ImageTensors(_resize(tensors.images, size), tensors.labels, tensors.classes)
+    return ImageTensors(
+        _resize(tensors.images, size), tensors.labels, tensors.classes, tensors.real_paths
+    )
 
 
 def split_indices(labels: Tensor, *, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -316,7 +321,7 @@ def load_final_data(
         ``(train, test, info)`` with info's ``in_channels``, ``num_classes``, ``classes``.
     """
     tensors = read_dataset(config, split="train")
-    test = read_dataset(config, split="test")
+    test = _as_training_classes(read_dataset(config, split="test"), tensors)
     mean, std = _channel_stats(tensors.images)
     info = {
         "in_channels": tensors.images.shape[1],
@@ -327,6 +332,24 @@ def load_final_data(
         to_device(tensors.images, tensors.labels, mean, std, device),
         to_device(test.images, test.labels, mean, std, device),
         info,
+    )
+
+
+def _as_training_classes(test: ImageTensors, train: ImageTensors) -> ImageTensors:
+    """The test split labelled with the training classes' indices (matched by name), after
+    checking that no test image is a training image (through a link)."""
+    shared = set(test.real_paths) & set(train.real_paths)
+    if shared:
+        raise UserError(
+            f"{len(shared)} test image(s) are also training images (e.g. {min(shared)!r}, "
+            "reached through a link); a test score on them would be inflated: keep test/ and "
+            "train/ apart"
+        )
+    if test.classes == train.classes:
+        return test
+    labels = class_labels(test.labels.tolist(), test.classes, train.classes, split="test")
+    return ImageTensors(
+        test.images, torch.tensor(labels, dtype=torch.int64), train.classes, test.real_paths
     )
 
 

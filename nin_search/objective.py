@@ -9,6 +9,7 @@ import math
 import os
 import socket
 import tempfile
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from nin_search.config import CostConfig, StudyConfig
 from nin_search.data import SearchData
 from nin_search.model import build_model, count_macs, count_params, measure_latency_ms
 from nin_search.pruning import CurvePoint, DominatedPruner
-from nin_search.records import ARCH, ARCH_SUMMARY, HPARAMS, SEED
+from nin_search.records import ARCH, ARCH_SUMMARY, FAIL_REASON, HPARAMS, INTERRUPTED, RETRY, SEED
 from nin_search.space import suggest_arch, suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.train import EpochResult, NonFiniteLossError, train
@@ -118,10 +119,51 @@ class Objective:
         self.on_epoch = on_epoch
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        return self._guarded(trial, self._searched)
+
+    def _searched(
+        self, trial: optuna.Trial, checkpoint: list[Path | None]
+    ) -> float | tuple[float, ...]:
         arch = suggest_arch(trial, self.config.space)
         hparams = suggest_hyperparameters(trial, self.config.train)
         seed = trial_seed(self.config.study.seed, trial.params)
-        return self.run(trial, arch, hparams, seed, checkpoint_key=[trial.params, seed])
+        key = [trial.params, seed]
+        return self.run(trial, arch, hparams, seed, checkpoint_key=key, checkpoint=checkpoint)
+
+    def _guarded(
+        self,
+        trial: optuna.Trial,
+        body: Callable[[optuna.Trial, list[Path | None]], float | tuple[float, ...]],
+    ) -> float | tuple[float, ...]:
+        """Runs ``body`` and records how it ended: diverged (pruned), pruned, interrupted
+        (failed, to be retried), or failed with its reason."""
+        checkpoint: list[Path | None] = [None]  # set once known: removed on every end but Ctrl-C
+        try:
+            return body(trial, checkpoint)
+        except NonFiniteLossError as error:
+            # Diverged: recorded as pruned so samplers learn from it; the study goes on.
+            trial.set_user_attr("prune_reason", str(error))
+            _remove(checkpoint[0])
+            raise optuna.TrialPruned(str(error)) from None
+        except optuna.TrialPruned:
+            _remove(checkpoint[0])
+            raise
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C or SIGTERM: failed, and retried with the same parameters on resume
+            # (an interrupt never uses up one of the retries that crashes get).
+            trial.set_user_attr(FAIL_REASON, f"interrupted ({interrupt.__class__.__name__})")
+            trial.set_user_attr(RETRY, True)
+            trial.set_user_attr(INTERRUPTED, True)
+            raise
+        except Exception as error:
+            # Out of memory, a shape error from an extreme architecture, a model that cannot
+            # even be built, ...: this trial fails with its reason and the worker frees
+            # memory and goes on.
+            trial.set_user_attr(FAIL_REASON, _describe(error))
+            _remove(checkpoint[0])  # not retried: it would fail the same way
+            traceback.clear_frames(error.__traceback__)  # drops the model the frames hold
+            _free_memory()
+            raise
 
     def run(
         self,
@@ -131,10 +173,11 @@ class Objective:
         seed: int,
         *,
         checkpoint_key: Any,
+        checkpoint: list[Path | None],
     ) -> float | tuple[float, ...]:
         """Builds ``arch``, trains it with ``hparams`` and ``seed`` on the study's data and
         returns the objective values; ``checkpoint_key`` (JSON-ready) names the trial's
-        checkpoint, so a retry of the same work finds it."""
+        checkpoint (its path goes to ``checkpoint[0]``), so a retry of the same work finds it."""
         shape = {"in_channels": self.data.in_channels, "num_classes": self.data.num_classes}
         device = self.data.train.images.device
         torch.manual_seed(seed)
@@ -152,46 +195,24 @@ class Objective:
             trial.set_user_attr("constraint_violation", violations)
             return self._values(0.0, costs)
         report = self._reporter(trial, costs)
-        checkpoint = self._checkpoint_path(checkpoint_key)
-        resume = self._resume(trial, checkpoint, report)
-        try:
-            result = train(
-                model,
-                self.data.train,
-                self.data.val,
-                hparams,
-                epochs=self.config.train.epochs,
-                seed=seed,
-                augment=self.data.augment,
-                eval_batch_size=self.config.train.eval_batch_size,
-                on_epoch=report,
-                resume=resume,
-                on_checkpoint=None if checkpoint is None else _saver(checkpoint),
-            )
-        except NonFiniteLossError as error:
-            # Diverged: recorded as pruned so samplers learn from it; the study goes on.
-            trial.set_user_attr("prune_reason", str(error))
-            _remove(checkpoint)
-            raise optuna.TrialPruned(str(error)) from None
-        except optuna.TrialPruned:
-            _remove(checkpoint)
-            raise
-        except KeyboardInterrupt as interrupt:
-            # Ctrl-C or SIGTERM: failed, and retried with the same parameters on resume.
-            trial.set_user_attr("fail_reason", f"interrupted ({interrupt.__class__.__name__})")
-            trial.set_user_attr("retry", True)
-            raise
-        except Exception as error:
-            # Out of memory, a shape error from an extreme architecture, ...: this trial
-            # fails with its reason and the worker frees memory and goes on.
-            trial.set_user_attr("fail_reason", _describe(error))
-            _remove(checkpoint)  # not retried: it would fail the same way
-            del model
-            _free_memory()
-            raise
+        checkpoint[0] = self._checkpoint_path(checkpoint_key)
+        resume = self._resume(trial, checkpoint[0], report)
+        result = train(
+            model,
+            self.data.train,
+            self.data.val,
+            hparams,
+            epochs=self.config.train.epochs,
+            seed=seed,
+            augment=self.data.augment,
+            eval_batch_size=self.config.train.eval_batch_size,
+            on_epoch=report,
+            resume=resume,
+            on_checkpoint=None if checkpoint[0] is None else _saver(checkpoint[0]),
+        )
         if self.artifact_store is not None and self._worth_keeping(trial, result.final_accuracy):
             self._upload_weights(trial, model)
-        _remove(checkpoint)
+        _remove(checkpoint[0])
         return self._values(result.final_accuracy, costs)
 
     def _checkpoint_path(self, checkpoint_key: Any) -> Path | None:
@@ -361,9 +382,14 @@ class AblationObjective(Objective):
         super().__init__(single, data, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        return self._guarded(trial, self._ablation)
+
+    def _ablation(
+        self, trial: optuna.Trial, checkpoint: list[Path | None]
+    ) -> float | tuple[float, ...]:
         attrs = trial.user_attrs
         arch = ArchSpec.from_dict(attrs[ARCH])
         hparams = Hyperparameters.from_dict(attrs[HPARAMS])
         seed = int(attrs[SEED])
         key = [arch.to_dict(), hparams.to_dict(), seed]
-        return self.run(trial, arch, hparams, seed, checkpoint_key=key)
+        return self.run(trial, arch, hparams, seed, checkpoint_key=key, checkpoint=checkpoint)

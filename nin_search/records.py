@@ -7,6 +7,9 @@ no optuna here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 __all__ = [
     "ABLATION_SEED",
     "ABLATION_SOURCE",
@@ -16,15 +19,22 @@ __all__ = [
     "ARCH_SUMMARY",
     "BASELINE",
     "CONSTRAINT_VIOLATION",
+    "CREATED_BY",
+    "FAIL_REASON",
     "HPARAMS",
+    "INTERRUPTED",
     "MACS",
     "ORIGINAL_STAGE",
     "PARAMS",
+    "RETRY",
+    "RETRY_DEPTH",
+    "RETRY_OF",
     "SAMPLED_BY",
     "SAMPLED_BY_VALUES",
     "SEED",
     "VARIANTS",
     "ablation_study_name",
+    "created_by_nin_search",
     "is_ablation_study_name",
 ]
 
@@ -37,6 +47,19 @@ SEED = "seed"  # the trial's training seed
 BASELINE = "baseline"  # "nin" | "plain" on the two reference trials
 CONSTRAINT_VIOLATION = "constraint_violation"  # why a cost limit stopped the trial
 HPARAMS = "hparams"  # Hyperparameters.to_dict() (ablation trials, which have no params)
+
+# Failed trials and their retries (see nin_search.workers.requeue_interrupted).
+FAIL_REASON = "fail_reason"  # why the trial failed, one line
+RETRY = "retry"  # True: enqueue the same parameters again on the next run
+INTERRUPTED = "interrupted"  # True: Ctrl-C or SIGTERM stopped it (never uses up a retry)
+RETRY_OF = "retry_of"  # on a retry: the number of the failed trial it repeats
+RETRY_DEPTH = "retry_depth"  # on a retry: how many crashes (not interrupts) came before it
+
+# Study user attr on every study nin-search creates (a search study and its companions, e.g.
+# the ablation study), written last at creation: the nin-search version that created it. A
+# study without it belongs to another program (or its creation never finished), and
+# nin-search neither adopts nor reads it.
+CREATED_BY = "nin_search_version"
 
 # How a searched trial's parameters were chosen: drawn at random (the unbiased sample the
 # design-space statistics use), by the model-based sampler (TPE, GP, NSGA-II), or enqueued
@@ -67,3 +90,8 @@ def ablation_study_name(study_name: str) -> str:
 def is_ablation_study_name(study_name: str) -> bool:
     """Whether ``study_name`` names a companion ablation study (not a searched one)."""
     return study_name.endswith(ABLATION_SUFFIX)
+
+
+def created_by_nin_search(study_user_attrs: Mapping[str, Any]) -> bool:
+    """Whether a study with these user attrs was created (completely) by nin-search."""
+    return bool(study_user_attrs.get(CREATED_BY))

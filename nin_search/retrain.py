@@ -14,6 +14,7 @@ from torch import nn
 
 from nin_search.config import StudyConfig
 from nin_search.data import load_final_data
+from nin_search.errors import UserError
 from nin_search.model import build_model
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.train import EpochResult, evaluate, train
@@ -55,6 +56,7 @@ def retrain(
     device: torch.device,
     schedule: str = "cosine",
     on_epoch: Callable[[RetrainEpoch], None] | None = None,
+    classes: tuple[str, ...] | None = None,
 ) -> RetrainResult:
     """Trains ``spec`` from scratch on all training images and scores each epoch on test.
 
@@ -67,11 +69,22 @@ def retrain(
         device: The training device.
         schedule: ``"cosine"`` (warm-up + cosine decay) or ``"step"`` (x0.1 at 50% and 75%).
         on_epoch: Called after every epoch.
+        classes: The classes the search saw, in order (recorded in the study): the data
+            must still have exactly these, or the model and its header would disagree.
 
     Returns:
         The trained model and its per-epoch train/test accuracy.
+
+    Raises:
+        UserError: Before any training, when the data's classes are not ``classes``.
     """
     train_split, test_split, info = load_final_data(config.data, device=device)
+    if classes is not None and tuple(info["classes"]) != tuple(classes):
+        raise UserError(
+            f"the training data now has classes {list(info['classes'])}, but the study was "
+            f"searched on {list(classes)}; restore the data the study used, or run a new "
+            "study on this data"
+        )
     torch.manual_seed(seed)
     model = build_model(spec, in_channels=info["in_channels"], num_classes=info["num_classes"])
     history: list[RetrainEpoch] = []

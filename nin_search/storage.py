@@ -4,10 +4,17 @@ SQLite runs in WAL mode (a live dashboard never blocks the workers), with a busy
 transactions that take the write lock when they begin (so two workers never claim one queued
 trial). PostgreSQL gets a connect timeout and pre-ping. Nothing here writes to a database
 before the URL has been checked.
+
+Only ``optimize`` creates Optuna's tables, and only in a new or empty database or one that
+already is an Optuna storage. Every other command opens an existing Optuna storage without
+creating anything; the commands that only read open a SQLite file read-only (they never need
+its write lock, so a running search never blocks them). A database failure met at any point
+becomes one line (:func:`describe_storage_error`).
 """
 
 from __future__ import annotations
 
+import errno
 import random
 import time
 from pathlib import Path
@@ -21,7 +28,13 @@ from sqlalchemy.engine import make_url
 
 from nin_search.errors import UserError
 
-__all__ = ["check_storage_url", "display_url", "open_storage", "use_wal"]
+__all__ = [
+    "check_storage_url",
+    "describe_storage_error",
+    "display_url",
+    "open_storage",
+    "use_wal",
+]
 
 HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 60  # seconds without a heartbeat before a trial counts as dead (>= 2x interval)
@@ -30,6 +43,18 @@ SQLITE_TIMEOUT = 30  # seconds a SQLite writer waits on a lock before failing
 CONNECT_TIMEOUT = 10  # seconds to reach a PostgreSQL server
 STORAGE_ATTEMPTS = 6  # tries to open a SQLite storage that is locked or being created
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
+OPTUNA_TABLES = ("studies", "version_info")  # tables every Optuna RDB storage has
+# pip packages of the database drivers SQLAlchemy imports, by driver name.
+DRIVER_PACKAGES = {
+    "psycopg2": "psycopg2-binary",
+    "psycopg": "'psycopg[binary]'",
+    "pg8000": "pg8000",
+    "asyncpg": "asyncpg",
+    "mysqldb": "mysqlclient",
+    "pymysql": "pymysql",
+    "mysqlconnector": "mysql-connector-python",
+}
 
 
 def display_url(url: str) -> str:
@@ -58,18 +83,46 @@ def check_storage_url(url: str, *, must_exist: bool) -> None:
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED_BACKENDS:
         raise UserError(f"unsupported storage {backend!r} in {url!r}; use {example}")
+    _check_driver(parsed, url)
     if backend != "sqlite":
         return
     database = parsed.database or ""
     if database in ("", ":memory:"):
         raise UserError(f"storage {url!r} is in memory and would be lost; use sqlite:///FILE.db")
     path = Path(database)
+    if path.is_dir():
+        raise UserError(f"storage {url!r} is a folder, not a database file; pass a .db file")
+    if path.exists() and not path.is_file():  # a pipe would hang the first read, a device...
+        raise UserError(
+            f"storage {url!r} is not a regular file (a pipe or a device); pass a .db file"
+        )
     if must_exist and not path.is_file():
         raise UserError(
             f"no database at {str(path)!r}; run `nin-search optimize` first or pass --storage"
         )
     if not path.parent.is_dir():
         raise UserError(f"folder {str(path.parent)!r} for the database does not exist; create it")
+
+
+def _check_driver(parsed: sqlalchemy.engine.URL, url: str) -> None:
+    """The URL's database driver is known and installed (SQLAlchemy imports it late)."""
+    try:
+        dialect = parsed.get_dialect()
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise UserError(
+            f"unknown database driver {parsed.drivername!r} in {display_url(url)!r}; "
+            "use e.g. postgresql+psycopg://user:pass@host/db"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as error:
+        driver = parsed.get_driver_name()
+        package = DRIVER_PACKAGES.get(driver, driver)
+        raise UserError(
+            f"the database driver {driver!r} for {display_url(url)!r} is not installed "
+            f"({error}); install it (pip install {package}) or name an installed one in the "
+            "URL, e.g. postgresql+psycopg://"
+        ) from None
 
 
 def use_wal(url: str) -> None:
@@ -82,43 +135,189 @@ def use_wal(url: str) -> None:
     try:
         connection.execute("PRAGMA journal_mode=WAL")
     except sqlite3.DatabaseError as error:
-        raise UserError(
-            f"{database} is not a usable SQLite database ({error}); restore it from a backup "
-            "or pass another --storage"
-        ) from None
+        raise UserError(describe_storage_error(error, url) or _unusable(url, error)) from None
     finally:
         connection.close()
 
 
-def _connect_storage(url: str, *, heartbeat: bool) -> optuna.storages.RDBStorage:
+def _unusable(url: str, error: BaseException) -> str:
+    return (
+        f"{_database_path(url)} is not a usable SQLite database ({error}); restore it from a "
+        "backup or pass another --storage"
+    )
+
+
+def _database_path(url: str) -> Path:
+    return Path(make_url(url).database or "")
+
+
+def _errors_of(error: BaseException) -> list[BaseException]:
+    """``error``, the errors it wraps (``orig``, cause, context), and theirs."""
+    found: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        pending += [getattr(current, "orig", None), current.__cause__, current.__context__]
+    return found
+
+
+def describe_storage_error(error: BaseException, url: str | None = None) -> str | None:
+    """One line (what is wrong, how to fix it) for a database failure, or None when
+    ``error`` is not one that a user can fix.
+
+    Optuna wraps SQLAlchemy's errors (``StorageInternalError``: "invalid data in the commit"),
+    which wrap the driver's; the driver's message decides.
+    """
+    text = " | ".join(str(item) for item in _errors_of(error)).lower()
+    where = f"database {display_url(url)!r}" if url else "the database"
+    if "database is locked" in text or "database table is locked" in text:
+        return (
+            f"{where} is locked by another process (waited {SQLITE_TIMEOUT} s for its write "
+            "lock); wait until that process finishes or stop it, then run the command again"
+        )
+    if "readonly database" in text or "read-only file system" in text:
+        return _read_only_message(where)
+    if "malformed" in text or "file is not a database" in text or "not a database" in text:
+        reason = "file is not a database" if "not a database" in text else "its pages are corrupt"
+        return (
+            f"{where} is not a usable SQLite database ({reason}); restore it from a backup "
+            "or pass another --storage"
+        )
+    if "disk is full" in text or "disk i/o error" in text:
+        return f"{where} cannot be written ({text.split(' | ')[-1]}); free disk space or move it"
+    return None
+
+
+def _read_only_message(where: str) -> str:
+    return (
+        f"{where} is read-only (attempt to write a readonly database); make the file and its "
+        "folder writable, or copy it to a folder you can write and pass that --storage"
+    )
+
+
+def _check_sqlite_file(url: str, *, create: bool) -> None:
+    """Refuses, before anything opens it, a SQLite file that is not a database, belongs to
+    another application, or (for commands that do not create) is empty.
+
+    Args:
+        url: A ``sqlite:///`` URL (already checked by :func:`check_storage_url`).
+        create: ``optimize``: a missing or empty file is a new storage, and the file must be
+            writable. Otherwise the file must already hold an Optuna storage.
+    """
+    import sqlite3
+    from urllib.parse import quote
+
+    path = _database_path(url)
+    if not path.exists():
+        return
+    try:
+        with open(path, "r+b" if create else "rb") as file:  # opening for writing writes nothing
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as error:
+        if create and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise UserError(_read_only_message(f"database {display_url(url)!r}")) from None
+        raise UserError(f"cannot read database {str(path)!r} ({error.strerror})") from None
+    if not header:
+        if create:
+            return
+        raise UserError(
+            f"{str(path)!r} is an empty file, not a nin-search database; run `nin-search "
+            "optimize` to create a study in it, or pass the --storage that optimize used"
+        )
+    if header != SQLITE_HEADER:
+        raise UserError(_unusable(url, "file is not a database"))
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT)
+        try:
+            tables = {
+                row[0]
+                for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        raise UserError(describe_storage_error(error, url) or _unusable(url, error)) from None
+    if all(table in tables for table in OPTUNA_TABLES):
+        return
+    if tables:
+        listed = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise UserError(
+            f"{str(path)!r} is another application's SQLite database (tables: {listed}), "
+            "not an Optuna storage; nin-search leaves it alone: pass another --storage"
+        )
+    if not create:
+        raise UserError(
+            f"{str(path)!r} is an empty SQLite database with no study; run `nin-search "
+            "optimize` to create one, or pass the --storage that optimize used"
+        )
+
+
+def _read_only_url(url: str) -> str:
+    """The SQLite URL opened read-only (``mode=ro``): no write, no lock, no journal change."""
+    from urllib.parse import quote
+
+    path = quote(str(_database_path(url).resolve()))  # SQLite decodes the URI's escapes
+    read_only = sqlalchemy.engine.URL.create(
+        "sqlite", database=f"file:{path}", query={"mode": "ro", "uri": "true"}
+    )
+    return read_only.render_as_string(hide_password=False)  # escaped again for SQLAlchemy
+
+
+def _check_server_schema(url: str, engine_kwargs: dict[str, Any]) -> None:
+    """A server database (PostgreSQL, MySQL) already holds Optuna's tables."""
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    try:
+        inspector = sqlalchemy.inspect(engine)
+        missing = [table for table in OPTUNA_TABLES if not inspector.has_table(table)]
+    finally:
+        engine.dispose()
+    if missing:
+        raise UserError(
+            f"storage {display_url(url)!r} holds no Optuna study (no {missing[0]!r} table); "
+            "run `nin-search optimize` with it first, or pass the --storage that optimize used"
+        )
+
+
+def _connect_storage(
+    url: str, *, heartbeat: bool, create: bool = True, read_only: bool = False
+) -> optuna.storages.RDBStorage:
     engine_kwargs: dict[str, Any] = {}
     sqlite = url.startswith("sqlite")
     if sqlite:
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT}
+        _check_sqlite_file(url, create=create)
     else:
         engine_kwargs["pool_pre_ping"] = True
         if url.startswith("postgresql"):
             engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
-    options: dict[str, Any] = {}
+        if not create:
+            _check_server_schema(url, engine_kwargs)
+    options: dict[str, Any] = {"skip_table_creation": not create}
     if heartbeat:
-        options = {
+        options |= {
             "heartbeat_interval": HEARTBEAT_INTERVAL,
             "grace_period": GRACE_PERIOD,
             "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
                 max_retry=MAX_RETRY
             ),
         }
-    for attempt in range(STORAGE_ATTEMPTS if sqlite else 1):
+    opened_url = _read_only_url(url) if sqlite and read_only else url
+    for attempt in range(STORAGE_ATTEMPTS if sqlite and create else 1):
         try:
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
-            # Workers that start together race to create the schema of a new database,
-            # and a busy SQLite file can stay locked past the timeout: wait and retry.
-            if not sqlite or attempt == STORAGE_ATTEMPTS - 1:
+            storage = optuna.storages.RDBStorage(opened_url, engine_kwargs=engine_kwargs, **options)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as error:
+            # Workers that start together race to create the schema of a new database: wait
+            # and retry. A lock held past the busy timeout is another process's: report it.
+            locked = "locked" in str(error)
+            if not sqlite or locked or attempt == STORAGE_ATTEMPTS - 1:
                 raise
             time.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
             continue
-        if sqlite:
+        if sqlite and not read_only:
             _lock_on_begin(storage.engine)
         return storage
     raise AssertionError("unreachable")
@@ -152,19 +351,36 @@ def _schema_advice(message: str, url: str) -> str:
     return f"{message} Back up the database, then run: optuna storage upgrade --storage '{shown}'"
 
 
-def open_storage(url: str, *, heartbeat: bool) -> optuna.storages.RDBStorage:
+def open_storage(
+    url: str, *, heartbeat: bool, create: bool = True, read_only: bool = False
+) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats (for writers) and one clear error per failure.
+
+    Args:
+        url: An Optuna RDB URL (checked by :func:`check_storage_url`).
+        heartbeat: Record heartbeats of running trials (writers that run trials).
+        create: Create Optuna's tables in a new or empty database (``optimize`` only);
+            otherwise the database must already be an Optuna storage.
+        read_only: Open a SQLite file read-only (implies ``create=False``): nothing can be
+            written and no write lock is ever needed.
 
     Raises:
         UserError: For a database of another Optuna schema (naming the command that fixes
-            it), a corrupt file, or a server that cannot be reached.
+            it), a corrupt, empty, locked or read-only file, another application's database,
+            or a server that cannot be reached.
     """
+    create = create and not read_only
     try:
-        return _connect_storage(url, heartbeat=heartbeat)
+        return _connect_storage(url, heartbeat=heartbeat, create=create, read_only=read_only)
     except RuntimeError as error:  # schema written by another Optuna version
         raise UserError(_schema_advice(str(error).splitlines()[0], url)) from None
-    except (sqlalchemy.exc.SQLAlchemyError, ModuleNotFoundError) as error:
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
+        described = describe_storage_error(error, url)
+        if described:
+            raise UserError(described) from None
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()
         raise UserError(
             f"cannot open storage {display_url(url)!r}: {reason[0] if reason else error!r}"
         ) from None
+    except ImportError as error:  # a driver the URL names late (checked before, normally)
+        raise UserError(f"cannot open storage {display_url(url)!r}: {error}") from None

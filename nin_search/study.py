@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,13 @@ from sqlalchemy.engine import make_url
 from nin_search import __version__
 from nin_search.config import OptunaConfig, StudyConfig
 from nin_search.errors import UserError
-from nin_search.records import SAMPLED_BY, is_ablation_study_name
+from nin_search.records import (
+    BASELINE,
+    CREATED_BY,
+    SAMPLED_BY,
+    created_by_nin_search,
+    is_ablation_study_name,
+)
 from nin_search.space import baseline_params
 from nin_search.storage import check_storage_url, display_url, open_storage, use_wal
 
@@ -33,6 +40,7 @@ __all__ = [
     "baseline_trials",
     "best_trials",
     "check_storage_url",
+    "check_study_name",
     "checkpoint_dir_for",
     "directions_of",
     "download_weights",
@@ -51,6 +59,9 @@ __all__ = [
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_FAILURES_IN_A_ROW = 5  # a worker stops after this many failed trials in a row
+MAX_STUDY_NAME = 200  # characters (Optuna stores up to 512)
+MAX_FILE_NAME = 255  # bytes in one file name (the checkpoint folder is named after the study)
+CREATION_WAIT = 10.0  # seconds to wait for a study that another process is creating
 
 
 class _AccuracyDirection:
@@ -221,13 +232,94 @@ def make_pruner(config: OptunaConfig, *, epochs: int) -> optuna.pruners.BasePrun
         )
     try:
         if config.pruner == "patient":
-            return optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(), **options)
-        return classes[config.pruner](**options)
-    except (TypeError, ValueError) as error:
+            pruner = optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(), **options)
+        else:
+            pruner = classes[config.pruner](**options)
+        _rehearse(pruner, epochs=epochs)
+    except (TypeError, ValueError, ZeroDivisionError, KeyError, IndexError) as error:
         raise UserError(
-            f"optuna.pruner_options for pruner {config.pruner!r}: {error}; "
-            "see the pruner's parameters in Optuna's documentation"
+            f"optuna.pruner_options for pruner {config.pruner!r}: {error or type(error).__name__}"
+            f" (with options {options}); see the pruner's parameters in Optuna's documentation"
         ) from None
+    return pruner
+
+
+def _rehearse(pruner: optuna.pruners.BasePruner, *, epochs: int) -> None:
+    """Runs the pruner on a few made-up curves in memory: options that every trial would
+    trip over (``max_resource = 0``, ...) fail here, before a study exists."""
+    study = optuna.create_study(
+        storage=optuna.storages.InMemoryStorage(), direction="maximize", pruner=pruner
+    )
+    for index in range(3):
+        trial = study.ask()
+        for epoch in range(1, epochs + 1):
+            trial.report(0.1 * index + 0.01 * epoch, epoch)
+            if trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, 0.1 * index + 0.01 * epochs)
+
+
+def check_study_name(name: str) -> None:
+    """A study name nin-search can store and name its checkpoint folder after.
+
+    Raises:
+        UserError: For an empty name, one over ``MAX_STUDY_NAME`` characters, or one whose
+            checkpoint folder name would not fit in a file name.
+    """
+    if not name or not name.strip():
+        raise UserError("the study name is empty; pass --study-name NAME")
+    if len(name) > MAX_STUDY_NAME:
+        raise UserError(
+            f"the study name is {len(name)} characters long, over {MAX_STUDY_NAME}; "
+            "pass a shorter --study-name"
+        )
+    folder = checkpoint_dir_for(Path("x-artifacts"), name).name
+    if len(folder.encode()) > MAX_FILE_NAME:
+        raise UserError(
+            f"the study name {name[:20]!r}... makes a checkpoint folder name of "
+            f"{len(folder.encode())} bytes, over the file system's {MAX_FILE_NAME}; pass a "
+            "shorter --study-name"
+        )
+
+
+def _not_ours(study_name: str, storage_url: str) -> UserError:
+    shown = display_url(storage_url)
+    return UserError(
+        f"study {study_name!r} in {shown} was not created by nin-search (it has no "
+        f"{CREATED_BY!r} user attr); nin-search never adopts or reads another program's study: "
+        f"pass another --study-name, or delete it (optuna delete-study --study-name "
+        f"'{study_name}' --storage '{shown}') if it is a leftover"
+    )
+
+
+def _wait_until_created(
+    storage: optuna.storages.BaseStorage, study_name: str, storage_url: str
+) -> None:
+    """Returns once the existing study carries nin-search's marker (written last when
+    nin-search creates a study; another process may be creating it right now).
+
+    Raises:
+        UserError: For a study of another program (no marker, trials beyond the queued
+            ones) or one whose creation never finished within ``CREATION_WAIT``.
+    """
+    deadline = time.monotonic() + CREATION_WAIT
+    while True:
+        try:
+            study_id = storage.get_study_id_from_name(study_name)
+        except KeyError:
+            raise UserError(
+                f"study {study_name!r} was being created by another process, which failed; "
+                "run the command again"
+            ) from None
+        if created_by_nin_search(storage.get_study_user_attrs(study_id)):
+            return
+        trials = storage.get_all_trials(study_id, deepcopy=False)
+        being_created = all(trial.state == TrialState.WAITING for trial in trials)
+        if not being_created or time.monotonic() > deadline:
+            raise _not_ours(study_name, storage_url)
+        time.sleep(0.2)
 
 
 def _study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
@@ -299,6 +391,8 @@ def checkpoint_dir_for(artifact_dir: Path, study_name: str) -> Path:
     """Mid-trial checkpoints, beside the artifact store (which holds only artifacts):
     ``nin_search-artifacts`` -> ``nin_search-checkpoints/<study>``."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study_name)
+    if safe in (".", ".."):  # not the folder itself or its parent
+        safe = safe.replace(".", "_")
     base = artifact_dir.name.removesuffix("-artifacts")
     return artifact_dir.with_name(f"{base}-checkpoints") / safe
 
@@ -311,7 +405,7 @@ def make_artifact_store(directory: Path) -> optuna.artifacts.FileSystemArtifactS
 def _enqueue_baselines(study: optuna.Study, config: StudyConfig) -> None:
     for kind in ("nin", "plain"):
         params = baseline_params(config.space, config.train, kind)
-        study.enqueue_trial(params, user_attrs={"baseline": kind})
+        study.enqueue_trial(params, user_attrs={BASELINE: kind})
 
 
 def open_study(
@@ -341,11 +435,13 @@ def open_study(
         worker_index: This worker's index among those started together (seeds its sampler).
     """
     check_storage_url(storage_url, must_exist=False)
+    check_study_name(study_name)
     pruner = make_pruner(config.optuna, epochs=config.train.epochs)
     storage = open_storage(storage_url, heartbeat=True)
     fingerprint = config.space_fingerprint()
     trials_so_far = 0
     if _study_exists(storage, study_name):
+        _wait_until_created(storage, study_name, storage_url)
         existing = optuna.load_study(study_name=study_name, storage=storage)
         stored = existing.user_attrs
         trials_so_far = len(existing.get_trials(deepcopy=False))
@@ -373,28 +469,41 @@ def open_study(
             pruner=pruner,
         )
     except optuna.exceptions.DuplicatedStudyError:
+        _wait_until_created(storage, study_name, storage_url)  # by a worker started with us
         return optuna.load_study(
             study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
         )
-    study.set_user_attr("space", fingerprint)
-    study.set_user_attr("config", config.model_dump(mode="json"))
-    study.set_user_attr("nin_search_version", __version__)
-    if data_info is not None:
-        study.set_user_attr("data", data_info)
-    if config.study.baselines:
-        _enqueue_baselines(study, config)
+    # All or nothing: the marker goes last, and a failure on the way removes the study.
+    try:
+        study.set_user_attr("space", fingerprint)
+        study.set_user_attr("config", config.model_dump(mode="json"))
+        if data_info is not None:
+            study.set_user_attr("data", data_info)
+        if config.study.baselines:
+            _enqueue_baselines(study, config)
+        study.set_user_attr(CREATED_BY, __version__)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            optuna.delete_study(study_name=study_name, storage=storage)
+        raise
     return study
 
 
-def load_study(storage_url: str, study_name: str | None) -> optuna.Study:
-    """Loads an existing study for reading; with no name, the storage's only study.
+def load_study(storage_url: str, study_name: str | None, *, read_only: bool = True) -> optuna.Study:
+    """Loads an existing nin-search study; with no name, the storage's only study.
+
+    Args:
+        storage_url: An Optuna RDB URL.
+        study_name: The study's name; None for the storage's only study.
+        read_only: Open a SQLite storage read-only (every command but ``dashboard``, which
+            writes study notes). Either way no table is ever created.
 
     Raises:
-        UserError: For a missing database or an unknown study name (the message lists the
-            study names that exist).
+        UserError: For a missing, empty or foreign database, an unknown study name (the
+            message lists the study names that exist), or a study nin-search did not create.
     """
     check_storage_url(storage_url, must_exist=True)
-    storage = open_storage(storage_url, heartbeat=False)
+    storage = open_storage(storage_url, heartbeat=False, create=False, read_only=read_only)
     try:
         names = optuna.get_all_study_names(storage=storage)
     except sqlalchemy.exc.SQLAlchemyError as error:
@@ -413,23 +522,27 @@ def load_study(storage_url: str, study_name: str | None) -> optuna.Study:
             f"no study named {study_name!r} in {display_url(storage_url)}; "
             f"existing studies: {listed}"
         )
-    return optuna.load_study(study_name=study_name, storage=storage)
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    if not created_by_nin_search(study.user_attrs):
+        raise _not_ours(study_name, storage_url)
+    return study
 
 
-def load_studies(storage_url: str) -> list[optuna.Study]:
-    """Every searched study in an existing storage (companion ablation studies left out).
+def load_studies(storage_url: str, *, read_only: bool = True) -> list[optuna.Study]:
+    """Every searched study nin-search created in an existing storage (other programs' studies
+    and the companion ablation studies are left out).
 
     Raises:
-        UserError: For a missing database or an unusable storage.
+        UserError: For a missing, empty or foreign database or an unusable storage.
     """
     check_storage_url(storage_url, must_exist=True)
-    storage = open_storage(storage_url, heartbeat=False)
-    names = optuna.get_all_study_names(storage=storage)
-    return [
-        optuna.load_study(study_name=name, storage=storage)
-        for name in names
-        if not is_ablation_study_name(name)
+    storage = open_storage(storage_url, heartbeat=False, create=False, read_only=read_only)
+    names = [
+        study.study_name
+        for study in storage.get_all_studies()
+        if created_by_nin_search(study.user_attrs) and not is_ablation_study_name(study.study_name)
     ]
+    return [optuna.load_study(study_name=name, storage=storage) for name in names]
 
 
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:

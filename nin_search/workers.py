@@ -24,7 +24,15 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nin_search.records import BASELINE, SAMPLED_BY
+from nin_search.records import (
+    BASELINE,
+    FAIL_REASON,
+    INTERRUPTED,
+    RETRY,
+    RETRY_DEPTH,
+    RETRY_OF,
+    SAMPLED_BY,
+)
 
 __all__ = [
     "Terminated",
@@ -76,35 +84,45 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
             continue
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             storage.set_trial_user_attr(
-                trial._trial_id, "fail_reason", f"worker {worker['pid']} on {host} died"
+                trial._trial_id, FAIL_REASON, f"worker {worker['pid']} on {host} died"
             )
-            storage.set_trial_user_attr(trial._trial_id, "retry", True)
+            storage.set_trial_user_attr(trial._trial_id, RETRY, True)
             if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
                 failed.append(trial.number)
     return failed
+
+
+def _interrupted(trial: FrozenTrial) -> bool:
+    """Stopped by Ctrl-C or SIGTERM (older studies recorded only the reason)."""
+    reason = str(trial.user_attrs.get(FAIL_REASON, ""))
+    return bool(trial.user_attrs.get(INTERRUPTED)) or reason.startswith("interrupted (")
 
 
 def requeue_interrupted(study: optuna.Study, *, max_retry: int = 2) -> list[int]:
     """Enqueues again, with the same parameters, failed trials marked for a retry.
 
     A trial is marked when Ctrl-C or SIGTERM stopped it or its worker died. Each retry
-    records ``retry_of`` (the trial it repeats); a trial is retried once, and a chain of
-    retries at most ``max_retry`` times. Returns the numbers of the re-queued trials.
+    records ``retry_of`` (the trial it repeats) and is enqueued once. A user's interrupt is
+    always retried and never counts; a chain of crashes (a worker that died) is retried at
+    most ``max_retry`` times (``retry_depth`` counts them). Returns the numbers of the
+    re-queued trials.
     """
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials}
+    retried = {t.user_attrs.get(RETRY_OF) for t in trials}
     # Optuna's own heartbeat retry (RetryHeartbeatStaleTrialCallback) also counts.
     retried |= {t.system_attrs.get("failed_trial") for t in trials}
     requeued = []
     for trial in trials:
-        if trial.state != TrialState.FAIL or not trial.user_attrs.get("retry"):
+        if trial.state != TrialState.FAIL or not trial.user_attrs.get(RETRY):
             continue
-        if trial.number in retried or trial.user_attrs.get("retry_depth", 0) >= max_retry:
+        if trial.number in retried:
             continue
-        user_attrs = {
-            "retry_of": trial.number,
-            "retry_depth": trial.user_attrs.get("retry_depth", 0) + 1,
-        }
+        crashes = trial.user_attrs.get(RETRY_DEPTH, 0)
+        if not _interrupted(trial):
+            if crashes >= max_retry:
+                continue
+            crashes += 1
+        user_attrs = {RETRY_OF: trial.number, RETRY_DEPTH: crashes}
         for name in (BASELINE, SAMPLED_BY):  # a retry keeps what the trial it repeats was
             if trial.user_attrs.get(name):
                 user_attrs[name] = trial.user_attrs[name]

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,26 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         text=True,
         timeout=600,
     )
+
+
+PRUNED_DIGITS = TINY_DIGITS.replace("n_trials = 3", "n_trials = 2") + (
+    "\n[optuna]\npruner = 'threshold'\npruner_options = { lower = 1.01 }\n"
+)
+
+
+@pytest.fixture(scope="session")
+def studies(tmp_path_factory) -> Path:
+    """A folder with good.db (+ good-artifacts) and pruned.db, written by the real CLI."""
+    folder = tmp_path_factory.mktemp("bad-input-studies")
+    good = write_study(folder, TINY_DIGITS, "tiny.toml")
+    pruned = write_study(folder, PRUNED_DIGITS, "pruned.toml")
+
+    def optimize(study_file: Path, database: str) -> subprocess.CompletedProcess:
+        storage_url = f"sqlite:///{database}"
+        return run_cli("optimize", str(study_file), "--storage", storage_url, cwd=folder)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the two processes at once
+        runs = [pool.submit(optimize, good, "good.db"), pool.submit(optimize, pruned, "pruned.db")]
+    for run in runs:
+        assert run.result().returncode == 0, run.result().stderr
+    return folder

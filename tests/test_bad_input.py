@@ -17,9 +17,7 @@ import random
 import shutil
 import socket
 import sqlite3
-import subprocess
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,36 +29,15 @@ from PIL import Image
 from nin_search.errors import UserError
 from nin_search.weights import load_weights, save_weights
 
-from .conftest import TINY_DIGITS, run_cli, write_study
+from .conftest import TINY_DIGITS, write_study
 from .test_cli import BAD_INPUTS, checksum, in_process
 
-PRUNED_DIGITS = TINY_DIGITS.replace("n_trials = 3", "n_trials = 2") + (
-    "\n[optuna]\npruner = 'threshold'\npruner_options = { lower = 1.01 }\n"
-)
 UNREACHABLE_POSTGRES = "postgresql+psycopg://user:s3cret@127.0.0.1:1/nin_search"
 
 
 # ----------------------------------------------------------------------------------------------
-# The two studies every case starts from
+# The two studies every case starts from (the ``studies`` fixture in conftest.py)
 # ----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def studies(tmp_path_factory) -> Path:
-    """A folder with good.db (+ good-artifacts) and pruned.db, written by the real CLI."""
-    folder = tmp_path_factory.mktemp("bad-input-studies")
-    good = write_study(folder, TINY_DIGITS, "tiny.toml")
-    pruned = write_study(folder, PRUNED_DIGITS, "pruned.toml")
-
-    def optimize(study_file: Path, database: str) -> subprocess.CompletedProcess:
-        storage_url = f"sqlite:///{database}"
-        return run_cli("optimize", str(study_file), "--storage", storage_url, cwd=folder)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:  # the two processes at once
-        runs = [pool.submit(optimize, good, "good.db"), pool.submit(optimize, pruned, "pruned.db")]
-    for run in runs:
-        assert run.result().returncode == 0, run.result().stderr
-    return folder
 
 
 def database_state(folder: Path) -> dict[str, str | None]:
@@ -68,6 +45,9 @@ def database_state(folder: Path) -> dict[str, str | None]:
     (an empty or missing log counts as none: opening a WAL database creates an empty one)."""
     state: dict[str, str | None] = {}
     for path in sorted(folder.rglob("*.db")):
+        if not path.is_file():  # a pipe named like a database (reading it would block)
+            state[str(path)] = "not a file"
+            continue
         state[str(path)] = checksum(path)
         wal = path.with_name(f"{path.name}-wal")
         state[f"{path}-wal"] = checksum(wal) if wal.exists() and wal.stat().st_size else None
@@ -307,7 +287,14 @@ CASES = [
     ),
     Case(
         "database in a folder nobody can write (/proc)",
-        ("optimize", "{study}", "--storage", "sqlite:////proc/nin_search_test.db"),
+        (
+            "optimize",
+            "{study}",
+            "--storage",
+            "sqlite:////proc/nin_search_test.db",
+            "--artifacts",
+            "{tmp}/artifacts",
+        ),
         "unable to open database file",
     ),
     Case(
@@ -506,17 +493,45 @@ def _params(cases: list[Case]) -> list[Any]:
     return [pytest.param(case, marks=marks[case.id], id=case.id) for case in cases]
 
 
-@pytest.mark.parametrize("case", _params(CASES))
-def test_bad_input_gives_one_line_exit_2_and_changes_no_database(
-    case, studies, tmp_path, monkeypatch, capsys
-):
+def file_state(folder: Path) -> dict[str, str]:
+    """Every file, folder and link under ``folder``: a stray or partial file shows up, and so
+    does any changed byte. SQLite's shared-memory files, and write-ahead logs while empty, are
+    left out (opening a WAL database creates them)."""
+    state = {}
+    for path in sorted(folder.rglob("*")):
+        name = str(path.relative_to(folder))
+        empty_log = path.name.endswith("-wal") and path.stat().st_size == 0
+        if path.name.endswith("-shm") or empty_log:
+            continue
+        if path.is_symlink():
+            state[name] = f"link to {os.readlink(path)}"
+        elif path.is_dir():
+            state[name] = "folder"
+        elif path.is_file():
+            state[name] = checksum(path) or ""
+        else:
+            state[name] = "special file"
+    return state
+
+
+def run_case(
+    case: Case,
+    studies: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    study_files: dict[str, str] | None = None,
+) -> str:
+    """Runs a refused command line in a folder holding copies of the two studies; checks the
+    rule (one ``error:`` line, exit 2, no traceback, every database byte and every file
+    unchanged, no new file) and returns stderr."""
     if case.needs_non_root and os.geteuid() == 0:
         pytest.skip("running as root, which chmod does not stop from writing")
     for name in ("good.db", "pruned.db", "good-artifacts"):
         source = studies / name
         copy = shutil.copytree if source.is_dir() else shutil.copy
         copy(source, tmp_path / name)
-    for name, text in STUDY_FILES.items():
+    for name, text in (STUDY_FILES | (study_files or {})).items():
         write_study(tmp_path, text, name)
     kept = case.setup(tmp_path) if case.setup else None
     values = {
@@ -535,6 +550,7 @@ def test_bad_input_gives_one_line_exit_2_and_changes_no_database(
     )
     monkeypatch.chdir(tmp_path)
     before = database_state(tmp_path)
+    files_before = file_state(tmp_path)
     try:
         code, out, err = in_process(monkeypatch, capsys, *args)
     finally:
@@ -548,8 +564,16 @@ def test_bad_input_gives_one_line_exit_2_and_changes_no_database(
         assert text not in err
     assert "Traceback" not in err + out
     assert database_state(tmp_path) == before
+    assert file_state(tmp_path) == files_before  # nothing written, no partial or stray file
     assert not (tmp_path / "PWNED").exists()  # no pickle was unpickled
-    assert not (tmp_path / "m.py").exists()  # nothing written for a refused export
+    return err
+
+
+@pytest.mark.parametrize("case", _params(CASES))
+def test_bad_input_gives_one_line_exit_2_and_changes_no_database(
+    case, studies, tmp_path, monkeypatch, capsys
+):
+    run_case(case, studies, tmp_path, monkeypatch, capsys)
 
 
 # ----------------------------------------------------------------------------------------------

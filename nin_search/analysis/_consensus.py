@@ -60,8 +60,7 @@ class StageConsensus(NamedTuple):
 
 def searched_study_names(names: Iterable[str]) -> list[str]:
     """``names`` without the companion ablation studies (``<name>:ablation``)."""
-    suffix = records.ablation_study_name("")
-    return [name for name in names if not name.endswith(suffix)]
+    return [name for name in names if not records.is_ablation_study_name(name)]
 
 
 def _study_effect(

@@ -38,4 +38,19 @@ def main() -> None:
         _fail(f"{message} (see: nin-search {command} --help)".replace("  ", " "))
     except typer.Abort:
         sys.exit(130)
+    except Exception as error:  # a database failure mid-command: one line, if it is one
+        described = _database_failure(error)
+        if described is None:
+            raise
+        _fail(described)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _database_failure(error: Exception) -> str | None:
+    """The one-line message for a locked, read-only, corrupt or full database, else None."""
+    modules = {type(item).__module__.split(".")[0] for item in (error, error.__cause__)}
+    if not modules & {"optuna", "sqlalchemy", "sqlite3", "psycopg", "psycopg2"}:
+        return None
+    from nin_search.storage import describe_storage_error
+
+    return describe_storage_error(error)

@@ -95,7 +95,7 @@ def ablate(
     from nin_search.ablation import study_config
     from nin_search.study import artifact_dir_for, load_study
 
-    study = load_study(storage_url, name)
+    study = load_study(storage_url, name, read_only=False)  # writes the companion study
     config = study_config(study)
     if file_config is not None:  # the file's [ablation] settings; the search's own config
         config = config.model_copy(update={"ablation": file_config.ablation})

@@ -20,8 +20,9 @@ from nin_search.cli._common import (
     quiet_optuna,
     study_data_info,
 )
-from nin_search.config import DEFAULT_STORAGE, StudyConfig
+from nin_search.config import DEFAULT_STORAGE, MAX_SEED, StudyConfig
 from nin_search.errors import UserError
+from nin_search.outputs import check_outputs, write_atomic, write_text_atomic
 from nin_search.study import accuracy_of
 
 
@@ -80,9 +81,11 @@ def export(
     from nin_search.study import artifact_dir_for, download_weights, load_study, pick_trial
     from nin_search.weights import load_weights
 
-    if not output.parent.is_dir():
-        raise UserError(f"folder {str(output.parent)!r} for --output does not exist; create it")
     study = load_study(storage, study_name)
+    configured = study.user_attrs.get("config", {}).get("optuna", {}).get("artifact_dir")
+    artifact_dir = artifact_dir_for(storage, str(artifacts) if artifacts else configured)
+    outputs = [("--output", output)] + ([("--weights", weights)] if weights else [])
+    check_outputs(outputs, storage_url=storage, artifact_dir=artifact_dir)
     trial = pick_trial(study, trial_number)
     spec = ArchSpec.from_dict(trial.user_attrs["arch"])
     info = _export_info(
@@ -96,29 +99,26 @@ def export(
     except ValueError as error:
         raise UserError(f"{error} Pick another --class-name.") from None
     if weights is not None:
-        if not weights.parent.is_dir():
-            raise UserError(f"folder {str(weights.parent)!r} for --weights does not exist")
-        configured = study.user_attrs.get("config", {}).get("optuna", {}).get("artifact_dir")
-        artifact_dir = artifact_dir_for(storage, str(artifacts) if artifacts else configured)
-        # Checked in a temporary file first: nothing refused is left at --weights.
-        staged = weights.with_name(f".{weights.name}.partial")
-        download_weights(study, trial, artifact_dir, staged)
-        model = build_model(spec, in_channels=info.in_channels, num_classes=info.num_classes)
-        try:
-            model.load_state_dict(load_weights(staged), strict=True)
-        except (UserError, RuntimeError) as error:
-            staged.unlink(missing_ok=True)
-            problem = (
-                "are not a safetensors file"
-                if isinstance(error, UserError)
-                else ("do not match its architecture")
-            )
-            raise UserError(
-                f"the stored weights of trial {trial.number} {problem} (refused, never loaded "
-                "as code); retrain it with `nin-search train`"
-            ) from None
-        staged.replace(weights)
-    output.write_text(source, encoding="utf-8")
+
+        def stage(staged: Path) -> None:
+            # Checked in the temporary file first: nothing refused is left at --weights.
+            download_weights(study, trial, artifact_dir, staged)
+            model = build_model(spec, in_channels=info.in_channels, num_classes=info.num_classes)
+            try:
+                model.load_state_dict(load_weights(staged), strict=True)
+            except (UserError, RuntimeError) as error:
+                problem = (
+                    "are not a safetensors file"
+                    if isinstance(error, UserError)
+                    else ("do not match its architecture")
+                )
+                raise UserError(
+                    f"the stored weights of trial {trial.number} {problem} (refused, never "
+                    "loaded as code); retrain it with `nin-search train`"
+                ) from None
+
+        write_atomic(weights, stage)
+    write_text_atomic(output, source)
     console.print(
         f"wrote {output} (trial #{trial.number}, {spec.summary()})", markup=False, highlight=False
     )
@@ -156,7 +156,9 @@ def train_command(
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option("--seed", min=0, help="Seed [default: the trial's].", show_default=False),
+        typer.Option(
+            "--seed", min=0, max=MAX_SEED, help="Seed [default: the trial's].", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Retrain a trial's architecture from scratch on train+val; report test accuracy."""
@@ -167,7 +169,7 @@ def train_command(
     from nin_search.retrain import retrain
     from nin_search.space import suggest_hyperparameters
     from nin_search.spec import ArchSpec
-    from nin_search.study import load_study, pick_trial
+    from nin_search.study import artifact_dir_for, load_study, pick_trial
     from nin_search.train import resolve_device
     from nin_search.weights import save_weights
 
@@ -182,6 +184,13 @@ def train_command(
     config = StudyConfig.model_validate(study.user_attrs["config"])
     # Checked before the long retraining: a study without data attrs fails now, not after.
     info = _export_info(study, trial, val_accuracy=None, weights_file="weights.safetensors")
+    files = ("weights.safetensors", "model.py", "history.json")
+    check_outputs(
+        [("--output", output / name) for name in files],
+        storage_url=storage,
+        artifact_dir=artifact_dir_for(storage, config.optuna.artifact_dir),
+        create_folders=True,
+    )
     spec = ArchSpec.from_dict(trial.user_attrs["arch"])
     hparams = suggest_hyperparameters(FixedTrial(trial.params), config.train)
     epochs = epochs or 3 * config.train.epochs
@@ -208,10 +217,12 @@ def train_command(
             device=training_device,
             schedule=schedule,
             on_epoch=on_epoch,
+            classes=info.class_names or None,
         )
     output.mkdir(parents=True, exist_ok=True)
-    save_weights(result.model.state_dict(), output / "weights.safetensors")
-    (output / "model.py").write_text(export_source(spec, info), encoding="utf-8")
+    state = result.model.state_dict()
+    write_atomic(output / "weights.safetensors", lambda path: save_weights(state, path))
+    write_text_atomic(output / "model.py", export_source(spec, info))
     summary = {
         "study": study.study_name,
         "trial": trial.number,
@@ -228,7 +239,7 @@ def train_command(
         "test_accuracy": result.test_accuracy,
         "history": result.history_dicts(),
     }
-    (output / "history.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_text_atomic(output / "history.json", json.dumps(summary, indent=2))
     console.print(
         f"trial #{trial.number} retrained for {epochs} epochs on {result.num_train} images: "
         f"test accuracy {format_accuracy(result.test_accuracy)} on {result.num_test} test images",

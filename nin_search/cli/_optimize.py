@@ -20,7 +20,7 @@ from nin_search.cli._common import (
     summary_table,
     trials_info,
 )
-from nin_search.config import StudyConfig
+from nin_search.config import MAX_SEED, StudyConfig
 from nin_search.errors import UserError
 
 
@@ -61,6 +61,7 @@ def optimize(
         typer.Option(
             "--seed",
             min=0,
+            max=MAX_SEED,
             help="Sampler and trial seed [default: the study file's].",
             show_default=False,
         ),
@@ -96,20 +97,21 @@ def optimize(
         study_file, n_trials=n_trials, timeout=timeout, device=device, seed=seed
     )
     storage_url = storage or config.optuna.storage
-    name = study_name or config.study.name
+    name = config.study.name if study_name is None else study_name
 
     from nin_search.storage import check_storage_url, display_url
 
     check_storage_url(storage_url, must_exist=False)
-    from nin_search.study import artifact_dir_for
+    from nin_search.outputs import check_folder
+    from nin_search.study import artifact_dir_for, check_study_name, checkpoint_dir_for
 
+    check_study_name(name)
     artifact_dir = artifact_dir_for(
         storage_url, str(artifacts) if artifacts else config.optuna.artifact_dir
     )
-    if artifact_dir.exists() and not artifact_dir.is_dir():
-        raise UserError(
-            f"--artifacts {str(artifact_dir)!r} is a file; pass a folder for the trained weights"
-        )
+    # Checked before the study exists: a folder that cannot be written leaves nothing behind.
+    check_folder("--artifacts", artifact_dir)
+    check_folder("the checkpoint folder", checkpoint_dir_for(artifact_dir, name))
     quiet_optuna()
     from nin_search.data import load_search_data
     from nin_search.study import finished_trials, open_study
@@ -171,8 +173,10 @@ def optimize(
     console.print(summary_table(study))
     for line in verdicts:
         console.print(f"  {line}", markup=False, highlight=False)
-    _print_failures(study.get_trials(deepcopy=False)[started:])
+    this_run = study.get_trials(deepcopy=False)[started:]
+    _print_failures(this_run)
     _next_steps(display_url(storage_url), name, artifact_dir)
+    _fail_if_nothing_finished(this_run)
 
 
 def _optimize_in_process(config: StudyConfig, study: Any, data: Any, artifact_dir: Path) -> None:
@@ -226,10 +230,31 @@ def _optimize_in_process(config: StudyConfig, study: Any, data: Any, artifact_di
     except KeyboardInterrupt as interrupt:
         code = 143 if isinstance(interrupt, Terminated) else 130
         err_console.print(
-            f"{'terminated' if code == 143 else 'interrupted'}: the running trial is recorded "
-            "as failed and will be retried; run the same command again to resume the study"
+            f"{'terminated' if code == 143 else 'interrupted'}: {_interrupted_trials(study)}"
+            "run the same command again to resume the study",
+            highlight=False,
         )
         raise typer.Exit(code) from None
+
+
+def _interrupted_trials(study: Any) -> str:
+    """What happened to the trial(s) the interrupt stopped; true to the retry rule."""
+    from optuna.trial import TrialState
+
+    from nin_search.records import INTERRUPTED, RETRY_OF
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {trial.user_attrs.get(RETRY_OF) for trial in trials}
+    stopped = [
+        trial.number
+        for trial in trials
+        if trial.state == TrialState.FAIL
+        and trial.user_attrs.get(INTERRUPTED)
+        and trial.number not in retried
+    ]
+    if not stopped:
+        return "no trial was running; "
+    return f"trial(s) {stopped} recorded as failed, and the next run retries them; "
 
 
 def _optimize_with_workers(
@@ -313,6 +338,27 @@ def _print_failures(trials: list[Any]) -> None:
 
     for reason, count in failure_summary(trials):
         err_console.print(f"  {count} trial(s) failed: {reason}", markup=False, highlight=False)
+
+
+def _fail_if_nothing_finished(trials: list[Any]) -> None:
+    """Exit code 1 when every trial this run started failed: a script must not go on."""
+    from nin_search.study import FINISHED_STATES
+    from nin_search.workers import failure_summary
+
+    if not trials or any(trial.state in FINISHED_STATES for trial in trials):
+        return
+    reasons = failure_summary(trials)
+    if not reasons:
+        return
+    reason, _ = reasons[0]
+    err_console.print(
+        f"error: every trial of this run failed ({len(trials)}), e.g. {reason}; fix the study "
+        "file (see the reasons above) and run again",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
 
 
 def _next_steps(storage: str, study_name: str, artifact_dir: Path) -> None:

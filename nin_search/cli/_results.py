@@ -57,16 +57,13 @@ def _print_lines(lines: list[str]) -> None:
 
 def _searched_studies(storage: str, names: list[str] | None, every: bool) -> list[Any]:
     """The studies to report on; companion ``<name>:ablation`` studies are never searched ones."""
-    from nin_search.analysis import searched_study_names
     from nin_search.study import load_studies, load_study
 
     if names:
         if every:
             raise UserError("pass either --study-name or --all, not both")
         return [load_study(storage, name) for name in dict.fromkeys(names)]
-    studies = load_studies(storage)
-    searched = set(searched_study_names(study.study_name for study in studies))
-    studies = [study for study in studies if study.study_name in searched]
+    studies = load_studies(storage)  # searched studies only
     if every:
         if not studies:
             raise UserError("the storage holds no searched study; run `nin-search optimize`")
@@ -101,17 +98,23 @@ def report(
         find_ablation_study,
         get_answer,
     )
+    from nin_search.outputs import check_outputs, write_atomic
     from nin_search.report import verdict_lines, write_consensus_report, write_report
+    from nin_search.study import artifact_dir_for
 
-    if not output.parent.is_dir():
-        raise UserError(f"folder {str(output.parent)!r} for --output does not exist; create it")
     studies = _searched_studies(storage, study_names, every)
+    configured = studies[0].user_attrs.get("config", {}).get("optuna", {}).get("artifact_dir")
+    check_outputs(
+        [("--output", output)],
+        storage_url=storage,
+        artifact_dir=artifact_dir_for(storage, configured),
+    )
     answers = [get_answer(study, find_ablation_study(study)) for study in studies]
     for answer in answers:
         _print_lines(answer_lines(answer))
     if len(studies) == 1 and not every:
         (study,), (answer,) = studies, answers
-        verdicts = write_report(study, output, answer=answer)
+        verdicts = write_atomic(output, lambda path: write_report(study, path, answer=answer))
         console.print(
             f"Naive per-stage comparison for study {study.study_name!r} (every completed "
             "trial; confounded by the sampler and by parameter count):",
@@ -120,7 +123,9 @@ def report(
         )
         _print_lines([f"  {line}" for line in verdict_lines(verdicts)])
     else:
-        consensus = write_consensus_report(studies, output, answers=answers)
+        consensus = write_atomic(
+            output, lambda path: write_consensus_report(studies, path, answers=answers)
+        )
         _print_lines(consensus_lines(consensus))
     console.print(f"wrote {output} (opens offline)", markup=False, highlight=False)
 
@@ -142,17 +147,17 @@ def dashboard(
 ) -> None:
     """Start optuna-dashboard on the storage, with the trained weights as artifacts."""
     quiet_optuna()
-    from nin_search.analysis import searched_study_names
     from nin_search.dashboard import make_http_server, refresh_study_note
     from nin_search.storage import display_url
     from nin_search.study import load_studies, load_study
 
-    if study_name:
-        studies = [load_study(storage, study_name)]
-    else:  # companion ablation studies get no answer of their own
-        studies = load_studies(storage)
-        searched = set(searched_study_names(study.study_name for study in studies))
-        studies = [study for study in studies if study.study_name in searched]
+    # Not read-only: the dashboard writes study notes (and whatever its users do there).
+    # Companion ablation studies get no note of their own.
+    studies = (
+        [load_study(storage, study_name, read_only=False)]
+        if study_name
+        else load_studies(storage, read_only=False)
+    )
     server = make_http_server(storage, host=host, port=port, artifact_dir=artifacts)
     for study in studies:
         refresh_study_note(study)

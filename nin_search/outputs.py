@@ -1,0 +1,221 @@
+"""Output paths: every one checked before any work, every file written atomically.
+
+No command may write over its own storage, its artifact store or another of its own outputs,
+or fail after hours of work because an output cannot be written. A command lists the files it
+will write and calls :func:`check_outputs` before it trains, downloads or renders anything;
+then it writes each file with :func:`write_atomic`: into a temporary file beside the target
+whose name is unique to the process, renamed over the target once complete and removed on
+any failure. A reader never sees a half-written file, and a killed run leaves no temporary
+file that blocks the next one.
+
+No optuna and no torch here; only ``errors`` of nin-search.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.engine import make_url
+
+from nin_search.errors import UserError
+
+__all__ = ["check_folder", "check_outputs", "sqlite_files", "write_atomic", "write_text_atomic"]
+
+T = TypeVar("T")
+
+# A SQLite database is several files: the database and, beside it, its journals.
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def _real(path: Path) -> Path:
+    """The absolute path with every existing symbolic link resolved."""
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def _same(first: Path, second: Path) -> bool:
+    """Same file: same real path, or (for two existing files) the same inode (a hard link)."""
+    if _real(first) == _real(second):
+        return True
+    with contextlib.suppress(OSError):
+        return os.path.samefile(first, second)
+    return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    real, real_folder = _real(path), _real(folder)
+    return real == real_folder or real_folder in real.parents
+
+
+def sqlite_files(storage_url: str | None) -> list[Path]:
+    """The files of a SQLite storage (database and journals); none for a server database."""
+    if not storage_url:
+        return []
+    try:
+        parsed = make_url(storage_url)
+    except Exception:  # a malformed URL is reported where the storage is opened
+        return []
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return []
+    database = Path(parsed.database)
+    return [database.with_name(database.name + suffix) for suffix in SQLITE_COMPANIONS]
+
+
+def _probe_writable(folder: Path, what: str) -> None:
+    """Creates and removes a file in ``folder``: the only test that root, read-only mounts and
+    immutable folders all answer truthfully."""
+    try:
+        descriptor, probe = tempfile.mkstemp(dir=folder, prefix=".nin-search-probe-")
+    except OSError as error:
+        raise UserError(
+            f"cannot write {what}: folder {str(folder)!r} is not writable "
+            f"({error.strerror or error}); pass a path in a folder you can write"
+        ) from None
+    os.close(descriptor)
+    os.unlink(probe)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """``path`` itself or its nearest ancestor that exists."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _check_location(option: str, path: Path, folder: Path, *, create: bool) -> None:
+    """``folder`` (which will hold ``path``) exists or can be created, and can be written."""
+    existing = _existing_ancestor(folder)
+    shown = f"{option} {str(path)!r}"
+    if not existing.is_dir():
+        raise UserError(f"{shown} lies under the file {str(existing)!r}; pass a path in a folder")
+    if existing != folder and not create:
+        raise UserError(f"folder {str(folder)!r} for {option} does not exist; create it")
+    _probe_writable(existing, shown)
+
+
+def check_folder(option: str, folder: Path, *, create: bool = True) -> None:
+    """Checks that ``folder`` is, or can be created as, a folder this process can write.
+
+    Args:
+        option: What names the folder, for messages (``"--artifacts"``).
+        folder: The folder.
+        create: Whether a missing folder (and missing parents) may be created.
+
+    Raises:
+        UserError: If the folder is a file, lies under a file, is missing (``create=False``)
+            or cannot be written.
+    """
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{option} {str(folder)!r} is a file; pass a folder")
+    _check_location(option, folder, folder, create=create)
+
+
+def check_outputs(
+    outputs: Sequence[tuple[str, Path]],
+    *,
+    storage_url: str | None = None,
+    artifact_dir: Path | None = None,
+    protected: Iterable[tuple[str, Path]] = (),
+    create_folders: bool = False,
+) -> None:
+    """Checks the files a command will write, before it does any work.
+
+    Args:
+        outputs: ``(option, path)`` for every file the command writes; the option names it in
+            messages (``("--output", Path("model.py"))``). Several files may share an option.
+        storage_url: The command's storage: no output may be its SQLite database or journal.
+        artifact_dir: The artifact store: no output may lie in it.
+        protected: More ``(what, path)`` that no output may be or lie in (inputs, say).
+        create_folders: Whether missing parent folders will be created (else they must exist).
+
+    Raises:
+        UserError: For an output that is a folder, lies under a file, sits in a missing or
+            unwritable folder, is the storage, lies in the artifact store or a protected path,
+            or is the same file as another output. Nothing is written.
+    """
+    database = sqlite_files(storage_url)
+    guarded = [(f"the study's database (--storage {storage_url})", path) for path in database]
+    if artifact_dir is not None:
+        guarded.append((f"the artifact store {str(artifact_dir)!r}", Path(artifact_dir)))
+    guarded += [(what, Path(path)) for what, path in protected]
+    seen: list[tuple[str, Path]] = []
+    for option, path in outputs:
+        path = Path(path).expanduser()
+        shown = f"{option} {str(path)!r}"
+        for what, guarded_path in guarded:
+            if _same(path, guarded_path) or _inside(path, guarded_path):
+                raise UserError(
+                    f"{shown} is {what}: writing it would destroy it; pass another path"
+                    if _same(path, guarded_path)
+                    else f"{shown} lies in {what}; pass a path outside it"
+                )
+        for other_option, other in seen:
+            if _same(path, other):
+                raise UserError(
+                    f"{other_option} and {option} name the same file {str(path)!r}; "
+                    "pass two different paths"
+                )
+        seen.append((option, path))
+        if path.is_dir():
+            raise UserError(f"{shown} is a folder; pass a file path")
+        if path.exists() and _is_stream(path):
+            continue  # written in place, like a terminal
+        if path.exists() and not path.is_file():
+            raise UserError(f"{shown} is a device, not a file; pass a file path")
+        _check_location(option, path, path.parent, create=create_folders)
+
+
+def _is_stream(path: Path) -> bool:
+    """A pipe or a character device (``/dev/null``, ``/dev/stdout``): written in place, as a
+    stream; a rename would replace the device itself."""
+    mode = os.stat(path).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def _temporary_path(path: Path) -> Path:
+    """A hidden name beside ``path``, unique to this process and call."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+
+
+def write_atomic(path: Path, write: Callable[[Path], T]) -> T:
+    """Calls ``write(temporary)``, then renames the temporary file over ``path``.
+
+    The temporary file is beside ``path`` (the rename is atomic on one file system), its name
+    unique to this process, and it is removed if ``write`` fails or is interrupted. A symbolic
+    link at ``path`` is written through (its target is replaced); a pipe or character device
+    (``/dev/stdout``) is written in place.
+
+    Raises:
+        UserError: When the file system refuses the write (a full disk, say).
+
+    Returns:
+        What ``write`` returned.
+    """
+    target = _real(path)
+    if target.exists() and _is_stream(target):
+        return write(target)
+    temporary = _temporary_path(target)
+    try:
+        result = write(temporary)
+        os.replace(temporary, target)
+    except OSError as error:  # the disk filled up, the folder went away, ...
+        temporary.unlink(missing_ok=True)
+        raise UserError(
+            f"cannot write {str(path)!r} ({error.strerror or error}); nothing was written there"
+        ) from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Writes ``text`` (UTF-8) to ``path`` atomically (see :func:`write_atomic`)."""
+    write_atomic(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
