@@ -16,14 +16,19 @@ __all__ = [
     "ARCH_SUMMARY",
     "BASELINE",
     "CONSTRAINT_VIOLATION",
+    "DATA",
     "HPARAMS",
     "MACS",
+    "OPTUNA_ARTIFACT_PREFIX",
     "ORIGINAL_STAGE",
     "PARAMS",
+    "PREPROCESSING",
+    "REMOVED_WEIGHTS",
     "SAMPLED_BY",
     "SAMPLED_BY_VALUES",
     "SEED",
     "VARIANTS",
+    "WEIGHTS_ARTIFACT",
     "ablation_study_name",
 ]
 
@@ -36,6 +41,15 @@ SEED = "seed"  # the trial's training seed
 BASELINE = "baseline"  # "nin" | "plain" on the two reference trials
 CONSTRAINT_VIOLATION = "constraint_violation"  # why a cost limit stopped the trial
 HPARAMS = "hparams"  # Hyperparameters.to_dict() (ablation trials, which have no params)
+WEIGHTS_ARTIFACT = "weights_artifact"  # artifact id of a completed trial's stored weights
+
+# Study attrs.
+DATA = "data"  # in_channels, num_classes, image_size, classes, PREPROCESSING of the data
+PREPROCESSING = "preprocessing"  # key in DATA: Preprocessing.to_dict() of the training part
+REMOVED_WEIGHTS = "removed_weights"  # numbers of trials whose stored weights were deleted
+# Optuna (and optuna-dashboard) list a trial's artifacts from its system attrs with this prefix
+# (optuna.artifacts.upload_artifact writes "artifacts:<artifact id>").
+OPTUNA_ARTIFACT_PREFIX = "artifacts:"
 
 # How a searched trial's parameters were chosen: drawn at random (the unbiased sample the
 # design-space statistics use), by the model-based sampler (TPE, GP, NSGA-II), or enqueued
