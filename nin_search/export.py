@@ -766,7 +766,6 @@ def export_source(spec: ArchSpec, info: ExportInfo, *, class_name: str | None = 
 
 # The metadata keys of a safetensors or ONNX file, all strings (JSON where a value is not).
 METADATA_KEYS = (
-    "format",
     "producer",
     "exported",
     "study",
@@ -793,14 +792,12 @@ def export_metadata(spec: ArchSpec, info: ExportInfo) -> dict[str, str]:
         info: The facts of the export (preprocessing, classes, trial, accuracies, cost).
 
     Returns:
-        The keys of :data:`METADATA_KEYS` that are known: ``format`` (``"pt"``, the safetensors
-        convention for PyTorch), ``producer``, ``exported`` (ISO date), ``arch`` (the spec as
-        JSON), ``arch_summary``, shape and counts as decimal strings, ``classes`` and
-        ``preprocessing`` as JSON, accuracies as decimal fractions.
+        The keys of :data:`METADATA_KEYS` that are known: ``producer``, ``exported`` (ISO
+        date), ``arch`` (the spec as JSON), ``arch_summary``, shape and counts as decimal
+        strings, ``classes`` and ``preprocessing`` as JSON, accuracies as decimal fractions.
     """
     created = _parse_date(info.created) if info.created else datetime.date.today()
     metadata = {
-        "format": "pt",
         "producer": f"nin-search {__version__}",
         "exported": created.isoformat(),
         "arch": json.dumps(spec.to_dict(), sort_keys=True),

@@ -15,6 +15,7 @@ from torch import nn
 from nin_search.config import StudyConfig
 from nin_search.data import load_final_data
 from nin_search.model import build_model
+from nin_search.preprocessing import Preprocessing
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.train import EpochResult, evaluate, train
 
@@ -36,10 +37,17 @@ class RetrainResult:
     history: tuple[RetrainEpoch, ...]
     num_train: int
     num_test: int
+    preprocessing: Preprocessing  # of the images trained on (statistics of train + validation)
+    classes: tuple[str, ...]
 
     @property
     def test_accuracy(self) -> float:
         return self.history[-1].test_accuracy
+
+    @property
+    def test_correct(self) -> int:
+        """Test images classified correctly in the last epoch."""
+        return round(self.test_accuracy * self.num_test)
 
     def history_dicts(self) -> list[dict[str, float]]:
         return [asdict(epoch) for epoch in self.history]
@@ -100,4 +108,11 @@ def retrain(
         schedule=schedule,
         on_epoch=record,
     )
-    return RetrainResult(model, tuple(history), len(train_split), len(test_split))
+    return RetrainResult(
+        model,
+        tuple(history),
+        len(train_split),
+        len(test_split),
+        preprocessing=info["preprocessing"],
+        classes=tuple(info["classes"]),
+    )

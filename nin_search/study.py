@@ -261,8 +261,9 @@ def open_study(
         config: The study config (its search space is recorded on creation).
         storage_url: An Optuna RDB URL.
         study_name: The study's name.
-        data_info: ``in_channels``, ``num_classes``, ``image_size`` and ``classes`` of the
-            data, recorded on creation so that ``export`` and ``train`` need no study file.
+        data_info: ``in_channels``, ``num_classes``, ``image_size``, ``classes`` and
+            ``preprocessing`` (``Preprocessing.to_dict()``) of the data, recorded on creation
+            so that ``export`` and ``train`` need no study file.
         worker_index: This worker's index among those started together (seeds its sampler).
     """
     check_storage_url(storage_url, must_exist=False)

@@ -11,6 +11,7 @@ import typer
 from nin_search.cli import _optimize  # noqa: F401  # isort: skip
 from nin_search.cli import _results  # noqa: F401  # isort: skip
 from nin_search.cli import _final  # noqa: F401  # isort: skip
+from nin_search.cli import _predict  # noqa: F401  # isort: skip
 from nin_search.cli._common import app, err_console
 from nin_search.errors import UserError
 

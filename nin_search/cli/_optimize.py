@@ -22,6 +22,7 @@ from nin_search.cli._common import (
 )
 from nin_search.config import StudyConfig
 from nin_search.errors import UserError
+from nin_search.records import PREPROCESSING
 
 
 @app.command()
@@ -131,6 +132,7 @@ def optimize(
         "num_classes": data.num_classes,
         "image_size": data.image_size,
         "classes": list(data.classes),
+        PREPROCESSING: data.preprocessing.to_dict(),  # what export writes into the model file
     }
     study = open_study(config, storage_url=storage_url, study_name=name, data_info=data_info)
     dead = fail_dead_local_trials(study)
