@@ -135,6 +135,9 @@ def optimize(
         PREPROCESSING: data.preprocessing.to_dict(),  # what export writes into the model file
     }
     study = open_study(config, storage_url=storage_url, study_name=name, data_info=data_info)
+    from nin_search.study import forget_missing_weights, make_artifact_store
+
+    forget_missing_weights(study, make_artifact_store(artifact_dir))  # entries of lost files
     dead = fail_dead_local_trials(study)
     requeued = requeue_interrupted(study)
     if dead or requeued:
