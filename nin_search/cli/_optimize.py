@@ -20,7 +20,7 @@ from nin_search.cli._common import (
     summary_table,
     trials_info,
 )
-from nin_search.config import StudyConfig
+from nin_search.config import StudyConfig, shipped_studies
 from nin_search.errors import UserError
 from nin_search.records import PREPROCESSING
 
@@ -29,7 +29,11 @@ from nin_search.records import PREPROCESSING
 def optimize(
     study_file: Annotated[
         Path | None,
-        typer.Argument(help="Study TOML [default: the embedded digits study].", show_default=False),
+        typer.Argument(
+            help="Study TOML file, or the name of a shipped study: "
+            f"{', '.join(shipped_studies())} [default: the embedded digits study].",
+            show_default=False,
+        ),
     ] = None,
     n_trials: Annotated[
         int | None,
