@@ -43,6 +43,8 @@ __all__ = [
     "default_config",
     "downsampled_size",
     "load_study_config",
+    "shipped_studies",
+    "study_file_path",
 ]
 
 DATASETS = ("digits", "imagefolder", "cifar10", "cifar100", "mnist", "fashion-mnist", "svhn")
@@ -64,6 +66,8 @@ DEFAULT_STORAGE = "sqlite:///nin_search.db"
 MAX_SEED = 2**32 - 1  # samplers and numpy take 32-bit seeds
 MAX_LAYER_PARAMETERS = 10**9  # weights of one conv layer (4 GB as float32): past it, no trial fits
 MAX_MLP_DEPTH = 64  # 1x1 convs in one MLP conv stage (NIN uses 2)
+# The study files that ship with nin-search (package data; `studies/` in the repository).
+SHIPPED_STUDIES_DIR = Path(__file__).parent / "studies"
 # Side of the images each dataset ships with (pixels); imagefolder images are resized to 32
 # unless data.image_size says otherwise.
 NATIVE_IMAGE_SIZES = {
@@ -410,31 +414,72 @@ def _format_validation_error(error: ValidationError) -> str:
     best = custom[0] if custom else max(same_field, key=lambda e: len(e["loc"]))
     location = _location(best["loc"])
     if best["type"] == "extra_forbidden":
-        return f"unknown key '{location}' (check the spelling against studies/digits.toml)"
+        return (
+            f"unknown key '{location}' (check the spelling against the commented study file "
+            "`nin-search init` writes)"
+        )
     message = best["msg"].removeprefix("Value error, ")
     if best["type"] != "value_error" and "input" in best:
         message = f"{message}, but got {best['input']!r}"
     return f"{location}: {message}" if location else message
 
 
+def shipped_studies() -> list[str]:
+    """Names of the study files that ship with nin-search (``digits``, ``cifar10-mini``, ...)."""
+    return sorted(path.stem for path in SHIPPED_STUDIES_DIR.glob("*.toml"))
+
+
+def study_file_path(name_or_path: str | Path) -> Path:
+    """A study file: ``name_or_path`` when it is a file, else the shipped study of that name.
+
+    A shipped study is found by its bare name (``digits``, or ``digits.toml``) from any folder.
+
+    Raises:
+        UserError: When neither exists (the message lists the shipped names).
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_STUDIES_DIR / f"{path.name.removesuffix('.toml')}.toml"
+    if len(path.parts) == 1 and shipped.is_file():
+        return shipped
+    raise UserError(
+        f"study file {str(path)!r} not found; pass a path to a study file, a shipped study's "
+        f"name ({', '.join(shipped_studies())}), or write one with `nin-search init -o "
+        "my-study.toml`"
+    )
+
+
+def _check_shipped_data(path: Path, config: StudyConfig) -> None:
+    """A shipped image-folder study says what is missing, and where to get it, in one line."""
+    if path.resolve().parent != SHIPPED_STUDIES_DIR.resolve():
+        return
+    root = Path(config.data.root or "")
+    if config.data.dataset != "imagefolder" or root.is_dir():
+        return
+    raise UserError(
+        f"shipped study {path.stem!r} needs its image folder {str(root)!r} (train/<class>/*.jpg "
+        "and test/<class>/*.jpg), which is not here: it comes with a nin-search repository "
+        "checkout (shared/data/ beside the repository), so run from there; or run "
+        "`nin-search optimize cifar10` (downloads CIFAR-10), or make a study for your own "
+        "images: nin-search init --dataset imagefolder --root DIR -o my-study.toml"
+    )
+
+
 def load_study_config(path: str | Path) -> StudyConfig:
     """Reads a study TOML file and validates it.
 
     Args:
-        path: The study file.
+        path: The study file, or the name of a shipped study (see :func:`study_file_path`).
 
     Returns:
         The frozen config; ``data.root`` is made absolute (relative to the file's folder).
 
     Raises:
-        UserError: If the file is missing, is not valid TOML, or holds a bad value.
+        UserError: If the file is missing, is not valid TOML, or holds a bad value; or a
+            shipped image-folder study's images are not where it expects them.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"study file {str(path)!r} not found; pass a path like studies/digits.toml "
-            "or omit it to run the default digits study"
-        )
+    path = study_file_path(path)
     try:
         # utf-8-sig: a byte-order mark, as some editors save it, is not part of the TOML.
         raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
@@ -448,4 +493,5 @@ def load_study_config(path: str | Path) -> StudyConfig:
     if root and not Path(root).expanduser().is_absolute():
         root = str((path.parent / Path(root).expanduser()).resolve())
         config = config.model_copy(update={"data": config.data.model_copy(update={"root": root})})
+    _check_shipped_data(path, config)
     return config

@@ -27,9 +27,15 @@ from optuna.trial import FrozenTrial, TrialState
 from nin_search import analysis, report
 from nin_search.errors import UserError
 from nin_search.storage import check_storage_url, open_storage
-from nin_search.study import artifact_dir_for, baseline_trials, best_trials
+from nin_search.study import (
+    artifact_dir_for,
+    baseline_trials,
+    best_trials,
+    forget_missing_weights,
+)
 
 __all__ = [
+    "forget_missing_artifacts",
     "make_app",
     "make_http_server",
     "refresh_study_note",
@@ -252,6 +258,26 @@ def _artifact_store(
     if not directory.is_dir():
         return None
     return optuna.artifacts.FileSystemArtifactStore(directory)
+
+
+def forget_missing_artifacts(
+    storage_url: str, studies: list[optuna.Study], *, artifact_dir: str | Path | None = None
+) -> dict[str, list[int]]:
+    """Drops the artifact entries whose files are gone, so the dashboard lists only files that
+    exist (see :func:`nin_search.study.forget_missing_weights`).
+
+    Args:
+        storage_url: The storage.
+        studies: The studies to check.
+        artifact_dir: As for :func:`make_app`.
+
+    Returns:
+        Study name -> numbers of the trials whose entries were removed (empty without a store).
+    """
+    store = _artifact_store(storage_url, artifact_dir)
+    if store is None:
+        return {}
+    return {study.study_name: forget_missing_weights(study, store) for study in studies}
 
 
 def make_app(storage_url: str, *, artifact_dir: str | Path | None = None) -> Any:

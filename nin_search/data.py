@@ -4,6 +4,8 @@ Images are decoded once per process into uint8 ``N x C x H x W`` tensors (image 
 folder content, through a cache file), split into train/validation (stratified, fixed seed),
 moved to the device and normalised once with statistics of the training part only. Batches
 are index slices of a device-side permutation; augmentation is batched on the device.
+Decoding, resizing and normalisation are the functions of :mod:`nin_search.transforms`, which
+the exported model file carries verbatim, so a new image gets exactly the training treatment.
 
 The search reads :func:`load_search_data` only. The test split is read by
 :func:`load_test_data`, which only ``nin-search train`` calls.
@@ -19,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from nin_search.config import AugmentConfig, DataConfig
 from nin_search.errors import UserError
 from nin_search.image_files import class_labels, scan_image_folder
+from nin_search.preprocessing import UINT8_MAX, Preprocessing
+from nin_search.transforms import image_to_tensor, normalize, resize_image, to_uint8
 
 __all__ = [
     "DeviceData",
@@ -32,6 +35,7 @@ __all__ = [
     "SearchData",
     "augment_batch",
     "cache_dir",
+    "input_max_of",
     "iterate_batches",
     "load_final_data",
     "load_search_data",
@@ -79,10 +83,22 @@ class SearchData:
     mean: tuple[float, ...]  # per channel, of the training part, in [0, 1] units
     std: tuple[float, ...]
     augment: AugmentConfig
+    input_max: float = UINT8_MAX  # a white pixel in the dataset's raw pixels (digits: 16)
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """What turns a decoded image into this data's network input (see :mod:`transforms`)."""
+        return Preprocessing(
+            channels=self.in_channels,
+            image_size=self.image_size,
+            mean=self.mean,
+            std=self.std,
+            input_max=self.input_max,
+        )
 
     @property
     def in_channels(self) -> int:
@@ -101,17 +117,14 @@ def cache_dir() -> Path:
     return Path(base) / "nin-search"
 
 
-def _resize(images: Tensor, size: int) -> Tensor:
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    resized = F.interpolate(
-        images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False
-    )
-    return resized.round_().clamp_(0, 255).to(torch.uint8)
-
-
 DIGITS_TEST_FRACTION = 0.2  # a fixed, stratified test split of load_digits' 1,797 images
 DIGITS_TEST_SEED = 0
+DIGITS_INPUT_MAX = 16.0  # load_digits' grey levels are 0..16
+
+
+def input_max_of(dataset: str) -> float:
+    """The value of a white pixel in a dataset's raw pixels: 16 for digits, else 255."""
+    return DIGITS_INPUT_MAX if dataset == "digits" else UINT8_MAX
 
 
 def _read_digits(split: str) -> ImageTensors:
@@ -119,8 +132,8 @@ def _read_digits(split: str) -> ImageTensors:
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
-    # 8x8 grey levels 0..16 -> 0..255.
-    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    # 8x8 grey levels 0..16 -> 0..255, as the exported preprocessing does it.
+    images = to_uint8(torch.from_numpy(digits.images), DIGITS_INPUT_MAX).numpy()[:, None]
     train_index, test_index = train_test_split(
         np.arange(len(images)),
         test_size=DIGITS_TEST_FRACTION,
@@ -136,7 +149,7 @@ def _read_digits(split: str) -> ImageTensors:
 
 
 def _folder_fingerprint(samples: list[tuple[str, int]], root: Path, size: int) -> str:
-    digest = hashlib.sha256(f"v1|{size}".encode())
+    digest = hashlib.sha256(f"v2|{size}".encode())  # v2: resized by transforms.resize_image
     for path, label in samples:
         stat = os.stat(path)
         relative = os.path.relpath(path, root)
@@ -145,16 +158,14 @@ def _folder_fingerprint(samples: list[tuple[str, int]], root: Path, size: int) -
 
 
 def _decode_images(samples: list[tuple[str, int]], size: int) -> Tensor:
+    """RGB uint8 ``N x 3 x size x size``; other sizes resized as the exported model does."""
     from PIL import Image, UnidentifiedImageError
 
-    images = np.empty((len(samples), size, size, 3), dtype=np.uint8)
+    images = torch.empty((len(samples), 3, size, size), dtype=torch.uint8)
     for index, (path, _) in enumerate(samples):
         try:
             with Image.open(path) as image:
-                image = image.convert("RGB")
-                if image.size != (size, size):
-                    image = image.resize((size, size), Image.Resampling.BILINEAR)
-                images[index] = np.asarray(image)
+                images[index] = resize_image(image_to_tensor(image, 3), size)
         except Image.DecompressionBombError as error:
             raise UserError(
                 f"image {path!r} is too large to decode safely ({error}); shrink it or remove it"
@@ -164,7 +175,7 @@ def _decode_images(samples: list[tuple[str, int]], size: int) -> Tensor:
                 f"cannot decode image {path!r} ({error.__class__.__name__}); "
                 "remove or replace the file"
             ) from None
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    return images
 
 
 def _read_image_folder(folder: Path, size: int, *, min_classes: int = 2) -> ImageTensors:
@@ -252,7 +263,7 @@ def read_dataset(config: DataConfig, *, split: str) -> ImageTensors:
     else:
         tensors = _read_torchvision(config, train=split == "train")
     return ImageTensors(
-        _resize(tensors.images, size), tensors.labels, tensors.classes, tensors.real_paths
+        resize_image(tensors.images, size), tensors.labels, tensors.classes, tensors.real_paths
     )
 
 
@@ -284,10 +295,7 @@ def to_device(
     images: Tensor, labels: Tensor, mean: tuple[float, ...], std: tuple[float, ...], device
 ) -> DeviceData:
     """uint8 images -> normalised float32 on ``device`` (one copy, one normalisation)."""
-    images = images.to(device, non_blocking=True)
-    mean_t = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
-    normalised = images.float().div_(255.0).sub_(mean_t).div_(std_t)
+    normalised = normalize(images.to(device, non_blocking=True), mean, std)
     return DeviceData(normalised.contiguous(memory_format=torch.channels_last), labels.to(device))
 
 
@@ -307,6 +315,7 @@ def load_search_data(config: DataConfig, *, device: torch.device | str) -> Searc
         mean=mean,
         std=std,
         augment=config.augment,
+        input_max=input_max_of(config.dataset),
     )
 
 
@@ -318,7 +327,8 @@ def load_final_data(
     Normalisation statistics come from the training images only.
 
     Returns:
-        ``(train, test, info)`` with info's ``in_channels``, ``num_classes``, ``classes``.
+        ``(train, test, info)`` with info's ``in_channels``, ``num_classes``, ``classes`` and
+        ``preprocessing`` (a :class:`Preprocessing` with these statistics).
     """
     tensors = read_dataset(config, split="train")
     test = _as_training_classes(read_dataset(config, split="test"), tensors)
@@ -327,6 +337,13 @@ def load_final_data(
         "in_channels": tensors.images.shape[1],
         "num_classes": len(tensors.classes),
         "classes": tensors.classes,
+        "preprocessing": Preprocessing(
+            channels=tensors.images.shape[1],
+            image_size=tensors.images.shape[-1],
+            mean=mean,
+            std=std,
+            input_max=input_max_of(config.dataset),
+        ),
     }
     return (
         to_device(tensors.images, tensors.labels, mean, std, device),

@@ -5,9 +5,19 @@ torchvision model (named blocks, shape comments, ``forward_features`` / ``forwar
 its ``state_dict`` matches :func:`nin_search.build_model` key for key, so trained weights load
 with ``strict=True``. It comes out already formatted the way ``ruff format`` would write it.
 
-User text (study name, class names, weights file name) only ever reaches the docstring, reduced
-to ``[A-Za-z0-9 _.-]`` and capped in length; everything in the code comes from a re-validated spec
-(integers, floats written with ``repr``, and fixed snippets looked up by choice).
+With :class:`~nin_search.preprocessing.Preprocessing` facts in ``info`` the file is deployable:
+it also holds them as constants (``CHANNELS``, ``IMAGE_SIZE``, ``RESIZE``, ``INPUT_MAX``,
+``MEAN``, ``STD``, ``CLASSES``) and a ``preprocess(image)`` function built from the functions of
+:mod:`nin_search.transforms`, copied verbatim, so a decoded image becomes exactly the tensor the
+network was trained on. :func:`export_metadata` gives the same facts as strings for the
+metadata of a safetensors or ONNX file; :func:`info_from_metadata` reads them back.
+
+User text (study name, weights file name, module name) only reaches the docstring, reduced to
+``[A-Za-z0-9 _.-]`` and capped in length. Class names reach the code only as string literals
+that this module escapes itself (every character outside printable text becomes an escape), so
+they evaluate to exactly the names given. Everything else in the code comes from a re-validated
+spec and validated preprocessing facts (integers, floats written with ``repr``, and fixed
+snippets looked up by choice).
 
 Weights travel as safetensors: :func:`save_weights` and :func:`load_weights` (from
 :mod:`nin_search.weights`) never pickle, so loading a file never runs code.
@@ -15,20 +25,34 @@ Weights travel as safetensors: :func:`save_weights` and :func:`load_weights` (fr
 
 from __future__ import annotations
 
+import ast
 import builtins
 import datetime
+import json
 import keyword
 import math
 import os
 import re
 import textwrap
+import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
+from nin_search import __version__, transforms
 from nin_search.config import downsampled_size
-from nin_search.spec import ArchSpec, StageSpec
+from nin_search.preprocessing import Preprocessing
+from nin_search.spec import ArchSpec, SpecError, StageSpec
 from nin_search.weights import load_weights, save_weights
 
-__all__ = ["ExportInfo", "class_name_for", "export_source", "load_weights", "save_weights"]
+__all__ = [
+    "ExportInfo",
+    "class_name_for",
+    "export_metadata",
+    "export_source",
+    "info_from_metadata",
+    "load_weights",
+    "save_weights",
+]
 
 LINE_LENGTH = 100  # characters, the project's ruff setting
 MAX_CLASS_NAME_LENGTH = 60  # characters; keeps `model = ClassName()` lines short
@@ -36,12 +60,31 @@ _MAX_STUDY_NAME_LENGTH = 60  # characters shown in the header
 _MAX_CLASS_LABEL_LENGTH = 40  # characters per class name shown in the header
 _MAX_CLASS_LABELS = 100  # class names shown in the header; the rest are counted
 _MAX_WEIGHTS_NAME_LENGTH = 60  # characters of the weights file name in the loading example
+_MAX_MODULE_NAME_LENGTH = 30  # characters of the module name in the usage example
 _DEFAULT_WEIGHTS_FILE = "model.safetensors"
 _DEFAULT_CLASS_NAME = "NinSearchNet"
 _UNSAFE_TEXT = re.compile(r"[^A-Za-z0-9 _.\-]+")
+_DEFAULT_MODULE_NAME = "model"
 _KEY_WIDTH = len("Validation accuracy: ")  # header values start in this column
+# The constants that carry the preprocessing facts, in the order the file defines them.
+_CONSTANTS = ("CHANNELS", "IMAGE_SIZE", "RESIZE", "INPUT_MAX", "MEAN", "STD", "CLASSES")
+# The functions of nin_search.transforms, which the exported file carries verbatim.
+_TRANSFORM_FUNCTIONS = tuple(transforms.__all__)
 # Names the generated module defines or uses: a model class must not shadow them.
-_GENERATED_NAMES = {"ConvNormAct", "MLPConv2d", "OrderedDict", "nn", "torch", "__all__", "__file__"}
+_GENERATED_NAMES = {
+    "Any",
+    "ConvNormAct",
+    "F",
+    "MLPConv2d",
+    "OrderedDict",
+    "nn",
+    "preprocess",
+    "torch",
+    "__all__",
+    "__file__",
+    *_CONSTANTS,
+    *_TRANSFORM_FUNCTIONS,
+}
 _RESERVED_NAMES = frozenset(_GENERATED_NAMES | set(dir(builtins)))
 
 # Code snippets by choice: a spec's strings select code, they are never written into it.
@@ -68,6 +111,12 @@ class ExportInfo:
         weights_file: Name of the weights file in the loading example. User text: reduced to
             a safe file name.
         created: ISO date of the export (``YYYY-MM-DD``); today when None.
+        preprocessing: What turns a decoded image into the input, as in training; with it
+            the file carries the preprocessing constants and ``preprocess`` (its channels and
+            image size must equal ``in_channels`` and ``image_size``).
+        test_accuracy: Test accuracy in [0, 1] (after ``nin-search train``).
+        module_name: The name the file is imported by in the usage example (``model`` for
+            ``model.py``); a name that is not an identifier gives ``model``.
     """
 
     in_channels: int
@@ -81,6 +130,9 @@ class ExportInfo:
     class_names: tuple[str, ...] = ()
     weights_file: str | None = None
     created: str | None = None
+    preprocessing: Preprocessing | None = None
+    test_accuracy: float | None = None
+    module_name: str | None = None
 
     def __post_init__(self) -> None:
         _check_int("in_channels", self.in_channels, minimum=1)
@@ -89,14 +141,15 @@ class ExportInfo:
         for name in ("trial_number", "params", "macs"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=0)
-        accuracy = self.val_accuracy
-        if accuracy is not None and (
-            isinstance(accuracy, bool)
-            or not isinstance(accuracy, (int, float))
-            or not 0.0 <= accuracy <= 1.0
-        ):
-            raise ValueError(f"val_accuracy must be in [0, 1], but got val_accuracy={accuracy!r}.")
-        for name in ("study_name", "created"):
+        for name in ("val_accuracy", "test_accuracy"):
+            accuracy = getattr(self, name)
+            if accuracy is not None and (
+                isinstance(accuracy, bool)
+                or not isinstance(accuracy, (int, float))
+                or not 0.0 <= accuracy <= 1.0
+            ):
+                raise ValueError(f"{name} must be in [0, 1], but got {name}={accuracy!r}.")
+        for name in ("study_name", "created", "module_name"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(
                     f"{name} must be a string, but got {name}={getattr(self, name)!r}."
@@ -122,6 +175,21 @@ class ExportInfo:
             )
         if self.created is not None:
             _parse_date(self.created)
+        preprocessing = self.preprocessing
+        if preprocessing is not None:
+            if not isinstance(preprocessing, Preprocessing):
+                raise ValueError(
+                    "preprocessing must be a Preprocessing, "
+                    f"but got preprocessing={preprocessing!r}."
+                )
+            if (preprocessing.channels, preprocessing.image_size) != (
+                self.in_channels,
+                self.image_size,
+            ):
+                raise ValueError(
+                    f"preprocessing must give {self.in_channels} x {self.image_size} x "
+                    f"{self.image_size} inputs, but got preprocessing={preprocessing!r}."
+                )
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:
@@ -238,7 +306,7 @@ def _render(node: _Node, indent: int, prefix: str = "", suffix: str = "") -> lis
         return _render(node.value, indent, f"{prefix}{node.name}=", suffix)
     flat = _flat(node)
     if flat is not None and (
-        isinstance(node, str) or len(pad + prefix + flat + suffix) <= LINE_LENGTH
+        isinstance(node, str) or _width(pad + prefix + flat + suffix) <= LINE_LENGTH
     ):
         return [pad + prefix + flat + suffix]
     arguments = node.arguments
@@ -246,7 +314,7 @@ def _render(node: _Node, indent: int, prefix: str = "", suffix: str = "") -> lis
     if not node.explode and node.function:  # a tuple that does not fit is one item a line
         body = [_flat(argument) for argument in arguments]
         line = " " * (indent + 4) + ", ".join(body) if None not in body else None
-        if line is not None and len(line) <= LINE_LENGTH:
+        if line is not None and _width(line) <= LINE_LENGTH:
             return [opening, line, closing]
         if len(arguments) == 1:
             return [opening, *_render(arguments[0], indent + 4), closing]
@@ -256,8 +324,57 @@ def _render(node: _Node, indent: int, prefix: str = "", suffix: str = "") -> lis
     return [*lines, closing]
 
 
+def _module_name(info: ExportInfo) -> str:
+    name = info.module_name or ""
+    usable = name.isascii() and name.isidentifier() and not keyword.iskeyword(name)
+    return name if usable and len(name) <= _MAX_MODULE_NAME_LENGTH else _DEFAULT_MODULE_NAME
+
+
+def _usage_example(info: ExportInfo, class_name: str, weights_name: str) -> list[str]:
+    """The docstring's example: load the weights; with preprocessing, classify an image file."""
+    load = [
+        f"    model = {class_name}()",
+        f'    model.load_state_dict(load_file("{weights_name}"))',
+        "    model.eval()",
+    ]
+    if info.preprocessing is None:
+        return [
+            "Load the trained weights (a safetensors file)::",
+            "",
+            "    from safetensors.torch import load_file",
+            "",
+            *load,
+        ]
+    channels, size = info.preprocessing.channels, info.preprocessing.image_size
+    module = _module_name(info)
+    names = f"CLASSES, {class_name}, preprocess"
+    imports = [f"    from {module} import {names}"]
+    if len(imports[0]) > LINE_LENGTH:
+        imports = [
+            f"    from {module} import (",
+            *(f"        {n}," for n in names.split(", ")),
+            ")",
+        ]
+    return [
+        "Classify an image file (Pillow decodes it; ``preprocess`` does what training did)::",
+        "",
+        "    import torch",
+        "    from PIL import Image",
+        "    from safetensors.torch import load_file",
+        "",
+        *imports,
+        "",
+        *load,
+        '    with Image.open("image.png") as image:',
+        f"        batch = preprocess(image)  # 1 x {channels} x {size} x {size}",
+        "    with torch.no_grad():",
+        "        probabilities = model(batch).softmax(dim=1)[0]",
+        '    print(CLASSES[int(probabilities.argmax())], f"{float(probabilities.max()):.1%}")',
+    ]
+
+
 def _header(spec: ArchSpec, info: ExportInfo, class_name: str) -> str:
-    """The module docstring: provenance, numbers, and how to load the weights."""
+    """The module docstring: provenance, numbers, preprocessing, and how to use the file."""
     rows: list[tuple[str, str]] = []
     study = _safe_text(info.study_name or "", max_length=_MAX_STUDY_NAME_LENGTH)
     if study:
@@ -266,12 +383,16 @@ def _header(spec: ArchSpec, info: ExportInfo, class_name: str) -> str:
         rows.append(("Trial", str(int(info.trial_number))))
     if info.val_accuracy is not None:
         rows.append(("Validation accuracy", f"{100 * float(info.val_accuracy):.2f}%"))
+    if info.test_accuracy is not None:
+        rows.append(("Test accuracy", f"{100 * float(info.test_accuracy):.2f}%"))
     if info.params is not None:
         rows.append(("Parameters", f"{int(info.params):,}"))
     if info.macs is not None:
         rows.append(("MACs", f"{int(info.macs):,} per image"))
     channels, size = int(info.in_channels), int(info.image_size)
     rows.append(("Input", f"{channels} x {size} x {size} (channels x height x width)"))
+    if info.preprocessing is not None:
+        rows.append(("Preprocessing", f"{info.preprocessing.describe()}; see preprocess"))
     classes = str(int(info.num_classes))
     if info.class_names:
         labels = [
@@ -297,18 +418,127 @@ def _header(spec: ArchSpec, info: ExportInfo, class_name: str) -> str:
     weights_name = re.split(r"[/\\]", info.weights_file or "")[-1]
     weights_name = _safe_text(weights_name, max_length=_MAX_WEIGHTS_NAME_LENGTH)
     weights_name = weights_name.lstrip(".") or _DEFAULT_WEIGHTS_FILE
-    lines += [
-        "",
-        "Load the trained weights (a safetensors file)::",
-        "",
-        "    from safetensors.torch import load_file",
-        "",
-        f"    model = {class_name}()",
-        f'    model.load_state_dict(load_file("{weights_name}"))',
-        "    model.eval()",
-        '"""',
-    ]
+    lines += ["", *_usage_example(info, class_name, weights_name), '"""']
     return "\n".join(lines)
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes, as ruff counts them (wide East Asian characters take two)."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
+def _string_literal(text: str) -> str:
+    """``text`` as a Python string literal in the quotes ``ruff format`` picks.
+
+    Backslashes and the quote are escaped; every character that is not printable (newlines,
+    controls, surrogates, zero-width and other format characters) becomes an escape, so the
+    literal is one line and evaluates to exactly ``text``.
+    """
+    quote = "'" if text.count('"') > text.count("'") else '"'
+    characters = []
+    for character in text:
+        code = ord(character)
+        if character in ("\\", quote):
+            characters.append("\\" + character)
+        elif character.isprintable():
+            characters.append(character)
+        elif code < 0x100:
+            characters.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            characters.append(f"\\u{code:04x}")
+        else:
+            characters.append(f"\\U{code:08x}")
+    return quote + "".join(characters) + quote
+
+
+def _natural_key(name: str) -> list[tuple[int, int | str]]:
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
+
+
+def _all_list(names: list[str]) -> str:
+    """``__all__ = [...]`` sorted the way ruff's RUF022 wants (isort style)."""
+
+    def key(name: str) -> tuple[int, list[tuple[int, int | str]]]:
+        if len(name) > 1 and name.upper() == name and name.lower() != name:
+            category = 0  # CONSTANT
+        elif name[0].isupper():
+            category = 1  # Class
+        else:
+            category = 2  # function
+        return category, _natural_key(name)
+
+    items = [f'"{name}"' for name in sorted(names, key=key)]
+    line = f"__all__ = [{', '.join(items)}]"
+    if _width(line) <= LINE_LENGTH:
+        return line
+    return "\n".join(["__all__ = [", *(f"    {item}," for item in items), "]"])
+
+
+def _constants(info: ExportInfo) -> str:
+    """The preprocessing facts as constants (``info.preprocessing`` is set)."""
+    facts = info.preprocessing
+    assert facts is not None
+
+    def floats(values: tuple[float, ...]) -> _Call:
+        return _Call("", tuple(repr(float(value)) for value in values))
+
+    names = info.class_names or tuple(str(index) for index in range(info.num_classes))
+    lines = [
+        "# What training did to every decoded image (preprocess does the same): pixels to 0..255,",
+        "# resized to IMAGE_SIZE x IMAGE_SIZE by RESIZE, divided by 255, then per channel minus",
+        "# MEAN and divided by STD (statistics of the training images, in [0, 1] units).",
+        f'CHANNELS = {int(facts.channels)}  # 1: grey (Pillow mode "L"), 3: RGB',
+        f"IMAGE_SIZE = {int(facts.image_size)}  # pixels, square (the aspect ratio is not kept)",
+        f"RESIZE = {_string_literal(facts.resize)}  # F.interpolate, antialias=True, rounded",
+        f"INPUT_MAX = {float(facts.input_max)!r}  # a white pixel in the training data's raw"
+        " pixels",
+        *_render(floats(facts.mean), 0, "MEAN = "),
+        *_render(floats(facts.std), 0, "STD = "),
+        "# The class names, in the order of the network's outputs.",
+        *_render(_Call("", tuple(_string_literal(name) for name in names)), 0, "CLASSES = "),
+    ]
+    # A class name longer than a line cannot be split; say so to the linter.
+    return "\n".join(
+        f"{line}  # noqa: E501" if _width(line) > LINE_LENGTH else line for line in lines
+    )
+
+
+def _transform_functions() -> str:
+    """The functions of :mod:`nin_search.transforms`, verbatim, in the module's order."""
+    source = Path(transforms.__file__).read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    functions = [
+        ast.get_source_segment(source, node)
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name in _TRANSFORM_FUNCTIONS
+    ]
+    return "\n\n\n".join(segment for segment in functions if segment)
+
+
+_PREPROCESS_FUNCTION = '''\
+def preprocess(image: Any, *, input_max: float = INPUT_MAX) -> torch.Tensor:
+    """A decoded image -> this network's input: float32 ``N x CHANNELS x IMAGE_SIZE x IMAGE_SIZE``.
+
+    Exactly what training did to every image: pixels to 0..255 (float pixels in
+    ``[0, input_max]`` scaled and rounded), resized to ``IMAGE_SIZE x IMAGE_SIZE`` (``RESIZE``)
+    unless already that size, divided by 255, then per channel minus ``MEAN``, divided by ``STD``.
+
+    Args:
+        image: A Pillow image (``Image.open(path)``; converted to grey or RGB to match
+            ``CHANNELS``), or pixels as a tensor or NumPy array shaped ``H x W``,
+            ``C x H x W`` or ``N x C x H x W``: uint8 0..255, or floats in ``[0, input_max]``.
+        input_max: The value of a white pixel in float pixels; default ``INPUT_MAX``, the
+            training data's own scale (pass 1.0 for pixels in [0, 1]).
+
+    Returns:
+        ``N x CHANNELS x IMAGE_SIZE x IMAGE_SIZE`` float32 (N = 1 for one image).
+    """
+    return to_model_input(
+        image, channels=CHANNELS, image_size=IMAGE_SIZE, mean=MEAN, std=STD, input_max=input_max
+    )'''
 
 
 def _conv_norm_act_class(spec: ArchSpec) -> str:
@@ -512,17 +742,130 @@ def export_source(spec: ArchSpec, info: ExportInfo, *, class_name: str | None = 
         _check_class_name(class_name) if class_name is not None else class_name_for(info.study_name)
     )
     uses_mlp = any(stage.kind == "mlp" for stage in spec.stages)
-    sections = [
-        _header(spec, info, name),
-        "from collections import OrderedDict\n\nimport torch\nfrom torch import nn",
-        f'__all__ = ["{name}"]',
+    if info.preprocessing is None:
+        imports = "from collections import OrderedDict\n\nimport torch\nfrom torch import nn"
+        top = [_header(spec, info, name), imports, _all_list([name])]
+        preprocessing: list[str] = []
+    else:
+        imports = (
+            "from collections import OrderedDict\nfrom typing import Any\n\n"
+            "import torch\nimport torch.nn.functional as F\nfrom torch import nn"
+        )
+        exported = [*_CONSTANTS, name, "preprocess"]
+        top = [_header(spec, info, name), imports, _all_list(exported), _constants(info)]
+        preprocessing = [_transform_functions(), _PREPROCESS_FUNCTION]
+    definitions = [
+        *preprocessing,
         _conv_norm_act_class(spec),
         *([_MLP_CONV_CLASS] if uses_mlp else []),
         _model_class(spec, info, name),
     ]
-    # Top-level definitions are two blank lines apart; the header and imports one.
-    return (
-        f"{sections[0]}\n\n{sections[1]}\n\n{sections[2]}\n\n\n"
-        + "\n\n\n".join(sections[3:])
-        + "\n"
-    )
+    # Top-level definitions are two blank lines apart; the header, imports and constants one.
+    return "\n\n".join(top) + "\n\n\n" + "\n\n\n".join(definitions) + "\n"
+
+
+# The metadata keys of a safetensors or ONNX file, all strings (JSON where a value is not).
+METADATA_KEYS = (
+    "producer",
+    "exported",
+    "study",
+    "trial",
+    "val_accuracy",
+    "test_accuracy",
+    "params",
+    "macs",
+    "arch",
+    "arch_summary",
+    "in_channels",
+    "num_classes",
+    "image_size",
+    "classes",
+    "preprocessing",
+)
+
+
+def export_metadata(spec: ArchSpec, info: ExportInfo) -> dict[str, str]:
+    """What a weights (or ONNX) file needs to say about itself, as strings.
+
+    Args:
+        spec: The architecture.
+        info: The facts of the export (preprocessing, classes, trial, accuracies, cost).
+
+    Returns:
+        The keys of :data:`METADATA_KEYS` that are known: ``producer``, ``exported`` (ISO
+        date), ``arch`` (the spec as JSON), ``arch_summary``, shape and counts as decimal
+        strings, ``classes`` and ``preprocessing`` as JSON, accuracies as decimal fractions.
+    """
+    created = _parse_date(info.created) if info.created else datetime.date.today()
+    metadata = {
+        "producer": f"nin-search {__version__}",
+        "exported": created.isoformat(),
+        "arch": json.dumps(spec.to_dict(), sort_keys=True),
+        "arch_summary": spec.summary(),
+        "in_channels": str(int(info.in_channels)),
+        "num_classes": str(int(info.num_classes)),
+        "image_size": str(int(info.image_size)),
+    }
+    optional = {
+        "study": info.study_name,
+        "trial": info.trial_number,
+        "val_accuracy": info.val_accuracy,
+        "test_accuracy": info.test_accuracy,
+        "params": info.params,
+        "macs": info.macs,
+    }
+    metadata.update({key: str(value) for key, value in optional.items() if value is not None})
+    if info.class_names:
+        metadata["classes"] = json.dumps(list(info.class_names), ensure_ascii=False)
+    if info.preprocessing is not None:
+        metadata["preprocessing"] = json.dumps(info.preprocessing.to_dict())
+    return metadata
+
+
+def info_from_metadata(
+    metadata: dict[str, str], *, weights_file: str | None = None
+) -> tuple[ArchSpec, ExportInfo]:
+    """The architecture and export facts that :func:`export_metadata` wrote.
+
+    Raises:
+        ValueError: When a fact is missing or does not parse (the message names it).
+    """
+    missing = [
+        key for key in ("arch", "in_channels", "num_classes", "image_size") if key not in metadata
+    ]
+    if missing:
+        raise ValueError(f"no nin-search metadata ({', '.join(missing)} missing)")
+    try:
+        spec = ArchSpec.from_dict(json.loads(metadata["arch"]))
+        preprocessing = metadata.get("preprocessing")
+        numbers = {
+            key: int(metadata[key])
+            for key in ("in_channels", "num_classes", "image_size", "trial", "params", "macs")
+            if key in metadata
+        }
+        accuracies = {
+            key: float(metadata[key])
+            for key in ("val_accuracy", "test_accuracy")
+            if key in metadata
+        }
+        info = ExportInfo(
+            in_channels=numbers["in_channels"],
+            num_classes=numbers["num_classes"],
+            image_size=numbers["image_size"],
+            study_name=metadata.get("study"),
+            trial_number=numbers.get("trial"),
+            params=numbers.get("params"),
+            macs=numbers.get("macs"),
+            class_names=tuple(json.loads(metadata.get("classes", "[]"))),
+            weights_file=weights_file,
+            created=metadata.get("exported"),
+            preprocessing=(
+                None
+                if preprocessing is None
+                else Preprocessing.from_dict(json.loads(preprocessing))
+            ),
+            **accuracies,
+        )
+    except (ValueError, TypeError, SpecError) as error:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"unreadable nin-search metadata: {error}") from None
+    return spec, info

@@ -26,7 +26,15 @@ from sqlalchemy.engine import make_url
 
 from nin_search.errors import UserError
 
-__all__ = ["check_folder", "check_outputs", "sqlite_files", "write_atomic", "write_text_atomic"]
+__all__ = [
+    "check_folder",
+    "check_outputs",
+    "default_file_mode",
+    "sqlite_files",
+    "write_atomic",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
 
 T = TypeVar("T")
 
@@ -179,6 +187,13 @@ def _is_stream(path: Path) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
+def default_file_mode() -> int:
+    """The mode of a new regular file under the current umask (``0o644`` for umask 022)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _temporary_path(path: Path) -> Path:
     """A hidden name beside ``path``, unique to this process and call."""
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
@@ -204,6 +219,8 @@ def write_atomic(path: Path, write: Callable[[Path], T]) -> T:
     temporary = _temporary_path(target)
     try:
         result = write(temporary)
+        # The mode a plain open(path, "w") gives, whatever the writer used (safetensors: 0600).
+        os.chmod(temporary, default_file_mode())
         os.replace(temporary, target)
     except OSError as error:  # the disk filled up, the folder went away, ...
         temporary.unlink(missing_ok=True)
@@ -219,3 +236,8 @@ def write_atomic(path: Path, write: Callable[[Path], T]) -> T:
 def write_text_atomic(path: Path, text: str) -> None:
     """Writes ``text`` (UTF-8) to ``path`` atomically (see :func:`write_atomic`)."""
     write_atomic(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically (see :func:`write_atomic`)."""
+    write_atomic(path, lambda temporary: temporary.write_bytes(data))

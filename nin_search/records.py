@@ -20,12 +20,16 @@ __all__ = [
     "BASELINE",
     "CONSTRAINT_VIOLATION",
     "CREATED_BY",
+    "DATA",
     "FAIL_REASON",
     "HPARAMS",
     "INTERRUPTED",
     "MACS",
+    "OPTUNA_ARTIFACT_PREFIX",
     "ORIGINAL_STAGE",
     "PARAMS",
+    "PREPROCESSING",
+    "REMOVED_WEIGHTS",
     "RETRY",
     "RETRY_DEPTH",
     "RETRY_OF",
@@ -33,6 +37,7 @@ __all__ = [
     "SAMPLED_BY_VALUES",
     "SEED",
     "VARIANTS",
+    "WEIGHTS_ARTIFACT",
     "ablation_study_name",
     "created_by_nin_search",
     "is_ablation_study_name",
@@ -47,6 +52,15 @@ SEED = "seed"  # the trial's training seed
 BASELINE = "baseline"  # "nin" | "plain" on the two reference trials
 CONSTRAINT_VIOLATION = "constraint_violation"  # why a cost limit stopped the trial
 HPARAMS = "hparams"  # Hyperparameters.to_dict() (ablation trials, which have no params)
+WEIGHTS_ARTIFACT = "weights_artifact"  # artifact id of a completed trial's stored weights
+
+# Study attrs.
+DATA = "data"  # in_channels, num_classes, image_size, classes, PREPROCESSING of the data
+PREPROCESSING = "preprocessing"  # key in DATA: Preprocessing.to_dict() of the training part
+REMOVED_WEIGHTS = "removed_weights"  # numbers of trials whose stored weights were deleted
+# Optuna (and optuna-dashboard) list a trial's artifacts from its system attrs with this prefix
+# (optuna.artifacts.upload_artifact writes "artifacts:<artifact id>").
+OPTUNA_ARTIFACT_PREFIX = "artifacts:"
 
 # Failed trials and their retries (see nin_search.workers.requeue_interrupted).
 FAIL_REASON = "fail_reason"  # why the trial failed, one line

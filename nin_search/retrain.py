@@ -16,6 +16,7 @@ from nin_search.config import StudyConfig
 from nin_search.data import load_final_data
 from nin_search.errors import UserError
 from nin_search.model import build_model
+from nin_search.preprocessing import Preprocessing
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.train import EpochResult, evaluate, train
 
@@ -27,7 +28,7 @@ class RetrainEpoch:
     epoch: int
     train_loss: float
     train_accuracy: float  # on train + validation, without augmentation
-    test_accuracy: float
+    test_accuracy: float  # the last epoch's in float32 (no mixed precision), as exported
     seconds: float
 
 
@@ -37,10 +38,17 @@ class RetrainResult:
     history: tuple[RetrainEpoch, ...]
     num_train: int
     num_test: int
+    preprocessing: Preprocessing  # of the images trained on (statistics of train + validation)
+    classes: tuple[str, ...]
 
     @property
     def test_accuracy(self) -> float:
         return self.history[-1].test_accuracy
+
+    @property
+    def test_correct(self) -> int:
+        """Test images classified correctly in the last epoch."""
+        return round(self.test_accuracy * self.num_test)
 
     def history_dicts(self) -> list[dict[str, float]]:
         return [asdict(epoch) for epoch in self.history]
@@ -90,11 +98,16 @@ def retrain(
     history: list[RetrainEpoch] = []
 
     def record(result: EpochResult) -> None:
+        test_accuracy = result.val_accuracy
+        if result.epoch == epochs:  # the reported number: in float32, as the export runs
+            test_accuracy = evaluate(
+                model, test_split, batch_size=config.train.eval_batch_size, amp=False
+            )
         epoch = RetrainEpoch(
             epoch=result.epoch,
             train_loss=result.train_loss,
             train_accuracy=evaluate(model, train_split, batch_size=config.train.eval_batch_size),
-            test_accuracy=result.val_accuracy,
+            test_accuracy=test_accuracy,
             seconds=result.seconds,
         )
         history.append(epoch)
@@ -113,4 +126,11 @@ def retrain(
         schedule=schedule,
         on_epoch=record,
     )
-    return RetrainResult(model, tuple(history), len(train_split), len(test_split))
+    return RetrainResult(
+        model,
+        tuple(history),
+        len(train_split),
+        len(test_split),
+        preprocessing=info["preprocessing"],
+        classes=tuple(info["classes"]),
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import random
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from nin_search.errors import UserError
 
 __all__ = [
     "check_storage_url",
+    "delete_trial_attrs",
     "describe_storage_error",
     "display_url",
     "open_storage",
@@ -384,3 +386,46 @@ def open_storage(
         ) from None
     except ImportError as error:  # a driver the URL names late (checked before, normally)
         raise UserError(f"cannot open storage {display_url(url)!r}: {error}") from None
+
+
+def delete_trial_attrs(
+    storage: optuna.storages.BaseStorage,
+    trial_id: int,
+    *,
+    user_keys: Iterable[str] = (),
+    system_keys: Iterable[str] = (),
+) -> None:
+    """Deletes user and system attrs of a trial, finished or not (RDB storages).
+
+    Optuna's API never changes a finished trial and cannot delete an attr at all (its
+    storages cache finished trials), so the rows go straight from the RDB tables, in one
+    transaction. A process that cached the trial earlier keeps its copy until it reloads the
+    study; readers that load it afresh (every nin-search command, optuna-dashboard within
+    seconds) no longer see the attrs.
+
+    Args:
+        storage: The study's storage (an ``RDBStorage``, or Optuna's cache around one).
+        trial_id: The trial's storage id (``FrozenTrial._trial_id``).
+        user_keys: User attr keys to delete (missing ones are ignored).
+        system_keys: System attr keys to delete (missing ones are ignored).
+
+    Raises:
+        TypeError: For a storage that is not an RDB storage.
+    """
+    from optuna.storages._rdb import models
+
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        raise TypeError(f"delete_trial_attrs needs an RDBStorage, but got {storage!r}.")
+    with backend.engine.begin() as connection:
+        for model, keys in (
+            (models.TrialUserAttributeModel, list(user_keys)),
+            (models.TrialSystemAttributeModel, list(system_keys)),
+        ):
+            if keys:
+                table = model.__table__
+                connection.execute(
+                    sqlalchemy.delete(table).where(
+                        table.c.trial_id == trial_id, table.c.key.in_(keys)
+                    )
+                )

@@ -25,12 +25,21 @@ from nin_search.errors import UserError
 from nin_search.records import (
     BASELINE,
     CREATED_BY,
+    OPTUNA_ARTIFACT_PREFIX,
+    REMOVED_WEIGHTS,
     SAMPLED_BY,
+    WEIGHTS_ARTIFACT,
     created_by_nin_search,
     is_ablation_study_name,
 )
 from nin_search.space import baseline_params
-from nin_search.storage import check_storage_url, display_url, open_storage, use_wal
+from nin_search.storage import (
+    check_storage_url,
+    delete_trial_attrs,
+    display_url,
+    open_storage,
+    use_wal,
+)
 
 __all__ = [
     "FINISHED_STATES",
@@ -45,6 +54,7 @@ __all__ = [
     "directions_of",
     "download_weights",
     "finished_trials",
+    "forget_missing_weights",
     "is_feasible",
     "load_studies",
     "load_study",
@@ -430,8 +440,9 @@ def open_study(
         config: The study config (its search space is recorded on creation).
         storage_url: An Optuna RDB URL.
         study_name: The study's name.
-        data_info: ``in_channels``, ``num_classes``, ``image_size`` and ``classes`` of the
-            data, recorded on creation so that ``export`` and ``train`` need no study file.
+        data_info: ``in_channels``, ``num_classes``, ``image_size``, ``classes`` and
+            ``preprocessing`` (``Preprocessing.to_dict()``) of the data, recorded on creation
+            so that ``export`` and ``train`` need no study file.
         worker_index: This worker's index among those started together (seeds its sampler).
     """
     check_storage_url(storage_url, must_exist=False)
@@ -642,13 +653,24 @@ class KeepBestWeights:
             prune_weights(study, self.store, keep=self.keep)
 
 
+def _forget_weights(study: optuna.Study, trial: FrozenTrial, artifact_id: str | None) -> None:
+    """Removes a trial's artifact entry and ``weights_artifact`` attr: optuna-dashboard and
+    ``optuna.artifacts.get_all_artifact_meta`` then list only weights that exist."""
+    system_keys = [OPTUNA_ARTIFACT_PREFIX + artifact_id] if artifact_id else []
+    delete_trial_attrs(
+        study._storage, trial._trial_id, user_keys=[WEIGHTS_ARTIFACT], system_keys=system_keys
+    )
+
+
 def prune_weights(
     study: optuna.Study, store: optuna.artifacts.FileSystemArtifactStore, *, keep: int
 ) -> list[int]:
     """Deletes stored weights of completed trials outside the best ``keep`` (baselines stay).
 
-    Optuna cannot change a finished trial's attributes, so the numbers of the trials whose
-    weights were deleted are recorded in the study user attr ``removed_weights``.
+    The weights file goes, and with it the trial's artifact entry (the ``artifacts:<id>``
+    system attr that optuna-dashboard lists) and its ``weights_artifact`` user attr, so no
+    listed artifact points at nothing. The numbers of the trials whose weights were deleted are
+    recorded in the study user attr ``removed_weights`` (``download_weights`` says so).
 
     Returns:
         The trial numbers whose weights this call deleted.
@@ -658,20 +680,64 @@ def prune_weights(
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     ranked = sorted(completed, key=lambda t: t.values[0], reverse=True)
     front = {t.number for t in best_trials(study)} if len(study.directions) > 1 else set()
-    already = set(study.user_attrs.get("removed_weights", []))
+    already = set(study.user_attrs.get(REMOVED_WEIGHTS, []))
     removed = []
     for trial in ranked[keep:]:
         if trial.number in front:
             continue
-        artifact_id = trial.user_attrs.get("weights_artifact")
+        artifact_id = trial.user_attrs.get(WEIGHTS_ARTIFACT)
         if not artifact_id or trial.user_attrs.get("baseline") or trial.number in already:
             continue
         with contextlib.suppress(ArtifactNotFound):
             store.remove(artifact_id)
+        _forget_weights(study, trial, artifact_id)
         removed.append(trial.number)
     if removed:
-        study.set_user_attr("removed_weights", sorted(already | set(removed)))
+        study.set_user_attr(REMOVED_WEIGHTS, sorted(already | set(removed)))
     return removed
+
+
+def forget_missing_weights(
+    study: optuna.Study, store: optuna.artifacts.FileSystemArtifactStore
+) -> list[int]:
+    """Removes the artifact entries (and ``weights_artifact`` attrs) whose file is gone.
+
+    Studies written before nin-search removed entries with the weights, and files deleted by
+    hand, leave entries that optuna-dashboard lists but cannot serve (HTTP 500). This drops
+    them and adds their trials to ``removed_weights``.
+
+    Returns:
+        The numbers of the trials whose entries were removed.
+    """
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
+    forgotten = []
+    # Finished trials only: a running trial records an artifact before its file is written.
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    for trial in study.get_trials(deepcopy=False, states=finished):
+        system_attrs = study._storage.get_trial_system_attrs(trial._trial_id)
+        listed = [key for key in system_attrs if key.startswith(OPTUNA_ARTIFACT_PREFIX)]
+        missing = []
+        for key in listed:
+            try:
+                store.open_reader(key.removeprefix(OPTUNA_ARTIFACT_PREFIX)).close()
+            except ArtifactNotFound:
+                missing.append(key)
+        weights_id = trial.user_attrs.get(WEIGHTS_ARTIFACT)
+        weights_gone = weights_id is not None and OPTUNA_ARTIFACT_PREFIX + weights_id in missing
+        if not missing:
+            continue
+        delete_trial_attrs(
+            study._storage,
+            trial._trial_id,
+            user_keys=[WEIGHTS_ARTIFACT] if weights_gone else [],
+            system_keys=missing,
+        )
+        forgotten.append(trial.number)
+    if forgotten:
+        already = set(study.user_attrs.get(REMOVED_WEIGHTS, []))
+        study.set_user_attr(REMOVED_WEIGHTS, sorted(already | set(forgotten)))
+    return forgotten
 
 
 def pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
@@ -718,8 +784,8 @@ def download_weights(
     """
     from optuna.artifacts.exceptions import ArtifactNotFound
 
-    artifact_id = trial.user_attrs.get("weights_artifact")
-    removed = trial.number in study.user_attrs.get("removed_weights", [])
+    artifact_id = trial.user_attrs.get(WEIGHTS_ARTIFACT)
+    removed = trial.number in study.user_attrs.get(REMOVED_WEIGHTS, [])
     if not artifact_id or removed:
         why = (
             "were deleted (only the best study.keep_weights are kept)"

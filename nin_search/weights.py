@@ -1,4 +1,9 @@
-"""Trained weights on disk: safetensors only, so loading never unpickles (never runs) code."""
+"""Trained weights on disk: safetensors only, so loading never unpickles (never runs) code.
+
+A safetensors file carries a string-to-string metadata header; nin-search writes there what the
+weights are and how to use them (see :func:`nin_search.export.export_metadata`), so a weights
+file alone says what it is: ``safe_open(path, "pt").metadata()`` reads it.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,36 @@ from pathlib import Path
 import torch
 
 from nin_search.errors import UserError
+from nin_search.outputs import write_bytes_atomic
 
-__all__ = ["load_weights", "save_weights"]
+__all__ = ["load_weights", "read_metadata", "save_weights"]
 
 
-def save_weights(state_dict: dict[str, torch.Tensor], path: str | Path) -> None:
-    """Writes a state dict as safetensors (contiguous CPU tensors)."""
-    from safetensors.torch import save_file
+def save_weights(
+    state_dict: dict[str, torch.Tensor],
+    path: str | Path,
+    *,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Writes a state dict as safetensors (contiguous CPU tensors), atomically, mode 0644.
+
+    Args:
+        state_dict: The tensors.
+        path: The file to write (written to a temporary name, then renamed).
+        metadata: Strings for the file's metadata header (e.g. from ``export_metadata``).
+    """
+    from safetensors.torch import save
 
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state_dict.items()}
-    save_file(tensors, str(path))
+    write_bytes_atomic(Path(path), save(tensors, metadata=metadata))
+
+
+def _refuse(path: Path, error: Exception) -> UserError:
+    return UserError(
+        f"{path} is not a safetensors weights file ({str(error).splitlines()[0]}); "
+        "nin-search loads only safetensors (pickles can run code): write the file with "
+        "nin-search export --weights or safetensors.torch.save_file"
+    )
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -34,8 +59,22 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
-        raise UserError(
-            f"{path} is not a safetensors weights file ({str(error).splitlines()[0]}); "
-            "nin-search loads only safetensors (pickles can run code): write the file with "
-            "nin-search export --weights or safetensors.torch.save_file"
-        ) from None
+        raise _refuse(path, error) from None
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata header of a safetensors file (empty when it has none).
+
+    Raises:
+        UserError: If the file is missing or is not safetensors.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"weights file {str(path)!r} not found; check the path")
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            return dict(file.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as error:
+        raise _refuse(path, error) from None

@@ -109,7 +109,12 @@ def checksum(path: Path) -> str | None:
 
 BAD_INPUTS = [
     # (id, study file text or None for the default study, extra args, message)
-    ("missing study file", "MISSING", [], "not found; pass a path like studies/digits.toml"),
+    (
+        "missing study file",
+        "MISSING",
+        [],
+        "not found; pass a path to a study file, a shipped study's name",
+    ),
     ("malformed toml", "[study\nname = 'x'", [], "not valid TOML"),
     ("unknown key", "[space]\nwidht = [16]", [], "unknown key 'space.widht'"),
     ("wrong type", "[train]\nepochs = 'many'", [], "train.epochs"),

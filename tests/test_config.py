@@ -72,5 +72,7 @@ def test_bad_study_files_raise_one_clear_user_error(tmp_path, text, message):
 
 
 def test_a_missing_study_file_says_what_to_pass(tmp_path):
-    with pytest.raises(UserError, match="not found; pass a path like studies/digits.toml"):
+    with pytest.raises(
+        UserError, match="not found; pass a path to a study file, a shipped study's name"
+    ):
         load_study_config(tmp_path / "nope.toml")

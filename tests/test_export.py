@@ -1,4 +1,5 @@
 import ast
+import dataclasses
 import datetime
 import importlib.util
 import pickle
@@ -27,10 +28,15 @@ from nin_search import (
 from nin_search.export import (
     ExportInfo,
     class_name_for,
+    export_metadata,
     export_source,
+    info_from_metadata,
     load_weights,
     save_weights,
 )
+from nin_search.preprocessing import Preprocessing
+from nin_search.transforms import to_model_input
+from nin_search.weights import read_metadata
 
 from .conftest import REPO
 
@@ -483,3 +489,114 @@ def test_load_weights_refuses_a_truncated_file(keep, tmp_path):
 def test_load_weights_refuses_a_missing_file(tmp_path):
     with pytest.raises(UserError, match="missing.safetensors"):
         load_weights(tmp_path / "missing.safetensors")
+
+
+# ----------------------------------------------------------------------------------------------
+# The deployable file: preprocessing constants, CLASSES, preprocess; metadata
+# ----------------------------------------------------------------------------------------------
+
+FACTS = Preprocessing(channels=3, image_size=13, mean=(0.5, 0.25, 0.125), std=(0.2, 0.3, 0.4))
+WEIRD_CLASSES = (
+    'cat"""\nimport os',
+    "dog\\",
+    "\n'''bird'''\r\n",
+    "café",
+    "\U0001f600 tab\there",
+    '\'q\' "q" "',
+    "\udcff surrogate",
+    "long class name " * 20,
+)
+
+
+def deployable_info(**changes) -> ExportInfo:
+    arguments = {
+        "in_channels": 3,
+        "num_classes": len(WEIRD_CLASSES),
+        "image_size": 13,
+        "study_name": INJECTION,
+        "trial_number": 4,
+        "val_accuracy": 0.75,
+        "test_accuracy": 0.5,
+        "class_names": WEIRD_CLASSES,
+        "preprocessing": FACTS,
+        "weights_file": "w.safetensors",
+        "module_name": "exported_model",
+        **changes,
+    }
+    return ExportInfo(**arguments)
+
+
+def test_the_deployable_file_carries_the_facts_as_constants_and_preprocess(tmp_path):
+    info = deployable_info()
+    path = write_export(tmp_path, MIXED, info)
+    module = import_file(path, "exported_deployable")
+    assert module.CLASSES == WEIRD_CLASSES  # exactly the names, whatever their characters
+    constants = ("CHANNELS", "IMAGE_SIZE", "MEAN", "STD", "INPUT_MAX", "RESIZE")
+    facts = Preprocessing(*(getattr(module, name) for name in constants))
+    assert facts == FACTS and isinstance(module.MEAN, tuple)
+    assert module.__all__ == [
+        "CHANNELS",
+        "CLASSES",
+        "IMAGE_SIZE",
+        "INPUT_MAX",
+        "MEAN",
+        "RESIZE",
+        "STD",
+        class_name_for(INJECTION),
+        "preprocess",
+    ]
+    pixels = torch.randint(0, 256, (2, 3, 20, 9), dtype=torch.uint8)
+    expected = to_model_input(
+        pixels, channels=3, image_size=13, mean=FACTS.mean, std=FACTS.std, input_max=255.0
+    )
+    assert torch.equal(module.preprocess(pixels), expected)
+    assert module.preprocess(pixels.float() / 255, input_max=1.0).shape == (2, 3, 13, 13)
+    header = module.__doc__
+    assert re.search(r"^Test accuracy: +50\.00%$", header, re.MULTILINE)
+    assert re.search(r"^Preprocessing: +pixels 0\.\.255 -> 13 x 13 ", header, re.MULTILINE)
+    assert "from exported_model import CLASSES, " in header
+    assert "batch = preprocess(image)  # 1 x 3 x 13 x 13" in header
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.skipif(RUFF_COMMAND is None, reason="ruff is not installed")
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
+def test_the_deployable_file_passes_ruff_with_the_project_settings(command, tmp_path):
+    path = write_export(tmp_path, presets.nin_cifar10(), deployable_info())
+    result = subprocess.run(
+        [RUFF_COMMAND, *command, "--no-cache", "--config", str(REPO / "pyproject.toml"), str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_export_info_refuses_preprocessing_of_another_shape():
+    with pytest.raises(ValueError, match="must give 3 x 8 x 8 inputs"):
+        deployable_info(image_size=8)
+
+
+def test_metadata_round_trips_every_fact_as_strings():
+    info = deployable_info(params=1234, macs=56789, created="2025-06-01")
+    metadata = export_metadata(MIXED, info)
+    assert all(isinstance(key, str) and isinstance(value, str) for key, value in metadata.items())
+    spec, back = info_from_metadata(metadata, weights_file=info.weights_file)
+    assert spec == MIXED
+    assert back == dataclasses.replace(info, module_name=None)
+
+
+def test_metadata_without_the_facts_is_refused_by_name():
+    with pytest.raises(ValueError, match="arch, in_channels, num_classes, image_size missing"):
+        info_from_metadata({"format": "pt"})
+    metadata = export_metadata(MIXED, deployable_info())
+    with pytest.raises(ValueError, match="unreadable nin-search metadata"):
+        info_from_metadata({**metadata, "arch": '{"stages": "x"}'})
+
+
+def test_weights_carry_metadata_and_get_normal_permissions(tmp_path):
+    path = tmp_path / "w.safetensors"
+    save_weights({"weight": torch.ones(2)}, path, metadata={"study": "x"})
+    assert read_metadata(path) == {"study": "x"}
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]  # no temporary left

@@ -8,10 +8,12 @@ from typing import NoReturn
 import typer
 
 # Importing the modules registers their commands, in the order `--help` lists them.
+from nin_search.cli import _init  # noqa: F401  # isort: skip
 from nin_search.cli import _optimize  # noqa: F401  # isort: skip
 from nin_search.cli import _ablate  # noqa: F401  # isort: skip
 from nin_search.cli import _results  # noqa: F401  # isort: skip
 from nin_search.cli import _final  # noqa: F401  # isort: skip
+from nin_search.cli import _predict  # noqa: F401  # isort: skip
 from nin_search.cli._common import app, err_console
 from nin_search.errors import UserError
 

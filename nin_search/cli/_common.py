@@ -12,7 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nin_search.config import DEFAULT_STORAGE, StudyConfig, default_config, load_study_config
-from nin_search.errors import UserError
 
 app = typer.Typer(
     name="nin-search",
@@ -238,13 +237,3 @@ TrialOption = Annotated[
         "--trial", min=0, help="Trial number [default: the best trial].", show_default=False
     ),
 ]
-
-
-def study_data_info(study: Any) -> dict[str, Any]:
-    info = study.user_attrs.get("data")
-    if not info:
-        raise UserError(
-            f"study {study.study_name!r} was not created by nin-search (no data attrs); "
-            "export and train work on studies written by `nin-search optimize`"
-        )
-    return info

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,40 +17,31 @@ from nin_search.cli._common import (
     format_accuracy,
     progress_bar,
     quiet_optuna,
-    study_data_info,
 )
 from nin_search.config import DEFAULT_STORAGE, MAX_SEED, StudyConfig
 from nin_search.errors import UserError
-from nin_search.outputs import check_outputs, write_atomic, write_text_atomic
+from nin_search.outputs import check_outputs
 from nin_search.study import accuracy_of
 
 
-def _export_info(
-    study: Any, trial: Any, *, val_accuracy: float | None, weights_file: str | None
-) -> Any:
-    """The header facts of an exported file, from the study's recorded data shape."""
-    from nin_search.export import ExportInfo
-
-    data_info = study_data_info(study)
-    return ExportInfo(
-        in_channels=data_info["in_channels"],
-        num_classes=data_info["num_classes"],
-        image_size=data_info["image_size"],
-        study_name=study.study_name,
-        trial_number=trial.number,
-        val_accuracy=val_accuracy,
-        params=trial.user_attrs.get("params"),
-        macs=trial.user_attrs.get("macs"),
-        class_names=tuple(data_info.get("classes", ())),
-        weights_file=weights_file,
-    )
+def _print_written(written: list[Any]) -> None:
+    for item in written:
+        console.print(
+            f"wrote {item.path} ({item.what})", markup=False, highlight=False, soft_wrap=True
+        )
 
 
 @app.command()
 def export(
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="The Python file to write.", show_default=False)
-    ],
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The Python file to write: the model class, its preprocessing and class names.",
+            show_default=False,
+        ),
+    ] = None,
     storage: ReadStorageOption = DEFAULT_STORAGE,
     study_name: ExistingStudyOption = None,
     trial_number: TrialOption = None,
@@ -59,7 +49,15 @@ def export(
         Path | None,
         typer.Option(
             "--weights",
-            help="Also write the trial's trained weights here (safetensors).",
+            help="Also write the trial's trained weights here (safetensors, with metadata).",
+            show_default=False,
+        ),
+    ] = None,
+    onnx: Annotated[
+        Path | None,
+        typer.Option(
+            "--onnx",
+            help="Also write the trained network as ONNX (pip install 'nin-search[onnx]').",
             show_default=False,
         ),
     ] = None,
@@ -73,57 +71,22 @@ def export(
     ] = None,
     artifacts: ArtifactsOption = None,
 ) -> None:
-    """Write a trial's architecture as one standalone PyTorch file (and its trained weights)."""
+    """Write a trial as one standalone PyTorch file (with its preprocessing and class names),
+    its trained weights and/or ONNX."""
     quiet_optuna()
-    from nin_search.export import export_source
-    from nin_search.model import build_model
-    from nin_search.spec import ArchSpec
-    from nin_search.study import artifact_dir_for, download_weights, load_study, pick_trial
-    from nin_search.weights import load_weights
+    from nin_search.deploy import export_trial
 
-    study = load_study(storage, study_name)
-    configured = study.user_attrs.get("config", {}).get("optuna", {}).get("artifact_dir")
-    artifact_dir = artifact_dir_for(storage, str(artifacts) if artifacts else configured)
-    outputs = [("--output", output)] + ([("--weights", weights)] if weights else [])
-    check_outputs(outputs, storage_url=storage, artifact_dir=artifact_dir)
-    trial = pick_trial(study, trial_number)
-    spec = ArchSpec.from_dict(trial.user_attrs["arch"])
-    info = _export_info(
-        study,
-        trial,
-        val_accuracy=accuracy_of(trial),
-        weights_file=weights.name if weights else None,
+    _, _, written = export_trial(
+        storage,
+        study_name,
+        trial_number,
+        output=output,
+        weights=weights,
+        onnx=onnx,
+        class_name=class_name,
+        artifacts=artifacts,
     )
-    try:
-        source = export_source(spec, info, class_name=class_name)
-    except ValueError as error:
-        raise UserError(f"{error} Pick another --class-name.") from None
-    if weights is not None:
-
-        def stage(staged: Path) -> None:
-            # Checked in the temporary file first: nothing refused is left at --weights.
-            download_weights(study, trial, artifact_dir, staged)
-            model = build_model(spec, in_channels=info.in_channels, num_classes=info.num_classes)
-            try:
-                model.load_state_dict(load_weights(staged), strict=True)
-            except (UserError, RuntimeError) as error:
-                problem = (
-                    "are not a safetensors file"
-                    if isinstance(error, UserError)
-                    else ("do not match its architecture")
-                )
-                raise UserError(
-                    f"the stored weights of trial {trial.number} {problem} (refused, never "
-                    "loaded as code); retrain it with `nin-search train`"
-                ) from None
-
-        write_atomic(weights, stage)
-    write_text_atomic(output, source)
-    console.print(
-        f"wrote {output} (trial #{trial.number}, {spec.summary()})", markup=False, highlight=False
-    )
-    if weights is not None:
-        console.print(f"wrote {weights} (safetensors)", markup=False, highlight=False)
+    _print_written(written)
 
 
 @app.command(name="train")
@@ -163,15 +126,16 @@ def train_command(
 ) -> None:
     """Retrain a trial's architecture from scratch on train+val; report test accuracy."""
     quiet_optuna()
+    import dataclasses
+
     from optuna.trial import FixedTrial
 
-    from nin_search.export import export_source
+    from nin_search.deploy import save_retrained, trial_export_info
     from nin_search.retrain import retrain
     from nin_search.space import suggest_hyperparameters
     from nin_search.spec import ArchSpec
     from nin_search.study import artifact_dir_for, load_study, pick_trial
     from nin_search.train import resolve_device
-    from nin_search.weights import save_weights
 
     if schedule not in ("cosine", "step"):
         raise UserError(f"--schedule must be cosine or step, but got {schedule!r}")
@@ -183,7 +147,7 @@ def train_command(
         raise UserError(f"study {study.study_name!r} was not created by nin-search optimize")
     config = StudyConfig.model_validate(study.user_attrs["config"])
     # Checked before the long retraining: a study without data attrs fails now, not after.
-    info = _export_info(study, trial, val_accuracy=None, weights_file="weights.safetensors")
+    info = trial_export_info(study, trial, preprocessing=None, val_accuracy=None)
     files = ("weights.safetensors", "model.py", "history.json")
     check_outputs(
         [("--output", output / name) for name in files],
@@ -219,10 +183,13 @@ def train_command(
             on_epoch=on_epoch,
             classes=info.class_names or None,
         )
-    output.mkdir(parents=True, exist_ok=True)
-    state = result.model.state_dict()
-    write_atomic(output / "weights.safetensors", lambda path: save_weights(state, path))
-    write_text_atomic(output / "model.py", export_source(spec, info))
+    # The retrained network's own facts: statistics of train + validation, its test accuracy.
+    info = dataclasses.replace(
+        info,
+        preprocessing=result.preprocessing,
+        class_names=result.classes,
+        test_accuracy=result.test_accuracy,
+    )
     summary = {
         "study": study.study_name,
         "trial": trial.number,
@@ -237,15 +204,17 @@ def train_command(
         "num_test": result.num_test,
         "search_val_accuracy": accuracy_of(trial),
         "test_accuracy": result.test_accuracy,
+        "test_correct": result.test_correct,
+        "classes": list(result.classes),
+        "preprocessing": result.preprocessing.to_dict(),
         "history": result.history_dicts(),
     }
-    write_text_atomic(output / "history.json", json.dumps(summary, indent=2))
+    written = save_retrained(output, result.model, spec, info, summary)
     console.print(
         f"trial #{trial.number} retrained for {epochs} epochs on {result.num_train} images: "
-        f"test accuracy {format_accuracy(result.test_accuracy)} on {result.num_test} test images",
+        f"test accuracy {format_accuracy(result.test_accuracy)} on {result.num_test} test images "
+        f"({result.test_correct} correct)",
         markup=False,
         highlight=False,
     )
-    console.print(
-        f"wrote {output}/weights.safetensors, model.py, history.json", markup=False, highlight=False
-    )
+    _print_written(written)

@@ -20,15 +20,20 @@ from nin_search.cli._common import (
     summary_table,
     trials_info,
 )
-from nin_search.config import MAX_SEED, StudyConfig
+from nin_search.config import MAX_SEED, StudyConfig, shipped_studies
 from nin_search.errors import UserError
+from nin_search.records import PREPROCESSING
 
 
 @app.command()
 def optimize(
     study_file: Annotated[
         Path | None,
-        typer.Argument(help="Study TOML [default: the embedded digits study].", show_default=False),
+        typer.Argument(
+            help="Study TOML file, or the name of a shipped study: "
+            f"{', '.join(shipped_studies())} [default: the embedded digits study].",
+            show_default=False,
+        ),
     ] = None,
     n_trials: Annotated[
         int | None,
@@ -133,8 +138,12 @@ def optimize(
         "num_classes": data.num_classes,
         "image_size": data.image_size,
         "classes": list(data.classes),
+        PREPROCESSING: data.preprocessing.to_dict(),  # what export writes into the model file
     }
     study = open_study(config, storage_url=storage_url, study_name=name, data_info=data_info)
+    from nin_search.study import forget_missing_weights, make_artifact_store
+
+    forget_missing_weights(study, make_artifact_store(artifact_dir))  # entries of lost files
     dead = fail_dead_local_trials(study)
     requeued = requeue_interrupted(study)
     if dead or requeued:

@@ -147,7 +147,11 @@ def dashboard(
 ) -> None:
     """Start optuna-dashboard on the storage, with the trained weights as artifacts."""
     quiet_optuna()
-    from nin_search.dashboard import make_http_server, refresh_study_note
+    from nin_search.dashboard import (
+        forget_missing_artifacts,
+        make_http_server,
+        refresh_study_note,
+    )
     from nin_search.storage import display_url
     from nin_search.study import load_studies, load_study
 
@@ -161,6 +165,15 @@ def dashboard(
     server = make_http_server(storage, host=host, port=port, artifact_dir=artifacts)
     for study in studies:
         refresh_study_note(study)
+    forgotten = forget_missing_artifacts(storage, studies, artifact_dir=artifacts)
+    for name, numbers in forgotten.items():
+        if numbers:
+            console.print(
+                f"study {name!r}: dropped the artifact entries of trials {numbers}, whose weights "
+                "files are gone",
+                markup=False,
+                highlight=False,
+            )
     url = f"http://{host}:{server.server_port}/dashboard/"
     if study_name:
         url += f"studies/{studies[0]._study_id}"

@@ -1,0 +1,54 @@
+"""`nin-search init`: write a fully commented study file to edit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nin_search.cli._common import app, console
+from nin_search.config import DATASETS
+from nin_search.errors import UserError
+
+
+@app.command()
+def init(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The study file to write.")] = Path(
+        "study.toml"
+    ),
+    dataset: Annotated[
+        str, typer.Option("--dataset", help=f"One of: {', '.join(DATASETS)}.")
+    ] = "digits",
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            help="The data folder (imagefolder: the folder holding train/<class>/*).",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Study name [default: the file's name].", show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a fully commented study file (every key with its default) to edit and optimize."""
+    from nin_search.outputs import write_text_atomic
+    from nin_search.study_template import study_file_text
+
+    if not output.parent.is_dir():
+        raise UserError(f"folder {str(output.parent)!r} for --output does not exist; create it")
+    if output.exists() and not force:
+        raise UserError(f"{output} exists; pass --force to overwrite it, or another --output")
+    text = study_file_text(
+        dataset=dataset, root=root, name=name or output.stem, folder=output.parent
+    )
+    write_text_atomic(output, text)
+    console.print(
+        f"wrote {output}; edit it, then run: nin-search optimize {output}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -1,0 +1,267 @@
+"""A trial of a study -> the files someone deploys, each carrying what it needs to be used.
+
+``nin-search export`` writes a trial's network as one standalone PyTorch file (with its
+preprocessing constants, ``preprocess`` and class names), its stored weights as safetensors with
+a metadata header, and as ONNX; ``nin-search train`` writes the same for a retrained network. The
+facts come from the study: the data attrs ``optimize`` recorded when it created the study (input
+shape, class names and the :class:`Preprocessing` of the training part), and the trial's
+architecture, accuracy and cost. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+from torch import nn
+
+from nin_search.errors import UserError
+from nin_search.export import ExportInfo, export_metadata, export_source
+from nin_search.model import build_model
+from nin_search.outputs import check_outputs, write_text_atomic
+from nin_search.preprocessing import Preprocessing
+from nin_search.records import ARCH, DATA, MACS, PARAMS, PREPROCESSING
+from nin_search.spec import ArchSpec
+from nin_search.study import accuracy_of, artifact_dir_for, download_weights, load_study, pick_trial
+from nin_search.weights import load_weights, save_weights
+
+__all__ = [
+    "Written",
+    "export_trial",
+    "load_trial_model",
+    "save_retrained",
+    "study_artifact_dir",
+    "study_data_info",
+    "study_preprocessing",
+    "trial_export_info",
+]
+
+
+@dataclass(frozen=True)
+class Written:
+    """A file written for the user, and what it is (for the CLI's report)."""
+
+    path: Path
+    what: str
+
+
+def study_data_info(study: optuna.Study) -> dict[str, Any]:
+    """The data attrs ``optimize`` recorded: in_channels, num_classes, image_size, classes.
+
+    Raises:
+        UserError: For a study not created by ``nin-search optimize``.
+    """
+    info = study.user_attrs.get(DATA)
+    if not info:
+        raise UserError(
+            f"study {study.study_name!r} was not created by nin-search (no data attrs); "
+            "export and train work on studies written by `nin-search optimize`"
+        )
+    return info
+
+
+def study_preprocessing(study: optuna.Study) -> Preprocessing:
+    """The preprocessing of the study's training images, as recorded when it was created.
+
+    Raises:
+        UserError: For a study created by a nin-search that did not record it.
+    """
+    recorded = study_data_info(study).get(PREPROCESSING)
+    if recorded is None:
+        raise UserError(
+            f"study {study.study_name!r} was created by an older nin-search that did not record "
+            "its preprocessing (mean/std of the training images), without which an exported "
+            "model gives wrong answers; retrain the trial with `nin-search train` (it records "
+            "its own), or search again in a new study"
+        )
+    try:
+        return Preprocessing.from_dict(recorded)
+    except ValueError as error:
+        raise UserError(f"study {study.study_name!r}: unusable data attrs ({error})") from None
+
+
+def trial_export_info(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    *,
+    preprocessing: Preprocessing | None,
+    val_accuracy: float | None,
+    test_accuracy: float | None = None,
+    classes: tuple[str, ...] | None = None,
+    weights_file: str | None = None,
+    module_name: str | None = None,
+) -> ExportInfo:
+    """The facts of an exported file, from the study's data attrs and the trial."""
+    data_info = study_data_info(study)
+    return ExportInfo(
+        in_channels=data_info["in_channels"],
+        num_classes=data_info["num_classes"],
+        image_size=data_info["image_size"],
+        study_name=study.study_name,
+        trial_number=trial.number,
+        val_accuracy=val_accuracy,
+        test_accuracy=test_accuracy,
+        params=trial.user_attrs.get(PARAMS),
+        macs=trial.user_attrs.get(MACS),
+        class_names=tuple(data_info.get("classes", ()) if classes is None else classes),
+        weights_file=weights_file,
+        preprocessing=preprocessing,
+        module_name=module_name,
+    )
+
+
+def study_artifact_dir(study: optuna.Study, storage_url: str, artifacts: Path | None) -> Path:
+    """``artifacts``, else the study's configured artifact folder, else beside the database."""
+    configured = study.user_attrs.get("config", {}).get("optuna", {}).get("artifact_dir")
+    return artifact_dir_for(storage_url, str(artifacts) if artifacts else configured)
+
+
+def load_trial_model(
+    study: optuna.Study, trial: FrozenTrial, spec: ArchSpec, info: ExportInfo, artifact_dir: Path
+) -> nn.Module:
+    """The trial's network with its stored weights, checked against its architecture.
+
+    Raises:
+        UserError: When the weights are gone, are not safetensors, or do not fit.
+    """
+    model = build_model(spec, in_channels=info.in_channels, num_classes=info.num_classes)
+    with tempfile.TemporaryDirectory() as folder:
+        staged = Path(folder) / "weights.safetensors"
+        download_weights(study, trial, artifact_dir, staged)
+        try:
+            model.load_state_dict(load_weights(staged), strict=True)
+        except (UserError, RuntimeError) as error:
+            problem = (
+                "are not a safetensors file"
+                if isinstance(error, UserError)
+                else "do not match its architecture"
+            )
+            raise UserError(
+                f"the stored weights of trial {trial.number} {problem} (refused, never loaded "
+                "as code); retrain it with `nin-search train`"
+            ) from None
+    return model.eval()
+
+
+def export_trial(
+    storage_url: str,
+    study_name: str | None,
+    trial_number: int | None,
+    *,
+    output: Path | None = None,
+    weights: Path | None = None,
+    onnx: Path | None = None,
+    class_name: str | None = None,
+    artifacts: Path | None = None,
+) -> tuple[FrozenTrial, ArchSpec, list[Written]]:
+    """Writes a trial (default: the best) as a PyTorch file, safetensors weights and/or ONNX.
+
+    Every input is checked before anything is written, and each file is written atomically:
+    a refused export leaves no file behind.
+
+    Args:
+        storage_url: The study's storage.
+        study_name: The study; None for the storage's only study.
+        trial_number: The trial; None for the best.
+        output: The standalone PyTorch file (model class, preprocessing, class names).
+        weights: The trial's stored weights, with metadata (safetensors).
+        onnx: The network with its weights as ONNX (needs the onnx extra).
+        class_name: The model class name; by default from the study name.
+        artifacts: The artifact store folder; by default the study's.
+
+    Returns:
+        The trial, its architecture and the files written.
+
+    Raises:
+        UserError: For anything the user can fix (nothing to write, missing folders, unknown
+            study or trial, old study, deleted or foreign weights, missing onnx extra).
+    """
+    if output is None and weights is None and onnx is None:
+        raise UserError(
+            "nothing to export: pass -o model.py, --weights model.safetensors and/or "
+            "--onnx model.onnx"
+        )
+    if onnx is not None:
+        from nin_search.onnx_export import check_onnx_available
+
+        check_onnx_available()
+    study = load_study(storage_url, study_name)
+    outputs = [("--output", output), ("--weights", weights), ("--onnx", onnx)]
+    check_outputs(
+        [(option, path) for option, path in outputs if path is not None],
+        storage_url=storage_url,
+        artifact_dir=study_artifact_dir(study, storage_url, artifacts),
+    )
+    trial = pick_trial(study, trial_number)
+    spec = ArchSpec.from_dict(trial.user_attrs[ARCH])
+    info = trial_export_info(
+        study,
+        trial,
+        preprocessing=study_preprocessing(study),
+        val_accuracy=accuracy_of(trial),
+        weights_file=weights.name if weights else None,
+        module_name=output.stem if output else None,
+    )
+    try:
+        source = export_source(spec, info, class_name=class_name)
+    except ValueError as error:
+        raise UserError(f"{error} Pick another --class-name.") from None
+    model = None
+    if weights is not None or onnx is not None:
+        artifact_dir = study_artifact_dir(study, storage_url, artifacts)
+        model = load_trial_model(study, trial, spec, info, artifact_dir)
+    metadata = export_metadata(spec, info)
+    written = []
+    if model is not None and weights is not None:
+        save_weights(model.state_dict(), weights, metadata=metadata)
+        written.append(Written(weights, "safetensors, with the preprocessing in its metadata"))
+    if model is not None and onnx is not None:
+        from nin_search.onnx_export import export_onnx
+
+        export_onnx(
+            model,
+            onnx,
+            in_channels=info.in_channels,
+            image_size=info.image_size,
+            metadata=metadata,
+        )
+        written.append(Written(onnx, "ONNX, dynamic batch, preprocessing in its metadata"))
+    if output is not None:
+        write_text_atomic(output, source)
+        written.insert(0, Written(output, f"trial #{trial.number}, {spec.summary()}"))
+    return trial, spec, written
+
+
+def save_retrained(
+    folder: Path,
+    model: nn.Module,
+    spec: ArchSpec,
+    info: ExportInfo,
+    summary: dict[str, Any],
+) -> list[Written]:
+    """Writes a retrained network: weights (with metadata), model.py and history.json.
+
+    Args:
+        folder: The output folder (created if needed).
+        model: The trained network.
+        spec: Its architecture.
+        info: The export facts (with the retraining's preprocessing and test accuracy).
+        summary: What history.json records (JSON types).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    info = dataclasses.replace(info, weights_file="weights.safetensors", module_name="model")
+    written = [
+        Written(folder / "weights.safetensors", "safetensors, with metadata"),
+        Written(folder / "model.py", "the model class, its preprocessing and class names"),
+        Written(folder / "history.json", "train/test accuracy per epoch"),
+    ]
+    save_weights(model.state_dict(), written[0].path, metadata=export_metadata(spec, info))
+    write_text_atomic(written[1].path, export_source(spec, info))
+    write_text_atomic(written[2].path, json.dumps(summary, indent=2))
+    return written

@@ -1,0 +1,348 @@
+"""Classify image files with a trained network, through the preprocessing its export carries.
+
+Every source of a network becomes an *exported module*, the file ``nin-search export`` writes:
+a ``model.py`` given by the user (imported), or one generated in memory from a weights file's
+metadata or from a study's trial. Prediction then always decodes the image with Pillow and runs
+the module's own ``preprocess`` and ``CLASSES``, so ``nin-search predict`` is also the test of
+what an export hands out. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import types
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nin_search.errors import UserError
+from nin_search.export import ExportInfo, export_source, info_from_metadata
+from nin_search.spec import ArchSpec
+from nin_search.weights import load_weights, read_metadata
+
+__all__ = [
+    "Classifier",
+    "Evaluation",
+    "Prediction",
+    "classify",
+    "evaluate_folder",
+    "find_images",
+    "load_classifier",
+]
+
+BATCH_SIZE = 256  # images per forward pass
+MAX_CONFUSIONS = 10  # (true, predicted) pairs an evaluation lists
+TRAIN_WEIGHTS = "weights.safetensors"  # what `nin-search train` writes beside model.py
+TRAIN_MODEL = "model.py"
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A network with the preprocessing and class names of its exported module."""
+
+    model: nn.Module
+    preprocess: Callable[..., torch.Tensor]
+    classes: tuple[str, ...]
+    source: str  # where it comes from, for people
+
+    def probabilities(self, paths: list[Path]) -> torch.Tensor:
+        """Class probabilities, ``len(paths) x len(classes)``, in the order of ``paths``.
+
+        Raises:
+            UserError: For a file that is not a decodable image.
+        """
+        rows = []
+        for start in range(0, len(paths), BATCH_SIZE):
+            batch = torch.cat([self._input(path) for path in paths[start : start + BATCH_SIZE]])
+            with torch.inference_mode():
+                rows.append(self.model(batch).float().softmax(dim=1))
+        return torch.cat(rows) if rows else torch.empty(0, len(self.classes))
+
+    def _input(self, path: Path) -> torch.Tensor:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as image:
+                return self.preprocess(image)
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            raise UserError(
+                f"cannot decode image {str(path)!r} ({error.__class__.__name__}); "
+                "pass image files (JPEG, PNG, ...) or folders of them"
+            ) from None
+
+
+def _run_module(source: str, name: str) -> types.ModuleType:
+    """A module object from generated source (nin-search's own, from validated facts)."""
+    module = types.ModuleType(name)
+    exec(compile(source, f"<{name}>", "exec"), module.__dict__)
+    return module
+
+
+def _import_file(path: Path) -> types.ModuleType:
+    if not path.is_file():
+        raise UserError(f"model file {str(path)!r} not found; check the path")
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(f"nin_search_model_{digest}", path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"{path} is not a Python file; pass the model.py `nin-search export` wrote")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # the user's file: any error is theirs to fix
+        raise UserError(
+            f"cannot import {path} ({error.__class__.__name__}: {str(error)[:200]}); pass the "
+            "model.py `nin-search export` wrote"
+        ) from None
+    return module
+
+
+def _classifier(
+    module: types.ModuleType, state: dict[str, torch.Tensor], source: str
+) -> Classifier:
+    """The module's model class with ``state`` loaded, and its preprocess and CLASSES."""
+    classes = [
+        value
+        for name in getattr(module, "__all__", [])
+        if isinstance(value := getattr(module, name, None), type) and issubclass(value, nn.Module)
+    ]
+    preprocess = getattr(module, "preprocess", None)
+    names = getattr(module, "CLASSES", None)
+    if len(classes) != 1 or not callable(preprocess) or not isinstance(names, tuple):
+        raise UserError(
+            f"{source} is not a model file of this nin-search (it needs one model class, "
+            "preprocess and CLASSES); export it again with `nin-search export -o model.py`"
+        )
+    model = classes[0]()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError:
+        raise UserError(
+            f"the weights do not fit the network of {source} (another architecture or "
+            "shape); pass the weights exported with it"
+        ) from None
+    return Classifier(model.eval(), preprocess, tuple(str(name) for name in names), source)
+
+
+def _from_metadata(weights: Path) -> Classifier:
+    metadata = read_metadata(weights)
+    try:
+        spec, info = info_from_metadata(metadata, weights_file=weights.name)
+    except ValueError as error:
+        raise UserError(
+            f"{weights} does not say what network it is ({error}); pass the model file with "
+            "it (--model model.py), or write it with `nin-search export --weights` or `train`"
+        ) from None
+    if info.preprocessing is None:
+        raise UserError(f"{weights} records no preprocessing; export it again with this nin-search")
+    return classifier_from_spec(spec, info, load_weights(weights), source=str(weights))
+
+
+def classifier_from_spec(
+    spec: ArchSpec, info: ExportInfo, state: dict[str, torch.Tensor], *, source: str
+) -> Classifier:
+    """The classifier of an exported module generated in memory from ``spec`` and ``info``."""
+    module = _run_module(export_source(spec, info), "nin_search_exported")
+    return _classifier(module, state, source)
+
+
+def _from_trial(
+    storage_url: str, study_name: str | None, trial_number: int | None, artifacts: Path | None
+) -> Classifier:
+    from nin_search.deploy import (
+        load_trial_model,
+        study_artifact_dir,
+        study_preprocessing,
+        trial_export_info,
+    )
+    from nin_search.records import ARCH
+    from nin_search.study import accuracy_of, load_study, pick_trial
+
+    study = load_study(storage_url, study_name)
+    trial = pick_trial(study, trial_number)
+    spec = ArchSpec.from_dict(trial.user_attrs[ARCH])
+    info = trial_export_info(
+        study, trial, preprocessing=study_preprocessing(study), val_accuracy=accuracy_of(trial)
+    )
+    artifact_dir = study_artifact_dir(study, storage_url, artifacts)
+    model = load_trial_model(study, trial, spec, info, artifact_dir)
+    source = f"trial #{trial.number} of study {study.study_name!r}"
+    return classifier_from_spec(spec, info, model.state_dict(), source=source)
+
+
+def load_classifier(
+    *,
+    model: Path | None = None,
+    weights: Path | None = None,
+    storage_url: str | None = None,
+    study_name: str | None = None,
+    trial_number: int | None = None,
+    artifacts: Path | None = None,
+) -> Classifier:
+    """The network of one source, with its exported preprocessing and class names.
+
+    Args:
+        model: A ``train`` output folder (``model.py`` + ``weights.safetensors``), or an
+            exported ``model.py`` (then ``weights`` is needed).
+        weights: Safetensors weights: with ``model``, its weights; alone, a file written by
+            ``export --weights`` or ``train``, whose metadata says what network it is.
+        storage_url: With neither: the study's storage; its trial's stored weights are used.
+        study_name: The study; None for the storage's only study.
+        trial_number: The trial; None for the best.
+        artifacts: The artifact store folder; by default the study's.
+
+    Raises:
+        UserError: For missing or unusable files, studies or trials.
+    """
+    if (model is not None or weights is not None) and (
+        study_name is not None or trial_number is not None
+    ):
+        raise UserError(
+            "pass either a network file (--model/--weights) or a study's trial "
+            "(--study-name/--trial), not both"
+        )
+    if model is not None and model.is_dir():
+        weights = weights or model / TRAIN_WEIGHTS
+        model = model / TRAIN_MODEL
+    if model is not None:
+        if weights is None:
+            raise UserError(
+                f"--model {model} needs --weights FILE (the safetensors file exported with it)"
+            )
+        state = load_weights(weights)
+        return _classifier(_import_file(model), state, str(model))
+    if weights is not None:
+        return _from_metadata(weights)
+    if storage_url is None:
+        raise UserError("no network: pass --model, --weights, or a study's --storage")
+    return _from_trial(storage_url, study_name, trial_number, artifacts)
+
+
+def _image_suffixes() -> tuple[str, ...]:
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    return tuple(IMG_EXTENSIONS)
+
+
+def find_images(paths: list[Path]) -> list[Path]:
+    """Files as given, and the image files under folders (recursively, sorted).
+
+    Raises:
+        UserError: For a path that does not exist, or folders without images.
+    """
+    found: list[Path] = []
+    suffixes = _image_suffixes()
+    for path in paths:
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            images = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+            )
+            if not images:
+                raise UserError(
+                    f"folder {str(path)!r} holds no image files ({', '.join(suffixes)})"
+                )
+            found += images
+        else:
+            raise UserError(f"{str(path)!r} not found; pass image files or folders")
+    return found
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: Path
+    top: tuple[tuple[str, float], ...]  # (class name, probability), most probable first
+
+
+def classify(classifier: Classifier, paths: list[Path], *, top_k: int = 3) -> list[Prediction]:
+    """The ``top_k`` most probable classes of each image."""
+    probabilities = classifier.probabilities(paths)
+    k = min(top_k, len(classifier.classes))
+    values, indices = probabilities.topk(k, dim=1)
+    return [
+        Prediction(
+            path,
+            tuple(
+                (classifier.classes[index], value)
+                for value, index in zip(row_values.tolist(), row_indices.tolist(), strict=True)
+            ),
+        )
+        for path, row_values, row_indices in zip(paths, values, indices, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Accuracy on an ImageFolder-layout folder, per class and the most common confusions."""
+
+    folder: Path
+    correct: int
+    total: int
+    per_class: tuple[tuple[str, int, int], ...]  # (class, correct, images), folder order
+    confusions: tuple[tuple[str, str, int], ...]  # (true, predicted, count), most first
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder),
+            "accuracy": self.accuracy,
+            "correct": self.correct,
+            "total": self.total,
+            "per_class": [
+                {"class": name, "correct": correct, "total": total}
+                for name, correct, total in self.per_class
+            ],
+            "confusions": [
+                {"true": true, "predicted": predicted, "count": count}
+                for true, predicted, count in self.confusions
+            ],
+        }
+
+
+def evaluate_folder(classifier: Classifier, folder: Path) -> Evaluation:
+    """Classifies every image of an ImageFolder-layout folder (``folder/<class>/*``).
+
+    Class folders are matched to the network's classes by name (as training's ImageFolder
+    named them); the folder may hold a subset of the classes.
+
+    Raises:
+        UserError: For a missing folder, no images, or a class folder the network does not know.
+    """
+    from torchvision.datasets import ImageFolder
+
+    if not folder.is_dir():
+        raise UserError(f"--eval folder {str(folder)!r} not found; pass a folder of class folders")
+    try:
+        dataset = ImageFolder(str(folder))
+    except (FileNotFoundError, RuntimeError) as error:
+        raise UserError(
+            f"--eval {folder}: no images in ImageFolder layout ({str(error)[:200]}); put the "
+            "images in one sub-folder per class"
+        ) from None
+    unknown = [name for name in dataset.classes if name not in classifier.classes]
+    if unknown:
+        raise UserError(
+            f"--eval {folder}: class folder(s) {unknown} are not classes of the network "
+            f"({', '.join(classifier.classes)}); name the folders after its classes"
+        )
+    paths = [Path(path) for path, _ in dataset.samples]
+    truth = [dataset.classes[label] for _, label in dataset.samples]
+    predicted_index = classifier.probabilities(paths).argmax(dim=1).tolist()
+    predicted = [classifier.classes[index] for index in predicted_index]
+    pairs = Counter(zip(truth, predicted, strict=True))
+    per_class = tuple((name, pairs[(name, name)], truth.count(name)) for name in dataset.classes)
+    confusions = sorted(
+        ((true, guess, count) for (true, guess), count in pairs.items() if true != guess),
+        key=lambda item: (-item[2], item[0], item[1]),
+    )
+    correct = sum(pairs[(name, name)] for name in dataset.classes)
+    return Evaluation(folder, correct, len(paths), per_class, tuple(confusions[:MAX_CONFUSIONS]))

@@ -1,0 +1,131 @@
+"""``nin-search init``: a fully commented study file to edit, for any dataset.
+
+The file is the shipped ``digits`` study (every key, with its default and a comment; a test
+keeps it equal to the embedded default) with the study name and the ``[data]`` section written
+for the chosen dataset. No torch, no optuna here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import tomllib
+from pydantic import ValidationError
+
+from nin_search.config import DATASETS, NATIVE_IMAGE_SIZES, SHIPPED_STUDIES_DIR, StudyConfig
+from nin_search.errors import UserError
+
+__all__ = ["study_file_text"]
+
+_TEMPLATE = "digits.toml"
+_TORCHVISION_ROOT = "~/.cache/nin-search/datasets"
+# Augmentation that suits each dataset: a mirrored digit or letter is another symbol.
+_AUGMENT = {
+    "digits": (0, False),
+    "imagefolder": (4, True),
+    "cifar10": (4, True),
+    "cifar100": (4, True),
+    "mnist": (0, False),
+    "fashion-mnist": (2, True),
+    "svhn": (4, False),
+}
+
+
+def _toml_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)  # a TOML basic string takes JSON's escapes
+
+
+def _data_section(dataset: str, root: str | None) -> str:
+    size = NATIVE_IMAGE_SIZES[dataset]
+    crop_padding, flip = _AUGMENT[dataset]
+    if dataset == "digits":
+        lines = [
+            'dataset = "digits"  # scikit-learn\'s 1,797 8x8 handwritten digits, no download',
+            "val_fraction = 0.2  # carved from the training images, stratified, fixed seed",
+            "split_seed = 0",
+            f"# image_size = {size}   # pixels; the dataset's own size when unset",
+        ]
+    elif dataset == "imagefolder":
+        lines = [
+            'dataset = "imagefolder"',
+            "# root holds train/<class>/*.jpg (and test/<class>/* for `nin-search train`);",
+            "# a relative root is relative to this file's folder.",
+            f"root = {_toml_string(root or '')}",
+            f"image_size = {size}    # pixels: every image is resized (bilinear, antialiased)",
+            "val_fraction = 0.2  # carved from the training images, stratified, fixed seed",
+            "split_seed = 0",
+        ]
+    else:
+        lines = [
+            f"dataset = {_toml_string(dataset)}",
+            "# root: where the dataset is, or will be downloaded to.",
+            f"root = {_toml_string(root or _TORCHVISION_ROOT)}",
+            "download = true  # fetch it on the first run (needs internet)",
+            "val_fraction = 0.1  # carved from the training images, stratified, fixed seed",
+            "split_seed = 0",
+            f"# image_size = {size}  # pixels; the dataset's own size when unset",
+        ]
+    augment = [
+        "",
+        "[data.augment]",
+        f"crop_padding = {crop_padding}  # random crop after zero padding (pixels); 0 = off",
+        f"flip = {'true' if flip else 'false'}  # random horizontal flip (off where a mirror "
+        "makes another symbol)",
+    ]
+    return "\n".join(["[data]", *lines, *augment]) + "\n\n"
+
+
+def study_file_text(
+    *, dataset: str = "digits", root: Path | None = None, name: str, folder: Path
+) -> str:
+    """The text of a commented study file for ``dataset``.
+
+    Args:
+        dataset: One of :data:`nin_search.config.DATASETS`.
+        root: The data folder (required for ``imagefolder``: it must hold ``train/``); written
+            relative to ``folder`` so that the study file and its data can move together.
+        name: The study's name.
+        folder: The folder the study file goes to.
+
+    Raises:
+        UserError: For an unknown dataset or an unusable root.
+    """
+    if dataset not in DATASETS:
+        raise UserError(f"--dataset must be one of {', '.join(DATASETS)}, but got {dataset!r}")
+    root_text = None
+    if dataset == "imagefolder":
+        if root is None:
+            raise UserError("--dataset imagefolder needs --root DIR (the folder holding train/)")
+        if not (root / "train").is_dir():
+            raise UserError(
+                f"--root {str(root)!r} has no train/ folder; pass a folder in ImageFolder "
+                "layout: train/<class>/*.jpg (and test/<class>/*.jpg)"
+            )
+    if root is not None:
+        # Relative when the data lives inside the study's folder (they move together).
+        resolved, base = root.expanduser().resolve(), folder.resolve()
+        inside = resolved == base or base in resolved.parents
+        root_text = os.path.relpath(resolved, base) if inside else str(resolved)
+    template = (SHIPPED_STUDIES_DIR / _TEMPLATE).read_text(encoding="utf-8")
+    body = template[template.index("[study]") :]
+    body = re.sub(r'^name = ".*"$', f"name = {_toml_string(name)}", body, count=1, flags=re.M)
+    start, end = body.index("[data]\n"), body.index("[space]\n")
+    body = body[:start] + _data_section(dataset, root_text) + body[end:]
+    header = (
+        "# A nin-search study, written by `nin-search init`: edit it, then run\n"
+        "#     nin-search optimize THIS_FILE\n"
+        "# Every key is shown with its default; a study file only needs the keys it changes.\n"
+        "#\n"
+        "# A searchable value is a scalar (fixed), a list (a choice), or a table { low, high, "
+        "log }\n"
+        "# (a range; an integer range when both bounds are integers).\n\n"
+    )
+    text = header + body
+    try:
+        StudyConfig.model_validate(tomllib.loads(text))
+    except ValidationError as error:  # only the name can make it invalid
+        raise UserError(f"--name {name!r}: {error.errors()[0]['msg']}") from None
+    return text

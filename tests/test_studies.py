@@ -1,0 +1,216 @@
+"""Study files that travel: shipped studies by name from anywhere, `init`, and the wheel."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from nin_search import config as config_module
+from nin_search.cli._common import resolve_config
+from nin_search.config import default_config, load_study_config, shipped_studies
+from nin_search.errors import UserError
+
+from .conftest import CIFAR10_MINI, REPO
+from .test_cli import in_process
+
+
+def test_the_shipped_studies_are_the_repository_s_studies_folder():
+    assert shipped_studies() == sorted(path.stem for path in (REPO / "studies").glob("*.toml"))
+    assert {"digits", "cifar10-mini", "digits-pareto"} <= set(shipped_studies())
+
+
+def test_a_shipped_study_is_found_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_study_config("digits") == default_config()
+    assert load_study_config("digits.toml") == default_config()
+    pareto = load_study_config("digits-pareto")
+    assert pareto == load_study_config(REPO / "studies" / "digits-pareto.toml")
+    assert resolve_config(Path("digits-pareto")) == pareto  # what `optimize NAME` reads
+
+
+def test_a_local_file_wins_over_a_shipped_study_of_the_same_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "digits").write_text('[study]\nname = "mine"\n')
+    assert load_study_config("digits").study.name == "mine"
+
+
+def test_an_unknown_study_name_lists_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as raised:
+        load_study_config("digitz")
+    message = str(raised.value)
+    assert "'digitz' not found" in message and "\n" not in message
+    assert "cifar10-mini, digits, digits-pareto" in message
+    assert "nin-search init" in message
+
+
+@pytest.mark.skipif(not CIFAR10_MINI.is_dir(), reason="needs ../shared/data/cifar10-mini")
+def test_cifar10_mini_finds_its_images_from_the_repository(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for study in ("cifar10-mini", REPO / "studies" / "cifar10-mini.toml"):
+        assert Path(load_study_config(study).data.root) == CIFAR10_MINI.resolve()
+
+
+def test_cifar10_mini_elsewhere_fails_with_one_line_saying_what_is_missing(tmp_path, monkeypatch):
+    installed = tmp_path / "site-packages" / "nin_search" / "studies"
+    shutil.copytree(REPO / "studies", installed)  # as a wheel installs them
+    monkeypatch.setattr(config_module, "SHIPPED_STUDIES_DIR", installed)
+    monkeypatch.chdir(tmp_path)
+    assert load_study_config("digits") == default_config()
+    with pytest.raises(UserError) as raised:
+        load_study_config("cifar10-mini")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "shipped study 'cifar10-mini' needs its image folder" in message
+    assert "shared/data/cifar10-mini" in message and "which is not here" in message
+    assert "nin-search init --dataset imagefolder --root DIR" in message
+
+
+# ----------------------------------------------------------------------------------------------
+# nin-search init
+# ----------------------------------------------------------------------------------------------
+
+
+def test_init_writes_the_commented_default_study(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = in_process(monkeypatch, capsys, "init", "-o", "my-study.toml")
+    assert code == 0, err
+    assert "nin-search optimize my-study.toml" in out
+    path = tmp_path / "my-study.toml"
+    assert (path.stat().st_mode & 0o777) == 0o644
+    config = load_study_config(path)
+    assert config.study.name == "my-study"
+    expected = default_config()
+    assert config.model_copy(update={"study": expected.study}) == expected
+    text = path.read_text()
+    commented = [line for line in text.splitlines() if "=" in line and not line.startswith("#")]
+    assert sum("#" in line for line in commented) >= 0.6 * len(commented)
+
+
+def test_init_for_an_image_folder_points_at_it_and_augments(tmp_path, monkeypatch, capsys):
+    (tmp_path / "data" / "train" / "cat").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = in_process(
+        monkeypatch,
+        capsys,
+        "init",
+        "--dataset",
+        "imagefolder",
+        "--root",
+        "data",
+        "-o",
+        "pets.toml",
+        "--name",
+        "pets",
+    )
+    assert code == 0, err
+    raw = tomllib.loads((tmp_path / "pets.toml").read_text())
+    assert raw["data"]["root"] == "data"  # relative: the study and its data move together
+    config = load_study_config(tmp_path / "pets.toml")
+    assert config.study.name == "pets" and config.data.dataset == "imagefolder"
+    assert Path(config.data.root) == (tmp_path / "data").resolve()
+    assert config.data.augment.crop_padding == 4 and config.data.augment.flip
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "mnist", "svhn"])
+def test_init_for_a_torchvision_dataset_writes_a_valid_study(dataset, tmp_path):
+    from nin_search.study_template import study_file_text
+
+    text = study_file_text(dataset=dataset, name=dataset, folder=tmp_path)
+    (tmp_path / "s.toml").write_text(text)
+    config = load_study_config(tmp_path / "s.toml")
+    assert config.data.dataset == dataset and config.data.download
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--dataset", "imagefolder"), "--dataset imagefolder needs --root DIR"),
+        (("--dataset", "imagefolder", "--root", "nowhere"), "has no train/ folder"),
+        (("--dataset", "imagenet"), "--dataset must be one of digits, imagefolder"),
+        (("-o", "exists.toml"), "exists.toml exists; pass --force"),
+        (("-o", "no/such/folder.toml"), "for --output does not exist"),
+        (("--name", "x" * 201), "at most 200 characters"),
+    ],
+)
+def test_init_refuses_bad_input_in_one_line(args, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exists.toml").write_text("# mine\n")
+    code, _, err = in_process(monkeypatch, capsys, "init", *args)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert (tmp_path / "exists.toml").read_text() == "# mine\n"
+    assert not (tmp_path / "study.toml").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# An installed wheel
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("setuptools") is None, reason="building the wheel needs setuptools"
+)
+def test_an_installed_wheel_ships_the_studies_and_finds_them_by_name(tmp_path):
+    source = tmp_path / "source"  # a copy, so that the build leaves the checkout clean
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    shutil.copytree(REPO / "studies", source / "studies")
+    shutil.copytree(
+        REPO / "nin_search",
+        source / "nin_search",
+        symlinks=True,  # nin_search/studies -> ../studies, as in the repository
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    built = subprocess.run(
+        [*pip_wheel, "-q", "-w", str(tmp_path / "wheel"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    installed = tmp_path / "site-packages"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        archive.extractall(installed)
+    assert {f"nin_search/studies/{name}.toml" for name in shipped_studies()} <= set(names)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    child = textwrap.dedent(
+        """
+        import sys
+
+        sys.path.insert(0, sys.argv[1])  # the installed wheel, ahead of any other nin_search
+        import nin_search
+        from nin_search.config import default_config, load_study_config
+        from nin_search.errors import UserError
+
+        assert nin_search.__file__.startswith(sys.argv[1]), nin_search.__file__
+        assert load_study_config("digits") == default_config()
+        try:
+            load_study_config("cifar10-mini")
+        except UserError as error:
+            print(error)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", child, str(installed)],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "shipped study 'cifar10-mini' needs its image folder" in result.stdout
