@@ -32,6 +32,7 @@ from nin_search.records import (
     ABLATION_VARIANT,
     ARCH,
     ARCH_SUMMARY,
+    CREATED_BY,
     HPARAMS,
     PARAMS,
     SEED,
@@ -188,9 +189,9 @@ def open_ablation_study(study: optuna.Study) -> optuna.Study:
         pruner=optuna.pruners.NopPruner(),
         load_if_exists=True,
     )
-    if "source_study" not in ablation.user_attrs:
+    if CREATED_BY not in ablation.user_attrs:
         ablation.set_user_attr("source_study", study.study_name)
-        ablation.set_user_attr("nin_search_version", __version__)
+        ablation.set_user_attr(CREATED_BY, __version__)  # last: the study is complete
     return ablation
 
 
