@@ -304,6 +304,7 @@ def ablation_study_of(trials, *, storage=None, name=None):
     study = optuna.create_study(direction="maximize", storage=storage, study_name=name)
     for trial in trials:
         study.add_trial(trial)
+    study.set_user_attr(records.CREATED_BY, "test")  # as nin-search marks the studies it makes
     return study
 
 

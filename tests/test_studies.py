@@ -48,7 +48,7 @@ def test_an_unknown_study_name_lists_the_shipped_ones(tmp_path, monkeypatch):
         load_study_config("digitz")
     message = str(raised.value)
     assert "'digitz' not found" in message and "\n" not in message
-    assert "cifar10-mini, digits, digits-pareto" in message
+    assert "cifar10-mini, cifar10-mini-quick, digits, digits-pareto" in message
     assert "nin-search init" in message
 
 
