@@ -173,6 +173,9 @@ class StudySection(_Frozen):
     # The first random_trials trials are drawn uniformly at random (then the sampler takes
     # over): the unbiased sample the design-space verdict compares plain vs MLP conv on.
     random_trials: int = Field(10, ge=0)
+    # Random trials are trained in full by default (the pruner still learns from their
+    # curves): the design-space verdict then compares complete short runs, not epoch 2.
+    prune_random_trials: bool = False
 
 
 class AugmentConfig(_Frozen):

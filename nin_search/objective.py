@@ -21,7 +21,16 @@ from nin_search.config import CostConfig, StudyConfig
 from nin_search.data import SearchData
 from nin_search.model import build_model, count_macs, count_params, measure_latency_ms
 from nin_search.pruning import CurvePoint, DominatedPruner
-from nin_search.records import ARCH, ARCH_SUMMARY, FAIL_REASON, HPARAMS, INTERRUPTED, RETRY, SEED
+from nin_search.records import (
+    ARCH,
+    ARCH_SUMMARY,
+    FAIL_REASON,
+    HPARAMS,
+    INTERRUPTED,
+    RETRY,
+    SAMPLED_BY,
+    SEED,
+)
 from nin_search.space import suggest_arch, suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.train import EpochResult, NonFiniteLossError, train
@@ -288,12 +297,17 @@ class Objective:
         """The per-epoch callback: report, show progress, prune."""
         if self.config.multi_objective:
             return self._multi_objective_reporter(trial, costs)
+        # The random trials are the design-space sample: trained in full unless the study
+        # says otherwise, so that plain and MLP conv are compared after the whole short run.
+        prunable = (
+            self.config.study.prune_random_trials or trial.user_attrs.get(SAMPLED_BY) != "random"
+        )
 
         def report(result: EpochResult) -> None:
             trial.report(result.val_accuracy, result.epoch)
             if self.on_epoch is not None:
                 self.on_epoch(trial, result)
-            if trial.should_prune():
+            if prunable and trial.should_prune():
                 trial.set_user_attr("prune_reason", f"pruned by the pruner at epoch {result.epoch}")
                 raise optuna.TrialPruned(f"pruned at epoch {result.epoch}")
 

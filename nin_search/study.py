@@ -147,6 +147,8 @@ class RandomFirstSampler(optuna.samplers.BaseSampler):
         origin = self._origin(study, trial)
         self._origins[trial._trial_id] = origin
         study._storage.set_trial_user_attr(trial._trial_id, SAMPLED_BY, origin)
+        # The Trial the objective gets caches this FrozenTrial: let it see the attr too.
+        trial.user_attrs[SAMPLED_BY] = origin
         self.sampler.before_trial(study, trial)
 
     def _drawn_at_random(self, trial: FrozenTrial) -> bool:

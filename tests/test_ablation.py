@@ -309,3 +309,40 @@ def test_bad_ablate_input_is_one_line_exit_2_and_writes_nothing(
     assert message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert _digest(folder / "nin_search.db") == before
+
+
+PRUNE_EVERYTHING = """
+[study]
+name = "prune"
+seed = 0
+n_trials = 4
+random_trials = 2
+baselines = false
+
+[space]
+num_stages = 1
+widths = [4]
+mlp_widths = [4]
+
+[train]
+epochs = 2
+batch_size = [64]
+device = "cpu"
+
+[optuna]
+pruner = "threshold"
+pruner_options = { lower = 1.1 }  # every trial is below: prunable at its first epoch
+"""
+
+
+@pytest.mark.parametrize(("prune_random", "states"), [(False, "CCPP"), (True, "PPPP")])
+def test_random_trials_train_in_full_unless_the_study_prunes_them(tmp_path, prune_random, states):
+    text = PRUNE_EVERYTHING.replace(
+        "random_trials = 2", f"random_trials = 2\nprune_random_trials = {str(prune_random).lower()}"
+    )
+    write_study(tmp_path, text)
+    result = run_cli("optimize", "study.toml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="prune", storage=f"sqlite:///{tmp_path}/nin_search.db")
+    assert [t.user_attrs[SAMPLED_BY] for t in study.trials] == ["random"] * 2 + ["model"] * 2
+    assert "".join(t.state.name[0] for t in study.trials) == states
