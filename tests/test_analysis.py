@@ -602,3 +602,16 @@ def test_the_analysis_reads_trials_and_never_imports_report_training_or_torch():
                 continue
             for name in names:
                 assert not name.startswith(forbidden), f"{path.name} imports {name}"
+
+
+def test_a_resample_with_no_bin_holding_both_kinds_falls_back_to_the_plain_difference():
+    # Plain models only in bin 0, MLP models only in bin 1 (as a bootstrap resample of a
+    # sparse bin can leave them): no bin compares, the resample's plain difference stands in
+    # (never NaN, which would void the whole bootstrap interval).
+    from nin_search.analysis._stats import _binned_difference
+
+    value = _binned_difference(
+        np.array([50.0, 54.0]), np.array([0, 0]), np.array([70.0, 72.0]), np.array([1, 1]),
+        np.array([0.5, 0.5]),
+    )  # fmt: skip
+    assert float(value) == pytest.approx(19.0)

@@ -146,7 +146,11 @@ def _binned_difference(
     mlp_bins: np.ndarray,
     shares: np.ndarray,
 ) -> np.ndarray:
-    """sum_b share_b (mean_mlp_b - mean_plain_b) over the bins both groups fill (last axis)."""
+    """sum_b share_b (mean_mlp_b - mean_plain_b) over the bins both groups fill (last axis).
+
+    A bootstrap resample in which no bin holds both groups (rare: a few models per bin) falls
+    back to the plain difference of the resample's means, so that no resample is undefined.
+    """
     labels = np.arange(len(shares))
 
     def bin_means(values: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -160,7 +164,8 @@ def _binned_difference(
     weights = shares * ((plain_counts > 0) & (mlp_counts > 0))
     total = weights.sum(axis=-1)
     differences = (weights * (mlp_means - plain_means)).sum(axis=-1)
-    return np.divide(differences, total, out=np.full_like(differences, np.nan), where=total > 0)
+    unweighted = mlp.mean(axis=-1) - plain.mean(axis=-1)
+    return np.divide(differences, total, out=np.asarray(unweighted, dtype=float), where=total > 0)
 
 
 def normalised_difference(
