@@ -88,7 +88,8 @@ def test_rerunning_resumes_the_study_up_to_the_target(tmp_path):
 
 
 def test_a_forced_pruning_configuration_really_prunes(tmp_path, monkeypatch, capsys):
-    text = TINY_DIGITS.replace("n_trials = 3", "n_trials = 3\n") + (
+    # Random trials too: by default they train in full (the design-space sample).
+    text = TINY_DIGITS.replace("n_trials = 3", "n_trials = 3\nprune_random_trials = true\n") + (
         "\n[optuna]\npruner = 'threshold'\npruner_options = { lower = 1.01 }\n"
     )
     study_file = write_study(tmp_path, text)

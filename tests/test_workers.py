@@ -249,7 +249,8 @@ class DashboardReader:
         try:
             self.server = make_http_server(self.storage_url, host="127.0.0.1", port=0)
         except UserError as error:
-            if "no database at" in str(error):  # optimize has not created the file yet
+            # optimize has not created the file (SQLite) or the tables (PostgreSQL) yet
+            if "no database at" in str(error) or "holds no Optuna study" in str(error):
                 return False
             raise
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

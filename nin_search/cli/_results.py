@@ -68,6 +68,8 @@ def _searched_studies(storage: str, names: list[str] | None, every: bool) -> lis
         if not studies:
             raise UserError("the storage holds no searched study; run `nin-search optimize`")
         return studies
+    if not studies:  # says why: no study, or only another program's
+        return [load_study(storage, None)]
     if len(studies) != 1:
         listed = ", ".join(study.study_name for study in studies) or "none"
         raise UserError(
