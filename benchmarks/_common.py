@@ -106,11 +106,14 @@ def digits_study_config(
     """The default digits study (8 epochs a trial), with this sampler, pruner and seed.
 
     ``small`` narrows the widths (faster trials for ``--quick``); the baseline trials that
-    ``open_study`` may enqueue are off, so every trial comes from the sampler.
+    ``open_study`` may enqueue are off, so every trial comes from the sampler, and the pruner
+    may stop any trial (random ones included).
     """
     study: dict[str, object] = {"name": name, "seed": seed, "n_trials": n_trials}
     if "baselines" in StudySection.model_fields:
         study["baselines"] = False
+    if "prune_random_trials" in StudySection.model_fields:
+        study["prune_random_trials"] = True  # the pruner judges every trial, as RESULTS.md says
     space = {"widths": [8, 16], "mlp_widths": [8, 16]} if small else {}
     return StudyConfig.model_validate(
         {
