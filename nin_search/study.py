@@ -194,7 +194,12 @@ def make_sampler(
     else:
         tpe = MultiObjectiveTPESampler if multi_objective else optuna.samplers.TPESampler
         sampler = tpe(seed=seed, multivariate=True, group=True, constant_liar=True)
-    return RandomFirstSampler(sampler, n_random=random_trials, seed=seed)
+    # Its own stream: TPE and GP draw their start-up trials from a RandomSampler seeded with
+    # ``seed`` too, and the same seed would replay the same parameters there.
+    digest = hashlib.sha256(f"{seed}|random-first".encode()).digest()
+    return RandomFirstSampler(
+        sampler, n_random=random_trials, seed=int.from_bytes(digest[:4], "little")
+    )
 
 
 def _pruner_defaults(name: str, epochs: int) -> dict[str, Any]:

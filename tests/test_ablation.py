@@ -346,3 +346,16 @@ def test_random_trials_train_in_full_unless_the_study_prunes_them(tmp_path, prun
     study = optuna.load_study(study_name="prune", storage=f"sqlite:///{tmp_path}/nin_search.db")
     assert [t.user_attrs[SAMPLED_BY] for t in study.trials] == ["random"] * 2 + ["model"] * 2
     assert "".join(t.state.name[0] for t in study.trials) == states
+
+
+def test_the_random_phase_and_tpes_own_start_up_never_replay_the_same_draws():
+    # A worker whose random quota is used up while TPE is still in its start-up phase samples
+    # through TPE's own RandomSampler; it must not repeat the random phase's stream.
+    from nin_search.config import OptunaConfig
+    from nin_search.study import make_sampler
+
+    sampler = make_sampler(OptunaConfig(sampler="tpe"), seed=5, random_trials=3)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_objective, n_trials=6)  # 3 random, then 3 of TPE's start-up draws
+    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(params)) == len(params)
