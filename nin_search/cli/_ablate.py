@@ -9,6 +9,7 @@ import typer
 
 from nin_search.cli._common import (
     StorageOption,
+    StudyDeviceOption,
     StudyNameOption,
     app,
     console,
@@ -65,14 +66,7 @@ def ablate(
             show_default=False,
         ),
     ] = None,
-    device: Annotated[
-        str | None,
-        typer.Option(
-            "--device",
-            help="auto, cpu, cuda, cuda:N or mps [default: the study's].",
-            show_default=False,
-        ),
-    ] = None,
+    device: StudyDeviceOption = None,
     artifacts: Annotated[
         Path | None,
         typer.Option(

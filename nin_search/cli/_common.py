@@ -38,6 +38,15 @@ StudyNameOption = Annotated[
         "--study-name", help="Study name [default: the study file's name].", show_default=False
     ),
 ]
+# The commands that train again a trial of an existing study (ablate, train).
+StudyDeviceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="auto, cpu, cuda, cuda:N or mps [default: the study's].",
+        show_default=False,
+    ),
+]
 # The commands that read an existing study.
 ReadStorageOption = Annotated[str, typer.Option("--storage", help="Optuna storage URL.")]
 ExistingStudyOption = Annotated[

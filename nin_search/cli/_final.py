@@ -11,6 +11,7 @@ from nin_search.cli._common import (
     ArtifactsOption,
     ExistingStudyOption,
     ReadStorageOption,
+    StudyDeviceOption,
     TrialOption,
     app,
     console,
@@ -109,14 +110,7 @@ def train_command(
     schedule: Annotated[
         str, typer.Option("--schedule", help="Learning-rate schedule: cosine or step.")
     ] = "cosine",
-    device: Annotated[
-        str | None,
-        typer.Option(
-            "--device",
-            help="auto, cpu, cuda, cuda:N or mps [default: the study's].",
-            show_default=False,
-        ),
-    ] = None,
+    device: StudyDeviceOption = None,
     seed: Annotated[
         int | None,
         typer.Option(
