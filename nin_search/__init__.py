@@ -3,17 +3,36 @@
 Public API::
 
     from nin_search import ArchSpec, StageSpec, suggest_arch, build_model, MLPConv2d, presets
+
+The names below are imported on first use (PEP 562), so ``import nin_search`` and
+``nin-search --help`` do not load PyTorch or Optuna.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from nin_search import presets
-from nin_search.config import StudyConfig, default_config, load_study_config
-from nin_search.errors import UserError
-from nin_search.layers import MLPConv2d
-from nin_search.model import build_model, count_macs, count_params
-from nin_search.space import suggest_arch, suggest_hyperparameters
-from nin_search.spec import ArchSpec, Hyperparameters, SpecError, StageSpec
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    "ArchSpec": "nin_search.spec",
+    "Hyperparameters": "nin_search.spec",
+    "SpecError": "nin_search.spec",
+    "StageSpec": "nin_search.spec",
+    "StudyConfig": "nin_search.config",
+    "default_config": "nin_search.config",
+    "load_study_config": "nin_search.config",
+    "UserError": "nin_search.errors",
+    "MLPConv2d": "nin_search.layers",
+    "build_model": "nin_search.model",
+    "count_macs": "nin_search.model",
+    "count_params": "nin_search.model",
+    "suggest_arch": "nin_search.space",
+    "suggest_hyperparameters": "nin_search.space",
+}
+_SUBMODULES = ("presets",)
 
 __all__ = [
     "ArchSpec",
@@ -33,3 +52,28 @@ __all__ = [
     "suggest_arch",
     "suggest_hyperparameters",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"nin_search.{name}")
+    else:
+        raise AttributeError(f"module 'nin_search' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; never runs
+    from nin_search import presets
+    from nin_search.config import StudyConfig, default_config, load_study_config
+    from nin_search.errors import UserError
+    from nin_search.layers import MLPConv2d
+    from nin_search.model import build_model, count_macs, count_params
+    from nin_search.space import suggest_arch, suggest_hyperparameters
+    from nin_search.spec import ArchSpec, Hyperparameters, SpecError, StageSpec

@@ -81,3 +81,12 @@ def test_hyperparameters_validate_and_round_trip():
         Hyperparameters(optimizer="adam")
     with pytest.raises(SpecError, match="batch_size=0"):
         Hyperparameters(batch_size=0)
+
+
+def test_the_public_names_are_exactly_the_lazily_imported_ones():
+    import nin_search
+
+    lazy = {*nin_search._EXPORTS, *nin_search._SUBMODULES, "__version__"}
+    assert set(nin_search.__all__) == lazy
+    for name in nin_search.__all__:
+        assert getattr(nin_search, name) is not None
