@@ -15,17 +15,26 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nin_search.errors import UserError
+from nin_search.vocabulary import (
+    ACTIVATIONS,
+    DATASETS,
+    HEADS,
+    OBJECTIVES,
+    OPTIMIZERS,
+    POOLS,
+    STAGE_KINDS,
+    is_odd_kernel_size,
+    is_rate,
+)
 
 __all__ = [
-    "DATASETS",
     "NATIVE_IMAGE_SIZES",
-    "OBJECTIVES",
     "PRUNERS",
     "SAMPLERS",
     "AblationConfig",
@@ -47,7 +56,6 @@ __all__ = [
     "study_file_path",
 ]
 
-DATASETS = ("digits", "imagefolder", "cifar10", "cifar100", "mnist", "fashion-mnist", "svhn")
 SAMPLERS = ("tpe", "random", "nsgaii", "gp")
 PRUNERS = (
     "median",
@@ -60,8 +68,6 @@ PRUNERS = (
     "wilcoxon",
     "none",
 )
-ACTIVATIONS = ("relu", "gelu", "silu")
-OBJECTIVES = ("accuracy", "params", "macs", "latency_ms")  # accuracy is maximised, costs minimised
 DEFAULT_STORAGE = "sqlite:///nin_search.db"
 MAX_SEED = 2**32 - 1  # samplers and numpy take 32-bit seeds
 MAX_LAYER_PARAMETERS = 10**9  # weights of one conv layer (4 GB as float32): past it, no trial fits
@@ -119,7 +125,17 @@ class FloatRange(_Frozen):
         return self
 
 
-NonEmpty = Annotated[list, Field(min_length=1)]
+def _some_of(choices: tuple[str, ...]) -> Any:
+    """The field type of a non-empty list of vocabulary names (each one of ``choices``)."""
+    return Annotated[list[Literal[choices]], Field(min_length=1)]  # type: ignore[valid-type]
+
+
+_StageKinds = _some_of(STAGE_KINDS)
+_Pools = _some_of(POOLS)
+_Heads = _some_of(HEADS)
+_Activations = _some_of(ACTIVATIONS)
+_Optimizers = _some_of(OPTIMIZERS)
+_Objectives = _some_of(OBJECTIVES)
 IntParam = int | Annotated[list[int], Field(min_length=1)] | IntRange
 FloatParam = float | Annotated[list[float], Field(min_length=1)] | FloatRange
 
@@ -167,7 +183,7 @@ class StudySection(_Frozen):
     timeout: float | None = Field(None, gt=0)  # seconds for one `optimize` run; None = no limit
     # What the search optimises: "accuracy" first, then any costs to minimise ("params",
     # "macs", "latency_ms"); more than one makes a multi-objective study with a Pareto front.
-    objectives: Annotated[list[Literal[OBJECTIVES]], Field(min_length=1)] = ["accuracy"]  # type: ignore[valid-type]
+    objectives: _Objectives = ["accuracy"]
     keep_weights: int = Field(3, ge=0)  # trained weights kept for the best k trials (+ baselines)
     baselines: bool = True  # enqueue the NIN-shaped and all-plain reference trials at creation
     # The first random_trials trials are drawn uniformly at random (then the sampler takes
@@ -219,16 +235,16 @@ class SpaceConfig(_Frozen):
     """The architecture search space. Parameter names carry the stage index (``s0_type``)."""
 
     num_stages: IntParam = [2, 3]
-    stage_types: Annotated[list[Literal["plain", "mlp"]], Field(min_length=1)] = ["plain", "mlp"]
+    stage_types: _StageKinds = list(STAGE_KINDS)
     kernel_sizes: Annotated[list[int], Field(min_length=1)] = [3, 5]  # odd, "same" padding
     widths: IntParam = [16, 32, 64]  # out channels of each stage's k x k conv
     mlp_depth: IntParam = IntRange(low=1, high=2)  # number of 1x1 convs in an MLP stage
     mlp_widths: IntParam = [16, 32, 64]  # out channels of each 1x1 conv
-    pool: Annotated[list[Literal["max", "avg"]], Field(min_length=1)] = ["max"]  # 3x3/2
+    pool: _Pools = ["max"]  # 3x3/2
     dropout: FloatParam = FloatRange(low=0.0, high=0.5)  # after each downsampling
-    head: Annotated[list[Literal["nin", "linear"]], Field(min_length=1)] = ["nin", "linear"]
+    head: _Heads = list(HEADS)
     batch_norm: Annotated[list[bool], Field(min_length=1)] = [True]
-    activation: Annotated[list[Literal[ACTIVATIONS]], Field(min_length=1)] = ["relu"]  # type: ignore[valid-type]
+    activation: _Activations = ["relu"]
 
     @model_validator(mode="after")
     def _check(self) -> SpaceConfig:
@@ -237,13 +253,13 @@ class SpaceConfig(_Frozen):
         _check_positive("space.mlp_depth", self.mlp_depth)
         _check_positive("space.mlp_widths", self.mlp_widths)
         for kernel_size in self.kernel_sizes:
-            if kernel_size < 1 or kernel_size % 2 == 0:
+            if not is_odd_kernel_size(kernel_size):
                 raise ValueError(
                     f"space.kernel_sizes must be odd and >= 1 ('same' padding), "
                     f"but got {kernel_size}"
                 )
         for rate in choices_of(self.dropout):
-            if not 0.0 <= rate < 1.0:
+            if not is_rate(rate):
                 raise ValueError(f"space.dropout must be in [0, 1), but got {rate}")
         depth = max(choices_of(self.mlp_depth))
         if depth > MAX_MLP_DEPTH:
@@ -276,7 +292,7 @@ class TrainConfig(_Frozen):
     epochs: int = Field(8, ge=1)  # epochs per trial (the pruner's max resource)
     learning_rate: FloatParam = FloatRange(low=1e-3, high=0.2, log=True)  # peak LR
     weight_decay: FloatParam = FloatRange(low=1e-6, high=1e-3, log=True)
-    optimizer: Annotated[list[Literal["sgd", "adamw"]], Field(min_length=1)] = ["sgd", "adamw"]
+    optimizer: _Optimizers = list(OPTIMIZERS)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # SGD (Nesterov) momentum
     batch_size: IntParam = [32, 64, 128]  # images per step
     label_smoothing: FloatParam = [0.0, 0.1]
@@ -289,7 +305,7 @@ class TrainConfig(_Frozen):
         _check_positive("train.weight_decay", self.weight_decay, allow_zero=True)
         _check_positive("train.batch_size", self.batch_size)
         for value in choices_of(self.label_smoothing):
-            if not 0.0 <= value < 1.0:
+            if not is_rate(value):
                 raise ValueError(f"train.label_smoothing must be in [0, 1), but got {value}")
         return self
 
