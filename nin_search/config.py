@@ -1,37 +1,34 @@
 """Study configuration: a study TOML file -> a validated, frozen :class:`StudyConfig`.
 
-Every tunable default of nin-search lives in this file. A study file only needs the keys it
-changes; ``StudyConfig()`` *is* the embedded default study (digits, runs on a laptop CPU).
-
-A searchable value is written in TOML as one of:
-
-* a scalar (``dropout = 0.3``): fixed, not searched;
-* a list (``widths = [32, 64, 128]``): a categorical choice;
-* a table (``learning_rate = { low = 1e-3, high = 0.1, log = true }``): a range
-  (an integer range when both bounds are integers).
+Every tunable default of nin-search lives in this file and in :mod:`nin_search.config_space`
+(searchable values, the architecture space and the reference network; its types are re-exported
+here). A study file only needs the keys it changes; ``StudyConfig()`` *is* the embedded default
+study (digits, runs on a laptop CPU). The names a choice accepts come from
+:mod:`nin_search.vocabulary`.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from nin_search.errors import UserError
-from nin_search.vocabulary import (
-    ACTIVATIONS,
-    DATASETS,
-    HEADS,
-    OBJECTIVES,
-    OPTIMIZERS,
-    POOLS,
-    STAGE_KINDS,
-    is_odd_kernel_size,
-    is_rate,
+from nin_search.config_space import (
+    FROZEN,
+    FloatParam,
+    FloatRange,
+    IntParam,
+    IntRange,
+    SpaceConfig,
+    check_positive,
+    choices_of,
+    some_of,
 )
+from nin_search.errors import UserError
+from nin_search.vocabulary import DATASETS, OBJECTIVES, OPTIMIZERS, is_rate
 
 __all__ = [
     "NATIVE_IMAGE_SIZES",
@@ -48,7 +45,6 @@ __all__ = [
     "StudyConfig",
     "StudySection",
     "TrainConfig",
-    "choices_of",
     "default_config",
     "downsampled_size",
     "load_study_config",
@@ -70,10 +66,10 @@ PRUNERS = (
 )
 DEFAULT_STORAGE = "sqlite:///nin_search.db"
 MAX_SEED = 2**32 - 1  # samplers and numpy take 32-bit seeds
-MAX_LAYER_PARAMETERS = 10**9  # weights of one conv layer (4 GB as float32): past it, no trial fits
-MAX_MLP_DEPTH = 64  # 1x1 convs in one MLP conv stage (NIN uses 2)
 # The study files that ship with nin-search (package data; `studies/` in the repository).
 SHIPPED_STUDIES_DIR = Path(__file__).parent / "studies"
+_Optimizers = some_of(OPTIMIZERS)
+_Objectives = some_of(OBJECTIVES)
 # Side of the images each dataset ships with (pixels); imagefolder images are resized to 32
 # unless data.image_size says otherwise.
 NATIVE_IMAGE_SIZES = {
@@ -88,74 +84,7 @@ NATIVE_IMAGE_SIZES = {
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class IntRange(_Frozen):
-    """An integer range ``low..high`` (both inclusive), optionally log-scaled."""
-
-    low: int
-    high: int
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> IntRange:
-        if self.low > self.high:
-            raise ValueError(f"low must be <= high, but got low={self.low}, high={self.high}")
-        if self.log and self.low < 1:
-            raise ValueError(f"a log range needs low >= 1, but got low={self.low}")
-        return self
-
-
-class FloatRange(_Frozen):
-    """A float range ``[low, high]``, optionally log-scaled."""
-
-    low: float
-    high: float
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> FloatRange:
-        if not (math.isfinite(self.low) and math.isfinite(self.high)):
-            raise ValueError(f"bounds must be finite, but got low={self.low}, high={self.high}")
-        if self.low > self.high:
-            raise ValueError(f"low must be <= high, but got low={self.low}, high={self.high}")
-        if self.log and self.low <= 0:
-            raise ValueError(f"a log range needs low > 0, but got low={self.low}")
-        return self
-
-
-def _some_of(choices: tuple[str, ...]) -> Any:
-    """The field type of a non-empty list of vocabulary names (each one of ``choices``)."""
-    return Annotated[list[Literal[choices]], Field(min_length=1)]  # type: ignore[valid-type]
-
-
-_StageKinds = _some_of(STAGE_KINDS)
-_Pools = _some_of(POOLS)
-_Heads = _some_of(HEADS)
-_Activations = _some_of(ACTIVATIONS)
-_Optimizers = _some_of(OPTIMIZERS)
-_Objectives = _some_of(OBJECTIVES)
-IntParam = int | Annotated[list[int], Field(min_length=1)] | IntRange
-FloatParam = float | Annotated[list[float], Field(min_length=1)] | FloatRange
-
-
-def choices_of(param: int | float | list | IntRange | FloatRange) -> list:
-    """Every value a searchable parameter can take (ranges give their two bounds)."""
-    if isinstance(param, (IntRange, FloatRange)):
-        return [param.low, param.high]
-    if isinstance(param, list):
-        return list(param)
-    return [param]
-
-
-def _check_positive(name: str, param: IntParam | FloatParam, *, allow_zero: bool = False) -> None:
-    for value in choices_of(param):
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, but got {value}")
-        if value < 0 or (value == 0 and not allow_zero):
-            bound = ">= 0" if allow_zero else "> 0"
-            raise ValueError(f"{name} must be {bound}, but got {value}")
+    model_config = FROZEN  # as every section of config_space
 
 
 class CostConfig(_Frozen):
@@ -231,63 +160,6 @@ def downsampled_size(size: int) -> int:
     return (size - 1) // 2 + 1
 
 
-class SpaceConfig(_Frozen):
-    """The architecture search space. Parameter names carry the stage index (``s0_type``)."""
-
-    num_stages: IntParam = [2, 3]
-    stage_types: _StageKinds = list(STAGE_KINDS)
-    kernel_sizes: Annotated[list[int], Field(min_length=1)] = [3, 5]  # odd, "same" padding
-    widths: IntParam = [16, 32, 64]  # out channels of each stage's k x k conv
-    mlp_depth: IntParam = IntRange(low=1, high=2)  # number of 1x1 convs in an MLP stage
-    mlp_widths: IntParam = [16, 32, 64]  # out channels of each 1x1 conv
-    pool: _Pools = ["max"]  # 3x3/2
-    dropout: FloatParam = FloatRange(low=0.0, high=0.5)  # after each downsampling
-    head: _Heads = list(HEADS)
-    batch_norm: Annotated[list[bool], Field(min_length=1)] = [True]
-    activation: _Activations = ["relu"]
-
-    @model_validator(mode="after")
-    def _check(self) -> SpaceConfig:
-        _check_positive("space.num_stages", self.num_stages)
-        _check_positive("space.widths", self.widths)
-        _check_positive("space.mlp_depth", self.mlp_depth)
-        _check_positive("space.mlp_widths", self.mlp_widths)
-        for kernel_size in self.kernel_sizes:
-            if not is_odd_kernel_size(kernel_size):
-                raise ValueError(
-                    f"space.kernel_sizes must be odd and >= 1 ('same' padding), "
-                    f"but got {kernel_size}"
-                )
-        for rate in choices_of(self.dropout):
-            if not is_rate(rate):
-                raise ValueError(f"space.dropout must be in [0, 1), but got {rate}")
-        depth = max(choices_of(self.mlp_depth))
-        if depth > MAX_MLP_DEPTH:
-            raise ValueError(f"space.mlp_depth must be <= {MAX_MLP_DEPTH}, but got {depth}")
-        self._check_layer_size()
-        return self
-
-    def _check_layer_size(self) -> None:
-        """The largest conv layer the space allows must fit in memory (else every trial that
-        draws it fails, and a study of such trials finishes with nothing)."""
-        width = max(choices_of(self.widths))
-        channels = max(width, max(choices_of(self.mlp_widths)), 3)  # widest input of a layer
-        kernel = max(self.kernel_sizes)
-        largest = max(
-            kernel * kernel * channels * width, channels * max(choices_of(self.mlp_widths))
-        )
-        if largest > MAX_LAYER_PARAMETERS:
-            raise ValueError(
-                f"space.widths / mlp_widths / kernel_sizes allow a layer of {largest:,} "
-                f"weights (a {kernel}x{kernel} conv of {channels} -> {width} channels), over "
-                f"{MAX_LAYER_PARAMETERS:,}: no trial could train it; use smaller values"
-            )
-
-    @property
-    def max_stages(self) -> int:
-        return max(choices_of(self.num_stages))
-
-
 class TrainConfig(_Frozen):
     epochs: int = Field(8, ge=1)  # epochs per trial (the pruner's max resource)
     learning_rate: FloatParam = FloatRange(low=1e-3, high=0.2, log=True)  # peak LR
@@ -301,9 +173,9 @@ class TrainConfig(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        _check_positive("train.learning_rate", self.learning_rate)
-        _check_positive("train.weight_decay", self.weight_decay, allow_zero=True)
-        _check_positive("train.batch_size", self.batch_size)
+        check_positive("train.learning_rate", self.learning_rate)
+        check_positive("train.weight_decay", self.weight_decay, allow_zero=True)
+        check_positive("train.batch_size", self.batch_size)
         for value in choices_of(self.label_smoothing):
             if not is_rate(value):
                 raise ValueError(f"train.label_smoothing must be in [0, 1), but got {value}")
