@@ -2,6 +2,7 @@ import typing
 
 from nin_search import vocabulary
 from nin_search.config import NATIVE_IMAGE_SIZES, DataConfig, SpaceConfig, StudySection, TrainConfig
+from nin_search.export._network import ACTIVATION_CODE, ACTIVATION_NAMES, HEAD_DOCS, POOL_CODE
 from nin_search.layers import ACTIVATION_MODULES
 
 
@@ -25,6 +26,9 @@ def test_the_study_file_accepts_exactly_the_vocabulary():
 
 def test_every_mapping_from_a_choice_is_keyed_by_the_vocabulary():
     assert set(ACTIVATION_MODULES) == set(vocabulary.ACTIVATIONS)
+    assert set(ACTIVATION_CODE) == set(ACTIVATION_NAMES) == set(vocabulary.ACTIVATIONS)
+    assert set(POOL_CODE) == set(vocabulary.POOLS)
+    assert set(HEAD_DOCS) == set(vocabulary.HEADS)
     assert set(NATIVE_IMAGE_SIZES) == set(vocabulary.DATASETS)
 
 
