@@ -1,6 +1,6 @@
 import typing
 
-from nin_search import vocabulary
+from nin_search import study_template, vocabulary
 from nin_search.config import NATIVE_IMAGE_SIZES, DataConfig, SpaceConfig, StudySection, TrainConfig
 from nin_search.export._network import ACTIVATION_CODE, ACTIVATION_NAMES, HEAD_DOCS, POOL_CODE
 from nin_search.layers import ACTIVATION_MODULES
@@ -30,6 +30,7 @@ def test_every_mapping_from_a_choice_is_keyed_by_the_vocabulary():
     assert set(POOL_CODE) == set(vocabulary.POOLS)
     assert set(HEAD_DOCS) == set(vocabulary.HEADS)
     assert set(NATIVE_IMAGE_SIZES) == set(vocabulary.DATASETS)
+    assert set(study_template._AUGMENT) == set(vocabulary.DATASETS)
 
 
 def test_kernel_sizes_and_rates_follow_one_rule():
