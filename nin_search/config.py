@@ -1,31 +1,37 @@
 """Study configuration: a study TOML file -> a validated, frozen :class:`StudyConfig`.
 
-Every tunable default of nin-search lives in this file. A study file only needs the keys it
-changes; ``StudyConfig()`` *is* the embedded default study (digits, runs on a laptop CPU).
-
-A searchable value is written in TOML as one of:
-
-* a scalar (``dropout = 0.3``): fixed, not searched;
-* a list (``widths = [32, 64, 128]``): a categorical choice;
-* a table (``learning_rate = { low = 1e-3, high = 0.1, log = true }``): a range
-  (an integer range when both bounds are integers).
+Every tunable default of nin-search lives in this file and in :mod:`nin_search.config_space`
+(searchable values, the architecture space and the reference network; its types are re-exported
+here). A study file only needs the keys it changes; ``StudyConfig()`` *is* the embedded default
+study (digits, runs on a laptop CPU). The names a choice accepts come from
+:mod:`nin_search.vocabulary`.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from nin_search.config_space import (
+    FROZEN,
+    FloatParam,
+    FloatRange,
+    IntParam,
+    IntRange,
+    SpaceConfig,
+    check_positive,
+    choices_of,
+    some_of,
+)
 from nin_search.errors import UserError
+from nin_search.vocabulary import DATASETS, OBJECTIVES, OPTIMIZERS, is_rate
 
 __all__ = [
-    "DATASETS",
     "NATIVE_IMAGE_SIZES",
-    "OBJECTIVES",
     "PRUNERS",
     "SAMPLERS",
     "AblationConfig",
@@ -39,7 +45,6 @@ __all__ = [
     "StudyConfig",
     "StudySection",
     "TrainConfig",
-    "choices_of",
     "default_config",
     "downsampled_size",
     "load_study_config",
@@ -47,7 +52,6 @@ __all__ = [
     "study_file_path",
 ]
 
-DATASETS = ("digits", "imagefolder", "cifar10", "cifar100", "mnist", "fashion-mnist", "svhn")
 SAMPLERS = ("tpe", "random", "nsgaii", "gp")
 PRUNERS = (
     "median",
@@ -60,14 +64,12 @@ PRUNERS = (
     "wilcoxon",
     "none",
 )
-ACTIVATIONS = ("relu", "gelu", "silu")
-OBJECTIVES = ("accuracy", "params", "macs", "latency_ms")  # accuracy is maximised, costs minimised
 DEFAULT_STORAGE = "sqlite:///nin_search.db"
 MAX_SEED = 2**32 - 1  # samplers and numpy take 32-bit seeds
-MAX_LAYER_PARAMETERS = 10**9  # weights of one conv layer (4 GB as float32): past it, no trial fits
-MAX_MLP_DEPTH = 64  # 1x1 convs in one MLP conv stage (NIN uses 2)
 # The study files that ship with nin-search (package data; `studies/` in the repository).
 SHIPPED_STUDIES_DIR = Path(__file__).parent / "studies"
+_Optimizers = some_of(OPTIMIZERS)
+_Objectives = some_of(OBJECTIVES)
 # Side of the images each dataset ships with (pixels); imagefolder images are resized to 32
 # unless data.image_size says otherwise.
 NATIVE_IMAGE_SIZES = {
@@ -82,64 +84,7 @@ NATIVE_IMAGE_SIZES = {
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class IntRange(_Frozen):
-    """An integer range ``low..high`` (both inclusive), optionally log-scaled."""
-
-    low: int
-    high: int
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> IntRange:
-        if self.low > self.high:
-            raise ValueError(f"low must be <= high, but got low={self.low}, high={self.high}")
-        if self.log and self.low < 1:
-            raise ValueError(f"a log range needs low >= 1, but got low={self.low}")
-        return self
-
-
-class FloatRange(_Frozen):
-    """A float range ``[low, high]``, optionally log-scaled."""
-
-    low: float
-    high: float
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> FloatRange:
-        if not (math.isfinite(self.low) and math.isfinite(self.high)):
-            raise ValueError(f"bounds must be finite, but got low={self.low}, high={self.high}")
-        if self.low > self.high:
-            raise ValueError(f"low must be <= high, but got low={self.low}, high={self.high}")
-        if self.log and self.low <= 0:
-            raise ValueError(f"a log range needs low > 0, but got low={self.low}")
-        return self
-
-
-NonEmpty = Annotated[list, Field(min_length=1)]
-IntParam = int | Annotated[list[int], Field(min_length=1)] | IntRange
-FloatParam = float | Annotated[list[float], Field(min_length=1)] | FloatRange
-
-
-def choices_of(param: int | float | list | IntRange | FloatRange) -> list:
-    """Every value a searchable parameter can take (ranges give their two bounds)."""
-    if isinstance(param, (IntRange, FloatRange)):
-        return [param.low, param.high]
-    if isinstance(param, list):
-        return list(param)
-    return [param]
-
-
-def _check_positive(name: str, param: IntParam | FloatParam, *, allow_zero: bool = False) -> None:
-    for value in choices_of(param):
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, but got {value}")
-        if value < 0 or (value == 0 and not allow_zero):
-            bound = ">= 0" if allow_zero else "> 0"
-            raise ValueError(f"{name} must be {bound}, but got {value}")
+    model_config = FROZEN  # as every section of config_space
 
 
 class CostConfig(_Frozen):
@@ -167,7 +112,7 @@ class StudySection(_Frozen):
     timeout: float | None = Field(None, gt=0)  # seconds for one `optimize` run; None = no limit
     # What the search optimises: "accuracy" first, then any costs to minimise ("params",
     # "macs", "latency_ms"); more than one makes a multi-objective study with a Pareto front.
-    objectives: Annotated[list[Literal[OBJECTIVES]], Field(min_length=1)] = ["accuracy"]  # type: ignore[valid-type]
+    objectives: _Objectives = ["accuracy"]
     keep_weights: int = Field(3, ge=0)  # trained weights kept for the best k trials (+ baselines)
     baselines: bool = True  # enqueue the NIN-shaped and all-plain reference trials at creation
     # The first random_trials trials are drawn uniformly at random (then the sampler takes
@@ -215,68 +160,11 @@ def downsampled_size(size: int) -> int:
     return (size - 1) // 2 + 1
 
 
-class SpaceConfig(_Frozen):
-    """The architecture search space. Parameter names carry the stage index (``s0_type``)."""
-
-    num_stages: IntParam = [2, 3]
-    stage_types: Annotated[list[Literal["plain", "mlp"]], Field(min_length=1)] = ["plain", "mlp"]
-    kernel_sizes: Annotated[list[int], Field(min_length=1)] = [3, 5]  # odd, "same" padding
-    widths: IntParam = [16, 32, 64]  # out channels of each stage's k x k conv
-    mlp_depth: IntParam = IntRange(low=1, high=2)  # number of 1x1 convs in an MLP stage
-    mlp_widths: IntParam = [16, 32, 64]  # out channels of each 1x1 conv
-    pool: Annotated[list[Literal["max", "avg"]], Field(min_length=1)] = ["max"]  # 3x3/2
-    dropout: FloatParam = FloatRange(low=0.0, high=0.5)  # after each downsampling
-    head: Annotated[list[Literal["nin", "linear"]], Field(min_length=1)] = ["nin", "linear"]
-    batch_norm: Annotated[list[bool], Field(min_length=1)] = [True]
-    activation: Annotated[list[Literal[ACTIVATIONS]], Field(min_length=1)] = ["relu"]  # type: ignore[valid-type]
-
-    @model_validator(mode="after")
-    def _check(self) -> SpaceConfig:
-        _check_positive("space.num_stages", self.num_stages)
-        _check_positive("space.widths", self.widths)
-        _check_positive("space.mlp_depth", self.mlp_depth)
-        _check_positive("space.mlp_widths", self.mlp_widths)
-        for kernel_size in self.kernel_sizes:
-            if kernel_size < 1 or kernel_size % 2 == 0:
-                raise ValueError(
-                    f"space.kernel_sizes must be odd and >= 1 ('same' padding), "
-                    f"but got {kernel_size}"
-                )
-        for rate in choices_of(self.dropout):
-            if not 0.0 <= rate < 1.0:
-                raise ValueError(f"space.dropout must be in [0, 1), but got {rate}")
-        depth = max(choices_of(self.mlp_depth))
-        if depth > MAX_MLP_DEPTH:
-            raise ValueError(f"space.mlp_depth must be <= {MAX_MLP_DEPTH}, but got {depth}")
-        self._check_layer_size()
-        return self
-
-    def _check_layer_size(self) -> None:
-        """The largest conv layer the space allows must fit in memory (else every trial that
-        draws it fails, and a study of such trials finishes with nothing)."""
-        width = max(choices_of(self.widths))
-        channels = max(width, max(choices_of(self.mlp_widths)), 3)  # widest input of a layer
-        kernel = max(self.kernel_sizes)
-        largest = max(
-            kernel * kernel * channels * width, channels * max(choices_of(self.mlp_widths))
-        )
-        if largest > MAX_LAYER_PARAMETERS:
-            raise ValueError(
-                f"space.widths / mlp_widths / kernel_sizes allow a layer of {largest:,} "
-                f"weights (a {kernel}x{kernel} conv of {channels} -> {width} channels), over "
-                f"{MAX_LAYER_PARAMETERS:,}: no trial could train it; use smaller values"
-            )
-
-    @property
-    def max_stages(self) -> int:
-        return max(choices_of(self.num_stages))
-
-
 class TrainConfig(_Frozen):
     epochs: int = Field(8, ge=1)  # epochs per trial (the pruner's max resource)
     learning_rate: FloatParam = FloatRange(low=1e-3, high=0.2, log=True)  # peak LR
     weight_decay: FloatParam = FloatRange(low=1e-6, high=1e-3, log=True)
-    optimizer: Annotated[list[Literal["sgd", "adamw"]], Field(min_length=1)] = ["sgd", "adamw"]
+    optimizer: _Optimizers = list(OPTIMIZERS)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # SGD (Nesterov) momentum
     batch_size: IntParam = [32, 64, 128]  # images per step
     label_smoothing: FloatParam = [0.0, 0.1]
@@ -285,11 +173,11 @@ class TrainConfig(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        _check_positive("train.learning_rate", self.learning_rate)
-        _check_positive("train.weight_decay", self.weight_decay, allow_zero=True)
-        _check_positive("train.batch_size", self.batch_size)
+        check_positive("train.learning_rate", self.learning_rate)
+        check_positive("train.weight_decay", self.weight_decay, allow_zero=True)
+        check_positive("train.batch_size", self.batch_size)
         for value in choices_of(self.label_smoothing):
-            if not 0.0 <= value < 1.0:
+            if not is_rate(value):
                 raise ValueError(f"train.label_smoothing must be in [0, 1), but got {value}")
         return self
 

@@ -7,16 +7,24 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-__all__ = ["ConvNormAct", "MLPConv2d", "make_activation"]
+from nin_search.spec import check_kernel_size
+from nin_search.vocabulary import ACTIVATIONS
 
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+__all__ = ["ACTIVATION_MODULES", "ConvNormAct", "MLPConv2d", "make_activation"]
+
+# vocabulary.ACTIVATIONS -> the module class (a test asserts the keys agree).
+ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
 
 
 def make_activation(name: str) -> nn.Module:
     """``"relu"``, ``"gelu"`` or ``"silu"`` as a module (in-place where it can be)."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, but got {name!r}.")
-    return nn.ReLU(inplace=True) if name == "relu" else _ACTIVATIONS[name]()
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, but got {name!r}.")
+    return nn.ReLU(inplace=True) if name == "relu" else ACTIVATION_MODULES[name]()
 
 
 class ConvNormAct(nn.Sequential):
@@ -34,8 +42,7 @@ class ConvNormAct(nn.Sequential):
         batch_norm: bool = True,
         activation: str = "relu",
     ) -> None:
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, but got kernel_size={kernel_size}.")
+        check_kernel_size(kernel_size)  # a SpecError, which is a ValueError
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         layers["conv"] = nn.Conv2d(
             in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not batch_norm

@@ -1,10 +1,36 @@
-"""Named architectures: the original NIN for CIFAR-10 and its plain-conv counterpart."""
+"""Named architectures: the original NIN for CIFAR-10 and its plain-conv counterpart.
+
+Both are built from :data:`nin_search.config_space.NIN_REFERENCE`, the reference table that a
+new study's baseline trials are also made from (resolved against the study's space).
+"""
 
 from __future__ import annotations
 
+from nin_search.config_space import NIN_REFERENCE, Reference
 from nin_search.spec import ArchSpec, StageSpec
 
-__all__ = ["PRESETS", "nin_cifar10", "plain_cifar10"]
+__all__ = ["nin_cifar10", "plain_cifar10"]
+
+
+def _build(reference: Reference, *, kind: str) -> ArchSpec:
+    """The reference network with every stage of ``kind`` (``"plain"`` drops the 1x1 layers)."""
+    stages = tuple(
+        StageSpec(
+            kind,
+            kernel_size=stage.kernel_size,
+            width=stage.width,
+            mlp_widths=stage.mlp_widths if kind == "mlp" else (),
+            pool=stage.pool,
+        )
+        for stage in reference.stages
+    )
+    return ArchSpec(
+        stages=stages,
+        head=reference.head,
+        batch_norm=reference.batch_norm,
+        activation=reference.activation,
+        dropout=reference.dropout,
+    )
 
 
 def nin_cifar10() -> ArchSpec:
@@ -15,33 +41,9 @@ def nin_cifar10() -> ArchSpec:
     conv 3x3/192 -> cccp 192; head: 1x1 conv to the classes + global average pooling.
     No BatchNorm, conv biases on: 966,986 parameters for 3 input channels and 10 classes.
     """
-    return ArchSpec(
-        stages=(
-            StageSpec("mlp", kernel_size=5, width=192, mlp_widths=(160, 96), pool="max"),
-            StageSpec("mlp", kernel_size=5, width=192, mlp_widths=(192, 192), pool="avg"),
-            StageSpec("mlp", kernel_size=3, width=192, mlp_widths=(192,), pool="none"),
-        ),
-        head="nin",
-        batch_norm=False,
-        activation="relu",
-        dropout=0.5,
-    )
+    return _build(NIN_REFERENCE, kind="mlp")
 
 
 def plain_cifar10() -> ArchSpec:
     """:func:`nin_cifar10` with every 1x1 layer removed: each stage one plain k x k conv."""
-    nin = nin_cifar10()
-    stages = tuple(
-        StageSpec("plain", kernel_size=stage.kernel_size, width=stage.width, pool=stage.pool)
-        for stage in nin.stages
-    )
-    return ArchSpec(
-        stages=stages,
-        head=nin.head,
-        batch_norm=nin.batch_norm,
-        activation=nin.activation,
-        dropout=nin.dropout,
-    )
-
-
-PRESETS = {"nin_cifar10": nin_cifar10, "plain_cifar10": plain_cifar10}
+    return _build(NIN_REFERENCE, kind="plain")

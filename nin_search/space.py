@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nin_search.config import FloatRange, IntRange, SpaceConfig, TrainConfig, choices_of
+from nin_search.config import TrainConfig
+from nin_search.config_space import NIN_REFERENCE, FloatRange, IntRange, SpaceConfig, choices_of
 from nin_search.spec import ArchSpec, Hyperparameters, StageSpec
+from nin_search.vocabulary import BASELINES, NO_POOL
 
 if TYPE_CHECKING:
     import optuna
@@ -92,31 +94,18 @@ def suggest_hyperparameters(trial: optuna.Trial, train: TrainConfig) -> Hyperpar
     )
 
 
-# The NIN CIFAR-10 network, per stage: kernel size, 1x1 widths relative to the conv width
-# (192), and the pooling after the stage. Deeper studies repeat the last stage.
-_NIN_STAGES = (
-    (5, (160 / 192, 96 / 192), "max"),
-    (5, (1.0, 1.0), "avg"),
-    (3, (1.0,), "none"),
-)
-_NIN_DROPOUT = 0.5
-
-
-def _nearest(param: Any, target: float) -> Any:
-    """The value of a searchable ``param`` closest to ``target`` (clipped into a range)."""
+def _resolve(param: Any, reference: Any) -> Any:
+    """``reference`` made a value of the searchable ``param``: clipped into a range, itself when
+    a list holds it, else the list's nearest number (its first choice when not numbers)."""
     if isinstance(param, IntRange):
-        return int(min(max(round(target), param.low), param.high))
+        return int(min(max(round(reference), param.low), param.high))
     if isinstance(param, FloatRange):
-        return float(min(max(target, param.low), param.high))
-    if isinstance(param, list):
-        return min(param, key=lambda value: (abs(value - target), value))
-    return param
-
-
-def _prefer(choices: Any, preferred: Any) -> Any:
-    if not isinstance(choices, list):
-        return choices
-    return preferred if preferred in choices else choices[0]
+        return float(min(max(reference, param.low), param.high))
+    if reference in param:
+        return param[param.index(reference)]  # the list's own value (64, not 64.0)
+    if all(isinstance(value, (int, float)) for value in [reference, *param]):
+        return min(param, key=lambda value: (abs(value - reference), value))
+    return param[0]
 
 
 def _middle(param: Any) -> Any:
@@ -124,65 +113,85 @@ def _middle(param: Any) -> Any:
     if isinstance(param, (IntRange, FloatRange)):
         value = (param.low * param.high) ** 0.5 if param.log else (param.low + param.high) / 2
         return round(value) if isinstance(param, IntRange) else value
-    if isinstance(param, list):
-        ordered = sorted(param)
-        return ordered[(len(ordered) - 1) // 2]
-    return param
+    ordered = sorted(param)
+    return ordered[(len(ordered) - 1) // 2]
 
 
-def baseline_params(space: SpaceConfig, train: TrainConfig, kind: str) -> dict[str, Any]:
+def _searched(param: Any) -> bool:
+    """A list or a range is a parameter; a scalar is fixed (``suggest_arch`` fills it in)."""
+    return isinstance(param, (list, IntRange, FloatRange))
+
+
+class _Baseline:
+    """The params of one baseline trial, gathered field by field; fixed fields are skipped."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def near(self, name: str, param: Any, reference: Any) -> Any:
+        """Sets ``name`` to ``reference`` resolved in ``param``; returns the value used."""
+        if not _searched(param):
+            return param
+        self.params[name] = _resolve(param, reference)
+        return self.params[name]
+
+    def middle(self, name: str, param: Any) -> None:
+        if _searched(param):
+            self.params[name] = _middle(param)
+
+
+def _baseline_stage(
+    baseline: _Baseline, space: SpaceConfig, index: int, *, kind: str, last: bool
+) -> None:
+    """One stage of a baseline: the reference stage (the last one repeated in deeper spaces),
+    widths scaled by the space's widest over the reference's widest."""
+    stages = NIN_REFERENCE.stages
+    reference = stages[min(index, len(stages) - 1)]
+    prefix = f"s{index}"
+    kind = baseline.near(f"{prefix}_type", space.stage_types, kind)
+    baseline.near(f"{prefix}_kernel_size", space.kernel_sizes, reference.kernel_size)
+    widest, widest_mlp = max(choices_of(space.widths)), max(choices_of(space.mlp_widths))
+    ratio = reference.width / NIN_REFERENCE.widest
+    baseline.near(f"{prefix}_width", space.widths, ratio * widest)
+    if kind == "mlp":
+        depth = baseline.near(f"{prefix}_mlp_depth", space.mlp_depth, len(reference.mlp_widths))
+        for layer in range(1, depth + 1):
+            width = reference.mlp_widths[min(layer, len(reference.mlp_widths)) - 1]
+            ratio = width / NIN_REFERENCE.widest
+            baseline.near(f"{prefix}_mlp{layer}_width", space.mlp_widths, ratio * widest_mlp)
+    if not last:
+        pool = "max" if reference.pool == NO_POOL else reference.pool
+        baseline.near(f"{prefix}_pool", space.pool, pool)
+
+
+def baseline_params(space: SpaceConfig, train: TrainConfig, baseline: str) -> dict[str, Any]:
     """Parameters of a reference trial inside ``space``, for ``enqueue_trial``.
 
-    ``kind="nin"`` is the NIN-shaped network (every stage MLP conv; NIN's kernel sizes,
-    1x1 depths, poolings and dropout; widths scaled to the study's width choices), and
-    ``kind="plain"`` the same network with every 1x1 layer removed. Both use the same
-    middle-of-the-range training hyperparameters, so they differ only in the 1x1 layers.
+    ``baseline="nin"`` is :data:`~nin_search.config_space.NIN_REFERENCE` (every stage MLP conv;
+    NIN's kernel sizes, 1x1 depths, poolings and dropout; widths scaled to the study's widths),
+    and ``baseline="plain"`` the same network with every 1x1 layer removed. Each field given as
+    a list or range gets the reference value resolved in it (clipped into a range; the nearest
+    or first choice of a list); fixed fields are not parameters. Learning rate, weight decay
+    and batch size take the middle of their range, so both differ only in the 1x1 layers.
 
     Raises:
-        ValueError: If ``kind`` is unknown.
+        ValueError: If ``baseline`` is unknown.
     """
-    if kind not in ("nin", "plain"):
-        raise ValueError(f"kind must be 'nin' or 'plain', but got kind={kind!r}.")
-    params: dict[str, Any] = {}
-    num_stages = _nearest(space.num_stages, len(_NIN_STAGES))
-    if not isinstance(space.num_stages, int):
-        params["num_stages"] = num_stages
-    widest = max(choices_of(space.widths))
-    widest_mlp = max(choices_of(space.mlp_widths))
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {BASELINES}, but got baseline={baseline!r}.")
+    params = _Baseline()
+    num_stages = params.near("num_stages", space.num_stages, len(NIN_REFERENCE.stages))
+    kind = "mlp" if baseline == "nin" else "plain"
     for index in range(num_stages):
-        kernel_size, ratios, pool = _NIN_STAGES[min(index, len(_NIN_STAGES) - 1)]
-        prefix = f"s{index}"
-        params[f"{prefix}_type"] = _prefer(space.stage_types, "mlp" if kind == "nin" else "plain")
-        params[f"{prefix}_kernel_size"] = _nearest(space.kernel_sizes, kernel_size)
-        params[f"{prefix}_width"] = _nearest(space.widths, widest)
-        if params[f"{prefix}_type"] == "mlp":
-            depth = _nearest(space.mlp_depth, len(ratios))
-            params[f"{prefix}_mlp_depth"] = depth
-            for layer in range(1, depth + 1):
-                ratio = ratios[min(layer, len(ratios)) - 1]
-                params[f"{prefix}_mlp{layer}_width"] = _nearest(
-                    space.mlp_widths, ratio * widest_mlp
-                )
-        if index < num_stages - 1:
-            params[f"{prefix}_pool"] = _prefer(space.pool, "max" if pool == "none" else pool)
-    params["dropout"] = _nearest(space.dropout, _NIN_DROPOUT)
-    params["head"] = _prefer(space.head, "nin")
-    params["batch_norm"] = _prefer(space.batch_norm, False)
-    params["activation"] = _prefer(space.activation, "relu")
-    params["optimizer"] = _prefer(train.optimizer, "sgd")
-    params["learning_rate"] = _middle(train.learning_rate)
-    params["weight_decay"] = _middle(train.weight_decay)
-    params["batch_size"] = _middle(train.batch_size)
-    params["label_smoothing"] = _prefer(train.label_smoothing, 0.0)
-    # Fixed (scalar) values are not parameters: drop them, suggest_arch fills them in.
-    fixed = {
-        "dropout": space.dropout,
-        "learning_rate": train.learning_rate,
-        "weight_decay": train.weight_decay,
-        "batch_size": train.batch_size,
-        "label_smoothing": train.label_smoothing,
-    }
-    for name, param in fixed.items():
-        if not isinstance(param, (list, IntRange, FloatRange)):
-            params.pop(name)
-    return params
+        _baseline_stage(params, space, index, kind=kind, last=index == num_stages - 1)
+    reference = NIN_REFERENCE
+    params.near("dropout", space.dropout, reference.dropout)
+    params.near("head", space.head, reference.head)
+    params.near("batch_norm", space.batch_norm, reference.batch_norm)
+    params.near("activation", space.activation, reference.activation)
+    params.near("optimizer", train.optimizer, reference.optimizer)
+    params.middle("learning_rate", train.learning_rate)
+    params.middle("weight_decay", train.weight_decay)
+    params.middle("batch_size", train.batch_size)
+    params.near("label_smoothing", train.label_smoothing, reference.label_smoothing)
+    return params.params

@@ -10,23 +10,26 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from nin_search.vocabulary import (
+    ACTIVATIONS,
+    HEADS,
+    NO_POOL,
+    OPTIMIZERS,
+    POOLS,
+    STAGE_KINDS,
+    is_odd_kernel_size,
+    is_rate,
+)
+
 __all__ = [
-    "ACTIVATIONS",
-    "HEADS",
-    "OPTIMIZERS",
-    "POOLS",
-    "STAGE_TYPES",
     "ArchSpec",
     "Hyperparameters",
     "SpecError",
     "StageSpec",
+    "check_kernel_size",
 ]
 
-STAGE_TYPES = ("plain", "mlp")
-POOLS = ("max", "avg", "none")
-HEADS = ("nin", "linear")
-ACTIVATIONS = ("relu", "gelu", "silu")
-OPTIMIZERS = ("sgd", "adamw")
+_SPEC_POOLS = (*POOLS, NO_POOL)  # a spec also names the stages that do not downsample
 
 
 class SpecError(ValueError):
@@ -36,6 +39,15 @@ class SpecError(ValueError):
 def _check_int(name: str, value: Any, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SpecError(f"{name} must be an integer >= {minimum}, but got {name}={value!r}.")
+
+
+def check_kernel_size(kernel_size: Any) -> None:
+    """Raises :class:`SpecError` unless ``kernel_size`` is odd and >= 1 ("same" padding)."""
+    _check_int("kernel_size", kernel_size, minimum=1)
+    if not is_odd_kernel_size(kernel_size):
+        raise SpecError(
+            f"kernel_size must be odd ('same' padding), but got kernel_size={kernel_size}."
+        )
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -59,16 +71,12 @@ class StageSpec:
     kernel_size: int
     width: int
     mlp_widths: tuple[int, ...] = ()
-    pool: str = "none"
+    pool: str = NO_POOL
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mlp_widths", tuple(self.mlp_widths))
-        _check_choice("kind", self.kind, STAGE_TYPES)
-        _check_int("kernel_size", self.kernel_size, minimum=1)
-        if self.kernel_size % 2 == 0:
-            raise SpecError(
-                f"kernel_size must be odd ('same' padding), but got kernel_size={self.kernel_size}."
-            )
+        _check_choice("kind", self.kind, STAGE_KINDS)
+        check_kernel_size(self.kernel_size)
         _check_int("width", self.width, minimum=1)
         for index, width in enumerate(self.mlp_widths, start=1):
             _check_int(f"mlp{index}_width", width, minimum=1)
@@ -78,7 +86,7 @@ class StageSpec:
             )
         if self.kind == "mlp" and not self.mlp_widths:
             raise SpecError("an mlp stage needs at least one 1x1 layer, but got mlp_widths=[].")
-        _check_choice("pool", self.pool, POOLS)
+        _check_choice("pool", self.pool, _SPEC_POOLS)
 
     @property
     def out_channels(self) -> int:
@@ -87,7 +95,7 @@ class StageSpec:
     def summary(self) -> str:
         """``mlp5x5-192-160-96/max`` or ``plain3x3-64``."""
         widths = "-".join(str(width) for width in (self.width, *self.mlp_widths))
-        pool = "" if self.pool == "none" else f"/{self.pool}"
+        pool = "" if self.pool == NO_POOL else f"/{self.pool}"
         return f"{self.kind}{self.kernel_size}x{self.kernel_size}-{widths}{pool}"
 
 
@@ -118,7 +126,7 @@ class ArchSpec:
         for index, stage in enumerate(self.stages):
             if not isinstance(stage, StageSpec):
                 raise SpecError(f"stages[{index}] must be a StageSpec, but got {stage!r}.")
-        if self.stages[-1].pool != "none":
+        if self.stages[-1].pool != NO_POOL:
             raise SpecError(
                 f"the last stage must not downsample (the head pools globally), "
                 f"but got pool={self.stages[-1].pool!r}."
@@ -129,12 +137,8 @@ class ArchSpec:
         _check_choice("activation", self.activation, ACTIVATIONS)
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
             raise SpecError(f"dropout must be a number, but got dropout={self.dropout!r}.")
-        if not 0.0 <= self.dropout < 1.0:
+        if not is_rate(self.dropout):
             raise SpecError(f"dropout must be in [0, 1), but got dropout={self.dropout}.")
-
-    @property
-    def num_downsamplings(self) -> int:
-        return sum(stage.pool != "none" for stage in self.stages)
 
     def summary(self) -> str:
         """A short human-readable line, e.g. ``mlp5x5-64-32/max > plain3x3-64 | nin, bn``."""
@@ -211,7 +215,7 @@ class Hyperparameters:
         if not self.weight_decay >= 0:
             raise SpecError(f"weight_decay must be >= 0, but got {self.weight_decay}.")
         _check_int("batch_size", self.batch_size, minimum=1)
-        if not 0.0 <= self.label_smoothing < 1.0:
+        if not is_rate(self.label_smoothing):
             raise SpecError(f"label_smoothing must be in [0, 1), but got {self.label_smoothing}.")
 
     def to_dict(self) -> dict[str, Any]:

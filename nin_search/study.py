@@ -40,6 +40,7 @@ from nin_search.storage import (
     open_storage,
     use_wal,
 )
+from nin_search.vocabulary import BASELINES
 
 __all__ = [
     "FINISHED_STATES",
@@ -420,9 +421,9 @@ def make_artifact_store(directory: Path) -> optuna.artifacts.FileSystemArtifactS
 
 
 def _enqueue_baselines(study: optuna.Study, config: StudyConfig) -> None:
-    for kind in ("nin", "plain"):
-        params = baseline_params(config.space, config.train, kind)
-        study.enqueue_trial(params, user_attrs={BASELINE: kind})
+    for baseline in BASELINES:
+        params = baseline_params(config.space, config.train, baseline)
+        study.enqueue_trial(params, user_attrs={BASELINE: baseline})
 
 
 def open_study(

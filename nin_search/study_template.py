@@ -15,8 +15,9 @@ from pathlib import Path
 import tomllib
 from pydantic import ValidationError
 
-from nin_search.config import DATASETS, NATIVE_IMAGE_SIZES, SHIPPED_STUDIES_DIR, StudyConfig
+from nin_search.config import NATIVE_IMAGE_SIZES, SHIPPED_STUDIES_DIR, StudyConfig
 from nin_search.errors import UserError
+from nin_search.vocabulary import DATASETS
 
 __all__ = ["study_file_text"]
 
@@ -84,7 +85,7 @@ def study_file_text(
     """The text of a commented study file for ``dataset``.
 
     Args:
-        dataset: One of :data:`nin_search.config.DATASETS`.
+        dataset: One of :data:`nin_search.vocabulary.DATASETS`.
         root: The data folder (required for ``imagefolder``: it must hold ``train/``); written
             relative to ``folder`` so that the study file and its data can move together.
         name: The study's name.

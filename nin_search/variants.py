@@ -4,7 +4,7 @@ For a network and one of its stages:
 
 * **flipped**: the stage's kind changed, everything else identical. An MLP conv stage loses its
   1x1 layers; a plain stage gains 1x1 layers at its own width, as many as NIN has at that
-  position (:func:`nin_search.presets.nin_cifar10`).
+  position (:data:`nin_search.config_space.NIN_REFERENCE`, what ``presets.nin_cifar10`` builds).
 * **matched**: the flipped kind at the original's parameter count (within
   :data:`PARAM_TOLERANCE`): a plain stage replacing an MLP conv is widened, the 1x1 layers
   of an MLP conv replacing a plain stage are narrowed (and its k x k conv too when that is not
@@ -19,8 +19,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
+from nin_search.config_space import NIN_REFERENCE
 from nin_search.model import count_arch_params
-from nin_search.presets import nin_cifar10
 from nin_search.records import ORIGINAL_STAGE
 from nin_search.spec import ArchSpec, StageSpec
 
@@ -46,8 +46,8 @@ def _with_stage(arch: ArchSpec, index: int, stage: StageSpec) -> ArchSpec:
 
 def _nin_depth(index: int) -> int:
     """The number of 1x1 layers NIN's mlpconv has at stage position ``index``."""
-    nin_stages = nin_cifar10().stages
-    return len(nin_stages[min(index, len(nin_stages) - 1)].mlp_widths)
+    stages = NIN_REFERENCE.stages
+    return len(stages[min(index, len(stages) - 1)].mlp_widths)
 
 
 def flip_stage(arch: ArchSpec, index: int) -> ArchSpec:

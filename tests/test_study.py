@@ -54,7 +54,7 @@ def test_baselines_follow_a_space_without_the_preferred_choices():
     params = baseline_params(space, TrainConfig(), "nin")
     spec = suggest_arch(optuna.trial.FixedTrial(params), space)
     assert spec.summary().startswith("mlp3x3-24-64/avg > mlp3x3-24-64")
-    with pytest.raises(ValueError, match="kind='big'"):
+    with pytest.raises(ValueError, match="baseline='big'"):
         baseline_params(space, TrainConfig(), "big")
 
 

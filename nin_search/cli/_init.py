@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from nin_search.cli._common import app, console
-from nin_search.config import DATASETS
 from nin_search.errors import UserError
+from nin_search.vocabulary import DATASETS
 
 
 @app.command()

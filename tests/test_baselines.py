@@ -1,0 +1,116 @@
+"""The baseline trials a new study enqueues: the reference network resolved in any space."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import optuna
+import pytest
+
+from nin_search import suggest_arch, suggest_hyperparameters
+from nin_search.config import StudyConfig
+from nin_search.config_space import FloatRange, IntRange
+from nin_search.space import baseline_params
+from nin_search.study import open_study
+
+RANGED = StudyConfig.model_validate(
+    {
+        "study": {"name": "ranged"},
+        "space": {
+            "num_stages": {"low": 2, "high": 3},
+            "widths": {"low": 8, "high": 24},
+            "mlp_depth": [1, 3],
+            "mlp_widths": {"low": 4, "high": 12, "log": True},
+            "dropout": {"low": 0.1, "high": 0.3},
+        },
+        "train": {
+            "learning_rate": {"low": 0.01, "high": 0.1, "log": True},
+            "weight_decay": [1e-4, 1e-3],
+            "batch_size": {"low": 16, "high": 64},
+            "label_smoothing": {"low": 0.05, "high": 0.2},
+            "device": "cpu",
+        },
+        "optuna": {"pruner": "none"},
+    }
+)
+FIXED = StudyConfig.model_validate(
+    {
+        "study": {"name": "fixed"},
+        "space": {"widths": 32, "mlp_depth": 2, "mlp_widths": 16, "dropout": 0.2},
+        "train": {"label_smoothing": 0.1, "batch_size": 64, "device": "cpu"},
+        "optuna": {"pruner": "none"},
+    }
+)
+
+
+def _space_of(config: StudyConfig, name: str) -> object:
+    """The searchable value a param name is drawn from (``s1_mlp2_width`` -> mlp_widths)."""
+    field = name.split("_", 1)[1] if name.startswith("s") and name[1].isdigit() else name
+    field = "mlp_widths" if field.startswith("mlp") and field.endswith("_width") else field
+    field = {"type": "stage_types", "kernel_size": "kernel_sizes", "width": "widths"}.get(
+        field, field
+    )
+    return getattr(config.space, field, None) or getattr(config.train, field)
+
+
+def _inside(value: object, param: object) -> bool:
+    if isinstance(param, (IntRange, FloatRange)):
+        return param.low <= value <= param.high and (
+            isinstance(param, FloatRange) or isinstance(value, int)
+        )
+    return value in param
+
+
+def _waiting(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+
+
+def test_a_study_with_ranged_hyperparameters_enqueues_json_baselines_inside_its_space(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'r.db'}"
+    study = open_study(RANGED, storage_url=storage, study_name="ranged")
+    waiting = _waiting(study)
+    assert [trial.user_attrs["baseline"] for trial in waiting] == ["nin", "plain"]
+    for trial in waiting:
+        params = trial.system_attrs["fixed_params"]
+        assert json.loads(json.dumps(params)) == params
+        outside = {
+            name: value
+            for name, value in params.items()
+            if not _inside(value, _space_of(RANGED, name))
+        }
+        assert outside == {}
+        assert params["label_smoothing"] == 0.05  # NIN's 0.0, clipped into the range
+        assert params["dropout"] == 0.3  # NIN's 0.5, clipped
+        assert math.isclose(params["learning_rate"], math.sqrt(0.01 * 0.1))
+
+
+def test_fixed_values_are_not_enqueued_as_params():
+    for baseline in ("nin", "plain"):
+        params = baseline_params(FIXED.space, FIXED.train, baseline)
+        fixed = [name for name in params if name.endswith(("_width", "_mlp_depth"))]
+        assert fixed == []
+        assert not {"dropout", "label_smoothing", "batch_size"} & set(params)
+        trial = optuna.trial.FixedTrial(params)
+        spec = suggest_arch(trial, FIXED.space)
+        assert {stage.width for stage in spec.stages} == {32} and spec.dropout == 0.2
+        assert suggest_hyperparameters(trial, FIXED.train).label_smoothing == 0.1
+    nin = suggest_arch(
+        optuna.trial.FixedTrial(baseline_params(FIXED.space, FIXED.train, "nin")), FIXED.space
+    )
+    assert [stage.mlp_widths for stage in nin.stages] == [(16, 16)] * 3
+
+
+def test_a_failed_baseline_enqueue_leaves_no_study_and_a_rerun_enqueues_them(tmp_path, monkeypatch):
+    storage = f"sqlite:///{tmp_path / 'f.db'}"
+
+    def enqueue_trial(*args: object, **kwargs: object) -> None:
+        raise TypeError("Object of type FloatRange is not JSON serializable")
+
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", enqueue_trial)
+    with pytest.raises(TypeError):
+        open_study(RANGED, storage_url=storage, study_name="ranged")
+    assert optuna.get_all_study_names(storage) == []
+    monkeypatch.undo()
+    study = open_study(RANGED, storage_url=storage, study_name="ranged")
+    assert [trial.user_attrs["baseline"] for trial in _waiting(study)] == ["nin", "plain"]
