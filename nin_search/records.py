@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from optuna.trial import FrozenTrial, TrialState
+    from optuna.trial import FrozenTrial, Trial, TrialState
 
 __all__ = [
     "ABLATION_SEED",
@@ -188,7 +188,7 @@ class TrialRecord:
     """
 
     number: int
-    state: TrialState
+    state: TrialState | None  # None for a running optuna.Trial
     values: tuple[float, ...] | None
     params: dict[str, Any]
     # Every trial (searched and ablation).
@@ -219,13 +219,15 @@ class TrialRecord:
     ablation_seed: int | None = None
 
     @classmethod
-    def from_trial(cls, trial: FrozenTrial) -> TrialRecord:
-        """The record of ``trial`` (a FrozenTrial or anything with the same attributes)."""
+    def from_trial(cls, trial: FrozenTrial | Trial) -> TrialRecord:
+        """The record of ``trial``: a FrozenTrial, or a running ``optuna.Trial`` (whose
+        ``state`` and ``values`` read as ``None``)."""
         values = getattr(trial, "values", None)
-        fields = {name: read(trial.user_attrs.get(_ATTRS[name])) for name, read in _READERS.items()}
+        attrs = trial.user_attrs  # one read: a running trial fetches them from its storage
+        fields = {name: read(attrs.get(_ATTRS[name])) for name, read in _READERS.items()}
         return cls(
             number=trial.number,
-            state=trial.state,
+            state=getattr(trial, "state", None),
             values=tuple(values) if values else None,
             params=dict(trial.params),
             **fields,

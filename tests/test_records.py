@@ -123,3 +123,17 @@ def test_the_records_module_imports_neither_torch_nor_optuna() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_running_trial_reads_its_attrs_with_no_state_or_values() -> None:
+    study = optuna.create_study()
+    seen = []
+
+    def objective(trial: optuna.Trial) -> float:
+        records.write(trial, sampled_by="random", baseline="plain")
+        seen.append(TrialRecord.from_trial(trial))
+        return 0.0
+
+    study.optimize(objective, n_trials=1)
+    assert seen[0].sampled_by == "random" and seen[0].baseline == "plain"
+    assert seen[0].state is None and seen[0].values is None
