@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nin_search import records
+from nin_search.analysis._defaults import CONFIDENCE
 from nin_search.analysis._format import direction, verdict_text
 from nin_search.analysis._stats import t_interval
 from nin_search.analysis._trials import final_value, stage_kind
@@ -161,7 +162,7 @@ def _get_runs(ablation_study: optuna.Study) -> _Runs:
 
 
 def get_ablation_info(
-    ablation_study: optuna.Study, *, confidence: float = 0.95
+    ablation_study: optuna.Study, *, confidence: float = CONFIDENCE
 ) -> list[StageAblation]:
     """The paired flipped and matched effects of every ablated (source trial, stage).
 

@@ -7,12 +7,17 @@ from typing import NamedTuple
 import optuna
 
 from nin_search.analysis._ablation import PairedEffect, StageAblation, get_ablation_info
+from nin_search.analysis._defaults import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    SMALLEST_EFFECT,
+)
 from nin_search.analysis._design_space import DesignSpaceEffect, get_design_space_info
 from nin_search.analysis._format import effect_text, params_text, percent_label, plural, signed
 from nin_search.analysis._regime import size_label
 from nin_search.analysis._settle import (
     ABLATE,
-    SMALLEST_EFFECT,
     ablation_settle_text,
     random_trials_to_settle,
 )
@@ -47,9 +52,9 @@ def get_answer(
     study: optuna.Study,
     ablation_study: optuna.Study | None = None,
     *,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
     smallest_effect: float = SMALLEST_EFFECT,
 ) -> Answer:
     """When does an MLP conv beat a plain conv in this study? Per stage, with the evidence.

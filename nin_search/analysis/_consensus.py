@@ -18,13 +18,12 @@ import optuna
 
 from nin_search import records
 from nin_search.analysis._ablation import StageAblation, find_ablation_study, get_ablation_info
+from nin_search.analysis._defaults import AGREEMENT_I2, CONFIDENCE, MIN_VARIANCE
 from nin_search.analysis._format import effect_text, interval_range, signed
 from nin_search.analysis._trials import final_value
 
 SOURCES = ("best", "mean")
 METHODS = ("pm", "dl")
-AGREEMENT_I2 = 0.25  # below this heterogeneity (and with one sign) the studies agree
-MIN_VARIANCE = 1e-6  # points²: seeds that gave identical differences still get a finite weight
 
 
 class StudyEffect(NamedTuple):
@@ -122,7 +121,7 @@ def get_consensus_info(
     *,
     ablation_studies: Mapping[str, optuna.Study | None] | None = None,
     sources: str = "best",
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     method: str = "pm",
 ) -> list[StageConsensus]:
     """Pools each stage's flipped ablation effect over several studies (random effects).

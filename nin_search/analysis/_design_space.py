@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nin_search.analysis._defaults import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE
 from nin_search.analysis._format import verdict_text
 from nin_search.analysis._regime import RegimeEffect, get_regime_effects, regime_text
 from nin_search.analysis._stats import NormalisedDifference, normalised_difference, weighted_edf
@@ -104,9 +105,9 @@ def _mean_difference(plain: list[float], mlp: list[float]) -> float | None:
 def get_design_space_info(
     study: optuna.Study,
     *,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> list[DesignSpaceEffect]:
     """Plain vs MLP conv per stage on the randomly sampled trials, complexity-normalised.
 

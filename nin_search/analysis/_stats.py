@@ -16,9 +16,14 @@ from typing import NamedTuple
 import numpy as np
 import scipy.stats
 
-TRIALS_PER_BIN = 8  # pooled trials per complexity bin, on average
-MAX_BINS = 10
-MAX_SEEDS = 1000  # seeds_for_half_width gives up beyond this
+from nin_search.analysis._defaults import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    MAX_BINS,
+    MAX_SEEDS,
+    TRIALS_PER_BIN,
+)
 
 
 def _check_confidence(confidence: float) -> None:
@@ -26,7 +31,9 @@ def _check_confidence(confidence: float) -> None:
         raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+def t_interval(
+    values: Sequence[float], confidence: float = CONFIDENCE
+) -> tuple[float, float] | None:
     """The t-interval of the mean of ``values`` (``None`` for fewer than two values).
 
     Args:
@@ -43,7 +50,7 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     return float(low), float(high)
 
 
-def half_width_for_seeds(sd: float, seeds: int, confidence: float = 0.95) -> float:
+def half_width_for_seeds(sd: float, seeds: int, confidence: float = CONFIDENCE) -> float:
     """Half-width of the t-interval of a mean of ``seeds`` differences whose sd is ``sd``.
 
     Args:
@@ -60,7 +67,9 @@ def half_width_for_seeds(sd: float, seeds: int, confidence: float = 0.95) -> flo
     return float(quantile * sd / math.sqrt(seeds))
 
 
-def seeds_for_half_width(sd: float, half_width: float, confidence: float = 0.95) -> int | None:
+def seeds_for_half_width(
+    sd: float, half_width: float, confidence: float = CONFIDENCE
+) -> int | None:
     """The fewest seeds whose t-interval has at most ``half_width`` (``None`` beyond 1000).
 
     Args:
@@ -173,9 +182,9 @@ def normalised_difference(
     params: Sequence[float],
     is_mlp: Sequence[bool],
     *,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> NormalisedDifference:
     """Complexity-normalised MLP minus plain difference, bootstrap interval and weighted KS.
 

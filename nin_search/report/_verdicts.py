@@ -11,7 +11,13 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nin_search.analysis import effect_text
+from nin_search.analysis import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    MIN_TRIALS_PER_KIND,
+    effect_text,
+)
 from nin_search.report._trials import mean, trial_stages
 
 
@@ -112,10 +118,10 @@ def _verdict(n_plain: int, n_mlp: int, interval: tuple[float, float] | None) -> 
 def get_stage_verdicts(
     study: optuna.Study,
     *,
-    n_bootstrap: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    min_trials: int = 5,
+    n_bootstrap: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = BOOTSTRAP_SEED,
+    min_trials: int = MIN_TRIALS_PER_KIND,
 ) -> list[StageVerdict]:
     """Compares plain and MLP conv stage by stage.
 
