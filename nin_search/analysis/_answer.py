@@ -88,22 +88,39 @@ def get_answer(
             (ablation for ablation in ablations if ablation.stage == stage),
             key=lambda ablation: (-(ablation.original_accuracy or 0.0), ablation.source),
         )
-        settle = []
-        for ablation in mine:
-            for effect in (ablation.flipped, ablation.matched):
-                if effect is None:
-                    continue
-                text = ablation_settle_text(effect, smallest_effect=smallest_effect)
-                if text is not None:
-                    settle.append(f"{effect.variant} (trial #{ablation.source}): {text}")
-        if not mine:
-            settle.append(RUN_ABLATE if ablation_study is None else RUN_STAGE_ABLATE)
-        if stage in design:
-            text = random_trials_to_settle(design[stage], smallest_effect=smallest_effect)
-            if text is not None:
-                settle.append(text)
+        settle = _settle_lines(
+            mine,
+            design.get(stage),
+            has_ablation_study=ablation_study is not None,
+            smallest_effect=smallest_effect,
+        )
         stages.append(StageAnswer(stage, mine, design.get(stage), settle))
     return Answer(study.study_name, ablation_study is not None, confidence, stages)
+
+
+def _settle_lines(
+    ablations: list[StageAblation],
+    design: DesignSpaceEffect | None,
+    *,
+    has_ablation_study: bool,
+    smallest_effect: float,
+) -> list[str]:
+    """What would settle one stage's open questions: more ablation seeds, more random trials."""
+    settle = []
+    for ablation in ablations:
+        for effect in (ablation.flipped, ablation.matched):
+            if effect is None:
+                continue
+            text = ablation_settle_text(effect, smallest_effect=smallest_effect)
+            if text is not None:
+                settle.append(f"{effect.variant} (trial #{ablation.source}): {text}")
+    if not ablations:
+        settle.append(RUN_STAGE_ABLATE if has_ablation_study else RUN_ABLATE)
+    if design is not None:
+        text = random_trials_to_settle(design, smallest_effect=smallest_effect)
+        if text is not None:
+            settle.append(text)
+    return settle
 
 
 def _paired_text(effect: PairedEffect | None) -> str:
