@@ -19,28 +19,16 @@ from typing import Any, NamedTuple
 import optuna
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
-from nin_search import __version__
+from nin_search import __version__, records
 from nin_search.config import StudyConfig
 from nin_search.data import SearchData
 from nin_search.errors import UserError
 from nin_search.model import count_arch_params
 from nin_search.objective import AblationObjective, EpochCallback
-from nin_search.records import (
-    ABLATION_SEED,
-    ABLATION_SOURCE,
-    ABLATION_STAGE,
-    ABLATION_VARIANT,
-    ARCH,
-    ARCH_SUMMARY,
-    CREATED_BY,
-    HPARAMS,
-    PARAMS,
-    SEED,
-    ablation_study_name,
-)
+from nin_search.records import TrialRecord, ablation_study_name
 from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
-from nin_search.study import best_trials, checkpoint_dir_for, is_feasible, pick_trial
+from nin_search.study import best_trials, checkpoint_dir_for, pick_trial
 from nin_search.variants import ablation_variants
 from nin_search.workers import fail_dead_local_trials
 
@@ -75,17 +63,19 @@ class AblationJob(NamedTuple):
         return (self.source, self.stage, self.variant, self.seed_index)
 
     def user_attrs(self, params: int) -> dict[str, Any]:
-        return {
-            ABLATION_SOURCE: self.source,
-            ABLATION_STAGE: self.stage,
-            ABLATION_VARIANT: self.variant,
-            ABLATION_SEED: self.seed_index,
-            SEED: self.seed,
-            ARCH: self.arch.to_dict(),
-            ARCH_SUMMARY: self.arch.summary(),
-            HPARAMS: self.hparams.to_dict(),
-            PARAMS: params,
-        }
+        """The trial's user attrs (:class:`~nin_search.records.TrialRecord` fields); ``params``
+        is the network's parameter count."""
+        return records.user_attrs(
+            ablation_source=self.source,
+            ablation_stage=self.stage,
+            ablation_variant=self.variant,
+            ablation_seed=self.seed_index,
+            seed=self.seed,
+            arch=self.arch.to_dict(),
+            arch_summary=self.arch.summary(),
+            hparams=self.hparams.to_dict(),
+            param_count=params,
+        )
 
 
 class AblationPlan(NamedTuple):
@@ -112,12 +102,12 @@ def study_config(study: optuna.Study) -> StudyConfig:
     Raises:
         UserError: When the study was not created by ``nin-search optimize``.
     """
-    if "config" not in study.user_attrs:
+    if records.CONFIG not in study.user_attrs:
         raise UserError(
             f"study {study.study_name!r} was not created by nin-search optimize (no config "
             "attrs); ablate works on studies written by `nin-search optimize`"
         )
-    return StudyConfig.model_validate(study.user_attrs["config"])
+    return StudyConfig.model_validate(study.user_attrs[records.CONFIG])
 
 
 def source_trials(study: optuna.Study, *, trial_number: int | None, top: int) -> list[FrozenTrial]:
@@ -130,7 +120,7 @@ def source_trials(study: optuna.Study, *, trial_number: int | None, top: int) ->
     """
     if trial_number is not None:
         trial = pick_trial(study, trial_number)
-        if trial.state != TrialState.COMPLETE or not is_feasible(trial):
+        if trial.state != TrialState.COMPLETE or not TrialRecord.from_trial(trial).feasible:
             raise UserError(
                 f"trial {trial_number} did not complete within the study's limits "
                 f"({trial.state.name.lower()}); ablate a completed trial (see `nin-search best`)"
@@ -138,11 +128,11 @@ def source_trials(study: optuna.Study, *, trial_number: int | None, top: int) ->
         return [trial]
     if not best_trials(study):
         pick_trial(study, None)  # raises the "no completed trial yet" error
-    completed = [
-        trial
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if is_feasible(trial) and ARCH in trial.user_attrs
-    ]
+    completed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        record = TrialRecord.from_trial(trial)
+        if record.feasible and record.arch is not None:
+            completed.append(trial)
     completed.sort(key=lambda trial: (-trial.values[0], trial.number))
     return completed[:top]
 
@@ -165,10 +155,11 @@ def plan_ablation(
         raise ValueError(f"seeds must be an integer >= 1, but got seeds={seeds!r}.")
     jobs = []
     for trial in sources:
-        arch = ArchSpec.from_dict(trial.user_attrs[ARCH])
+        record = TrialRecord.from_trial(trial)
+        arch = ArchSpec.from_dict(trial.user_attrs[records.ARCH])
         hparams = suggest_hyperparameters(FixedTrial(trial.params), config.train)
         variants = ablation_variants(arch, in_channels=in_channels, num_classes=num_classes)
-        source_seed = int(trial.user_attrs.get(SEED, 0))
+        source_seed = record.seed if record.seed is not None else 0
         for seed_index in range(seeds):
             seed = ablation_seed(source_seed, seed_index)
             jobs.extend(
@@ -189,19 +180,17 @@ def open_ablation_study(study: optuna.Study) -> optuna.Study:
         pruner=optuna.pruners.NopPruner(),
         load_if_exists=True,
     )
-    if CREATED_BY not in ablation.user_attrs:
-        ablation.set_user_attr("source_study", study.study_name)
-        ablation.set_user_attr(CREATED_BY, __version__)  # last: the study is complete
+    if records.CREATED_BY not in ablation.user_attrs:
+        ablation.set_user_attr(records.SOURCE_STUDY, study.study_name)
+        ablation.set_user_attr(records.CREATED_BY, __version__)  # last: the study is complete
     return ablation
 
 
 def _key(trial: FrozenTrial) -> tuple[int, int, str, int] | None:
-    attrs = trial.user_attrs
-    names = (ABLATION_SOURCE, ABLATION_STAGE, ABLATION_VARIANT, ABLATION_SEED)
-    if not all(name in attrs for name in names):
-        return None
-    return (int(attrs[ABLATION_SOURCE]), int(attrs[ABLATION_STAGE]), str(attrs[ABLATION_VARIANT]),
-            int(attrs[ABLATION_SEED]))  # fmt: skip
+    record = TrialRecord.from_trial(trial)
+    key = (record.ablation_source, record.ablation_stage, record.ablation_variant,
+           record.ablation_seed)  # fmt: skip
+    return None if None in key else key
 
 
 def queue_ablation(
@@ -291,7 +280,7 @@ def prepare_ablation(
     seeds = config.ablation.seeds if seeds is None else seeds
     if top < 1 or seeds < 1:
         raise UserError(f"--top and --seeds must be >= 1, but got top={top}, seeds={seeds}")
-    recorded = study.user_attrs.get("data") or {}
+    recorded = study.user_attrs.get(records.DATA) or {}
     if recorded.get("num_classes", data.num_classes) != data.num_classes:
         raise UserError(
             f"the data has {data.num_classes} classes but study {study.study_name!r} was "

@@ -24,7 +24,7 @@ import optuna
 import optuna_dashboard
 from optuna.trial import FrozenTrial, TrialState
 
-from nin_search import analysis, report
+from nin_search import analysis, records, report
 from nin_search.errors import UserError
 from nin_search.storage import check_storage_url, open_storage
 from nin_search.study import (
@@ -126,7 +126,7 @@ def _accuracy(trial: FrozenTrial) -> str:
 def _trial_line(trial: FrozenTrial) -> str:
     """``trial #3: **43.06%** `plain5x5-16/max > ...``` (the state when not completed)."""
     line = f"trial #{trial.number}: {_accuracy(trial)}"
-    summary = trial.user_attrs.get("arch_summary")
+    summary = records.TrialRecord.from_trial(trial).arch_summary
     return f"{line} {_code(summary)}" if summary else line
 
 
@@ -162,7 +162,7 @@ def study_note(
     """
     trials = study.get_trials(deepcopy=False)
     lines = [f"# nin-search study: {_text(study.study_name)}", "", "## Search space", ""]
-    lines += _space_lines(study.user_attrs.get("config"))
+    lines += _space_lines(study.user_attrs.get(records.CONFIG))
     lines += ["", "## Trials", "", f"{_state_counts(trials)}.", "", "## Best trial", ""]
     front = best_trials(study)
     lines.append(_trial_line(front[0]) if front else "No completed trial yet.")

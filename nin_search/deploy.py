@@ -26,7 +26,7 @@ from nin_search.export import ExportInfo, export_metadata, export_source
 from nin_search.model import build_model
 from nin_search.outputs import check_outputs, write_text_atomic
 from nin_search.preprocessing import Preprocessing
-from nin_search.records import ARCH, DATA, MACS, PARAMS, PREPROCESSING
+from nin_search.records import ARCH, CONFIG, DATA, MACS, PARAMS, PREPROCESSING
 from nin_search.spec import ArchSpec
 from nin_search.study import accuracy_of, artifact_dir_for, download_weights, load_study, pick_trial
 from nin_search.weights import load_weights, save_weights
@@ -118,7 +118,7 @@ def trial_export_info(
 
 def study_artifact_dir(study: optuna.Study, storage_url: str, artifacts: Path | None) -> Path:
     """``artifacts``, else the study's configured artifact folder, else beside the database."""
-    configured = study.user_attrs.get("config", {}).get("optuna", {}).get("artifact_dir")
+    configured = study.user_attrs.get(CONFIG, {}).get("optuna", {}).get("artifact_dir")
     return artifact_dir_for(storage_url, str(artifacts) if artifacts else configured)
 
 

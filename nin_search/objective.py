@@ -17,20 +17,12 @@ from typing import Any
 import optuna
 import torch
 
+from nin_search import records
 from nin_search.config import CostConfig, StudyConfig
 from nin_search.data import SearchData
 from nin_search.model import build_model, count_macs, count_params, measure_latency_ms
 from nin_search.pruning import CurvePoint, DominatedPruner
-from nin_search.records import (
-    ARCH,
-    ARCH_SUMMARY,
-    FAIL_REASON,
-    HPARAMS,
-    INTERRUPTED,
-    RETRY,
-    SAMPLED_BY,
-    SEED,
-)
+from nin_search.records import TrialRecord
 from nin_search.space import suggest_arch, suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.train import EpochResult, NonFiniteLossError, train
@@ -66,7 +58,7 @@ def _finished_curves(study: optuna.Study, costs: dict[str, float]) -> list[Curve
             t.intermediate_values,
         )
         for t in trials
-        if not t.user_attrs.get("constraint_violation")
+        if TrialRecord.from_trial(t).feasible
     ]
 
 
@@ -151,7 +143,7 @@ class Objective:
             return body(trial, checkpoint)
         except NonFiniteLossError as error:
             # Diverged: recorded as pruned so samplers learn from it; the study goes on.
-            trial.set_user_attr("prune_reason", str(error))
+            records.write(trial, prune_reason=str(error))
             _remove(checkpoint[0])
             raise optuna.TrialPruned(str(error)) from None
         except optuna.TrialPruned:
@@ -160,15 +152,18 @@ class Objective:
         except KeyboardInterrupt as interrupt:
             # Ctrl-C or SIGTERM: failed, and retried with the same parameters on resume
             # (an interrupt never uses up one of the retries that crashes get).
-            trial.set_user_attr(FAIL_REASON, f"interrupted ({interrupt.__class__.__name__})")
-            trial.set_user_attr(RETRY, True)
-            trial.set_user_attr(INTERRUPTED, True)
+            records.write(
+                trial,
+                fail_reason=f"interrupted ({interrupt.__class__.__name__})",
+                retry=True,
+                interrupted=True,
+            )
             raise
         except Exception as error:
             # Out of memory, a shape error from an extreme architecture, a model that cannot
             # even be built, ...: this trial fails with its reason and the worker frees
             # memory and goes on.
-            trial.set_user_attr(FAIL_REASON, _describe(error))
+            records.write(trial, fail_reason=_describe(error))
             _remove(checkpoint[0])  # not retried: it would fail the same way
             traceback.clear_frames(error.__traceback__)  # drops the model the frames hold
             _free_memory()
@@ -192,16 +187,18 @@ class Objective:
         torch.manual_seed(seed)
         model = build_model(arch, **shape).to(device)
         costs = self._costs(arch, model)
-        trial.set_user_attr(ARCH, arch.to_dict())
-        trial.set_user_attr(ARCH_SUMMARY, arch.summary())
-        for name, cost in costs.items():
-            trial.set_user_attr(name, cost)
-        trial.set_user_attr(SEED, seed)
-        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+        records.write(
+            trial,
+            costs=costs,
+            arch=arch.to_dict(),
+            arch_summary=arch.summary(),
+            seed=seed,
+            worker={"host": socket.gethostname(), "pid": os.getpid()},
+        )
         violations = self._check_constraints(trial, costs)
         if violations:
             # Stopped before any training; the constraint teaches the sampler to avoid it.
-            trial.set_user_attr("constraint_violation", violations)
+            records.write(trial, constraint_violation=violations)
             return self._values(0.0, costs)
         report = self._reporter(trial, costs)
         checkpoint[0] = self._checkpoint_path(checkpoint_key)
@@ -255,19 +252,19 @@ class Objective:
                 )
             else:
                 trial.report(epoch.val_accuracy, epoch.epoch)
-        trial.set_user_attr("resumed_from_epoch", len(epochs))
+        records.write(trial, resumed_from_epoch=len(epochs))
         return state
 
     def _costs(self, arch: ArchSpec, model: torch.nn.Module) -> dict[str, float]:
         """Parameters and MACs always; latency when an objective or a limit needs it."""
         shape = {"in_channels": self.data.in_channels, "num_classes": self.data.num_classes}
         costs: dict[str, float] = {
-            "params": count_params(model),
-            "macs": count_macs(arch, image_size=self.data.image_size, **shape),
+            records.PARAMS: count_params(model),
+            records.MACS: count_macs(arch, image_size=self.data.image_size, **shape),
         }
         cost = self.config.cost
-        if "latency_ms" in self.config.objectives or cost.max_latency_ms is not None:
-            costs["latency_ms"] = measure_latency_ms(
+        if records.LATENCY_MS in self.config.objectives or cost.max_latency_ms is not None:
+            costs[records.LATENCY_MS] = measure_latency_ms(
                 model,
                 in_channels=self.data.in_channels,
                 image_size=self.data.image_size,
@@ -300,7 +297,8 @@ class Objective:
         # The random trials are the design-space sample: trained in full unless the study
         # says otherwise, so that plain and MLP conv are compared after the whole short run.
         prunable = (
-            self.config.study.prune_random_trials or trial.user_attrs.get(SAMPLED_BY) != "random"
+            self.config.study.prune_random_trials
+            or TrialRecord.from_trial(trial).sampled_by != "random"
         )
 
         def report(result: EpochResult) -> None:
@@ -308,7 +306,7 @@ class Objective:
             if self.on_epoch is not None:
                 self.on_epoch(trial, result)
             if prunable and trial.should_prune():
-                trial.set_user_attr("prune_reason", f"pruned by the pruner at epoch {result.epoch}")
+                records.write(trial, prune_reason=f"pruned by the pruner at epoch {result.epoch}")
                 raise optuna.TrialPruned(f"pruned at epoch {result.epoch}")
 
         return report
@@ -339,14 +337,14 @@ class Objective:
             )
             if dominators:
                 reason = f"dominated at epoch {result.epoch} by cheaper trials {dominators[:5]}"
-                trial.set_user_attr("prune_reason", reason)
+                records.write(trial, prune_reason=reason)
                 raise optuna.TrialPruned(reason)
 
         return report
 
     def _worth_keeping(self, trial: optuna.Trial, accuracy: float) -> bool:
         """Baselines and trials that enter the current best ``keep_weights`` keep weights."""
-        if trial.user_attrs.get("baseline"):
+        if TrialRecord.from_trial(trial).baseline:
             return True
         if self.config.multi_objective:
             return True  # any trial may join the Pareto front; prune_weights trims later
@@ -367,7 +365,7 @@ class Objective:
                 study_or_trial=trial,
                 mimetype="application/octet-stream",
             )
-        trial.set_user_attr("weights_artifact", artifact_id)
+        records.write(trial, weights_artifact=artifact_id)
 
 
 class AblationObjective(Objective):
@@ -402,8 +400,8 @@ class AblationObjective(Objective):
         self, trial: optuna.Trial, checkpoint: list[Path | None]
     ) -> float | tuple[float, ...]:
         attrs = trial.user_attrs
-        arch = ArchSpec.from_dict(attrs[ARCH])
-        hparams = Hyperparameters.from_dict(attrs[HPARAMS])
-        seed = int(attrs[SEED])
+        arch = ArchSpec.from_dict(attrs[records.ARCH])
+        hparams = Hyperparameters.from_dict(attrs[records.HPARAMS])
+        seed = int(attrs[records.SEED])
         key = [arch.to_dict(), hparams.to_dict(), seed]
         return self.run(trial, arch, hparams, seed, checkpoint_key=key, checkpoint=checkpoint)

@@ -1,14 +1,21 @@
-"""The names nin-search stores on Optuna trials and studies, defined once.
+"""The names nin-search stores on Optuna trials and studies, and the trial record, defined once.
 
-Every module that writes or reads a trial's user attrs uses these constants, so the schema
-that optuna-dashboard, the report, the analysis and the CLI see lives in one place. No torch,
-no optuna here.
+Every module that writes or reads a trial's user attrs goes through this module: writers call
+:func:`write` (or :func:`user_attrs` for ``enqueue_trial``), readers :meth:`TrialRecord.from_trial`,
+so the schema that optuna-dashboard, the report, the analysis and the CLI see lives in one
+place. No torch, no optuna here: it works on any object with ``user_attrs`` (and
+``set_user_attr`` to write).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial, Trial, TrialState
 
 __all__ = [
     "ABLATION_SEED",
@@ -18,29 +25,40 @@ __all__ = [
     "ARCH",
     "ARCH_SUMMARY",
     "BASELINE",
+    "CONFIG",
     "CONSTRAINT_VIOLATION",
+    "COSTS",
     "CREATED_BY",
     "DATA",
     "FAIL_REASON",
     "HPARAMS",
     "INTERRUPTED",
+    "LATENCY_MS",
     "MACS",
     "OPTUNA_ARTIFACT_PREFIX",
     "ORIGINAL_STAGE",
     "PARAMS",
     "PREPROCESSING",
+    "PRUNE_REASON",
     "REMOVED_WEIGHTS",
+    "RESUMED_FROM_EPOCH",
     "RETRY",
     "RETRY_DEPTH",
     "RETRY_OF",
     "SAMPLED_BY",
     "SAMPLED_BY_VALUES",
     "SEED",
+    "SOURCE_STUDY",
+    "SPACE_FINGERPRINT",
     "VARIANTS",
     "WEIGHTS_ARTIFACT",
+    "WORKER",
+    "TrialRecord",
     "ablation_study_name",
     "created_by_nin_search",
     "is_ablation_study_name",
+    "user_attrs",
+    "write",
 ]
 
 # Every trial (searched and ablation).
@@ -48,13 +66,21 @@ ARCH = "arch"  # ArchSpec.to_dict()
 ARCH_SUMMARY = "arch_summary"  # e.g. "mlp5x5-64-32/max > plain3x3-64 | nin, bn, relu"
 PARAMS = "params"  # parameter count
 MACS = "macs"  # multiply-accumulates per image
+LATENCY_MS = "latency_ms"  # median ms of one forward pass (when an objective or limit needs it)
+COSTS = (PARAMS, MACS, LATENCY_MS)  # the costs, each stored under its own (objective) name
 SEED = "seed"  # the trial's training seed
 BASELINE = "baseline"  # "nin" | "plain" on the two reference trials
 CONSTRAINT_VIOLATION = "constraint_violation"  # why a cost limit stopped the trial
 HPARAMS = "hparams"  # Hyperparameters.to_dict() (ablation trials, which have no params)
 WEIGHTS_ARTIFACT = "weights_artifact"  # artifact id of a completed trial's stored weights
+WORKER = "worker"  # {"host": ..., "pid": ...} of the process that trains the trial
+PRUNE_REASON = "prune_reason"  # why a pruned trial stopped (pruner, dominated, diverged)
+RESUMED_FROM_EPOCH = "resumed_from_epoch"  # epochs a retry took over from its checkpoint
 
 # Study attrs.
+CONFIG = "config"  # StudyConfig.model_dump(mode="json") of the study's config
+SPACE_FINGERPRINT = "space"  # fingerprint of the search space the study was created with
+SOURCE_STUDY = "source_study"  # on a companion (ablation) study: the searched study's name
 DATA = "data"  # in_channels, num_classes, image_size, classes, PREPROCESSING of the data
 PREPROCESSING = "preprocessing"  # key in DATA: Preprocessing.to_dict() of the training part
 REMOVED_WEIGHTS = "removed_weights"  # numbers of trials whose stored weights were deleted
@@ -109,3 +135,205 @@ def is_ablation_study_name(study_name: str) -> bool:
 def created_by_nin_search(study_user_attrs: Mapping[str, Any]) -> bool:
     """Whether a study with these user attrs was created (completely) by nin-search."""
     return bool(study_user_attrs.get(CREATED_BY))
+
+
+class _HasUserAttrs(Protocol):
+    @property
+    def user_attrs(self) -> Mapping[str, Any]: ...
+
+
+class _WritableTrial(Protocol):
+    def set_user_attr(self, key: str, value: Any) -> None: ...
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> float | None:
+    """A finite number as a float, else ``None``."""
+    return float(value) if _is_number(value) and math.isfinite(value) else None
+
+
+def _count(value: Any) -> int | None:
+    """A finite number as an int (parameter counts, MACs, seeds), else ``None``."""
+    number = _number(value)
+    return int(number) if number is not None else None
+
+
+def _integer(value: Any) -> int | None:
+    """An int as stored (indices, trial numbers), else ``None``; never a bool."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _mapping(value: Any) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def _flag(value: Any) -> bool | None:
+    return bool(value) if value is not None else None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialRecord:
+    """What nin-search knows about one trial, read from its user attrs.
+
+    Every attr a trial lacks (or holds in an unusable form) reads as ``None``, never as 0, so
+    a trial of another program or an older version shows "-" rather than a made-up value.
+    ``params`` are Optuna's suggested parameters; the parameter count is ``param_count``.
+    """
+
+    number: int
+    state: TrialState | None  # None for a running optuna.Trial
+    values: tuple[float, ...] | None
+    params: dict[str, Any]
+    # Every trial (searched and ablation).
+    arch: dict[str, Any] | None = None  # ArchSpec.to_dict()
+    arch_summary: str | None = None
+    param_count: int | None = None
+    macs: int | None = None  # multiply-accumulates per image
+    latency_ms: float | None = None
+    seed: int | None = None
+    baseline: str | None = None  # "nin" | "plain" on the reference trials
+    constraint_violation: str | None = None  # set when a cost limit stopped the trial
+    sampled_by: str | None = None  # one of SAMPLED_BY_VALUES
+    hparams: dict[str, Any] | None = None  # ablation trials
+    weights_artifact: str | None = None
+    worker: dict[str, Any] | None = None
+    # How the trial ended.
+    prune_reason: str | None = None
+    fail_reason: str | None = None
+    retry: bool | None = None
+    interrupted: bool | None = None
+    retry_of: int | None = None
+    retry_depth: int | None = None
+    resumed_from_epoch: int | None = None
+    # Ablation trials (companion study).
+    ablation_source: int | None = None
+    ablation_stage: int | None = None
+    ablation_variant: str | None = None
+    ablation_seed: int | None = None
+
+    @classmethod
+    def from_trial(cls, trial: FrozenTrial | Trial) -> TrialRecord:
+        """The record of ``trial``: a FrozenTrial, or a running ``optuna.Trial`` (whose
+        ``state`` and ``values`` read as ``None``)."""
+        values = getattr(trial, "values", None)
+        attrs = trial.user_attrs  # one read: a running trial fetches them from its storage
+        fields = {name: read(attrs.get(_ATTRS[name])) for name, read in _READERS.items()}
+        return cls(
+            number=trial.number,
+            state=getattr(trial, "state", None),
+            values=tuple(values) if values else None,
+            params=dict(trial.params),
+            **fields,
+        )
+
+    @property
+    def accuracy(self) -> float | None:
+        """The first objective value (validation accuracy in [0, 1]) when finite, else ``None``."""
+        if not self.values or self.values[0] is None or not math.isfinite(self.values[0]):
+            return None
+        return float(self.values[0])
+
+    @property
+    def feasible(self) -> bool:
+        """Whether the trial stayed within the study's cost limits."""
+        return not self.constraint_violation
+
+    def cost(self, name: str) -> float | None:
+        """The cost ``name`` (one of COSTS) as a finite number, else ``None``."""
+        return {PARAMS: self.param_count, MACS: self.macs, LATENCY_MS: self.latency_ms}[name]
+
+
+# TrialRecord field -> user attr name, and how a stored value is read back.
+_ATTRS = {
+    "arch": ARCH,
+    "arch_summary": ARCH_SUMMARY,
+    "param_count": PARAMS,
+    "macs": MACS,
+    "latency_ms": LATENCY_MS,
+    "seed": SEED,
+    "baseline": BASELINE,
+    "constraint_violation": CONSTRAINT_VIOLATION,
+    "sampled_by": SAMPLED_BY,
+    "hparams": HPARAMS,
+    "weights_artifact": WEIGHTS_ARTIFACT,
+    "worker": WORKER,
+    "prune_reason": PRUNE_REASON,
+    "fail_reason": FAIL_REASON,
+    "retry": RETRY,
+    "interrupted": INTERRUPTED,
+    "retry_of": RETRY_OF,
+    "retry_depth": RETRY_DEPTH,
+    "resumed_from_epoch": RESUMED_FROM_EPOCH,
+    "ablation_source": ABLATION_SOURCE,
+    "ablation_stage": ABLATION_STAGE,
+    "ablation_variant": ABLATION_VARIANT,
+    "ablation_seed": ABLATION_SEED,
+}
+_READERS = {
+    "arch": _mapping,
+    "arch_summary": _text,
+    "param_count": _count,
+    "macs": _count,
+    "latency_ms": _number,
+    "seed": _count,
+    "baseline": _text,
+    "constraint_violation": lambda value: str(value) if value else None,
+    "sampled_by": _text,
+    "hparams": _mapping,
+    "weights_artifact": _text,
+    "worker": _mapping,
+    "prune_reason": _text,
+    "fail_reason": _text,
+    "retry": _flag,
+    "interrupted": _flag,
+    "retry_of": _integer,
+    "retry_depth": _integer,
+    "resumed_from_epoch": _integer,
+    "ablation_source": _integer,
+    "ablation_stage": _integer,
+    "ablation_variant": _text,
+    "ablation_seed": _integer,
+}
+
+
+def user_attrs(*, costs: Mapping[str, float] | None = None, **fields: Any) -> dict[str, Any]:
+    """The user attrs that hold these :class:`TrialRecord` fields (``None`` ones left out).
+
+    Args:
+        costs: Costs by name (each of COSTS is stored under its own name).
+        fields: TrialRecord fields by name, e.g. ``arch=spec.to_dict(), seed=0``.
+
+    Raises:
+        TypeError: For a name that is not a field or cost of the record.
+    """
+    for name in fields:
+        if name not in _ATTRS:
+            raise TypeError(
+                f"not a TrialRecord field written to user attrs: {name}={fields[name]!r}."
+            )
+    attrs = {}
+    for name, value in (costs or {}).items():
+        if name not in COSTS:
+            raise TypeError(f"cost must be one of {COSTS}, but got {name}={value!r}.")
+        attrs[name] = value
+    attrs.update({_ATTRS[name]: value for name, value in fields.items() if value is not None})
+    return attrs
+
+
+def write(
+    trial: _WritableTrial, *, costs: Mapping[str, float] | None = None, **fields: Any
+) -> None:
+    """Stores these :class:`TrialRecord` fields (and ``costs``) on ``trial`` as user attrs.
+
+    Raises:
+        TypeError: For a name that is not a field or cost of the record (nothing is written).
+    """
+    for name, value in user_attrs(costs=costs, **fields).items():
+        trial.set_user_attr(name, value)

@@ -32,6 +32,7 @@ from nin_search.records import (
     RETRY_DEPTH,
     RETRY_OF,
     SAMPLED_BY,
+    WORKER,
 )
 
 __all__ = [
@@ -79,7 +80,7 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
     storage = study._storage
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker") or {}
+        worker = trial.user_attrs.get(WORKER) or {}
         if worker.get("host") != host or _process_alive(int(worker.get("pid", -1))):
             continue
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
@@ -134,7 +135,7 @@ def requeue_interrupted(study: optuna.Study, *, max_retry: int = 2) -> list[int]
 def failure_summary(trials: list[FrozenTrial]) -> list[tuple[str, int]]:
     """Failed trials grouped by reason, most frequent first."""
     reasons = Counter(
-        str(t.user_attrs.get("fail_reason") or t.system_attrs.get("fail_reason") or "unknown")
+        str(t.user_attrs.get(FAIL_REASON) or t.system_attrs.get("fail_reason") or "unknown")
         for t in trials
         if t.state == TrialState.FAIL
     )

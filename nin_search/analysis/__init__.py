@@ -13,7 +13,8 @@ Two kinds of evidence, both per stage:
 :func:`get_answer` puts them together per stage, :func:`answer_lines` says it in words, and
 :func:`get_consensus_info` pools the ablation effects of several studies (datasets). Every
 difference is MLP minus plain conv, in accuracy points. This package reads trials; it never
-trains, and nothing here prints.
+trains, and nothing here prints. The statistical defaults (confidence, bootstrap resamples
+and seed, bins, thresholds) live in one block, :mod:`nin_search.analysis._defaults`.
 """
 
 from nin_search.analysis._ablation import (
@@ -30,6 +31,12 @@ from nin_search.analysis._consensus import (
     get_consensus_info,
     searched_study_names,
 )
+from nin_search.analysis._defaults import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    MIN_TRIALS_PER_KIND,
+)
 from nin_search.analysis._design_space import DesignSpaceEffect, EdfCurve, get_design_space_info
 from nin_search.analysis._format import effect_text, percent_label, verdict_text
 from nin_search.analysis._regime import RegimeEffect, regime_text, size_label
@@ -43,6 +50,10 @@ from nin_search.analysis._stats import (
 )
 
 __all__ = [
+    "BOOTSTRAP_RESAMPLES",
+    "BOOTSTRAP_SEED",
+    "CONFIDENCE",
+    "MIN_TRIALS_PER_KIND",
     "Answer",
     "DesignSpaceEffect",
     "EdfCurve",

@@ -15,11 +15,16 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nin_search import records
+from nin_search.analysis._defaults import CONFIDENCE
 from nin_search.analysis._format import direction, verdict_text
 from nin_search.analysis._stats import t_interval
-from nin_search.analysis._trials import final_value, number_attr, stage_kind
+from nin_search.analysis._trials import final_value, stage_kind
+from nin_search.records import TrialRecord
 
-FLIPPED, MATCHED, ORIGINAL = "flipped", "matched", "original"
+ORIGINAL, FLIPPED, MATCHED = records.VARIANTS
+
+# (source trial, stage, variant) -> seed index -> the latest completed trial of that run.
+_Runs = dict[tuple[int, int, str], dict[int, FrozenTrial]]
 
 
 class PairedEffect(NamedTuple):
@@ -115,7 +120,7 @@ def _paired_effect(
         seeds.append(seed)
         differences.append((final_value(mlp) - final_value(plain)) * 100)
         if params is None:
-            params = tuple(number_attr(trial, records.PARAMS) for trial in (mlp, plain))
+            params = tuple(TrialRecord.from_trial(trial).param_count for trial in (mlp, plain))
     if not seeds:
         return None
     interval = t_interval(differences, confidence)
@@ -139,8 +144,25 @@ def _paired_effect(
     )
 
 
+def _get_runs(ablation_study: optuna.Study) -> _Runs:
+    """The completed ablation trials with a finite value and a full key, by run and seed."""
+    runs: _Runs = defaultdict(dict)
+    trials = ablation_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for trial in sorted(trials, key=lambda trial: trial.number):
+        record = TrialRecord.from_trial(trial)
+        variant = record.ablation_variant
+        if variant not in records.VARIANTS or record.accuracy is None:
+            continue
+        source, stage, seed = record.ablation_source, record.ablation_stage, record.ablation_seed
+        if source is None or stage is None or seed is None:
+            continue
+        stage = records.ORIGINAL_STAGE if variant == ORIGINAL else stage
+        runs[source, stage, variant][seed] = trial
+    return runs
+
+
 def get_ablation_info(
-    ablation_study: optuna.Study, *, confidence: float = 0.95
+    ablation_study: optuna.Study, *, confidence: float = CONFIDENCE
 ) -> list[StageAblation]:
     """The paired flipped and matched effects of every ablated (source trial, stage).
 
@@ -158,20 +180,7 @@ def get_ablation_info(
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
-    runs: dict[tuple[int, int, str], dict[int, FrozenTrial]] = defaultdict(dict)
-    trials = ablation_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    for trial in sorted(trials, key=lambda trial: trial.number):
-        attrs = trial.user_attrs
-        keys = (records.ABLATION_SOURCE, records.ABLATION_STAGE, records.ABLATION_SEED)
-        numbers = [attrs.get(key) for key in keys]
-        variant = attrs.get(records.ABLATION_VARIANT)
-        if variant not in records.VARIANTS or final_value(trial) is None:
-            continue
-        if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
-            continue
-        source, stage, seed = numbers
-        stage = records.ORIGINAL_STAGE if variant == ORIGINAL else stage
-        runs[source, stage, variant][seed] = trial
+    runs = _get_runs(ablation_study)
     results = []
     changed = sorted({(stage, source) for source, stage, variant in runs if variant != ORIGINAL})
     for stage, source in changed:

@@ -7,12 +7,17 @@ from typing import NamedTuple
 import optuna
 
 from nin_search.analysis._ablation import PairedEffect, StageAblation, get_ablation_info
+from nin_search.analysis._defaults import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    SMALLEST_EFFECT,
+)
 from nin_search.analysis._design_space import DesignSpaceEffect, get_design_space_info
 from nin_search.analysis._format import effect_text, params_text, percent_label, plural, signed
 from nin_search.analysis._regime import size_label
 from nin_search.analysis._settle import (
     ABLATE,
-    SMALLEST_EFFECT,
     ablation_settle_text,
     random_trials_to_settle,
 )
@@ -47,9 +52,9 @@ def get_answer(
     study: optuna.Study,
     ablation_study: optuna.Study | None = None,
     *,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
     smallest_effect: float = SMALLEST_EFFECT,
 ) -> Answer:
     """When does an MLP conv beat a plain conv in this study? Per stage, with the evidence.
@@ -83,22 +88,39 @@ def get_answer(
             (ablation for ablation in ablations if ablation.stage == stage),
             key=lambda ablation: (-(ablation.original_accuracy or 0.0), ablation.source),
         )
-        settle = []
-        for ablation in mine:
-            for effect in (ablation.flipped, ablation.matched):
-                if effect is None:
-                    continue
-                text = ablation_settle_text(effect, smallest_effect=smallest_effect)
-                if text is not None:
-                    settle.append(f"{effect.variant} (trial #{ablation.source}): {text}")
-        if not mine:
-            settle.append(RUN_ABLATE if ablation_study is None else RUN_STAGE_ABLATE)
-        if stage in design:
-            text = random_trials_to_settle(design[stage], smallest_effect=smallest_effect)
-            if text is not None:
-                settle.append(text)
+        settle = _settle_lines(
+            mine,
+            design.get(stage),
+            has_ablation_study=ablation_study is not None,
+            smallest_effect=smallest_effect,
+        )
         stages.append(StageAnswer(stage, mine, design.get(stage), settle))
     return Answer(study.study_name, ablation_study is not None, confidence, stages)
+
+
+def _settle_lines(
+    ablations: list[StageAblation],
+    design: DesignSpaceEffect | None,
+    *,
+    has_ablation_study: bool,
+    smallest_effect: float,
+) -> list[str]:
+    """What would settle one stage's open questions: more ablation seeds, more random trials."""
+    settle = []
+    for ablation in ablations:
+        for effect in (ablation.flipped, ablation.matched):
+            if effect is None:
+                continue
+            text = ablation_settle_text(effect, smallest_effect=smallest_effect)
+            if text is not None:
+                settle.append(f"{effect.variant} (trial #{ablation.source}): {text}")
+    if not ablations:
+        settle.append(RUN_STAGE_ABLATE if has_ablation_study else RUN_ABLATE)
+    if design is not None:
+        text = random_trials_to_settle(design, smallest_effect=smallest_effect)
+        if text is not None:
+            settle.append(text)
+    return settle
 
 
 def _paired_text(effect: PairedEffect | None) -> str:

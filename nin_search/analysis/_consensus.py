@@ -18,13 +18,12 @@ import optuna
 
 from nin_search import records
 from nin_search.analysis._ablation import StageAblation, find_ablation_study, get_ablation_info
+from nin_search.analysis._defaults import AGREEMENT_I2, CONFIDENCE, MIN_VARIANCE
 from nin_search.analysis._format import effect_text, interval_range, signed
 from nin_search.analysis._trials import final_value
 
 SOURCES = ("best", "mean")
 METHODS = ("pm", "dl")
-AGREEMENT_I2 = 0.25  # below this heterogeneity (and with one sign) the studies agree
-MIN_VARIANCE = 1e-6  # points²: seeds that gave identical differences still get a finite weight
 
 
 class StudyEffect(NamedTuple):
@@ -122,7 +121,7 @@ def get_consensus_info(
     *,
     ablation_studies: Mapping[str, optuna.Study | None] | None = None,
     sources: str = "best",
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     method: str = "pm",
 ) -> list[StageConsensus]:
     """Pools each stage's flipped ablation effect over several studies (random effects).
@@ -147,6 +146,21 @@ def get_consensus_info(
         raise ValueError(f"method must be one of {METHODS}, but got method={method!r}.")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
+    per_study = _ablations_per_study(studies, ablation_studies, confidence=confidence)
+    stages = sorted({a.stage for ablations in per_study.values() for a in ablations})
+    return [
+        _stage_consensus(stage, studies, per_study, sources, confidence=confidence, method=method)
+        for stage in stages
+    ]
+
+
+def _ablations_per_study(
+    studies: Sequence[optuna.Study],
+    ablation_studies: Mapping[str, optuna.Study | None] | None,
+    *,
+    confidence: float,
+) -> dict[str, list[StageAblation]]:
+    """Each study's ablation info by study name (empty without a companion study)."""
     per_study: dict[str, list[StageAblation]] = {}
     for study in studies:
         if ablation_studies is not None and study.study_name in ablation_studies:
@@ -156,39 +170,37 @@ def get_consensus_info(
         per_study[study.study_name] = (
             [] if companion is None else get_ablation_info(companion, confidence=confidence)
         )
-    stages = sorted({a.stage for ablations in per_study.values() for a in ablations})
-    results = []
-    for stage in stages:
-        effects, left_out = [], []
-        for study in studies:
-            mine = [a for a in per_study[study.study_name] if a.stage == stage]
-            found = _study_effect(study, mine, sources) if mine else "no ablation of this stage"
-            if isinstance(found, str):
-                left_out.append(f"{study.study_name}: {found}")
-            else:
-                effects.append(found)
-        pooled = interval = i2 = tau2 = agree = None
-        if len(effects) >= 2:
-            pooled, interval, i2, tau2 = _pool(effects, confidence, method)
-            signs = {math.copysign(1.0, effect.difference) for effect in effects}
-            nonzero = all(effect.difference != 0 for effect in effects)
-            agree = i2 < AGREEMENT_I2 and len(signs) == 1 and nonzero
-        results.append(
-            StageConsensus(
-                stage,
-                effects,
-                left_out,
-                pooled,
-                interval,
-                i2,
-                tau2,
-                confidence,
-                method,
-                agree,
-                _verdict(effects, pooled, interval, i2, agree, confidence),
-            )
-        )
-    return results
+    return per_study
+
+
+def _stage_consensus(
+    stage: int,
+    studies: Sequence[optuna.Study],
+    per_study: dict[str, list[StageAblation]],
+    sources: str,
+    *,
+    confidence: float,
+    method: str,
+) -> StageConsensus:
+    """The pooled effect at ``stage`` of the studies that ablated it (reasons for the rest)."""
+    effects, left_out = [], []
+    for study in studies:
+        mine = [a for a in per_study[study.study_name] if a.stage == stage]
+        found = _study_effect(study, mine, sources) if mine else "no ablation of this stage"
+        if isinstance(found, str):
+            left_out.append(f"{study.study_name}: {found}")
+        else:
+            effects.append(found)
+    pooled = interval = i2 = tau2 = agree = None
+    if len(effects) >= 2:
+        pooled, interval, i2, tau2 = _pool(effects, confidence, method)
+        signs = {math.copysign(1.0, effect.difference) for effect in effects}
+        nonzero = all(effect.difference != 0 for effect in effects)
+        agree = i2 < AGREEMENT_I2 and len(signs) == 1 and nonzero
+    verdict = _verdict(effects, pooled, interval, i2, agree, confidence)
+    return StageConsensus(
+        stage, effects, left_out, pooled, interval, i2, tau2, confidence, method, agree, verdict
+    )
 
 
 def _verdict(

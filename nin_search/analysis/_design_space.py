@@ -10,11 +10,12 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nin_search import records
+from nin_search.analysis._defaults import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE
 from nin_search.analysis._format import verdict_text
 from nin_search.analysis._regime import RegimeEffect, get_regime_effects, regime_text
-from nin_search.analysis._stats import normalised_difference, weighted_edf
-from nin_search.analysis._trials import final_value, finite_steps, number_attr, trial_stages
+from nin_search.analysis._stats import NormalisedDifference, normalised_difference, weighted_edf
+from nin_search.analysis._trials import final_value, finite_steps, trial_stages
+from nin_search.records import TrialRecord
 
 RANDOM = "random"
 
@@ -76,7 +77,7 @@ def _finished(study: optuna.Study) -> list[FrozenTrial]:
     return [
         trial
         for trial in study.get_trials(deepcopy=False, states=states)
-        if not trial.user_attrs.get(records.CONSTRAINT_VIOLATION)
+        if TrialRecord.from_trial(trial).feasible
     ]
 
 
@@ -104,9 +105,9 @@ def _mean_difference(plain: list[float], mlp: list[float]) -> float | None:
 def get_design_space_info(
     study: optuna.Study,
     *,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> list[DesignSpaceEffect]:
     """Plain vs MLP conv per stage on the randomly sampled trials, complexity-normalised.
 
@@ -133,66 +134,88 @@ def get_design_space_info(
     for trial in _finished(study):
         for row in trial_stages(trial):
             by_stage[row.stage].append((trial, row.kind))
-    effects = []
-    for stage in sorted(by_stage):
-        kinds = {trial.number: kind for trial, kind in by_stage[stage]}
-        naive: dict[str, list[float]] = {"plain": [], "mlp": []}
-        for trial, kind in by_stage[stage]:
-            value = final_value(trial) if trial.state == TrialState.COMPLETE else None
-            if value is not None:
-                naive[kind].append(value * 100)
-        random_trials = [
-            trial
-            for trial, _ in by_stage[stage]
-            if trial.user_attrs.get(records.SAMPLED_BY) == RANDOM
-            and (number_attr(trial, records.PARAMS) or 0) > 0
-        ]
-        epoch, values = _values_at_equal_epoch(random_trials)
-        accuracies = [value * 100 for _, value in values]
-        params = [number_attr(trial, records.PARAMS) for trial, _ in values]
-        is_mlp = [kinds[trial.number] == "mlp" for trial, _ in values]
-        options = dict(confidence=confidence, n_resamples=n_resamples, seed=seed)
-        result = normalised_difference(accuracies, params, is_mlp, **options)
-        unweighted = _mean_difference(
+    options = dict(confidence=confidence, n_resamples=n_resamples, seed=seed)
+    return [_stage_effect(stage, by_stage[stage], **options) for stage in sorted(by_stage)]
+
+
+def _naive_values(stage_trials: list[tuple[FrozenTrial, str]]) -> dict[str, list[float]]:
+    """Every completed trial's final accuracy (points) by kind, whatever sampled it."""
+    naive: dict[str, list[float]] = {"plain": [], "mlp": []}
+    for trial, kind in stage_trials:
+        value = final_value(trial) if trial.state == TrialState.COMPLETE else None
+        if value is not None:
+            naive[kind].append(value * 100)
+    return naive
+
+
+def _random_trials(stage_trials: list[tuple[FrozenTrial, str]]) -> list[FrozenTrial]:
+    """The randomly sampled trials with a recorded parameter count."""
+    chosen = []
+    for trial, _ in stage_trials:
+        record = TrialRecord.from_trial(trial)
+        if record.sampled_by == RANDOM and (record.param_count or 0) > 0:
+            chosen.append(trial)
+    return chosen
+
+
+def _edf_curves(result: NormalisedDifference) -> list[EdfCurve]:
+    """The complexity-normalised error EDF of each kind that has values."""
+    return [
+        EdfCurve(kind, *weighted_edf(100.0 - np.asarray(values), np.asarray(weights)))
+        for kind, values, weights in (
+            ("plain", result.plain_values, result.plain_weights),
+            ("mlp", result.mlp_values, result.mlp_weights),
+        )
+        if values
+    ]
+
+
+def _stage_effect(
+    stage: int,
+    stage_trials: list[tuple[FrozenTrial, str]],
+    *,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+) -> DesignSpaceEffect:
+    """The design-space effect at ``stage`` from its finished trials and their kinds there."""
+    kinds = {trial.number: kind for trial, kind in stage_trials}
+    naive = _naive_values(stage_trials)
+    random_trials = _random_trials(stage_trials)
+    epoch, values = _values_at_equal_epoch(random_trials)
+    accuracies = [value * 100 for _, value in values]
+    params = [float(TrialRecord.from_trial(trial).param_count) for trial, _ in values]
+    is_mlp = [kinds[trial.number] == "mlp" for trial, _ in values]
+    options = dict(confidence=confidence, n_resamples=n_resamples, seed=seed)
+    result = normalised_difference(accuracies, params, is_mlp, **options)
+    regimes = get_regime_effects(accuracies, params, is_mlp, **options)
+    count = f"plain n={result.n_plain}, mlp n={result.n_mlp}"
+    return DesignSpaceEffect(
+        stage=stage,
+        epoch=epoch,
+        difference=result.difference,
+        interval=result.interval,
+        confidence=confidence,
+        ks_statistic=result.ks_statistic,
+        n_plain=result.n_plain,
+        n_mlp=result.n_mlp,
+        bins_used=result.bins_used,
+        bins_dropped=result.bins_dropped,
+        trials_dropped=result.trials_dropped,
+        unweighted_difference=_mean_difference(
             [value for value, mlp in zip(accuracies, is_mlp, strict=True) if not mlp],
             [value for value, mlp in zip(accuracies, is_mlp, strict=True) if mlp],
-        )
-        curves = [
-            EdfCurve(kind, *weighted_edf(100.0 - np.asarray(values_), np.asarray(weights)))
-            for kind, values_, weights in (
-                ("plain", result.plain_values, result.plain_weights),
-                ("mlp", result.mlp_values, result.mlp_weights),
-            )
-            if values_
-        ]
-        regimes = get_regime_effects(accuracies, params, is_mlp, **options)
-        count = f"plain n={result.n_plain}, mlp n={result.n_mlp}"
-        effects.append(
-            DesignSpaceEffect(
-                stage=stage,
-                epoch=epoch,
-                difference=result.difference,
-                interval=result.interval,
-                confidence=confidence,
-                ks_statistic=result.ks_statistic,
-                n_plain=result.n_plain,
-                n_mlp=result.n_mlp,
-                bins_used=result.bins_used,
-                bins_dropped=result.bins_dropped,
-                trials_dropped=result.trials_dropped,
-                unweighted_difference=unweighted,
-                naive_difference=_mean_difference(naive["plain"], naive["mlp"]),
-                naive_n_plain=len(naive["plain"]),
-                naive_n_mlp=len(naive["mlp"]),
-                n_random_plain=sum(kinds[trial.number] == "plain" for trial in random_trials),
-                n_random_mlp=sum(kinds[trial.number] == "mlp" for trial in random_trials),
-                n_unknown_origin=sum(
-                    records.SAMPLED_BY not in trial.user_attrs for trial, _ in by_stage[stage]
-                ),
-                curves=curves,
-                regimes=regimes,
-                regime=regime_text(regimes),
-                verdict=verdict_text(result.difference, result.interval, confidence, count),
-            )
-        )
-    return effects
+        ),
+        naive_difference=_mean_difference(naive["plain"], naive["mlp"]),
+        naive_n_plain=len(naive["plain"]),
+        naive_n_mlp=len(naive["mlp"]),
+        n_random_plain=sum(kinds[trial.number] == "plain" for trial in random_trials),
+        n_random_mlp=sum(kinds[trial.number] == "mlp" for trial in random_trials),
+        n_unknown_origin=sum(
+            TrialRecord.from_trial(trial).sampled_by is None for trial, _ in stage_trials
+        ),
+        curves=_edf_curves(result),
+        regimes=regimes,
+        regime=regime_text(regimes),
+        verdict=verdict_text(result.difference, result.interval, confidence, count),
+    )

@@ -7,10 +7,15 @@ from typing import NamedTuple
 
 import numpy as np
 
+from nin_search.analysis._defaults import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    MIN_REGIME_TRIALS,
+)
 from nin_search.analysis._format import direction, params_text
 from nin_search.analysis._stats import normalised_difference
 
-MIN_REGIME_TRIALS = 9  # pooled random trials before they are split into three size ranges
 SIZE_NAMES = ("small", "medium", "large")
 _WORDS = {
     "helps": "MLP conv helps",
@@ -54,9 +59,9 @@ def get_regime_effects(
     params: Sequence[float],
     is_mlp: Sequence[bool],
     *,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> list[RegimeEffect]:
     """The complexity-normalised difference within each parameter-count tercile.
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 
 from nin_search.analysis._ablation import PairedEffect
+from nin_search.analysis._defaults import FIRST_SEEDS, SMALLEST_EFFECT
 from nin_search.analysis._design_space import DesignSpaceEffect
 from nin_search.analysis._format import direction
 from nin_search.analysis._stats import half_width_for_seeds, seeds_for_half_width
 
-SMALLEST_EFFECT = 0.5  # points; intervals narrower than +-this are not asked for
-FIRST_SEEDS = 3  # seeds suggested when one seed gave no interval
 ABLATE = "nin-search ablate"
 RANDOM_TRIALS = "study.random_trials"
 

@@ -16,9 +16,14 @@ from typing import NamedTuple
 import numpy as np
 import scipy.stats
 
-TRIALS_PER_BIN = 8  # pooled trials per complexity bin, on average
-MAX_BINS = 10
-MAX_SEEDS = 1000  # seeds_for_half_width gives up beyond this
+from nin_search.analysis._defaults import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    MAX_BINS,
+    MAX_SEEDS,
+    TRIALS_PER_BIN,
+)
 
 
 def _check_confidence(confidence: float) -> None:
@@ -26,7 +31,9 @@ def _check_confidence(confidence: float) -> None:
         raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+def t_interval(
+    values: Sequence[float], confidence: float = CONFIDENCE
+) -> tuple[float, float] | None:
     """The t-interval of the mean of ``values`` (``None`` for fewer than two values).
 
     Args:
@@ -43,7 +50,7 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     return float(low), float(high)
 
 
-def half_width_for_seeds(sd: float, seeds: int, confidence: float = 0.95) -> float:
+def half_width_for_seeds(sd: float, seeds: int, confidence: float = CONFIDENCE) -> float:
     """Half-width of the t-interval of a mean of ``seeds`` differences whose sd is ``sd``.
 
     Args:
@@ -60,7 +67,9 @@ def half_width_for_seeds(sd: float, seeds: int, confidence: float = 0.95) -> flo
     return float(quantile * sd / math.sqrt(seeds))
 
 
-def seeds_for_half_width(sd: float, half_width: float, confidence: float = 0.95) -> int | None:
+def seeds_for_half_width(
+    sd: float, half_width: float, confidence: float = CONFIDENCE
+) -> int | None:
     """The fewest seeds whose t-interval has at most ``half_width`` (``None`` beyond 1000).
 
     Args:
@@ -173,9 +182,9 @@ def normalised_difference(
     params: Sequence[float],
     is_mlp: Sequence[bool],
     *,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> NormalisedDifference:
     """Complexity-normalised MLP minus plain difference, bootstrap interval and weighted KS.
 
@@ -195,18 +204,7 @@ def normalised_difference(
     _check_confidence(confidence)
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
         raise ValueError(f"n_resamples must be an integer >= 1, but got n_resamples={n_resamples}.")
-    values_array = np.asarray(values, dtype=float)
-    mlp_mask = np.asarray(is_mlp, dtype=bool)
-    if not len(values_array) == len(params) == len(mlp_mask):
-        raise ValueError(
-            f"values, params and is_mlp must have one entry per model, but got lengths "
-            f"{len(values_array)}, {len(params)} and {len(mlp_mask)}."
-        )
-    params_array = np.asarray(params, dtype=float)
-    if not (np.all(np.isfinite(params_array)) and np.all(params_array > 0)):
-        raise ValueError(f"params must be finite and > 0, but got params={list(params)}.")
-    if not np.all(np.isfinite(values_array)):
-        raise ValueError(f"values must be finite, but got values={list(values)}.")
+    values_array, params_array, mlp_mask = _checked_models(values, params, is_mlp)
     empty = NormalisedDifference(None, None, None, 0, 0, 0, 0, len(values_array), [], [], [], [])
     if not mlp_mask.any() or mlp_mask.all():
         return empty
@@ -225,24 +223,10 @@ def normalised_difference(
     plain, mlp = values_array[~mlp_mask], values_array[mlp_mask]
     plain_bins, mlp_bins = bins[~mlp_mask], bins[mlp_mask]
     difference = float(_binned_difference(plain, plain_bins, mlp, mlp_bins, shares))
-
-    def statistic(plain_index: np.ndarray, mlp_index: np.ndarray, axis: int = -1) -> np.ndarray:
-        plain_index = np.moveaxis(plain_index, axis, -1).astype(int)
-        mlp_index = np.moveaxis(mlp_index, axis, -1).astype(int)
-        return _binned_difference(
-            plain[plain_index], plain_bins[plain_index], mlp[mlp_index], mlp_bins[mlp_index], shares
-        )
-
-    interval = None
-    if len(plain) >= 2 and len(mlp) >= 2:
-        interval = _bootstrap(
-            statistic,
-            len(plain),
-            len(mlp),
-            confidence=confidence,
-            n_resamples=n_resamples,
-            seed=seed,
-        )
+    interval = _binned_difference_interval(
+        plain, plain_bins, mlp, mlp_bins, shares,
+        confidence=confidence, n_resamples=n_resamples, seed=seed,
+    )  # fmt: skip
     return NormalisedDifference(
         difference=difference,
         interval=interval,
@@ -256,6 +240,54 @@ def normalised_difference(
         plain_weights=weights[~mlp_mask].tolist(),
         mlp_values=mlp.tolist(),
         mlp_weights=weights[mlp_mask].tolist(),
+    )
+
+
+def _checked_models(
+    values: Sequence[float], params: Sequence[float], is_mlp: Sequence[bool]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``values``, ``params`` and ``is_mlp`` as arrays, checked: one entry per model, finite
+    values, finite params > 0."""
+    values_array = np.asarray(values, dtype=float)
+    mlp_mask = np.asarray(is_mlp, dtype=bool)
+    if not len(values_array) == len(params) == len(mlp_mask):
+        raise ValueError(
+            f"values, params and is_mlp must have one entry per model, but got lengths "
+            f"{len(values_array)}, {len(params)} and {len(mlp_mask)}."
+        )
+    params_array = np.asarray(params, dtype=float)
+    if not (np.all(np.isfinite(params_array)) and np.all(params_array > 0)):
+        raise ValueError(f"params must be finite and > 0, but got params={list(params)}.")
+    if not np.all(np.isfinite(values_array)):
+        raise ValueError(f"values must be finite, but got values={list(values)}.")
+    return values_array, params_array, mlp_mask
+
+
+def _binned_difference_interval(
+    plain: np.ndarray,
+    plain_bins: np.ndarray,
+    mlp: np.ndarray,
+    mlp_bins: np.ndarray,
+    shares: np.ndarray,
+    *,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+) -> tuple[float, float] | None:
+    """Bootstrap interval of :func:`_binned_difference`, resampling models within each group
+    (bins and shares fixed); ``None`` below two models a group."""
+    if len(plain) < 2 or len(mlp) < 2:
+        return None
+
+    def statistic(plain_index: np.ndarray, mlp_index: np.ndarray, axis: int = -1) -> np.ndarray:
+        plain_index = np.moveaxis(plain_index, axis, -1).astype(int)
+        mlp_index = np.moveaxis(mlp_index, axis, -1).astype(int)
+        return _binned_difference(
+            plain[plain_index], plain_bins[plain_index], mlp[mlp_index], mlp_bins[mlp_index], shares
+        )
+
+    return _bootstrap(
+        statistic, len(plain), len(mlp), confidence=confidence, n_resamples=n_resamples, seed=seed
     )
 
 

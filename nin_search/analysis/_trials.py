@@ -1,4 +1,4 @@
-"""Reading trials: the stages of an architecture, the value at an epoch, user attrs.
+"""Reading trials: the stages of an architecture, the value at an epoch.
 
 Shared by the analysis and the report (which imports it from here).
 """
@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from optuna.trial import FrozenTrial
 
+from nin_search.records import TrialRecord
 from nin_search.spec import ArchSpec, SpecError
 
 
@@ -26,8 +27,8 @@ class BestStageRow(NamedTuple):
 
 def trial_stages(trial: FrozenTrial) -> list[BestStageRow]:
     """The trial's stages, from the ``arch`` user attr if valid, else from its params."""
-    arch = trial.user_attrs.get("arch")
-    if isinstance(arch, dict):
+    arch = TrialRecord.from_trial(trial).arch
+    if arch is not None:
         try:
             spec = ArchSpec.from_dict(arch)
         except (SpecError, TypeError):
@@ -76,19 +77,9 @@ def stage_kind(trial: FrozenTrial, stage: int) -> str | None:
     return rows[stage].kind if 0 <= stage < len(rows) else None
 
 
-def number_attr(trial: FrozenTrial, name: str) -> float | None:
-    """The user attr ``name`` as a finite number, or ``None`` when missing or not a number."""
-    value = trial.user_attrs.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def final_value(trial: FrozenTrial) -> float | None:
     """The first objective of a trial with a finite one (completed trials), else ``None``."""
-    if not trial.values or trial.values[0] is None or not math.isfinite(trial.values[0]):
-        return None
-    return float(trial.values[0])
+    return TrialRecord.from_trial(trial).accuracy
 
 
 def finite_steps(trial: FrozenTrial) -> set[int]:

@@ -8,7 +8,8 @@ from typing import NamedTuple
 import numpy as np
 import optuna
 
-from nin_search.report._trials import BestStageRow, completed_trials, int_attr, trial_stages
+from nin_search.records import TrialRecord
+from nin_search.report._trials import BestStageRow, completed_trials, trial_stages
 from nin_search.study import best_trials
 
 
@@ -143,16 +144,15 @@ def get_cost_info(study: optuna.Study) -> CostInfo:
     """
     points = []
     for trial in completed_trials(study):
-        baseline = trial.user_attrs.get("baseline")
-        summary = trial.user_attrs.get("arch_summary")
+        record = TrialRecord.from_trial(trial)
         points.append(
             CostPoint(
                 number=trial.number,
                 accuracy=float(trial.values[0]),
-                params=int_attr(trial, "params"),
-                macs=int_attr(trial, "macs"),
-                baseline=str(baseline) if baseline is not None else None,
-                arch_summary=str(summary) if summary is not None else None,
+                params=record.param_count,
+                macs=record.macs,
+                baseline=record.baseline,
+                arch_summary=record.arch_summary,
             )
         )
     points.sort(key=lambda point: point.number)
@@ -172,12 +172,12 @@ def get_best_architecture_table(study: optuna.Study) -> BestArchitecture | None:
     if not front:
         return None
     best = front[0]
-    summary = best.user_attrs.get("arch_summary")
+    record = TrialRecord.from_trial(best)
     return BestArchitecture(
         number=best.number,
         accuracy=float(best.values[0]),
-        params=int_attr(best, "params"),
-        macs=int_attr(best, "macs"),
-        arch_summary=str(summary) if summary is not None else None,
+        params=record.param_count,
+        macs=record.macs,
+        arch_summary=record.arch_summary,
         rows=trial_stages(best),
     )

@@ -6,6 +6,7 @@ import html
 import os
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
@@ -30,6 +31,9 @@ from nin_search.report._plot import (
 )
 from nin_search.report._trials import NO_COMPLETED_TRIALS, completed_trials
 from nin_search.report._verdicts import StageVerdict, get_stage_verdicts, verdict_lines
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 
 def _accuracy_target(study: optuna.Study) -> dict:
@@ -149,33 +153,6 @@ def write_report(
         answer = get_answer(study, find_ablation_study(study))
     verdicts = get_stage_verdicts(study)
     completed = completed_trials(study)
-    has_intermediate = any(
-        trial.intermediate_values
-        for trial in study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-        )
-    )
-    cost_info = get_cost_info(study)
-    figures = [
-        ("verdicts", plot_stage_verdicts(verdicts)),
-        ("depth", plot_mlp_depth(get_mlp_depth_info(study))),
-        ("width", plot_mlp_width(get_mlp_width_info(study))),
-        ("cost-params", plot_cost(cost_info, cost="params")),
-        ("cost-macs", plot_cost(cost_info, cost="macs")),
-        (
-            "history",
-            optuna.visualization.plot_optimization_history(study, **_accuracy_target(study))
-            if completed
-            else note_figure("Optimization history", NO_COMPLETED_TRIALS),
-        ),
-        (
-            "intermediate-values",
-            optuna.visualization.plot_intermediate_values(study)
-            if has_intermediate
-            else note_figure("Intermediate values", "no intermediate values yet"),
-        ),
-        ("importances", plot_param_importances(study)),
-    ]
     lines = "".join(f"<li>{html.escape(line)}</li>" for line in verdict_lines(verdicts))
     parts = [
         *page_head(f"nin-search report: {study.study_name}"),
@@ -190,7 +167,7 @@ def write_report(
         "<p>Verdicts compare completed trials with a bootstrap interval of the difference of "
         "means. The common epoch is the largest epoch every completed or pruned trial of the "
         "stage reached; the means there include pruned trials.</p>",
-        *(figure_html(figure, name) for name, figure in figures),
+        *(figure_html(figure, name) for name, figure in _study_figures(study, verdicts)),
         "<h2>Best architecture</h2>",
         _best_table(get_best_architecture_table(study)),
         "</body></html>",
@@ -198,3 +175,37 @@ def write_report(
     with open(path, "w", encoding="utf-8") as file:
         file.write("\n".join(parts))
     return verdicts
+
+
+def _study_figures(
+    study: optuna.Study, verdicts: list[StageVerdict]
+) -> list[tuple[str, go.Figure]]:
+    """The report's figures after the answer, by anchor name: verdicts, MLP depth and width,
+    cost fronts, optimisation history, intermediate values, importances."""
+    has_intermediate = any(
+        trial.intermediate_values
+        for trial in study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        )
+    )
+    cost_info = get_cost_info(study)
+    return [
+        ("verdicts", plot_stage_verdicts(verdicts)),
+        ("depth", plot_mlp_depth(get_mlp_depth_info(study))),
+        ("width", plot_mlp_width(get_mlp_width_info(study))),
+        ("cost-params", plot_cost(cost_info, cost="params")),
+        ("cost-macs", plot_cost(cost_info, cost="macs")),
+        (
+            "history",
+            optuna.visualization.plot_optimization_history(study, **_accuracy_target(study))
+            if completed_trials(study)
+            else note_figure("Optimization history", NO_COMPLETED_TRIALS),
+        ),
+        (
+            "intermediate-values",
+            optuna.visualization.plot_intermediate_values(study)
+            if has_intermediate
+            else note_figure("Intermediate values", "no intermediate values yet"),
+        ),
+        ("importances", plot_param_importances(study)),
+    ]

@@ -131,10 +131,6 @@ def plot_cost(cost_info: CostInfo, *, cost: str = "params") -> go.Figure:
         note = NO_COMPLETED_TRIALS if not cost_info.points else f"no trial recorded {cost}"
         return note_figure(title, note)
 
-    def hover(point: CostPoint) -> str:
-        summary = html.escape(point.arch_summary or "")
-        return f"trial {point.number}<br>{summary}"
-
     figure = go.Figure()
     others = [point for point in points if point.baseline is None]
     figure.add_trace(
@@ -144,7 +140,7 @@ def plot_cost(cost_info: CostInfo, *, cost: str = "params") -> go.Figure:
             mode="markers",
             name="trials",
             marker=dict(color="#aab2bd", size=8),
-            hovertext=[hover(point) for point in others],
+            hovertext=[_cost_hover(point) for point in others],
         )
     )
     by_number = {point.number: point for point in points}
@@ -158,9 +154,22 @@ def plot_cost(cost_info: CostInfo, *, cost: str = "params") -> go.Figure:
             line_shape="hv",
             name="Pareto front",
             marker=dict(color="#ef553b", size=10),
-            hovertext=[hover(point) for point in front],
+            hovertext=[_cost_hover(point) for point in front],
         )
     )
+    _add_baseline_traces(figure, points, cost=cost)
+    figure.update_layout(title=title, yaxis_title="validation accuracy")
+    figure.update_xaxes(type="log", title=f"{label} (log scale)")
+    return figure
+
+
+def _cost_hover(point: CostPoint) -> str:
+    summary = html.escape(point.arch_summary or "")
+    return f"trial {point.number}<br>{summary}"
+
+
+def _add_baseline_traces(figure: go.Figure, points: list[CostPoint], *, cost: str) -> None:
+    """One labelled marker trace per baseline (``nin``, ``plain``), in name order."""
     baselines = sorted({point.baseline for point in points if point.baseline is not None})
     for index, baseline in enumerate(baselines):
         marked = [point for point in points if point.baseline == baseline]
@@ -173,12 +182,9 @@ def plot_cost(cost_info: CostInfo, *, cost: str = "params") -> go.Figure:
                 textposition="top center",
                 name=f"{baseline} baseline",
                 marker=dict(symbol=_BASELINE_SYMBOLS[index % len(_BASELINE_SYMBOLS)], size=14),
-                hovertext=[hover(point) for point in marked],
+                hovertext=[_cost_hover(point) for point in marked],
             )
         )
-    figure.update_layout(title=title, yaxis_title="validation accuracy")
-    figure.update_xaxes(type="log", title=f"{label} (log scale)")
-    return figure
 
 
 def plot_param_importances(study: optuna.Study) -> go.Figure:

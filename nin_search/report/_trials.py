@@ -1,4 +1,4 @@
-"""Reading trials: the stages of an architecture, completed trials, numeric user attrs."""
+"""Reading trials: the stages of an architecture, completed trials."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nin_search.analysis._trials import BestStageRow as BestStageRow
 from nin_search.analysis._trials import trial_stages as trial_stages
+from nin_search.records import TrialRecord
 
 NO_COMPLETED_TRIALS = "no completed trials yet"
 
@@ -23,16 +24,10 @@ def completed_trials(study: optuna.Study) -> list[FrozenTrial]:
         for trial in trials
         if trial.values
         and math.isfinite(trial.values[0])
-        and not trial.user_attrs.get("constraint_violation")
+        and TrialRecord.from_trial(trial).feasible
     ]
 
 
 def mean(values: Sequence[float]) -> float | None:
     """The mean of ``values``, or ``None`` when there are none."""
     return float(np.mean(values)) if len(values) else None
-
-
-def int_attr(trial: FrozenTrial, name: str) -> int | None:
-    """The user attr ``name`` as an int, or ``None`` when missing or not a number."""
-    value = trial.user_attrs.get(name)
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -11,7 +11,14 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nin_search.analysis import effect_text
+from nin_search.analysis import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    MIN_TRIALS_PER_KIND,
+    effect_text,
+)
+from nin_search.records import TrialRecord
 from nin_search.report._trials import mean, trial_stages
 
 
@@ -112,10 +119,10 @@ def _verdict(n_plain: int, n_mlp: int, interval: tuple[float, float] | None) -> 
 def get_stage_verdicts(
     study: optuna.Study,
     *,
-    n_bootstrap: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    min_trials: int = 5,
+    n_bootstrap: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = BOOTSTRAP_SEED,
+    min_trials: int = MIN_TRIALS_PER_KIND,
 ) -> list[StageVerdict]:
     """Compares plain and MLP conv stage by stage.
 
@@ -142,48 +149,70 @@ def get_stage_verdicts(
         raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
     if isinstance(min_trials, bool) or not isinstance(min_trials, int) or min_trials < 1:
         raise ValueError(f"min_trials must be an integer >= 1, but got min_trials={min_trials}.")
+    finished = _finished_by_stage(study)
+    options = dict(n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+    return [
+        _stage_verdict(stage, finished[stage], min_trials=min_trials, **options)
+        for stage in sorted(finished)
+    ]
 
-    accuracies: dict[int, dict[str, list[float]]] = defaultdict(lambda: {"plain": [], "mlp": []})
+
+def _finished_by_stage(study: optuna.Study) -> dict[int, dict[str, list[FrozenTrial]]]:
+    """Completed and pruned trials within the study's limits, by stage and kind there."""
     finished: dict[int, dict[str, list[FrozenTrial]]] = defaultdict(
         lambda: {"plain": [], "mlp": []}
     )
     states = (TrialState.COMPLETE, TrialState.PRUNED)
     for trial in study.get_trials(deepcopy=False, states=states):
-        if trial.user_attrs.get("constraint_violation"):
+        if not TrialRecord.from_trial(trial).feasible:
             continue  # stopped before training: says nothing about plain vs MLP conv
         for row in trial_stages(trial):
             finished[row.stage][row.kind].append(trial)
-            value = trial.values[0] if trial.state == TrialState.COMPLETE and trial.values else None
-            if value is not None and math.isfinite(value):
-                accuracies[row.stage][row.kind].append(float(value))
+    return finished
 
-    verdicts = []
-    for stage in sorted(finished):
-        plain, mlp = accuracies[stage]["plain"], accuracies[stage]["mlp"]
-        plain_mean, mlp_mean = mean(plain), mean(mlp)
-        difference = None if plain_mean is None or mlp_mean is None else mlp_mean - plain_mean
-        interval = None
-        if len(plain) >= min_trials and len(mlp) >= min_trials:
-            interval = _bootstrap_interval(
-                plain, mlp, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
-            )
-        verdicts.append(
-            StageVerdict(
-                stage=stage,
-                plain_accuracies=plain,
-                mlp_accuracies=mlp,
-                n_plain=len(plain),
-                n_mlp=len(mlp),
-                plain_mean=plain_mean,
-                mlp_mean=mlp_mean,
-                difference=difference,
-                confidence_interval=interval,
-                confidence=confidence,
-                verdict=_verdict(len(plain), len(mlp), interval),
-                equal_epoch=_equal_epoch_comparison(finished[stage]),
-            )
+
+def _completed_accuracies(trials: list[FrozenTrial]) -> list[float]:
+    """The finite values of the completed ones among ``trials``."""
+    accuracies = []
+    for trial in trials:
+        value = trial.values[0] if trial.state == TrialState.COMPLETE and trial.values else None
+        if value is not None and math.isfinite(value):
+            accuracies.append(float(value))
+    return accuracies
+
+
+def _stage_verdict(
+    stage: int,
+    trials_by_kind: dict[str, list[FrozenTrial]],
+    *,
+    n_bootstrap: int,
+    confidence: float,
+    seed: int,
+    min_trials: int,
+) -> StageVerdict:
+    plain = _completed_accuracies(trials_by_kind["plain"])
+    mlp = _completed_accuracies(trials_by_kind["mlp"])
+    plain_mean, mlp_mean = mean(plain), mean(mlp)
+    difference = None if plain_mean is None or mlp_mean is None else mlp_mean - plain_mean
+    interval = None
+    if len(plain) >= min_trials and len(mlp) >= min_trials:
+        interval = _bootstrap_interval(
+            plain, mlp, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
         )
-    return verdicts
+    return StageVerdict(
+        stage=stage,
+        plain_accuracies=plain,
+        mlp_accuracies=mlp,
+        n_plain=len(plain),
+        n_mlp=len(mlp),
+        plain_mean=plain_mean,
+        mlp_mean=mlp_mean,
+        difference=difference,
+        confidence_interval=interval,
+        confidence=confidence,
+        verdict=_verdict(len(plain), len(mlp), interval),
+        equal_epoch=_equal_epoch_comparison(trials_by_kind),
+    )
 
 
 def interval_text(verdict: StageVerdict) -> str:

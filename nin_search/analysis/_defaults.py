@@ -1,0 +1,30 @@
+"""The statistical defaults of the analysis (and of the report's naive verdicts), in one place.
+
+Every function of :mod:`nin_search.analysis` and :mod:`nin_search.report` that takes one of
+these as an argument defaults to the value here. Differences and effects are in accuracy
+points (percent) unless said otherwise.
+"""
+
+from __future__ import annotations
+
+# Intervals and bootstrap.
+CONFIDENCE = 0.95  # coverage of every interval (t-intervals, bootstrap intervals), in (0, 1)
+BOOTSTRAP_RESAMPLES = 2000  # resamples per bootstrap interval
+BOOTSTRAP_SEED = 0  # seed of every bootstrap; each stage and size range uses it afresh
+
+# The report's naive verdict (every completed trial, whatever sampled it).
+MIN_TRIALS_PER_KIND = 5  # completed trials each kind (plain, MLP conv) needs for a verdict
+
+# Complexity normalisation (Radosavovic et al. 2019) and size ranges.
+TRIALS_PER_BIN = 8  # pooled trials per complexity bin, on average
+MAX_BINS = 10  # complexity bins at most
+MIN_REGIME_TRIALS = 9  # pooled random trials before they are split into three size ranges
+
+# What would settle an open question.
+MAX_SEEDS = 1000  # seeds_for_half_width gives up beyond this many seeds
+SMALLEST_EFFECT = 0.5  # points; intervals narrower than +-this are not asked for
+FIRST_SEEDS = 3  # seeds suggested when one seed gave no interval
+
+# Pooling several studies (datasets).
+AGREEMENT_I2 = 0.25  # below this heterogeneity I² (and with one sign) the studies agree
+MIN_VARIANCE = 1e-6  # points²: seeds that gave identical differences still get a finite weight
