@@ -27,6 +27,7 @@ import sqlalchemy.event
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
+from nin_search.compat import rdb_storage_of, trial_attribute_tables
 from nin_search.errors import UserError
 
 __all__ = [
@@ -405,25 +406,21 @@ def delete_trial_attrs(
 
     Args:
         storage: The study's storage (an ``RDBStorage``, or Optuna's cache around one).
-        trial_id: The trial's storage id (``FrozenTrial._trial_id``).
+        trial_id: The trial's storage id (:func:`nin_search.compat.trial_id_of`).
         user_keys: User attr keys to delete (missing ones are ignored).
         system_keys: System attr keys to delete (missing ones are ignored).
 
     Raises:
         TypeError: For a storage that is not an RDB storage.
     """
-    from optuna.storages._rdb import models
-
-    backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, optuna.storages.RDBStorage):
+    backend = rdb_storage_of(storage)
+    if backend is None:
         raise TypeError(f"delete_trial_attrs needs an RDBStorage, but got {storage!r}.")
+    tables = trial_attribute_tables()
     with backend.engine.begin() as connection:
-        for model, keys in (
-            (models.TrialUserAttributeModel, list(user_keys)),
-            (models.TrialSystemAttributeModel, list(system_keys)),
-        ):
+        for kind, keys in (("user", list(user_keys)), ("system", list(system_keys))):
+            table = tables[kind]
             if keys:
-                table = model.__table__
                 connection.execute(
                     sqlalchemy.delete(table).where(
                         table.c.trial_id == trial_id, table.c.key.in_(keys)
