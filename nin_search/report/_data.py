@@ -9,7 +9,7 @@ import numpy as np
 import optuna
 
 from nin_search.report._trials import BestStageRow, completed_trials, int_attr, trial_stages
-from nin_search.study import best_trials
+from nin_search.trials import best_trials
 
 
 class AccuracyGroup(NamedTuple):
