@@ -1,6 +1,7 @@
 """Study configuration: a study TOML file -> a validated, frozen :class:`StudyConfig`.
 
-Every tunable default of nin-search lives in this file. A study file only needs the keys it
+Every tunable default of nin-search lives in this file (the samplers' and pruners' sit with
+their factories in :mod:`nin_search.vocabulary`). A study file only needs the keys it
 changes; ``StudyConfig()`` *is* the embedded default study (digits, runs on a laptop CPU).
 
 A searchable value is written in TOML as one of:
@@ -21,6 +22,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nin_search.errors import UserError
+from nin_search.vocabulary import PRUNER_FACTORIES, SAMPLER_FACTORIES
 
 __all__ = [
     "DATASETS",
@@ -48,21 +50,19 @@ __all__ = [
 ]
 
 DATASETS = ("digits", "imagefolder", "cifar10", "cifar100", "mnist", "fashion-mnist", "svhn")
-SAMPLERS = ("tpe", "random", "nsgaii", "gp")
-PRUNERS = (
-    "median",
-    "dominated",
-    "percentile",
-    "hyperband",
-    "successive-halving",
-    "threshold",
-    "patient",
-    "wilcoxon",
-    "none",
-)
+SAMPLERS, PRUNERS = tuple(SAMPLER_FACTORIES), tuple(PRUNER_FACTORIES)  # vocabulary's tables
 ACTIVATIONS = ("relu", "gelu", "silu")
 OBJECTIVES = ("accuracy", "params", "macs", "latency_ms")  # accuracy is maximised, costs minimised
 DEFAULT_STORAGE = "sqlite:///nin_search.db"
+# Storage and workers (not study-file keys; nin_search.storage and nin_search.study use them).
+HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
+GRACE_PERIOD = 60  # seconds without a heartbeat before a trial counts as dead (>= 2x interval)
+MAX_RETRY = 2  # times a trial killed by a crash is retried with the same parameters
+SQLITE_TIMEOUT = 30  # seconds a SQLite writer waits on a lock before failing
+CONNECT_TIMEOUT = 10  # seconds to reach a PostgreSQL server
+STORAGE_ATTEMPTS = 6  # tries to open a SQLite storage that is locked or being created
+CREATION_WAIT = 10.0  # seconds to wait for a study that another process is creating
+MAX_FAILURES_IN_A_ROW = 5  # a worker stops after this many failed trials in a row
 MAX_SEED = 2**32 - 1  # samplers and numpy take 32-bit seeds
 MAX_LAYER_PARAMETERS = 10**9  # weights of one conv layer (4 GB as float32): past it, no trial fits
 MAX_MLP_DEPTH = 64  # 1x1 convs in one MLP conv stage (NIN uses 2)

@@ -9,6 +9,7 @@ with several objectives.
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -19,13 +20,17 @@ from nin_search.compat import storage_of, trial_id_of
 from nin_search.config import OptunaConfig
 from nin_search.errors import UserError
 from nin_search.records import SAMPLED_BY
+from nin_search.vocabulary import PRUNER_FACTORIES, SAMPLER_FACTORIES
 
 __all__ = [
     "MultiObjectiveTPESampler",
     "RandomFirstSampler",
     "make_pruner",
     "make_sampler",
+    "patient_median_pruner",
+    "resolve",
     "sampler_seed",
+    "threshold_pruner",
 ]
 
 
@@ -132,23 +137,20 @@ class RandomFirstSampler(optuna.samplers.BaseSampler):
         self._random.reseed_rng()
 
 
+def resolve(path: str) -> Callable[..., Any]:
+    """The class or function named ``"module:attribute"`` (a factory of vocabulary's tables)."""
+    module, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def make_sampler(
     config: OptunaConfig, *, seed: int, multi_objective: bool = False, random_trials: int = 0
 ) -> optuna.samplers.BaseSampler:
-    """The configured sampler, seeded, behind :class:`RandomFirstSampler` (the first
-    ``random_trials`` trials at random). TPE is multivariate and grouped (the space is
-    conditional) with the constant liar on (parallel workers then do not sample the same
-    point)."""
-    sampler: optuna.samplers.BaseSampler
-    if config.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    elif config.sampler == "nsgaii":
-        sampler = optuna.samplers.NSGAIISampler(seed=seed)
-    elif config.sampler == "gp":
-        sampler = optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
-    else:
-        tpe = MultiObjectiveTPESampler if multi_objective else optuna.samplers.TPESampler
-        sampler = tpe(seed=seed, multivariate=True, group=True, constant_liar=True)
+    """The configured sampler (``SAMPLER_FACTORIES``), seeded, behind
+    :class:`RandomFirstSampler` (the first ``random_trials`` trials at random)."""
+    factory = SAMPLER_FACTORIES[config.sampler]
+    path = (multi_objective and factory.multi_objective_path) or factory.path
+    sampler = resolve(path)(seed=seed, **factory.defaults_for(0))
     # Its own stream: TPE and GP draw their start-up trials from a RandomSampler seeded with
     # ``seed`` too, and the same seed would replay the same parameters there.
     digest = hashlib.sha256(f"{seed}|random-first".encode()).digest()
@@ -157,61 +159,41 @@ def make_sampler(
     )
 
 
-def _pruner_defaults(name: str, epochs: int) -> dict[str, Any]:
-    return {
-        "median": {"n_startup_trials": 5, "n_warmup_steps": 2},
-        "percentile": {"percentile": 25.0, "n_startup_trials": 5, "n_warmup_steps": 2},
-        "hyperband": {"min_resource": 1, "max_resource": epochs, "reduction_factor": 3},
-        "successive-halving": {"min_resource": 1, "reduction_factor": 3},
-        "patient": {"patience": 2},
-        "wilcoxon": {},
-        "threshold": {},
-        "none": {},
-        "dominated": {},
-    }[name]
+def patient_median_pruner(**options: Any) -> optuna.pruners.PatientPruner:
+    """Optuna's PatientPruner around a MedianPruner (``patient`` in the study file)."""
+    return optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(), **options)
+
+
+def threshold_pruner(**options: Any) -> optuna.pruners.ThresholdPruner:
+    """Optuna's ThresholdPruner, which needs a bound (``threshold`` in the study file)."""
+    if not {"lower", "upper"} & set(options):
+        raise UserError(
+            "pruner 'threshold' needs a bound: set optuna.pruner_options = { lower = 0.5 }"
+        )
+    return optuna.pruners.ThresholdPruner(**options)
 
 
 def make_pruner(config: OptunaConfig, *, epochs: int) -> optuna.pruners.BasePruner:
-    """The configured pruner; ``pruner_options`` override nin-search's defaults.
+    """The configured pruner (``PRUNER_FACTORIES``); ``pruner_options`` override its defaults.
+
+    nin-search's own rule (``dominated``) is applied by the objective, since Optuna cannot
+    prune a study with several objectives: it is built here only to check its options, and
+    the study gets a NopPruner.
 
     Raises:
         UserError: For options the pruner does not take or values it refuses.
     """
-    classes: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
-        "median": optuna.pruners.MedianPruner,
-        "percentile": optuna.pruners.PercentilePruner,
-        "hyperband": optuna.pruners.HyperbandPruner,
-        "successive-halving": optuna.pruners.SuccessiveHalvingPruner,
-        "threshold": optuna.pruners.ThresholdPruner,
-        "wilcoxon": optuna.pruners.WilcoxonPruner,
-        "none": optuna.pruners.NopPruner,
-        # Multi-objective: Optuna cannot prune there; the objective applies nin-search's
-        # DominatedPruner itself (see nin_search.pruning).
-        "dominated": optuna.pruners.NopPruner,
-    }
-    if config.pruner == "dominated":
-        from nin_search.pruning import DominatedPruner
-
-        try:
-            DominatedPruner(**config.pruner_options)  # validates the options
-        except (TypeError, ValueError) as error:
-            raise UserError(f"optuna.pruner_options for pruner 'dominated': {error}") from None
-        return optuna.pruners.NopPruner()
-    options = {**_pruner_defaults(config.pruner, epochs), **config.pruner_options}
-    if config.pruner == "threshold" and not {"lower", "upper"} & set(options):
-        raise UserError(
-            "pruner 'threshold' needs a bound: set optuna.pruner_options = { lower = 0.5 }"
-        )
+    factory = PRUNER_FACTORIES[config.pruner]
+    options = {**factory.defaults_for(epochs), **config.pruner_options}
     try:
-        if config.pruner == "patient":
-            pruner = optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(), **options)
-        else:
-            pruner = classes[config.pruner](**options)
+        pruner = resolve(factory.path)(**options)
+        if not isinstance(pruner, optuna.pruners.BasePruner):
+            return optuna.pruners.NopPruner()
         _rehearse(pruner, epochs=epochs)
     except (TypeError, ValueError, ZeroDivisionError, KeyError, IndexError) as error:
         raise UserError(
             f"optuna.pruner_options for pruner {config.pruner!r}: {error or type(error).__name__}"
-            f" (with options {options}); see the pruner's parameters in Optuna's documentation"
+            f" (with options {options}); see the parameters of {factory.path.replace(':', '.')}"
         ) from None
     return pruner
 
