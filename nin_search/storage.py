@@ -28,6 +28,14 @@ import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
 from nin_search.compat import rdb_storage_of, trial_attribute_tables
+from nin_search.config import (
+    CONNECT_TIMEOUT,
+    GRACE_PERIOD,
+    HEARTBEAT_INTERVAL,
+    MAX_RETRY,
+    SQLITE_TIMEOUT,
+    STORAGE_ATTEMPTS,
+)
 from nin_search.errors import UserError
 
 __all__ = [
@@ -39,12 +47,7 @@ __all__ = [
     "use_wal",
 ]
 
-HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
-GRACE_PERIOD = 60  # seconds without a heartbeat before a trial counts as dead (>= 2x interval)
-MAX_RETRY = 2  # times a trial killed by a crash is retried with the same parameters
-SQLITE_TIMEOUT = 30  # seconds a SQLite writer waits on a lock before failing
-CONNECT_TIMEOUT = 10  # seconds to reach a PostgreSQL server
-STORAGE_ATTEMPTS = 6  # tries to open a SQLite storage that is locked or being created
+# Facts of the backends and of Optuna's schema, not tunable (the timeouts are in config).
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
 OPTUNA_TABLES = ("studies", "version_info")  # tables every Optuna RDB storage has

@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nin_search import __version__
 from nin_search.artifacts import checkpoint_dir_for
-from nin_search.config import StudyConfig
+from nin_search.config import CREATION_WAIT, MAX_FAILURES_IN_A_ROW, StudyConfig
 from nin_search.errors import UserError
 from nin_search.records import (
     BASELINE,
@@ -40,10 +40,9 @@ __all__ = [
     "optimize",
 ]
 
-MAX_FAILURES_IN_A_ROW = 5  # a worker stops after this many failed trials in a row
+# Limits, not tunable defaults: what a study name must fit (the waits are in config).
 MAX_STUDY_NAME = 200  # characters (Optuna stores up to 512)
 MAX_FILE_NAME = 255  # bytes in one file name (the checkpoint folder is named after the study)
-CREATION_WAIT = 10.0  # seconds to wait for a study that another process is creating
 
 
 def check_study_name(name: str) -> None:
