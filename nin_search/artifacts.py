@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
-from nin_search.compat import storage_of, trial_id_of
+from nin_search.compat import delete_trial_attrs, storage_of, trial_id_of
 from nin_search.errors import UserError
 from nin_search.records import (
     BASELINE,
@@ -21,7 +21,6 @@ from nin_search.records import (
     REMOVED_WEIGHTS,
     WEIGHTS_ARTIFACT,
 )
-from nin_search.storage import delete_trial_attrs
 from nin_search.trials import best_trials
 
 __all__ = [

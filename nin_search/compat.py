@@ -6,7 +6,7 @@ only module to fix (checked against Optuna 4.x and 5.0).
 
 * ``Study._storage``: ``optuna.Study`` has no public accessor for its storage. nin-search
   needs it to open a companion study in the same storage, to write attrs of trials other
-  than the running one (a dead worker's), and to delete attrs (:mod:`nin_search.storage`).
+  than the running one (a dead worker's), and to delete attrs (:func:`delete_trial_attrs`).
 * ``Trial._trial_id`` / ``FrozenTrial._trial_id``: every ``BaseStorage`` method takes the
   storage's trial id, which neither trial class publishes. The public way round
   (``storage.get_trial_id_from_study_id_trial_number``) costs a database query per call, on
@@ -14,24 +14,24 @@ only module to fix (checked against Optuna 4.x and 5.0).
 * ``Trial.storage``: set in ``Trial.__init__`` but not documented; used to record a
   multi-objective trial's curve, which ``Trial.report`` refuses.
 * ``optuna.storages._rdb.models`` and ``_CachedStorage._backend``: Optuna's storages cannot
-  delete an attr, so :func:`nin_search.storage.delete_trial_attrs` deletes the rows itself.
+  delete an attr, so :func:`delete_trial_attrs` deletes the rows itself.
 
 The study's id uses the public ``BaseStorage.get_study_id_from_name``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
 
 import optuna
+import sqlalchemy
 from optuna.trial import FrozenTrial
 
 __all__ = [
-    "rdb_storage_of",
+    "delete_trial_attrs",
     "record_intermediate_value",
     "storage_of",
     "study_id_of",
-    "trial_attribute_tables",
     "trial_id_of",
 ]
 
@@ -57,18 +57,44 @@ def record_intermediate_value(trial: optuna.Trial, step: int, value: float) -> N
     trial.storage.set_trial_intermediate_value(trial_id_of(trial), step, value)
 
 
-def rdb_storage_of(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStorage | None:
-    """The RDB storage under Optuna's cache (``_CachedStorage._backend``), or None when
-    ``storage`` is not an RDB storage."""
-    backend = getattr(storage, "_backend", storage)
-    return backend if isinstance(backend, optuna.storages.RDBStorage) else None
+def delete_trial_attrs(
+    storage: optuna.storages.BaseStorage,
+    trial_id: int,
+    *,
+    user_keys: Iterable[str] = (),
+    system_keys: Iterable[str] = (),
+) -> None:
+    """Deletes user and system attrs of a trial, finished or not (RDB storages).
 
+    Optuna's API never changes a finished trial and cannot delete an attr at all (its
+    storages cache finished trials), so the rows go straight from the RDB tables, in one
+    transaction. A process that cached the trial earlier keeps its copy until it reloads the
+    study; readers that load it afresh (every nin-search command, optuna-dashboard within
+    seconds) no longer see the attrs.
 
-def trial_attribute_tables() -> dict[str, Any]:
-    """The SQLAlchemy tables of trial attrs in an RDB storage: ``"user"`` and ``"system"``."""
+    Args:
+        storage: The study's storage (an ``RDBStorage``, or Optuna's cache around one).
+        trial_id: The trial's storage id (:func:`trial_id_of`).
+        user_keys: User attr keys to delete (missing ones are ignored).
+        system_keys: System attr keys to delete (missing ones are ignored).
+
+    Raises:
+        TypeError: For a storage that is not an RDB storage.
+    """
     from optuna.storages._rdb import models
 
-    return {
-        "user": models.TrialUserAttributeModel.__table__,
-        "system": models.TrialSystemAttributeModel.__table__,
-    }
+    backend = getattr(storage, "_backend", storage)  # under Optuna's cache
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        raise TypeError(f"delete_trial_attrs needs an RDBStorage, but got {storage!r}.")
+    with backend.engine.begin() as connection:
+        for model, keys in (
+            (models.TrialUserAttributeModel, list(user_keys)),
+            (models.TrialSystemAttributeModel, list(system_keys)),
+        ):
+            table = model.__table__
+            if keys:
+                connection.execute(
+                    sqlalchemy.delete(table).where(
+                        table.c.trial_id == trial_id, table.c.key.in_(keys)
+                    )
+                )
