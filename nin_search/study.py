@@ -19,11 +19,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nin_search import __version__
 from nin_search.artifacts import checkpoint_dir_for
+from nin_search.compat import storage_of
 from nin_search.config import CREATION_WAIT, MAX_FAILURES_IN_A_ROW, StudyConfig
 from nin_search.errors import UserError
 from nin_search.records import (
     BASELINE,
     CREATED_BY,
+    DATA,
     created_by_nin_search,
     is_ablation_study_name,
 )
@@ -160,23 +162,10 @@ def open_study(
     check_study_name(study_name)
     pruner = make_pruner(config.optuna, epochs=config.train.epochs)
     storage = open_storage(storage_url, heartbeat=True)
-    fingerprint = config.space_fingerprint()
-    trials_so_far = 0
-    if _study_exists(storage, study_name):
-        _wait_until_created(storage, study_name, storage_url)
-        existing = optuna.load_study(study_name=study_name, storage=storage)
-        stored = existing.user_attrs
-        trials_so_far = len(existing.get_trials(deepcopy=False))
-        if stored.get("space") not in (None, fingerprint):
-            difference = _describe_mismatch(stored["space"], fingerprint)
-            raise UserError(
-                f"study {study_name!r} was created with another search space ({difference}); "
-                "use a new --study-name, or the original study file to resume it"
-            )
-    seed = sampler_seed(config.study.seed, worker_index, trials_so_far)
+    trials_so_far = _trials_so_far(storage, config, study_name=study_name, storage_url=storage_url)
     sampler = make_sampler(
         config.optuna,
-        seed=seed,
+        seed=sampler_seed(config.study.seed, worker_index, trials_so_far),
         multi_objective=config.multi_objective,
         random_trials=config.study.random_trials,
     )
@@ -195,20 +184,57 @@ def open_study(
         return optuna.load_study(
             study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
         )
-    # All or nothing: the marker goes last, and a failure on the way removes the study.
+    _record_creation(study, config, data_info=data_info)
+    return study
+
+
+def _trials_so_far(
+    storage: optuna.storages.BaseStorage,
+    config: StudyConfig,
+    *,
+    study_name: str,
+    storage_url: str,
+) -> int:
+    """The number of trials of the existing study (0 when there is none yet).
+
+    Raises:
+        UserError: For a study of another program, or one created with another search space.
+    """
+    if not _study_exists(storage, study_name):
+        return 0
+    _wait_until_created(storage, study_name, storage_url)
+    existing = optuna.load_study(study_name=study_name, storage=storage)
+    stored = existing.user_attrs.get("space")
+    fingerprint = config.space_fingerprint()
+    if stored not in (None, fingerprint):
+        raise UserError(
+            f"study {study_name!r} was created with another search space "
+            f"({_describe_mismatch(stored, fingerprint)}); use a new --study-name, or the "
+            "original study file to resume it"
+        )
+    return len(existing.get_trials(deepcopy=False))
+
+
+def _record_creation(
+    study: optuna.Study, config: StudyConfig, *, data_info: dict[str, Any] | None
+) -> None:
+    """Records the new study's space, config and data, and enqueues the baselines.
+
+    All or nothing: nin-search's marker goes last, and a failure on the way removes the study
+    (so a re-run creates it afresh rather than resuming a study without its baselines).
+    """
     try:
-        study.set_user_attr("space", fingerprint)
+        study.set_user_attr("space", config.space_fingerprint())
         study.set_user_attr("config", config.model_dump(mode="json"))
         if data_info is not None:
-            study.set_user_attr("data", data_info)
+            study.set_user_attr(DATA, data_info)
         if config.study.baselines:
             _enqueue_baselines(study, config)
         study.set_user_attr(CREATED_BY, __version__)
     except BaseException:
         with contextlib.suppress(Exception):
-            optuna.delete_study(study_name=study_name, storage=storage)
+            optuna.delete_study(study_name=study.study_name, storage=storage_of(study))
         raise
-    return study
 
 
 def load_study(storage_url: str, study_name: str | None, *, read_only: bool = True) -> optuna.Study:
