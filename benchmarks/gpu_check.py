@@ -35,8 +35,9 @@ from nin_search.data import DeviceData, SearchData, load_search_data, to_device
 from nin_search.model import build_model
 from nin_search.objective import Objective
 from nin_search.spec import Hyperparameters
-from nin_search.study import finished_trials, open_study, optimize
+from nin_search.study import open_study, optimize
 from nin_search.train import EpochResult, NonFiniteLossError, train
+from nin_search.trials import finished_trials
 
 CPU_MODE = os.environ.get("NIN_SEARCH_GPU_CHECK_CPU") == "1"
 DEADLINE = float(os.environ.get("NIN_SEARCH_GPU_CHECK_DEADLINE", "420"))  # seconds, soft

@@ -20,6 +20,8 @@ import optuna
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from nin_search import __version__, records
+from nin_search.artifacts import checkpoint_dir_for
+from nin_search.compat import storage_of
 from nin_search.config import StudyConfig
 from nin_search.data import SearchData
 from nin_search.errors import UserError
@@ -28,7 +30,7 @@ from nin_search.objective import AblationObjective, EpochCallback
 from nin_search.records import TrialRecord, ablation_study_name
 from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
-from nin_search.study import best_trials, checkpoint_dir_for, pick_trial
+from nin_search.trials import best_trials, pick_trial
 from nin_search.variants import ablation_variants
 from nin_search.workers import fail_dead_local_trials
 
@@ -173,7 +175,7 @@ def open_ablation_study(study: optuna.Study) -> optuna.Study:
     """The companion study of ``study`` in the same storage, created when missing."""
     name = ablation_study_name(study.study_name)
     ablation = optuna.create_study(
-        storage=study._storage,
+        storage=storage_of(study),
         study_name=name,
         direction="maximize",
         sampler=optuna.samplers.RandomSampler(seed=0),  # nothing is sampled: all is enqueued

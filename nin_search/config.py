@@ -4,7 +4,7 @@ Every tunable default of nin-search lives in this file and in :mod:`nin_search.c
 (searchable values, the architecture space and the reference network; its types are re-exported
 here). A study file only needs the keys it changes; ``StudyConfig()`` *is* the embedded default
 study (digits, runs on a laptop CPU). The names a choice accepts come from
-:mod:`nin_search.vocabulary`.
+:mod:`nin_search.vocabulary`, where the samplers' and pruners' defaults sit with their factories.
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ from nin_search.config_space import (
     some_of,
 )
 from nin_search.errors import UserError
-from nin_search.vocabulary import DATASETS, OBJECTIVES, OPTIMIZERS, is_rate
+from nin_search.vocabulary import (
+    DATASETS,
+    OBJECTIVES,
+    OPTIMIZERS,
+    PRUNER_FACTORIES,
+    SAMPLER_FACTORIES,
+    is_rate,
+)
 
 __all__ = [
     "NATIVE_IMAGE_SIZES",
@@ -52,19 +59,17 @@ __all__ = [
     "study_file_path",
 ]
 
-SAMPLERS = ("tpe", "random", "nsgaii", "gp")
-PRUNERS = (
-    "median",
-    "dominated",
-    "percentile",
-    "hyperband",
-    "successive-halving",
-    "threshold",
-    "patient",
-    "wilcoxon",
-    "none",
-)
+SAMPLERS, PRUNERS = tuple(SAMPLER_FACTORIES), tuple(PRUNER_FACTORIES)  # vocabulary's tables
 DEFAULT_STORAGE = "sqlite:///nin_search.db"
+# Storage and workers (not study-file keys; nin_search.storage and nin_search.study use them).
+HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
+GRACE_PERIOD = 60  # seconds without a heartbeat before a trial counts as dead (>= 2x interval)
+MAX_RETRY = 2  # times a trial killed by a crash is retried with the same parameters
+SQLITE_TIMEOUT = 30  # seconds a SQLite writer waits on a lock before failing
+CONNECT_TIMEOUT = 10  # seconds to reach a PostgreSQL server
+STORAGE_ATTEMPTS = 6  # tries to open a SQLite storage that is locked or being created
+CREATION_WAIT = 10.0  # seconds to wait for a study that another process is creating
+MAX_FAILURES_IN_A_ROW = 5  # a worker stops after this many failed trials in a row
 MAX_SEED = 2**32 - 1  # samplers and numpy take 32-bit seeds
 # The study files that ship with nin-search (package data; `studies/` in the repository).
 SHIPPED_STUDIES_DIR = Path(__file__).parent / "studies"

@@ -25,14 +25,10 @@ import optuna_dashboard
 from optuna.trial import FrozenTrial, TrialState
 
 from nin_search import analysis, records, report
+from nin_search.artifacts import artifact_dir_for, forget_missing_weights
 from nin_search.errors import UserError
 from nin_search.storage import check_storage_url, open_storage
-from nin_search.study import (
-    artifact_dir_for,
-    baseline_trials,
-    best_trials,
-    forget_missing_weights,
-)
+from nin_search.trials import baseline_trials, best_trials
 
 __all__ = [
     "forget_missing_artifacts",
@@ -264,7 +260,7 @@ def forget_missing_artifacts(
     storage_url: str, studies: list[optuna.Study], *, artifact_dir: str | Path | None = None
 ) -> dict[str, list[int]]:
     """Drops the artifact entries whose files are gone, so the dashboard lists only files that
-    exist (see :func:`nin_search.study.forget_missing_weights`).
+    exist (see :func:`nin_search.artifacts.forget_missing_weights`).
 
     Args:
         storage_url: The storage.

@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import FrozenTrial
 from torch import nn
 
+from nin_search.artifacts import artifact_dir_for, download_weights
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_metadata, export_source
 from nin_search.model import build_model
@@ -28,7 +29,8 @@ from nin_search.outputs import check_outputs, write_text_atomic
 from nin_search.preprocessing import Preprocessing
 from nin_search.records import ARCH, CONFIG, DATA, MACS, PARAMS, PREPROCESSING
 from nin_search.spec import ArchSpec
-from nin_search.study import accuracy_of, artifact_dir_for, download_weights, load_study, pick_trial
+from nin_search.study import load_study
+from nin_search.trials import accuracy_of, pick_trial
 from nin_search.weights import load_weights, save_weights
 
 __all__ = [

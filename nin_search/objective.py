@@ -18,6 +18,7 @@ import optuna
 import torch
 
 from nin_search import records
+from nin_search.compat import record_intermediate_value
 from nin_search.config import CostConfig, StudyConfig
 from nin_search.data import SearchData
 from nin_search.model import build_model, count_macs, count_params, measure_latency_ms
@@ -247,9 +248,7 @@ class Objective:
         epochs = [EpochResult(*values) for values in state["history"]]
         for epoch in epochs:  # the new trial's curve starts where the old one stopped
             if self.config.multi_objective:
-                trial.storage.set_trial_intermediate_value(
-                    trial._trial_id, epoch.epoch, epoch.val_accuracy
-                )
+                record_intermediate_value(trial, epoch.epoch, epoch.val_accuracy)
             else:
                 trial.report(epoch.val_accuracy, epoch.epoch)
         records.write(trial, resumed_from_epoch=len(epochs))
@@ -322,9 +321,7 @@ class Objective:
             pruner = DominatedPruner(**self.config.optuna.pruner_options)
 
         def report(result: EpochResult) -> None:
-            trial.storage.set_trial_intermediate_value(
-                trial._trial_id, result.epoch, result.val_accuracy
-            )
+            record_intermediate_value(trial, result.epoch, result.val_accuracy)
             if self.on_epoch is not None:
                 self.on_epoch(trial, result)
             if pruner is None:

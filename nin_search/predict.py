@@ -161,7 +161,8 @@ def _from_trial(
         trial_export_info,
     )
     from nin_search.records import ARCH
-    from nin_search.study import accuracy_of, load_study, pick_trial
+    from nin_search.study import load_study
+    from nin_search.trials import accuracy_of, pick_trial
 
     study = load_study(storage_url, study_name)
     trial = pick_trial(study, trial_number)

@@ -18,7 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from nin_search.vocabulary import PRUNER_FACTORIES
+
 __all__ = ["CurvePoint", "DominatedPruner"]
+
+# nin-search's defaults, with the other pruners' (the ``dominated`` entry).
+_DEFAULTS = PRUNER_FACTORIES["dominated"].defaults_for(epochs=0)
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class CurvePoint:
 class DominatedPruner:
     """Prunes a trial whose accuracy at an epoch is beaten by enough cheaper-or-equal trials.
 
+    The defaults are the ``dominated`` entry of :data:`nin_search.vocabulary.PRUNER_FACTORIES`.
+
     Args:
         min_dominators: How many cheaper-or-equal trials must beat it at the same epoch.
         margin: By how much (accuracy, in [0, 1]) they must beat it.
@@ -40,7 +47,11 @@ class DominatedPruner:
     """
 
     def __init__(
-        self, *, min_dominators: int = 2, margin: float = 0.01, n_warmup_steps: int = 1
+        self,
+        *,
+        min_dominators: int = _DEFAULTS["min_dominators"],
+        margin: float = _DEFAULTS["margin"],
+        n_warmup_steps: int = _DEFAULTS["n_warmup_steps"],
     ) -> None:
         if min_dominators < 1:
             raise ValueError(

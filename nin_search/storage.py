@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import random
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +26,25 @@ import sqlalchemy.event
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
+from nin_search.config import (
+    CONNECT_TIMEOUT,
+    GRACE_PERIOD,
+    HEARTBEAT_INTERVAL,
+    MAX_RETRY,
+    SQLITE_TIMEOUT,
+    STORAGE_ATTEMPTS,
+)
 from nin_search.errors import UserError
 
 __all__ = [
     "check_storage_url",
-    "delete_trial_attrs",
     "describe_storage_error",
     "display_url",
     "open_storage",
     "use_wal",
 ]
 
-HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
-GRACE_PERIOD = 60  # seconds without a heartbeat before a trial counts as dead (>= 2x interval)
-MAX_RETRY = 2  # times a trial killed by a crash is retried with the same parameters
-SQLITE_TIMEOUT = 30  # seconds a SQLite writer waits on a lock before failing
-CONNECT_TIMEOUT = 10  # seconds to reach a PostgreSQL server
-STORAGE_ATTEMPTS = 6  # tries to open a SQLite storage that is locked or being created
+# Facts of the backends and of Optuna's schema, not tunable (the timeouts are in config).
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
 OPTUNA_TABLES = ("studies", "version_info")  # tables every Optuna RDB storage has
@@ -209,19 +210,10 @@ def _check_sqlite_file(url: str, *, create: bool) -> None:
         create: ``optimize``: a missing or empty file is a new storage, and the file must be
             writable. Otherwise the file must already hold an Optuna storage.
     """
-    import sqlite3
-    from urllib.parse import quote
-
     path = _database_path(url)
     if not path.exists():
         return
-    try:
-        with open(path, "r+b" if create else "rb") as file:  # opening for writing writes nothing
-            header = file.read(len(SQLITE_HEADER))
-    except OSError as error:
-        if create and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise UserError(_read_only_message(f"database {display_url(url)!r}")) from None
-        raise UserError(f"cannot read database {str(path)!r} ({error.strerror})") from None
+    header = _read_header(url, create=create)
     if not header:
         if create:
             return
@@ -231,18 +223,7 @@ def _check_sqlite_file(url: str, *, create: bool) -> None:
         )
     if header != SQLITE_HEADER:
         raise UserError(_unusable(url, "file is not a database"))
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
-    try:
-        connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT)
-        try:
-            tables = {
-                row[0]
-                for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            }
-        finally:
-            connection.close()
-    except sqlite3.DatabaseError as error:
-        raise UserError(describe_storage_error(error, url) or _unusable(url, error)) from None
+    tables = _sqlite_tables(url)
     if all(table in tables for table in OPTUNA_TABLES):
         return
     if tables:
@@ -256,6 +237,36 @@ def _check_sqlite_file(url: str, *, create: bool) -> None:
             f"{str(path)!r} is an empty SQLite database with no study; run `nin-search "
             "optimize` to create one, or pass the --storage that optimize used"
         )
+
+
+def _read_header(url: str, *, create: bool) -> bytes:
+    """The first bytes of the SQLite file; with ``create``, also checks that it is writable
+    (opening for writing writes nothing)."""
+    path = _database_path(url)
+    try:
+        with open(path, "r+b" if create else "rb") as file:
+            return file.read(len(SQLITE_HEADER))
+    except OSError as error:
+        if create and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise UserError(_read_only_message(f"database {display_url(url)!r}")) from None
+        raise UserError(f"cannot read database {str(path)!r} ({error.strerror})") from None
+
+
+def _sqlite_tables(url: str) -> set[str]:
+    """The names of the tables in the SQLite file, read without writing or locking it."""
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(_database_path(url).resolve()))}?mode=ro"
+    try:
+        connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT)
+        try:
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return {row[0] for row in rows}
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        raise UserError(describe_storage_error(error, url) or _unusable(url, error)) from None
 
 
 def _read_only_url(url: str) -> str:
@@ -386,46 +397,3 @@ def open_storage(
         ) from None
     except ImportError as error:  # a driver the URL names late (checked before, normally)
         raise UserError(f"cannot open storage {display_url(url)!r}: {error}") from None
-
-
-def delete_trial_attrs(
-    storage: optuna.storages.BaseStorage,
-    trial_id: int,
-    *,
-    user_keys: Iterable[str] = (),
-    system_keys: Iterable[str] = (),
-) -> None:
-    """Deletes user and system attrs of a trial, finished or not (RDB storages).
-
-    Optuna's API never changes a finished trial and cannot delete an attr at all (its
-    storages cache finished trials), so the rows go straight from the RDB tables, in one
-    transaction. A process that cached the trial earlier keeps its copy until it reloads the
-    study; readers that load it afresh (every nin-search command, optuna-dashboard within
-    seconds) no longer see the attrs.
-
-    Args:
-        storage: The study's storage (an ``RDBStorage``, or Optuna's cache around one).
-        trial_id: The trial's storage id (``FrozenTrial._trial_id``).
-        user_keys: User attr keys to delete (missing ones are ignored).
-        system_keys: System attr keys to delete (missing ones are ignored).
-
-    Raises:
-        TypeError: For a storage that is not an RDB storage.
-    """
-    from optuna.storages._rdb import models
-
-    backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, optuna.storages.RDBStorage):
-        raise TypeError(f"delete_trial_attrs needs an RDBStorage, but got {storage!r}.")
-    with backend.engine.begin() as connection:
-        for model, keys in (
-            (models.TrialUserAttributeModel, list(user_keys)),
-            (models.TrialSystemAttributeModel, list(system_keys)),
-        ):
-            if keys:
-                table = model.__table__
-                connection.execute(
-                    sqlalchemy.delete(table).where(
-                        table.c.trial_id == trial_id, table.c.key.in_(keys)
-                    )
-                )

@@ -20,6 +20,9 @@ One concept, one internal name. Names that are stored or typed by users stay as 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 # --- architecture and training choices (stage kinds, pools, heads, activations, optimizers) ---
 
@@ -51,3 +54,73 @@ def is_rate(value: float) -> bool:
 
 
 # --- samplers and pruners ---
+# The keys are what ``optuna.sampler`` and ``optuna.pruner`` accept (config derives its values
+# from them). A factory is written "module:attribute" and imported by nin_search.sampling only
+# when a study uses it (this module imports no Optuna). Defaults are the keyword arguments
+# nin-search passes (a pruner's ``optuna.pruner_options`` override them), or a function of
+# the epochs per trial that returns them. Samplers also get the study's seed.
+
+
+@dataclass(frozen=True)
+class Factory:
+    """How nin-search builds one sampler or pruner.
+
+    Attributes:
+        path: The class or function that builds it, as ``"module:attribute"``.
+        defaults: Keyword arguments, or a function of the epochs per trial returning them.
+        multi_objective_path: The one to build instead for a study with several objectives.
+    """
+
+    path: str
+    defaults: Mapping[str, Any] | Callable[[int], Mapping[str, Any]] = field(default_factory=dict)
+    multi_objective_path: str | None = None
+
+    def __post_init__(self) -> None:
+        module, _, attribute = self.path.partition(":")
+        if not module or not attribute:
+            raise ValueError(f"path must be 'module:attribute', but got path={self.path!r}.")
+
+    def defaults_for(self, epochs: int) -> dict[str, Any]:
+        """The default keyword arguments for a study of ``epochs`` epochs per trial."""
+        defaults = self.defaults(epochs) if callable(self.defaults) else self.defaults
+        return dict(defaults)
+
+
+def _hyperband_defaults(epochs: int) -> dict[str, Any]:
+    return {"min_resource": 1, "max_resource": epochs, "reduction_factor": 3}
+
+
+# TPE is multivariate and grouped (the space is conditional) with the constant liar on
+# (parallel workers then do not sample the same point).
+SAMPLER_FACTORIES: dict[str, Factory] = {
+    "tpe": Factory(
+        "optuna.samplers:TPESampler",
+        {"multivariate": True, "group": True, "constant_liar": True},
+        multi_objective_path="nin_search.sampling:MultiObjectiveTPESampler",
+    ),
+    "random": Factory("optuna.samplers:RandomSampler"),
+    "nsgaii": Factory("optuna.samplers:NSGAIISampler"),
+    "gp": Factory("optuna.samplers:GPSampler", {"warn_independent_sampling": False}),
+}
+
+PRUNER_FACTORIES: dict[str, Factory] = {
+    "median": Factory("optuna.pruners:MedianPruner", {"n_startup_trials": 5, "n_warmup_steps": 2}),
+    # nin-search's rule for studies with several objectives, where Optuna cannot prune: the
+    # objective applies it to the trials' curves, and the Optuna study gets a NopPruner.
+    "dominated": Factory(
+        "nin_search.pruning:DominatedPruner",
+        {"min_dominators": 2, "margin": 0.01, "n_warmup_steps": 1},
+    ),
+    "percentile": Factory(
+        "optuna.pruners:PercentilePruner",
+        {"percentile": 25.0, "n_startup_trials": 5, "n_warmup_steps": 2},
+    ),
+    "hyperband": Factory("optuna.pruners:HyperbandPruner", _hyperband_defaults),
+    "successive-halving": Factory(
+        "optuna.pruners:SuccessiveHalvingPruner", {"min_resource": 1, "reduction_factor": 3}
+    ),
+    "threshold": Factory("nin_search.sampling:threshold_pruner"),  # needs lower or upper
+    "patient": Factory("nin_search.sampling:patient_median_pruner", {"patience": 2}),
+    "wilcoxon": Factory("optuna.pruners:WilcoxonPruner"),
+    "none": Factory("optuna.pruners:NopPruner"),
+}

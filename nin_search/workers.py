@@ -24,6 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nin_search.compat import storage_of, trial_id_of
 from nin_search.records import (
     BASELINE,
     FAIL_REASON,
@@ -77,18 +78,19 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
     Returns their numbers.
     """
     host = socket.gethostname()
-    storage = study._storage
+    storage = storage_of(study)
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get(WORKER) or {}
         if worker.get("host") != host or _process_alive(int(worker.get("pid", -1))):
             continue
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            trial_id = trial_id_of(trial)
             storage.set_trial_user_attr(
-                trial._trial_id, FAIL_REASON, f"worker {worker['pid']} on {host} died"
+                trial_id, FAIL_REASON, f"worker {worker['pid']} on {host} died"
             )
-            storage.set_trial_user_attr(trial._trial_id, RETRY, True)
-            if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            storage.set_trial_user_attr(trial_id, RETRY, True)
+            if storage.set_trial_state_values(trial_id, TrialState.FAIL):
                 failed.append(trial.number)
     return failed
 
@@ -166,16 +168,11 @@ def run_worker(spec: WorkerSpec) -> None:
     """One worker process: data on its device, then its share of the study's trials."""
     import torch
 
+    from nin_search.artifacts import KeepBestWeights, checkpoint_dir_for, make_artifact_store
     from nin_search.config import StudyConfig
     from nin_search.data import load_search_data
     from nin_search.objective import Objective
-    from nin_search.study import (
-        KeepBestWeights,
-        checkpoint_dir_for,
-        make_artifact_store,
-        open_study,
-        optimize,
-    )
+    from nin_search.study import open_study, optimize
     from nin_search.train import resolve_device
 
     handle_sigterm()

@@ -30,8 +30,8 @@ from nin_search.records import (
     SEED,
     ablation_study_name,
 )
+from nin_search.sampling import RandomFirstSampler
 from nin_search.space import suggest_hyperparameters
-from nin_search.study import RandomFirstSampler
 from nin_search.variants import PARAM_TOLERANCE, ablation_variants, flip_stage, match_params
 
 from .conftest import run_cli, write_study
@@ -352,7 +352,7 @@ def test_the_random_phase_and_tpes_own_start_up_never_replay_the_same_draws():
     # A worker whose random quota is used up while TPE is still in its start-up phase samples
     # through TPE's own RandomSampler; it must not repeat the random phase's stream.
     from nin_search.config import OptunaConfig
-    from nin_search.study import make_sampler
+    from nin_search.sampling import make_sampler
 
     sampler = make_sampler(OptunaConfig(sampler="tpe"), seed=5, random_trials=3)
     study = optuna.create_study(sampler=sampler)

@@ -18,11 +18,11 @@ import optuna
 import pytest
 import torch
 
+from nin_search.artifacts import download_weights, make_artifact_store, prune_weights
 from nin_search.dashboard import forget_missing_artifacts, make_http_server
 from nin_search.errors import UserError
 from nin_search.records import REMOVED_WEIGHTS, WEIGHTS_ARTIFACT
 from nin_search.storage import open_storage
-from nin_search.study import download_weights, make_artifact_store, prune_weights
 from nin_search.weights import save_weights
 
 HTTP_TIMEOUT = 30  # seconds for one request

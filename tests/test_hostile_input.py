@@ -656,7 +656,7 @@ def test_an_output_that_is_a_pipe_is_written_in_place_not_replaced(tmp_path):
 
 
 def test_a_study_named_dot_dot_keeps_its_checkpoints_in_their_folder():
-    from nin_search.study import checkpoint_dir_for
+    from nin_search.artifacts import checkpoint_dir_for
 
     folder = checkpoint_dir_for(Path("/x/nin_search-artifacts"), "..")
     assert folder == Path("/x/nin_search-checkpoints/__")

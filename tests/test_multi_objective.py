@@ -10,7 +10,9 @@ from nin_search.config import OptunaConfig, StudyConfig
 from nin_search.data import load_search_data
 from nin_search.objective import Objective
 from nin_search.pruning import CurvePoint, DominatedPruner
-from nin_search.study import best_trials, make_pruner, open_study, optimize
+from nin_search.sampling import make_pruner
+from nin_search.study import open_study, optimize
+from nin_search.trials import best_trials
 
 from .conftest import REPO, run_cli, write_study
 

@@ -8,19 +8,14 @@ import optuna
 import pytest
 
 from nin_search import ArchSpec, UserError, default_config, suggest_arch
+from nin_search.artifacts import KeepBestWeights, make_artifact_store
 from nin_search.config import OptunaConfig, SpaceConfig, StudyConfig, TrainConfig
 from nin_search.data import load_search_data
 from nin_search.objective import Objective
+from nin_search.sampling import make_pruner, make_sampler
 from nin_search.space import baseline_params
-from nin_search.study import (
-    KeepBestWeights,
-    baseline_trials,
-    make_artifact_store,
-    make_pruner,
-    make_sampler,
-    open_study,
-    optimize,
-)
+from nin_search.study import open_study, optimize
+from nin_search.trials import baseline_trials
 from nin_search.weights import load_weights
 
 TINY = StudyConfig.model_validate(

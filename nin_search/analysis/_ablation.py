@@ -19,6 +19,7 @@ from nin_search.analysis._defaults import CONFIDENCE
 from nin_search.analysis._format import direction, verdict_text
 from nin_search.analysis._stats import t_interval
 from nin_search.analysis._trials import final_value, stage_kind
+from nin_search.compat import storage_of
 from nin_search.records import TrialRecord
 
 ORIGINAL, FLIPPED, MATCHED = records.VARIANTS
@@ -84,7 +85,7 @@ def find_ablation_study(study: optuna.Study) -> optuna.Study | None:
     """The companion ablation study of ``study`` in the same storage, or ``None``."""
     try:
         return optuna.load_study(
-            study_name=records.ablation_study_name(study.study_name), storage=study._storage
+            study_name=records.ablation_study_name(study.study_name), storage=storage_of(study)
         )
     except KeyError:
         return None

@@ -87,7 +87,8 @@ def ablate(
     name = study_name or (file_config.study.name if file_config else None)
 
     from nin_search.ablation import study_config
-    from nin_search.study import artifact_dir_for, load_study
+    from nin_search.artifacts import artifact_dir_for
+    from nin_search.study import load_study
 
     study = load_study(storage_url, name, read_only=False)  # writes the companion study
     config = study_config(study)

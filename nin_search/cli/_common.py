@@ -92,7 +92,7 @@ def _trial_column(trial: Any) -> list[str]:
         for k in hparams
         if k in trial.params
     )
-    from nin_search.study import accuracy_of
+    from nin_search.trials import accuracy_of
 
     accuracy = accuracy_of(trial)
     value = format_accuracy(accuracy) if accuracy is not None else trial.state.name.lower()
@@ -110,7 +110,7 @@ def _trial_column(trial: Any) -> list[str]:
 
 def _pareto_table(study: Any, title: str) -> Table:
     """Multi-objective: the Pareto front, most accurate first, then both baselines."""
-    from nin_search.study import accuracy_of, baseline_trials, best_trials
+    from nin_search.trials import accuracy_of, baseline_trials, best_trials
 
     objectives = study.user_attrs.get("config", {}).get("study", {}).get("objectives", [])
     rows = [(f"#{t.number}", t) for t in best_trials(study)]
@@ -144,7 +144,7 @@ def summary_table(study: Any) -> Table:
     objectives, the Pareto front."""
     from optuna.trial import TrialState
 
-    from nin_search.study import baseline_trials, best_trials
+    from nin_search.trials import baseline_trials, best_trials
 
     trials = study.get_trials(deepcopy=False)
     counts = {state: sum(t.state == state for t in trials) for state in TrialState}
@@ -177,7 +177,7 @@ def summary_table(study: Any) -> Table:
 def best_json(study: Any) -> dict[str, Any]:
     from optuna.trial import TrialState
 
-    from nin_search.study import accuracy_of, baseline_trials, best_trials
+    from nin_search.trials import accuracy_of, baseline_trials, best_trials
 
     def describe(trial: Any) -> dict[str, Any] | None:
         if trial is None:

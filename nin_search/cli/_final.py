@@ -22,7 +22,7 @@ from nin_search.cli._common import (
 from nin_search.config import DEFAULT_STORAGE, MAX_SEED, StudyConfig
 from nin_search.errors import UserError
 from nin_search.outputs import check_outputs
-from nin_search.study import accuracy_of
+from nin_search.trials import accuracy_of
 
 
 def _print_written(written: list[Any]) -> None:
@@ -124,12 +124,14 @@ def train_command(
 
     from optuna.trial import FixedTrial
 
+    from nin_search.artifacts import artifact_dir_for
     from nin_search.deploy import save_retrained, trial_export_info
     from nin_search.retrain import retrain
     from nin_search.space import suggest_hyperparameters
     from nin_search.spec import ArchSpec
-    from nin_search.study import artifact_dir_for, load_study, pick_trial
+    from nin_search.study import load_study
     from nin_search.train import resolve_device
+    from nin_search.trials import pick_trial
 
     if schedule not in ("cosine", "step"):
         raise UserError(f"--schedule must be cosine or step, but got {schedule!r}")

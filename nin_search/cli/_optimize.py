@@ -107,8 +107,9 @@ def optimize(
     from nin_search.storage import check_storage_url, display_url
 
     check_storage_url(storage_url, must_exist=False)
+    from nin_search.artifacts import artifact_dir_for, checkpoint_dir_for
     from nin_search.outputs import check_folder
-    from nin_search.study import artifact_dir_for, check_study_name, checkpoint_dir_for
+    from nin_search.study import check_study_name
 
     check_study_name(name)
     artifact_dir = artifact_dir_for(
@@ -119,8 +120,9 @@ def optimize(
     check_folder("the checkpoint folder", checkpoint_dir_for(artifact_dir, name))
     quiet_optuna()
     from nin_search.data import load_search_data
-    from nin_search.study import finished_trials, open_study
+    from nin_search.study import open_study
     from nin_search.train import resolve_device
+    from nin_search.trials import finished_trials
     from nin_search.workers import fail_dead_local_trials, requeue_interrupted
 
     if workers < 1:
@@ -141,7 +143,7 @@ def optimize(
         PREPROCESSING: data.preprocessing.to_dict(),  # what export writes into the model file
     }
     study = open_study(config, storage_url=storage_url, study_name=name, data_info=data_info)
-    from nin_search.study import forget_missing_weights, make_artifact_store
+    from nin_search.artifacts import forget_missing_weights, make_artifact_store
 
     forget_missing_weights(study, make_artifact_store(artifact_dir))  # entries of lost files
     dead = fail_dead_local_trials(study)
@@ -189,14 +191,10 @@ def optimize(
 
 
 def _optimize_in_process(config: StudyConfig, study: Any, data: Any, artifact_dir: Path) -> None:
+    from nin_search.artifacts import KeepBestWeights, checkpoint_dir_for, make_artifact_store
     from nin_search.objective import Objective
-    from nin_search.study import (
-        KeepBestWeights,
-        checkpoint_dir_for,
-        finished_trials,
-        make_artifact_store,
-    )
     from nin_search.study import optimize as run_optimize
+    from nin_search.trials import finished_trials
     from nin_search.workers import Terminated, handle_sigterm
 
     store = make_artifact_store(artifact_dir)
@@ -279,7 +277,7 @@ def _optimize_with_workers(
     import signal
     import time
 
-    from nin_search.study import finished_trials
+    from nin_search.trials import finished_trials
     from nin_search.workers import WorkerSpec, run_worker, split_quota
 
     remaining = config.study.n_trials - len(finished_trials(study))
@@ -351,7 +349,7 @@ def _print_failures(trials: list[Any]) -> None:
 
 def _fail_if_nothing_finished(trials: list[Any]) -> None:
     """Exit code 1 when every trial this run started failed: a script must not go on."""
-    from nin_search.study import FINISHED_STATES
+    from nin_search.trials import FINISHED_STATES
     from nin_search.workers import failure_summary
 
     if not trials or any(trial.state in FINISHED_STATES for trial in trials):

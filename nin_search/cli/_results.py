@@ -100,9 +100,9 @@ def report(
         find_ablation_study,
         get_answer,
     )
+    from nin_search.artifacts import artifact_dir_for
     from nin_search.outputs import check_outputs, write_atomic
     from nin_search.report import verdict_lines, write_consensus_report, write_report
-    from nin_search.study import artifact_dir_for
 
     studies = _searched_studies(storage, study_names, every)
     configured = studies[0].user_attrs.get("config", {}).get("optuna", {}).get("artifact_dir")
@@ -149,6 +149,7 @@ def dashboard(
 ) -> None:
     """Start optuna-dashboard on the storage, with the trained weights as artifacts."""
     quiet_optuna()
+    from nin_search.compat import study_id_of
     from nin_search.dashboard import (
         forget_missing_artifacts,
         make_http_server,
@@ -178,7 +179,7 @@ def dashboard(
             )
     url = f"http://{host}:{server.server_port}/dashboard/"
     if study_name:
-        url += f"studies/{studies[0]._study_id}"
+        url += f"studies/{study_id_of(studies[0])}"
     console.print(
         f"optuna-dashboard for {display_url(storage)} at {url} (Ctrl-C to stop)",
         markup=False,

@@ -10,7 +10,7 @@ import optuna
 
 from nin_search.records import TrialRecord
 from nin_search.report._trials import BestStageRow, completed_trials, trial_stages
-from nin_search.study import best_trials
+from nin_search.trials import best_trials
 
 
 class AccuracyGroup(NamedTuple):

@@ -1,0 +1,198 @@
+"""Trained weights and mid-trial checkpoints: where they go, which are kept, how to get one.
+
+Weights are Optuna artifacts (a ``FileSystemArtifactStore``); checkpoints sit in a folder
+beside the store, one per study.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
+
+from nin_search.compat import delete_trial_attrs, storage_of, trial_id_of
+from nin_search.errors import UserError
+from nin_search.records import (
+    BASELINE,
+    OPTUNA_ARTIFACT_PREFIX,
+    REMOVED_WEIGHTS,
+    WEIGHTS_ARTIFACT,
+)
+from nin_search.trials import best_trials
+
+__all__ = [
+    "KeepBestWeights",
+    "artifact_dir_for",
+    "checkpoint_dir_for",
+    "download_weights",
+    "forget_missing_weights",
+    "make_artifact_store",
+    "prune_weights",
+]
+
+
+def artifact_dir_for(storage_url: str, configured: str | None = None) -> Path:
+    """Where trained weights go: ``configured``, else beside the SQLite file, else ./."""
+    if configured:
+        return Path(configured).expanduser().resolve()
+    parsed = make_url(storage_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        database = Path(parsed.database).resolve()
+        return database.with_name(f"{database.stem}-artifacts")
+    return Path("nin_search-artifacts").resolve()
+
+
+def checkpoint_dir_for(artifact_dir: Path, study_name: str) -> Path:
+    """Mid-trial checkpoints, beside the artifact store (which holds only artifacts):
+    ``nin_search-artifacts`` -> ``nin_search-checkpoints/<study>``."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study_name)
+    if safe in (".", ".."):  # not the folder itself or its parent
+        safe = safe.replace(".", "_")
+    base = artifact_dir.name.removesuffix("-artifacts")
+    return artifact_dir.with_name(f"{base}-checkpoints") / safe
+
+
+def make_artifact_store(directory: Path) -> optuna.artifacts.FileSystemArtifactStore:
+    directory.mkdir(parents=True, exist_ok=True)
+    return optuna.artifacts.FileSystemArtifactStore(str(directory))
+
+
+class KeepBestWeights:
+    """Study callback: after every trial, keep only the best ``keep`` trials' weights."""
+
+    def __init__(self, store: optuna.artifacts.FileSystemArtifactStore, *, keep: int) -> None:
+        self.store = store
+        self.keep = keep
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state == TrialState.COMPLETE:
+            prune_weights(study, self.store, keep=self.keep)
+
+
+def _forget_weights(study: optuna.Study, trial: FrozenTrial, artifact_id: str | None) -> None:
+    """Removes a trial's artifact entry and ``weights_artifact`` attr: optuna-dashboard and
+    ``optuna.artifacts.get_all_artifact_meta`` then list only weights that exist."""
+    system_keys = [OPTUNA_ARTIFACT_PREFIX + artifact_id] if artifact_id else []
+    delete_trial_attrs(
+        storage_of(study), trial_id_of(trial), user_keys=[WEIGHTS_ARTIFACT], system_keys=system_keys
+    )
+
+
+def prune_weights(
+    study: optuna.Study, store: optuna.artifacts.FileSystemArtifactStore, *, keep: int
+) -> list[int]:
+    """Deletes stored weights of completed trials outside the best ``keep`` (baselines stay).
+
+    The weights file goes, and with it the trial's artifact entry (the ``artifacts:<id>``
+    system attr that optuna-dashboard lists) and its ``weights_artifact`` user attr, so no
+    listed artifact points at nothing. The numbers of the trials whose weights were deleted are
+    recorded in the study user attr ``removed_weights`` (``download_weights`` says so).
+
+    Returns:
+        The trial numbers whose weights this call deleted.
+    """
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    ranked = sorted(completed, key=lambda t: t.values[0], reverse=True)
+    front = {t.number for t in best_trials(study)} if len(study.directions) > 1 else set()
+    already = set(study.user_attrs.get(REMOVED_WEIGHTS, []))
+    removed = []
+    for trial in ranked[keep:]:
+        if trial.number in front:
+            continue
+        artifact_id = trial.user_attrs.get(WEIGHTS_ARTIFACT)
+        if not artifact_id or trial.user_attrs.get(BASELINE) or trial.number in already:
+            continue
+        with contextlib.suppress(ArtifactNotFound):
+            store.remove(artifact_id)
+        _forget_weights(study, trial, artifact_id)
+        removed.append(trial.number)
+    if removed:
+        study.set_user_attr(REMOVED_WEIGHTS, sorted(already | set(removed)))
+    return removed
+
+
+def forget_missing_weights(
+    study: optuna.Study, store: optuna.artifacts.FileSystemArtifactStore
+) -> list[int]:
+    """Removes the artifact entries (and ``weights_artifact`` attrs) whose file is gone.
+
+    Studies written before nin-search removed entries with the weights, and files deleted by
+    hand, leave entries that optuna-dashboard lists but cannot serve (HTTP 500). This drops
+    them and adds their trials to ``removed_weights``.
+
+    Returns:
+        The numbers of the trials whose entries were removed.
+    """
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
+    forgotten = []
+    # Finished trials only: a running trial records an artifact before its file is written.
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    for trial in study.get_trials(deepcopy=False, states=finished):
+        system_attrs = storage_of(study).get_trial_system_attrs(trial_id_of(trial))
+        listed = [key for key in system_attrs if key.startswith(OPTUNA_ARTIFACT_PREFIX)]
+        missing = []
+        for key in listed:
+            try:
+                store.open_reader(key.removeprefix(OPTUNA_ARTIFACT_PREFIX)).close()
+            except ArtifactNotFound:
+                missing.append(key)
+        weights_id = trial.user_attrs.get(WEIGHTS_ARTIFACT)
+        weights_gone = weights_id is not None and OPTUNA_ARTIFACT_PREFIX + weights_id in missing
+        if not missing:
+            continue
+        delete_trial_attrs(
+            storage_of(study),
+            trial_id_of(trial),
+            user_keys=[WEIGHTS_ARTIFACT] if weights_gone else [],
+            system_keys=missing,
+        )
+        forgotten.append(trial.number)
+    if forgotten:
+        already = set(study.user_attrs.get(REMOVED_WEIGHTS, []))
+        study.set_user_attr(REMOVED_WEIGHTS, sorted(already | set(forgotten)))
+    return forgotten
+
+
+def download_weights(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    artifact_dir: Path,
+    path: Path,
+) -> None:
+    """Copies a trial's trained weights from the artifact store to ``path``.
+
+    Raises:
+        UserError: When the trial has no stored weights (not completed, or outside the
+            best ``keep_weights`` and deleted).
+    """
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
+    artifact_id = trial.user_attrs.get(WEIGHTS_ARTIFACT)
+    removed = trial.number in study.user_attrs.get(REMOVED_WEIGHTS, [])
+    if not artifact_id or removed:
+        why = (
+            "were deleted (only the best study.keep_weights are kept)"
+            if removed
+            else ("were never stored (only completed trials in the best study.keep_weights are)")
+        )
+        raise UserError(
+            f"the weights of trial {trial.number} {why}; export without --weights, or retrain "
+            f"it with `nin-search train --trial {trial.number}`"
+        )
+    try:
+        optuna.artifacts.download_artifact(
+            artifact_store=optuna.artifacts.FileSystemArtifactStore(str(artifact_dir)),
+            file_path=str(path),
+            artifact_id=artifact_id,
+        )
+    except ArtifactNotFound:
+        raise UserError(
+            f"the weights of trial {trial.number} are not in the artifact store {artifact_dir}; "
+            "pass --artifacts with the folder that optimize used"
+        ) from None

@@ -1,0 +1,100 @@
+"""Optuna's private API, in one place: what nin-search needs that Optuna does not publish.
+
+Everything else goes through Optuna's public API. Each function below says which private
+name it reads and why no public one serves; when Optuna changes one of them, this is the
+only module to fix (checked against Optuna 4.x and 5.0).
+
+* ``Study._storage``: ``optuna.Study`` has no public accessor for its storage. nin-search
+  needs it to open a companion study in the same storage, to write attrs of trials other
+  than the running one (a dead worker's), and to delete attrs (:func:`delete_trial_attrs`).
+* ``Trial._trial_id`` / ``FrozenTrial._trial_id``: every ``BaseStorage`` method takes the
+  storage's trial id, which neither trial class publishes. The public way round
+  (``storage.get_trial_id_from_study_id_trial_number``) costs a database query per call, on
+  the per-epoch path of every worker; both classes have carried ``_trial_id`` since Optuna 1.
+* ``Trial.storage``: set in ``Trial.__init__`` but not documented; used to record a
+  multi-objective trial's curve, which ``Trial.report`` refuses.
+* ``optuna.storages._rdb.models`` and ``_CachedStorage._backend``: Optuna's storages cannot
+  delete an attr, so :func:`delete_trial_attrs` deletes the rows itself.
+
+The study's id uses the public ``BaseStorage.get_study_id_from_name``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import optuna
+import sqlalchemy
+from optuna.trial import FrozenTrial
+
+__all__ = [
+    "delete_trial_attrs",
+    "record_intermediate_value",
+    "storage_of",
+    "study_id_of",
+    "trial_id_of",
+]
+
+
+def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
+    """The storage ``study`` reads and writes (Optuna's cache around the RDB storage)."""
+    return study._storage
+
+
+def study_id_of(study: optuna.Study) -> int:
+    """The study's id in its storage (as optuna-dashboard's URLs show it)."""
+    return storage_of(study).get_study_id_from_name(study.study_name)
+
+
+def trial_id_of(trial: optuna.Trial | FrozenTrial) -> int:
+    """The trial's id in its storage (what every ``BaseStorage`` method takes)."""
+    return trial._trial_id
+
+
+def record_intermediate_value(trial: optuna.Trial, step: int, value: float) -> None:
+    """Stores one point of ``trial``'s curve where ``Trial.report`` refuses to (a study with
+    several objectives): optuna-dashboard draws it and nin-search's DominatedPruner reads it."""
+    trial.storage.set_trial_intermediate_value(trial_id_of(trial), step, value)
+
+
+def delete_trial_attrs(
+    storage: optuna.storages.BaseStorage,
+    trial_id: int,
+    *,
+    user_keys: Iterable[str] = (),
+    system_keys: Iterable[str] = (),
+) -> None:
+    """Deletes user and system attrs of a trial, finished or not (RDB storages).
+
+    Optuna's API never changes a finished trial and cannot delete an attr at all (its
+    storages cache finished trials), so the rows go straight from the RDB tables, in one
+    transaction. A process that cached the trial earlier keeps its copy until it reloads the
+    study; readers that load it afresh (every nin-search command, optuna-dashboard within
+    seconds) no longer see the attrs.
+
+    Args:
+        storage: The study's storage (an ``RDBStorage``, or Optuna's cache around one).
+        trial_id: The trial's storage id (:func:`trial_id_of`).
+        user_keys: User attr keys to delete (missing ones are ignored).
+        system_keys: System attr keys to delete (missing ones are ignored).
+
+    Raises:
+        TypeError: For a storage that is not an RDB storage.
+    """
+    from optuna.storages._rdb import models
+
+    backend = getattr(storage, "_backend", storage)  # under Optuna's cache
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        raise TypeError(f"delete_trial_attrs needs an RDBStorage, but got {storage!r}.")
+    with backend.engine.begin() as connection:
+        for model, keys in (
+            (models.TrialUserAttributeModel, list(user_keys)),
+            (models.TrialSystemAttributeModel, list(system_keys)),
+        ):
+            table = model.__table__
+            if keys:
+                connection.execute(
+                    sqlalchemy.delete(table).where(
+                        table.c.trial_id == trial_id, table.c.key.in_(keys)
+                    )
+                )

@@ -1,0 +1,97 @@
+"""Trial queries: finished, best, baseline, feasible, picked by number.
+
+Plain reads of a study; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nin_search.errors import UserError
+from nin_search.records import BASELINE
+
+__all__ = [
+    "FINISHED_STATES",
+    "accuracy_of",
+    "baseline_trials",
+    "best_trials",
+    "directions_of",
+    "finished_trials",
+    "is_feasible",
+    "pick_trial",
+]
+
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def directions_of(objectives: list[str]) -> list[str]:
+    """Accuracy is maximised, every cost minimised."""
+    return ["maximize" if name == "accuracy" else "minimize" for name in objectives]
+
+
+def accuracy_of(trial: FrozenTrial) -> float | None:
+    """A finished trial's validation accuracy (its first objective), else None."""
+    return trial.values[0] if trial.values else None
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """No cost limit (``cost.max_*``) broken."""
+    return not trial.user_attrs.get("constraint_violation")
+
+
+def best_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The best feasible trial, or the Pareto front (most accurate first) when the study has
+    several objectives. Empty when nothing has completed."""
+    if not any(
+        is_feasible(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    ):
+        return []
+    if len(study.directions) == 1:
+        return [study.best_trial]
+    return sorted(study.best_trials, key=lambda t: (-t.values[0], t.number))
+
+
+def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Completed and pruned trials (what ``--n-trials`` counts)."""
+    return study.get_trials(deepcopy=False, states=FINISHED_STATES)
+
+
+def baseline_trials(study: optuna.Study) -> dict[str, FrozenTrial]:
+    """The study's reference trials by kind (``"nin"``, ``"plain"``), where they exist."""
+    found: dict[str, FrozenTrial] = {}
+    for trial in study.get_trials(deepcopy=False):
+        kind = trial.user_attrs.get(BASELINE)
+        if kind and kind not in found:
+            found[kind] = trial
+    return found
+
+
+def pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
+    """Trial ``number``, or the best completed trial when ``number`` is None (with several
+    objectives: the most accurate trial of the Pareto front).
+
+    Raises:
+        UserError: When the study has no completed trial, or ``number`` is not a trial of it.
+    """
+    trials = study.get_trials(deepcopy=False)
+    if number is None:
+        best = best_trials(study)
+        if not best:
+            raise UserError(
+                f"study {study.study_name!r} has no completed trial within its limits yet; run "
+                "`nin-search optimize` until one completes, or pass --trial N"
+            )
+        return best[0]
+    if not 0 <= number < len(trials):
+        raise UserError(
+            f"trial {number} is out of range: study {study.study_name!r} has trials "
+            f"0..{len(trials) - 1}; see `nin-search best`"
+        )
+    trial = trials[number]
+    if "arch" not in trial.user_attrs:
+        raise UserError(
+            f"trial {number} has no architecture ({trial.state.name.lower()} before it was "
+            "built); pick another --trial"
+        )
+    return trial
