@@ -29,7 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from nin_search.config import AugmentConfig
-from nin_search.data import DeviceData, iterate_batches
+from nin_search.batches import iterate_batches
+from nin_search.data import DeviceData
 from nin_search.errors import UserError
 from nin_search.spec import Hyperparameters
 
