@@ -36,7 +36,7 @@ from nin_search.model import build_model
 from nin_search.objective import Objective
 from nin_search.spec import Hyperparameters
 from nin_search.study import finished_trials, open_study, optimize
-from nin_search.train import EpochResult, NonFiniteLossError, train
+from nin_search.train import EpochResult, NonFiniteLossError, TrainSettings, train
 
 CPU_MODE = os.environ.get("NIN_SEARCH_GPU_CHECK_CPU") == "1"
 DEADLINE = float(os.environ.get("NIN_SEARCH_GPU_CHECK_DEADLINE", "420"))  # seconds, soft
@@ -114,12 +114,14 @@ def training_speed(device: torch.device) -> None:
                         model,
                         train_split,
                         val_split,
-                        Hyperparameters(batch_size=batch_size, learning_rate=0.01),
-                        epochs=EPOCHS,
-                        seed=0,
-                        augment=AUGMENT,
-                        amp=amp,
-                        compile=compile,
+                        TrainSettings(
+                            Hyperparameters(batch_size=batch_size, learning_rate=0.01),
+                            epochs=EPOCHS,
+                            seed=0,
+                            augment=AUGMENT,
+                            amp=amp,
+                            compile=compile,
+                        ),
                         on_epoch=epochs.append,
                     )
                 except NonFiniteLossError as error:

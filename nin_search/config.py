@@ -28,6 +28,7 @@ __all__ = [
     "OBJECTIVES",
     "PRUNERS",
     "SAMPLERS",
+    "WARMUP_FRACTION",
     "AblationConfig",
     "AugmentConfig",
     "CostConfig",
@@ -66,6 +67,7 @@ DEFAULT_STORAGE = "sqlite:///nin_search.db"
 MAX_SEED = 2**32 - 1  # samplers and numpy take 32-bit seeds
 MAX_LAYER_PARAMETERS = 10**9  # weights of one conv layer (4 GB as float32): past it, no trial fits
 MAX_MLP_DEPTH = 64  # 1x1 convs in one MLP conv stage (NIN uses 2)
+WARMUP_FRACTION = 0.05  # of all steps, cosine schedule: linear warm-up, then decay to 0
 # The study files that ship with nin-search (package data; `studies/` in the repository).
 SHIPPED_STUDIES_DIR = Path(__file__).parent / "studies"
 # Side of the images each dataset ships with (pixels); imagefolder images are resized to 32

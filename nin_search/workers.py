@@ -175,7 +175,7 @@ def run_worker(spec: WorkerSpec) -> None:
         open_study,
         optimize,
     )
-    from nin_search.train import resolve_device
+    from nin_search.devices import resolve_device
 
     handle_sigterm()
     optuna.logging.set_verbosity(optuna.logging.ERROR)

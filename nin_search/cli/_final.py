@@ -129,7 +129,7 @@ def train_command(
     from nin_search.space import suggest_hyperparameters
     from nin_search.spec import ArchSpec
     from nin_search.study import artifact_dir_for, load_study, pick_trial
-    from nin_search.train import resolve_device
+    from nin_search.devices import resolve_device
 
     if schedule not in ("cosine", "step"):
         raise UserError(f"--schedule must be cosine or step, but got {schedule!r}")

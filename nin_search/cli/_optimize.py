@@ -120,7 +120,7 @@ def optimize(
     quiet_optuna()
     from nin_search.data import load_search_data
     from nin_search.study import finished_trials, open_study
-    from nin_search.train import resolve_device
+    from nin_search.devices import resolve_device
     from nin_search.workers import fail_dead_local_trials, requeue_interrupted
 
     if workers < 1:
