@@ -40,8 +40,8 @@ from _common import (
     timed,
 )
 
-from nin_search.config import AugmentConfig, DataConfig
 from nin_search.batches import iterate_batches
+from nin_search.config import AugmentConfig, DataConfig
 from nin_search.data import DeviceData, ImageTensors, read_dataset, to_device
 
 BATCH_SIZE = 128

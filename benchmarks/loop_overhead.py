@@ -26,9 +26,9 @@ from torch import nn
 
 from nin_search.config import DataConfig
 from nin_search.data import DeviceData, load_search_data
+from nin_search.devices import configure_cpu_allocator
 from nin_search.model import build_model
 from nin_search.spec import Hyperparameters
-from nin_search.devices import configure_cpu_allocator
 from nin_search.train import TrainSettings, train
 
 BATCH_SIZE = 128

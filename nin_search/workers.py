@@ -167,6 +167,7 @@ def run_worker(spec: WorkerSpec) -> None:
 
     from nin_search.config import StudyConfig
     from nin_search.data import load_search_data
+    from nin_search.devices import resolve_device
     from nin_search.objective import Objective
     from nin_search.study import (
         KeepBestWeights,
@@ -175,7 +176,6 @@ def run_worker(spec: WorkerSpec) -> None:
         open_study,
         optimize,
     )
-    from nin_search.devices import resolve_device
 
     handle_sigterm()
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -4,8 +4,8 @@ import torch
 from PIL import Image
 
 from nin_search import UserError
-from nin_search.config import AugmentConfig, DataConfig
 from nin_search.batches import augment_batch
+from nin_search.config import AugmentConfig, DataConfig
 from nin_search.data import load_search_data, read_dataset, to_device
 
 from .conftest import CIFAR10_MINI

@@ -125,11 +125,11 @@ def train_command(
     from optuna.trial import FixedTrial
 
     from nin_search.deploy import save_retrained, trial_export_info
+    from nin_search.devices import resolve_device
     from nin_search.retrain import retrain
     from nin_search.space import suggest_hyperparameters
     from nin_search.spec import ArchSpec
     from nin_search.study import artifact_dir_for, load_study, pick_trial
-    from nin_search.devices import resolve_device
 
     if schedule not in ("cosine", "step"):
         raise UserError(f"--schedule must be cosine or step, but got {schedule!r}")

@@ -119,8 +119,8 @@ def optimize(
     check_folder("the checkpoint folder", checkpoint_dir_for(artifact_dir, name))
     quiet_optuna()
     from nin_search.data import load_search_data
-    from nin_search.study import finished_trials, open_study
     from nin_search.devices import resolve_device
+    from nin_search.study import finished_trials, open_study
     from nin_search.workers import fail_dead_local_trials, requeue_interrupted
 
     if workers < 1:
