@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable
@@ -83,7 +84,7 @@ _TRAIN_DEFAULTS = TrainConfig()
 
 
 def _check_int(name: str, value: Any, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, but got {name}={value!r}.")
 
 
@@ -270,10 +271,8 @@ class Trainer:
 
     def evaluate(self) -> float:
         """Top-1 accuracy of the model on the validation split, now."""
-        settings = self.settings
-        return evaluate(
-            self.model, self.val_split, batch_size=settings.eval_batch_size, amp=settings.amp
-        )
+        batch_size, amp = self.settings.eval_batch_size, self.settings.amp
+        return evaluate(self.model, self.val_split, batch_size=batch_size, amp=amp)
 
     def fit(self) -> TrainResult:
         """Trains the epochs not yet done (all of them unless :meth:`resume` restored some).
