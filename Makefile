@@ -26,6 +26,7 @@ test: install
 lint: install
 	$(BIN)/ruff check nin_search tests benchmarks
 	$(BIN)/ruff format --check nin_search tests benchmarks
+	$(BIN)/deptry .
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

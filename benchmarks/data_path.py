@@ -5,7 +5,7 @@ horizontal flip), normalised batches of one epoch over cifar10-mini's 10,000 tra
 batch 128, on the CPU, no model. Both sides yield ``(images, labels)`` float32 batches.
 
 * nin-search: JPEGs decoded once into a uint8 cache file (keyed by the folder's content),
-  normalised once into one float tensor, then ``data.iterate_batches``: index slices of a
+  normalised once into one float tensor, then ``batches.iterate_batches``: index slices of a
   permutation, crop and flip as one batched gather.
 * torchvision: ``ImageFolder`` + ``DataLoader`` with ``RandomCrop(32, padding=4)``,
   ``RandomHorizontalFlip()``, ``ToTensor()``, ``Normalize``, at ``num_workers`` 0 and 2
@@ -40,8 +40,9 @@ from _common import (
     timed,
 )
 
+from nin_search.batches import iterate_batches
 from nin_search.config import AugmentConfig, DataConfig
-from nin_search.data import DeviceData, ImageTensors, iterate_batches, read_dataset, to_device
+from nin_search.data import DeviceData, ImageTensors, read_dataset, to_device
 
 BATCH_SIZE = 128
 AUGMENT = AugmentConfig(crop_padding=4, flip=True)

@@ -36,7 +36,7 @@ from nin_search.model import build_model
 from nin_search.objective import Objective
 from nin_search.spec import Hyperparameters
 from nin_search.study import open_study, optimize
-from nin_search.train import EpochResult, NonFiniteLossError, train
+from nin_search.train import EpochResult, NonFiniteLossError, TrainSettings, train
 from nin_search.trials import finished_trials
 
 CPU_MODE = os.environ.get("NIN_SEARCH_GPU_CHECK_CPU") == "1"
@@ -115,12 +115,14 @@ def training_speed(device: torch.device) -> None:
                         model,
                         train_split,
                         val_split,
-                        Hyperparameters(batch_size=batch_size, learning_rate=0.01),
-                        epochs=EPOCHS,
-                        seed=0,
-                        augment=AUGMENT,
-                        amp=amp,
-                        compile=compile,
+                        TrainSettings(
+                            Hyperparameters(batch_size=batch_size, learning_rate=0.01),
+                            epochs=EPOCHS,
+                            seed=0,
+                            augment=AUGMENT,
+                            amp=amp,
+                            compile=compile,
+                        ),
                         on_epoch=epochs.append,
                     )
                 except NonFiniteLossError as error:

@@ -26,9 +26,10 @@ from torch import nn
 
 from nin_search.config import DataConfig
 from nin_search.data import DeviceData, load_search_data
+from nin_search.devices import configure_cpu_allocator
 from nin_search.model import build_model
 from nin_search.spec import Hyperparameters
-from nin_search.train import configure_cpu_allocator, train
+from nin_search.train import TrainSettings, train
 
 BATCH_SIZE = 128
 EVAL_BATCH_SIZE = 1024
@@ -77,10 +78,7 @@ def nin_loop(
         model,
         train_split,
         val_split,
-        HPARAMS,
-        epochs=epochs,
-        seed=seed,
-        eval_batch_size=EVAL_BATCH_SIZE,
+        TrainSettings(HPARAMS, epochs=epochs, seed=seed, eval_batch_size=EVAL_BATCH_SIZE),
         on_epoch=lambda result: None,
     )
     return result.final_accuracy

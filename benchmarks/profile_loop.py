@@ -20,7 +20,7 @@ from nin_search.config import AugmentConfig, DataConfig
 from nin_search.data import load_search_data
 from nin_search.model import build_model
 from nin_search.spec import ArchSpec, Hyperparameters, StageSpec
-from nin_search.train import train
+from nin_search.train import TrainSettings, train
 
 DIGITS_ARCH = ArchSpec(
     stages=(
@@ -58,9 +58,8 @@ def main() -> None:
     hparams = Hyperparameters(batch_size=args.batch_size)
 
     def run():
-        return train(
-            model, data.train, data.val, hparams, epochs=args.epochs, seed=0, augment=data.augment
-        )
+        settings = TrainSettings(hparams, epochs=args.epochs, seed=0, augment=data.augment)
+        return train(model, data.train, data.val, settings)
 
     before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     if args.torch_profile:

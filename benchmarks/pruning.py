@@ -30,7 +30,7 @@ from _common import (
 from optuna.trial import TrialState
 
 from nin_search.data import load_search_data
-from nin_search.train import configure_cpu_threads
+from nin_search.devices import configure_cpu_threads
 
 PRUNERS = ("none", "median", "hyperband", "successive-halving")
 ACCURACY_TOLERANCE = 0.005  # 0.5 points

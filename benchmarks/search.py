@@ -28,7 +28,7 @@ from _common import (
 )
 
 from nin_search.data import load_search_data
-from nin_search.train import configure_cpu_threads
+from nin_search.devices import configure_cpu_threads
 
 SAMPLERS = ("tpe", "random")
 

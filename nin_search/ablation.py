@@ -25,7 +25,7 @@ from nin_search.compat import storage_of
 from nin_search.config import StudyConfig
 from nin_search.data import SearchData
 from nin_search.errors import UserError
-from nin_search.model import count_arch_params
+from nin_search.model import count_params
 from nin_search.objective import AblationObjective, EpochCallback
 from nin_search.records import TrialRecord, ablation_study_name
 from nin_search.space import suggest_hyperparameters
@@ -210,7 +210,7 @@ def queue_ablation(
     for job in jobs:
         if job.key in done or job.key in waiting:
             continue
-        params = count_arch_params(job.arch, in_channels=in_channels, num_classes=num_classes)
+        params = count_params(job.arch, in_channels=in_channels, num_classes=num_classes)
         ablation.enqueue_trial({}, user_attrs=job.user_attrs(params))
         queued += 1
     return AblationPlan(

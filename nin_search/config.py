@@ -41,6 +41,7 @@ __all__ = [
     "NATIVE_IMAGE_SIZES",
     "PRUNERS",
     "SAMPLERS",
+    "WARMUP_FRACTION",
     "AblationConfig",
     "AugmentConfig",
     "CostConfig",
@@ -71,6 +72,7 @@ STORAGE_ATTEMPTS = 6  # tries to open a SQLite storage that is locked or being c
 CREATION_WAIT = 10.0  # seconds to wait for a study that another process is creating
 MAX_FAILURES_IN_A_ROW = 5  # a worker stops after this many failed trials in a row
 MAX_SEED = 2**32 - 1  # samplers and numpy take 32-bit seeds
+WARMUP_FRACTION = 0.05  # of all steps, cosine schedule: linear warm-up, then decay to 0
 # The study files that ship with nin-search (package data; `studies/` in the repository).
 SHIPPED_STUDIES_DIR = Path(__file__).parent / "studies"
 _Optimizers = some_of(OPTIMIZERS)

@@ -7,17 +7,18 @@ are index slices of a device-side permutation; augmentation is batched on the de
 Decoding, resizing and normalisation are the functions of :mod:`nin_search.transforms`, which
 the exported model file carries verbatim, so a new image gets exactly the training treatment.
 
-The search reads :func:`load_search_data` only. The test split is read by
-:func:`load_test_data`, which only ``nin-search train`` calls.
+The search reads :func:`load_search_data` only: the test split is read by
+:func:`load_final_data`, which only ``nin-search train`` (:mod:`nin_search.retrain`) calls.
+Batching and augmentation are in :mod:`nin_search.batches`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,13 +34,10 @@ __all__ = [
     "DeviceData",
     "ImageTensors",
     "SearchData",
-    "augment_batch",
     "cache_dir",
     "input_max_of",
-    "iterate_batches",
     "load_final_data",
     "load_search_data",
-    "load_test_data",
     "read_dataset",
 ]
 
@@ -71,6 +69,36 @@ class DeviceData:
 
     def __len__(self) -> int:
         return self.labels.shape[0]
+
+    @classmethod
+    def from_tensors(
+        cls, images: Any, labels: Any, *, device: torch.device | str = "cpu"
+    ) -> DeviceData:
+        """A split from your own tensors (or numpy arrays), for :func:`nin_search.train.train`.
+
+        Args:
+            images: Float images ``N x C x H x W``, already scaled as the network should see
+                them (e.g. normalised to mean 0, std 1 per channel).
+            labels: Class indices ``0 .. num_classes - 1``, one per image.
+            device: Where training runs; the data is copied there once.
+
+        Raises:
+            ValueError: For images that are not a 4-D float array, or labels that do not
+                match them.
+        """
+        images, labels = torch.as_tensor(images), torch.as_tensor(labels)
+        if images.ndim != 4 or not images.is_floating_point():
+            raise ValueError(
+                "images must be a float N x C x H x W array, but got "
+                f"shape={tuple(images.shape)} dtype={images.dtype}."
+            )
+        if labels.shape != images.shape[:1] or labels.is_floating_point():
+            raise ValueError(
+                f"labels must be {images.shape[0]} integer class indices, but got "
+                f"shape={tuple(labels.shape)} dtype={labels.dtype}."
+            )
+        images = images.to(device=device, dtype=torch.float32)
+        return cls(images.contiguous(memory_format=torch.channels_last), labels.to(device).long())
 
 
 @dataclass(frozen=True)
@@ -368,92 +396,3 @@ def _as_training_classes(test: ImageTensors, train: ImageTensors) -> ImageTensor
     return ImageTensors(
         test.images, torch.tensor(labels, dtype=torch.int64), train.classes, test.real_paths
     )
-
-
-def load_test_data(
-    config: DataConfig, *, mean: tuple[float, ...], std: tuple[float, ...], device
-) -> DeviceData:
-    """The test split, normalised with the training statistics. Only ``train`` reads it."""
-    tensors = read_dataset(config, split="test")
-    return to_device(tensors.images, tensors.labels, mean, std, device)
-
-
-def _crop_flip(
-    source: Tensor, index: Tensor, augment: AugmentConfig, generator: torch.Generator
-) -> Tensor:
-    """``source[index]``, randomly cropped and flipped, in one gather.
-
-    The random crop of the zero-padded image and the flip become one index per output pixel
-    into ``source`` (seen as ``(N * H * W) x C`` rows); pixels that fall into the padding are
-    zeroed by a mask. No padded copy, no per-image work.
-    """
-    pad = augment.crop_padding
-    batch = index.shape[0]
-    _, channels, height, width = source.shape
-    device = source.device
-    offsets = torch.randint(-pad, pad + 1, (2, batch), device=device, generator=generator)
-    columns_in_order = torch.arange(width, device=device)
-    if augment.flip:
-        flip = torch.rand(batch, device=device, generator=generator) < 0.5
-        columns_in_order = torch.where(
-            flip[:, None], width - 1 - columns_in_order, columns_in_order
-        )
-    rows = offsets[0, :, None] + torch.arange(height, device=device)  # N x H
-    cols = offsets[1, :, None] + columns_in_order  # N x W
-    rows_inside, cols_inside = rows.clamp(0, height - 1), cols.clamp(0, width - 1)
-    inside = (rows == rows_inside)[:, :, None] & (cols == cols_inside)[:, None, :]  # N x H x W
-    image_rows = index[:, None] * height + rows_inside  # N x H, rows of the (N * H) x W grid
-    pixel = image_rows[:, :, None] * width + cols_inside[:, None, :]  # N x H x W
-    pixels = source.permute(0, 2, 3, 1).reshape(-1, channels)  # a view when channels_last
-    images = pixels.index_select(0, pixel.view(-1)).view(batch, height, width, channels)
-    images = images.mul_(inside[..., None].to(images.dtype))
-    return images.permute(0, 3, 1, 2)  # N x C x H x W, channels_last memory
-
-
-def augment_batch(images: Tensor, augment: AugmentConfig, generator: torch.Generator) -> Tensor:
-    """Random crop (zero = mean padding) and horizontal flip, batched on the device.
-
-    Returns ``images`` itself when ``augment`` does nothing; otherwise a channels_last batch.
-    """
-    if augment.crop_padding > 0:
-        index = torch.arange(images.shape[0], device=images.device)
-        return _crop_flip(images, index, augment, generator)
-    if augment.flip:
-        flip = torch.rand(images.shape[0], device=images.device, generator=generator) < 0.5
-        images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
-    return images
-
-
-def iterate_batches(
-    split: DeviceData,
-    *,
-    batch_size: int,
-    augment: AugmentConfig | None = None,
-    generator: torch.Generator,
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """One epoch of shuffled (and augmented) ``(images, labels)`` batches, all on the device.
-
-    Batches are index slices of one device-side permutation; the ragged last batch is dropped.
-    Augmentation gathers straight from the split (no intermediate batch copy). Nothing here
-    syncs with the host.
-
-    Args:
-        split: Normalised images (channels_last) and labels on the device.
-        batch_size: Images per batch (at most ``len(split)``).
-        augment: Random crop and flip; None for none.
-        generator: A generator on the split's device (shuffling and augmentation).
-    """
-    augment = augment or AugmentConfig()
-    images, labels = split.images, split.labels
-    num_images = labels.shape[0]
-    batch_size = min(batch_size, num_images)
-    crop = augment.crop_padding > 0
-    if crop and not images.is_contiguous(memory_format=torch.channels_last):
-        images = images.contiguous(memory_format=torch.channels_last)  # once, not per batch
-    order = torch.randperm(num_images, device=images.device, generator=generator)
-    for step in range(max(1, num_images // batch_size)):
-        index = order[step * batch_size : (step + 1) * batch_size]
-        if crop:
-            yield _crop_flip(images, index, augment, generator), labels[index]
-        else:
-            yield augment_batch(images[index], augment, generator), labels[index]

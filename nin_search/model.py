@@ -14,7 +14,6 @@ from nin_search.spec import ArchSpec, StageSpec
 __all__ = [
     "NINNet",
     "build_model",
-    "count_arch_params",
     "count_macs",
     "count_params",
     "measure_latency_ms",
@@ -125,17 +124,33 @@ def build_model(spec: ArchSpec, *, in_channels: int, num_classes: int) -> NINNet
     return NINNet(spec, in_channels=in_channels, num_classes=num_classes)
 
 
-def count_params(model: nn.Module) -> int:
-    """Number of trainable parameters."""
+def count_params(
+    spec: ArchSpec | nn.Module, *, in_channels: int | None = None, num_classes: int | None = None
+) -> int:
+    """Number of trainable parameters of the network ``spec`` describes, or of a built model.
+
+    Takes the same keywords as :func:`count_macs` (but ``image_size``, which parameters do
+    not depend on). A spec is built on PyTorch's meta device: shapes only, no memory.
+
+    Args:
+        spec: An :class:`ArchSpec` (then ``in_channels`` and ``num_classes`` are required),
+            or a built ``nn.Module``.
+        in_channels: Channels of the input images.
+        num_classes: Number of classes.
+
+    Raises:
+        TypeError: For a spec without ``in_channels`` or ``num_classes``.
+    """
+    model = spec
+    if isinstance(spec, ArchSpec):
+        if in_channels is None or num_classes is None:
+            raise TypeError(
+                "count_params(spec) needs in_channels= and num_classes=, but got "
+                f"in_channels={in_channels!r}, num_classes={num_classes!r}."
+            )
+        with torch.device("meta"):
+            model = build_model(spec, in_channels=in_channels, num_classes=num_classes)
     return sum(param.numel() for param in model.parameters() if param.requires_grad)
-
-
-def count_arch_params(spec: ArchSpec, *, in_channels: int, num_classes: int) -> int:
-    """Number of trainable parameters of the network ``spec`` describes, without allocating
-    it (built on PyTorch's meta device: shapes only)."""
-    with torch.device("meta"):
-        model = build_model(spec, in_channels=in_channels, num_classes=num_classes)
-    return count_params(model)
 
 
 def count_macs(spec: ArchSpec, *, in_channels: int, num_classes: int, image_size: int) -> int:

@@ -26,7 +26,7 @@ from nin_search.pruning import CurvePoint, DominatedPruner
 from nin_search.records import TrialRecord
 from nin_search.space import suggest_arch, suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
-from nin_search.train import EpochResult, NonFiniteLossError, train
+from nin_search.train import EpochResult, NonFiniteLossError, Trainer, TrainSettings
 from nin_search.weights import save_weights
 
 __all__ = ["AblationObjective", "Objective", "trial_seed"]
@@ -61,15 +61,6 @@ def _finished_curves(study: optuna.Study, costs: dict[str, float]) -> list[Curve
         for t in trials
         if TrialRecord.from_trial(t).feasible
     ]
-
-
-def _saver(path: Path) -> Callable[[dict[str, Any]], None]:
-    def save(state: dict[str, Any]) -> None:
-        partial = path.with_suffix(f".partial{os.getpid()}")
-        torch.save(state, partial)
-        partial.replace(path)  # atomic: a kill mid-write never leaves a broken checkpoint
-
-    return save
 
 
 def _remove(path: Path | None) -> None:
@@ -201,22 +192,19 @@ class Objective:
             # Stopped before any training; the constraint teaches the sampler to avoid it.
             records.write(trial, constraint_violation=violations)
             return self._values(0.0, costs)
-        report = self._reporter(trial, costs)
         checkpoint[0] = self._checkpoint_path(checkpoint_key)
-        resume = self._resume(trial, checkpoint[0], report)
-        result = train(
-            model,
-            self.data.train,
-            self.data.val,
+        settings = TrainSettings(
             hparams,
             epochs=self.config.train.epochs,
             seed=seed,
             augment=self.data.augment,
             eval_batch_size=self.config.train.eval_batch_size,
-            on_epoch=report,
-            resume=resume,
-            on_checkpoint=None if checkpoint[0] is None else _saver(checkpoint[0]),
+            checkpoint_path=checkpoint[0],
         )
+        report = self._reporter(trial, costs)
+        trainer = Trainer(model, self.data.train, self.data.val, settings, on_epoch=report)
+        self._report_resumed(trial, trainer.resume())
+        result = trainer.fit()
         if self.artifact_store is not None and self._worth_keeping(trial, result.final_accuracy):
             self._upload_weights(trial, model)
         _remove(checkpoint[0])
@@ -229,30 +217,16 @@ class Objective:
         key = hashlib.sha256(json.dumps(checkpoint_key, sort_keys=True).encode()).hexdigest()
         return self.checkpoint_dir / f"{key[:24]}.pt"
 
-    def _resume(
-        self,
-        trial: optuna.Trial,
-        checkpoint: Path | None,
-        report: Callable[[EpochResult], None],
-    ) -> dict[str, Any] | None:
-        """The state of an interrupted run of the same trial, its epochs re-reported."""
-        if checkpoint is None or not checkpoint.is_file():
-            return None
-        try:
-            state = torch.load(
-                checkpoint, map_location=self.data.train.images.device, weights_only=True
-            )
-        except Exception:
-            _remove(checkpoint)
-            return None
-        epochs = [EpochResult(*values) for values in state["history"]]
+    def _report_resumed(self, trial: optuna.Trial, epochs: tuple[EpochResult, ...]) -> None:
+        """Re-reports the epochs restored from an interrupted run of the same trial."""
+        if not epochs:
+            return
         for epoch in epochs:  # the new trial's curve starts where the old one stopped
             if self.config.multi_objective:
                 record_intermediate_value(trial, epoch.epoch, epoch.val_accuracy)
             else:
                 trial.report(epoch.val_accuracy, epoch.epoch)
         records.write(trial, resumed_from_epoch=len(epochs))
-        return state
 
     def _costs(self, arch: ArchSpec, model: torch.nn.Module) -> dict[str, float]:
         """Parameters and MACs always; latency when an objective or a limit needs it."""

@@ -41,6 +41,7 @@ __all__ = [
     "PREPROCESSING",
     "PRUNE_REASON",
     "REMOVED_WEIGHTS",
+    "REQUIRED_USER_ATTRS",
     "RESUMED_FROM_EPOCH",
     "RETRY",
     "RETRY_DEPTH",
@@ -87,6 +88,11 @@ REMOVED_WEIGHTS = "removed_weights"  # numbers of trials whose stored weights we
 # Optuna (and optuna-dashboard) list a trial's artifacts from its system attrs with this prefix
 # (optuna.artifacts.upload_artifact writes "artifacts:<artifact id>").
 OPTUNA_ARTIFACT_PREFIX = "artifacts:"
+
+# The trial user attrs a study written by your own Optuna objective must set so that
+# `nin-search best` and `nin-search report` read it (README "Python API"); the study itself
+# carries CREATED_BY.
+REQUIRED_USER_ATTRS = (ARCH, ARCH_SUMMARY, PARAMS, MACS)
 
 # Failed trials and their retries (see nin_search.workers.requeue_interrupted).
 FAIL_REASON = "fail_reason"  # why the trial failed, one line

@@ -13,12 +13,12 @@ import torch
 from torch import nn
 
 from nin_search.config import StudyConfig
-from nin_search.data import load_final_data
+from nin_search.data import DeviceData, load_final_data
 from nin_search.errors import UserError
 from nin_search.model import build_model
 from nin_search.preprocessing import Preprocessing
 from nin_search.spec import ArchSpec, Hyperparameters
-from nin_search.train import EpochResult, evaluate, train
+from nin_search.train import EpochResult, TrainSettings, evaluate, train
 
 __all__ = ["RetrainEpoch", "RetrainResult", "retrain"]
 
@@ -87,50 +87,67 @@ def retrain(
         UserError: Before any training, when the data's classes are not ``classes``.
     """
     train_split, test_split, info = load_final_data(config.data, device=device)
-    if classes is not None and tuple(info["classes"]) != tuple(classes):
-        raise UserError(
-            f"the training data now has classes {list(info['classes'])}, but the study was "
-            f"searched on {list(classes)}; restore the data the study used, or run a new "
-            "study on this data"
-        )
+    _check_classes(tuple(info["classes"]), classes)
     torch.manual_seed(seed)
     model = build_model(spec, in_channels=info["in_channels"], num_classes=info["num_classes"])
-    history: list[RetrainEpoch] = []
-
-    def record(result: EpochResult) -> None:
-        test_accuracy = result.val_accuracy
-        if result.epoch == epochs:  # the reported number: in float32, as the export runs
-            test_accuracy = evaluate(
-                model, test_split, batch_size=config.train.eval_batch_size, amp=False
-            )
-        epoch = RetrainEpoch(
-            epoch=result.epoch,
-            train_loss=result.train_loss,
-            train_accuracy=evaluate(model, train_split, batch_size=config.train.eval_batch_size),
-            test_accuracy=test_accuracy,
-            seconds=result.seconds,
-        )
-        history.append(epoch)
-        if on_epoch is not None:
-            on_epoch(epoch)
-
-    train(
-        model.to(device),
-        train_split,
-        test_split,
+    settings = TrainSettings(
         hparams,
         epochs=epochs,
         seed=seed,
         augment=config.data.augment,
         eval_batch_size=config.train.eval_batch_size,
         schedule=schedule,
-        on_epoch=record,
     )
+    recorder = _EpochRecorder(model, train_split, test_split, settings, on_epoch=on_epoch)
+    train(model.to(device), train_split, test_split, settings, on_epoch=recorder)
     return RetrainResult(
         model,
-        tuple(history),
+        tuple(recorder.history),
         len(train_split),
         len(test_split),
         preprocessing=info["preprocessing"],
         classes=tuple(info["classes"]),
     )
+
+
+def _check_classes(found: tuple[str, ...], searched: tuple[str, ...] | None) -> None:
+    if searched is not None and found != tuple(searched):
+        raise UserError(
+            f"the training data now has classes {list(found)}, but the study was "
+            f"searched on {list(searched)}; restore the data the study used, or run a new "
+            "study on this data"
+        )
+
+
+class _EpochRecorder:
+    """The ``on_epoch`` of :func:`train` in a retrain: adds the train accuracy, and scores the
+    last epoch on test in float32 (as the exported model runs)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_split: DeviceData,
+        test_split: DeviceData,
+        settings: TrainSettings,
+        *,
+        on_epoch: Callable[[RetrainEpoch], None] | None,
+    ) -> None:
+        self.model, self.train_split, self.test_split = model, train_split, test_split
+        self.settings, self.on_epoch = settings, on_epoch
+        self.history: list[RetrainEpoch] = []
+
+    def __call__(self, result: EpochResult) -> None:
+        batch_size = self.settings.eval_batch_size
+        test_accuracy = result.val_accuracy
+        if result.epoch == self.settings.epochs:  # the reported number: in float32
+            test_accuracy = evaluate(self.model, self.test_split, batch_size=batch_size, amp=False)
+        epoch = RetrainEpoch(
+            epoch=result.epoch,
+            train_loss=result.train_loss,
+            train_accuracy=evaluate(self.model, self.train_split, batch_size=batch_size),
+            test_accuracy=test_accuracy,
+            seconds=result.seconds,
+        )
+        self.history.append(epoch)
+        if self.on_epoch is not None:
+            self.on_epoch(epoch)

@@ -40,8 +40,10 @@ def _suggest(trial: optuna.Trial, name: str, param: Any) -> Any:
     return param
 
 
-def _suggest_stage(trial: optuna.Trial, space: SpaceConfig, index: int, *, last: bool) -> StageSpec:
-    prefix = f"s{index}"
+def _suggest_stage(
+    trial: optuna.Trial, space: SpaceConfig, index: int, *, last: bool, prefix: str = ""
+) -> StageSpec:
+    prefix = f"{prefix}s{index}"
     kind = _suggest(trial, f"{prefix}_type", space.stage_types)
     kernel_size = _suggest(trial, f"{prefix}_kernel_size", space.kernel_sizes)
     width = _suggest(trial, f"{prefix}_width", space.widths)
@@ -58,27 +60,36 @@ def _suggest_stage(trial: optuna.Trial, space: SpaceConfig, index: int, *, last:
     )
 
 
-def suggest_arch(trial: optuna.Trial, space: SpaceConfig) -> ArchSpec:
+def suggest_arch(trial: optuna.Trial, space: SpaceConfig, prefix: str = "") -> ArchSpec:
     """Samples one architecture from ``space``.
 
     Args:
         trial: An Optuna trial (or ``FixedTrial`` to replay stored params).
-        space: The study's search space.
+        space: The search space.
+        prefix: Put before every parameter name (``"encoder_"`` gives ``encoder_num_stages``,
+            ``encoder_s0_type``, ...), so that two networks searched in one trial do not
+            share parameters. The default ``""`` gives the names nin-search's own studies use
+            (the report and the CLI read those).
 
     Returns:
         A validated :class:`ArchSpec`.
+
+    Raises:
+        TypeError: If ``prefix`` is not a string.
     """
-    num_stages = _suggest(trial, "num_stages", space.num_stages)
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a string, but got prefix={prefix!r}.")
+    num_stages = _suggest(trial, f"{prefix}num_stages", space.num_stages)
     stages = [
-        _suggest_stage(trial, space, index, last=index == num_stages - 1)
+        _suggest_stage(trial, space, index, last=index == num_stages - 1, prefix=prefix)
         for index in range(num_stages)
     ]
     return ArchSpec(
         stages=tuple(stages),
-        dropout=float(_suggest(trial, "dropout", space.dropout)),
-        head=_suggest(trial, "head", space.head),
-        batch_norm=_suggest(trial, "batch_norm", space.batch_norm),
-        activation=_suggest(trial, "activation", space.activation),
+        dropout=float(_suggest(trial, f"{prefix}dropout", space.dropout)),
+        head=_suggest(trial, f"{prefix}head", space.head),
+        batch_norm=_suggest(trial, f"{prefix}batch_norm", space.batch_norm),
+        activation=_suggest(trial, f"{prefix}activation", space.activation),
     )
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from nin_search.config_space import NIN_REFERENCE
-from nin_search.model import count_arch_params
+from nin_search.model import count_params
 from nin_search.records import ORIGINAL_STAGE
 from nin_search.spec import ArchSpec, StageSpec
 
@@ -93,7 +93,7 @@ def match_params(arch: ArchSpec, index: int, *, in_channels: int, num_classes: i
     """
 
     def count(candidate: ArchSpec) -> int:
-        return count_arch_params(candidate, in_channels=in_channels, num_classes=num_classes)
+        return count_params(candidate, in_channels=in_channels, num_classes=num_classes)
 
     target = count(arch)
     stage = arch.stages[index]

@@ -171,9 +171,9 @@ def run_worker(spec: WorkerSpec) -> None:
     from nin_search.artifacts import KeepBestWeights, checkpoint_dir_for, make_artifact_store
     from nin_search.config import StudyConfig
     from nin_search.data import load_search_data
+    from nin_search.devices import resolve_device
     from nin_search.objective import Objective
     from nin_search.study import open_study, optimize
-    from nin_search.train import resolve_device
 
     handle_sigterm()
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -18,7 +18,7 @@ from optuna.trial import FixedTrial, TrialState
 from nin_search import ArchSpec, StageSpec, presets
 from nin_search.ablation import ablation_seed
 from nin_search.config import StudyConfig
-from nin_search.model import count_arch_params
+from nin_search.model import count_params
 from nin_search.records import (
     ABLATION_SEED,
     ABLATION_SOURCE,
@@ -71,13 +71,13 @@ def test_flipping_a_plain_stage_adds_nin_depth_1x1_layers_at_the_stage_width():
     "arch", [SMALL, presets.nin_cifar10(), presets.plain_cifar10()], ids=["small", "nin", "plain"]
 )
 def test_matched_variants_flip_the_stage_at_the_original_parameter_count(arch):
-    target = count_arch_params(arch, **SHAPE)
+    target = count_params(arch, **SHAPE)
     for index, stage in enumerate(arch.stages):
         matched = match_params(arch, index, **SHAPE)
         assert matched.stages[index].kind != stage.kind
         others = [s for i, s in enumerate(matched.stages) if i != index]
         assert others == [s for i, s in enumerate(arch.stages) if i != index]
-        params = count_arch_params(matched, **SHAPE)
+        params = count_params(matched, **SHAPE)
         assert abs(params - target) <= PARAM_TOLERANCE * target, (index, params, target)
 
 

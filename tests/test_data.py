@@ -4,8 +4,9 @@ import torch
 from PIL import Image
 
 from nin_search import UserError
+from nin_search.batches import augment_batch
 from nin_search.config import AugmentConfig, DataConfig
-from nin_search.data import augment_batch, load_search_data, load_test_data, read_dataset
+from nin_search.data import load_search_data, read_dataset, to_device
 
 from .conftest import CIFAR10_MINI
 
@@ -30,7 +31,8 @@ def test_the_validation_split_is_fixed_and_the_test_split_never_overlaps_search_
     first = load_search_data(config, device="cpu")
     second = load_search_data(config, device="cpu")
     assert torch.equal(first.val.images, second.val.images)
-    test = load_test_data(config, mean=first.mean, std=first.std, device="cpu")
+    tensors = read_dataset(config, split="test")
+    test = to_device(tensors.images, tensors.labels, first.mean, first.std, "cpu")
     assert len(test) == 360
     search = torch.cat([first.train.images, first.val.images]).flatten(1)
     test_rows = test.images.flatten(1)

@@ -105,3 +105,10 @@ def test_mlpconv2d_is_a_standalone_module():
     assert sum(p.numel() for p in block.parameters()) == (3 * 25 + 1) * 32 + 33 * 24 + 25 * 16
     with pytest.raises(ValueError, match="at least one 1x1"):
         MLPConv2d(3, 8, kernel_size=3, mlp_widths=())
+
+
+def test_params_are_counted_from_a_spec_with_the_keywords_of_count_macs():
+    spec = presets.nin_cifar10()
+    assert count_params(spec, in_channels=3, num_classes=10) == 966_986
+    with pytest.raises(TypeError, match="num_classes=None"):
+        count_params(spec, in_channels=3)

@@ -74,3 +74,17 @@ def test_training_hyperparameters_are_suggested_from_the_train_config():
     assert 1e-3 <= hparams.learning_rate <= 0.2
     dist = trial.distributions["learning_rate"]
     assert dist.log
+
+
+def test_a_prefix_keeps_two_searched_networks_in_one_trial_apart():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=4))
+    trial = study.ask()
+    first = suggest_arch(trial, SPACE, prefix="first_")
+    second = suggest_arch(trial, SPACE, prefix="second_")
+    assert all(name.startswith(("first_", "second_")) for name in trial.params)
+    assert trial.params["first_num_stages"] == len(first.stages)
+    assert trial.params["second_num_stages"] == len(second.stages)
+    own = {name.removeprefix("second_"): v for name, v in trial.params.items() if "second_" in name}
+    assert suggest_arch(optuna.trial.FixedTrial(own), SPACE) == second  # same names, unprefixed
+    with pytest.raises(TypeError, match="prefix=3"):
+        suggest_arch(trial, SPACE, prefix=3)

@@ -6,7 +6,8 @@ import torch
 from nin_search import ArchSpec, Hyperparameters, StageSpec, UserError, build_model
 from nin_search.config import DataConfig
 from nin_search.data import load_search_data
-from nin_search.train import NonFiniteLossError, resolve_device, train
+from nin_search.devices import resolve_device
+from nin_search.train import NonFiniteLossError, TrainSettings, train
 
 SPEC = ArchSpec(
     stages=(
@@ -25,7 +26,8 @@ def digits():
 def fit(data, hparams, *, epochs=3, seed=0, on_epoch=None):
     torch.manual_seed(seed)
     model = build_model(SPEC, in_channels=1, num_classes=10)
-    return train(model, data.train, data.val, hparams, epochs=epochs, seed=seed, on_epoch=on_epoch)
+    settings = TrainSettings(hparams, epochs=epochs, seed=seed)
+    return train(model, data.train, data.val, settings, on_epoch=on_epoch)
 
 
 def test_training_learns_digits_and_reports_every_epoch(digits):
@@ -82,43 +84,21 @@ def test_a_run_resumed_from_a_checkpoint_continues_exactly_as_if_never_stopped(d
     class Killed(Exception):
         pass
 
-    saved = {}
-
     def kill_in_epoch_3(result):
         if result.epoch == 3:
             raise Killed
 
-    def save(state):
-        torch.save(state, tmp_path / "checkpoint.pt")
-        saved["epoch"] = len(state["history"])
-
+    checkpoint = tmp_path / "checkpoint.pt"
+    settings = TrainSettings(hparams, epochs=4, seed=5, checkpoint_path=checkpoint)
     torch.manual_seed(5)
     model = build_model(SPEC, in_channels=1, num_classes=10)
     with pytest.raises(Killed):
-        train(
-            model,
-            digits.train,
-            digits.val,
-            hparams,
-            epochs=4,
-            seed=5,
-            on_epoch=kill_in_epoch_3,
-            on_checkpoint=save,
-        )
-    assert saved["epoch"] == 2  # the checkpoint of the last finished epoch
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # no pickled code
+        train(model, digits.train, digits.val, settings, on_epoch=kill_in_epoch_3)
+    state = torch.load(checkpoint, weights_only=True)  # no pickled code
+    assert len(state["history"]) == 2  # the checkpoint of the last finished epoch
     seen = []
     fresh = build_model(SPEC, in_channels=1, num_classes=10)  # other initial weights
-    resumed = train(
-        fresh,
-        digits.train,
-        digits.val,
-        hparams,
-        epochs=4,
-        seed=5,
-        resume=state,
-        on_epoch=seen.append,
-    )
+    resumed = train(fresh, digits.train, digits.val, settings, on_epoch=seen.append)
     assert [r.epoch for r in seen] == [3, 4]  # only the new epochs are reported
     assert [(r.epoch, r.train_loss, r.val_accuracy) for r in resumed.history] == [
         (r.epoch, r.train_loss, r.val_accuracy) for r in whole.history

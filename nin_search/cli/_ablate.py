@@ -124,7 +124,7 @@ def run_ablation_with_progress(
     prints the answer. Ctrl-C / SIGTERM exit 130 / 143; a re-run continues."""
     from nin_search.ablation import prepare_ablation, run_ablation
     from nin_search.data import load_search_data
-    from nin_search.train import resolve_device
+    from nin_search.devices import resolve_device
     from nin_search.workers import Terminated, handle_sigterm
 
     if data is None:

@@ -126,11 +126,11 @@ def train_command(
 
     from nin_search.artifacts import artifact_dir_for
     from nin_search.deploy import save_retrained, trial_export_info
+    from nin_search.devices import resolve_device
     from nin_search.retrain import retrain
     from nin_search.space import suggest_hyperparameters
     from nin_search.spec import ArchSpec
     from nin_search.study import load_study
-    from nin_search.train import resolve_device
     from nin_search.trials import pick_trial
 
     if schedule not in ("cosine", "step"):

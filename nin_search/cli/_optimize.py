@@ -120,8 +120,8 @@ def optimize(
     check_folder("the checkpoint folder", checkpoint_dir_for(artifact_dir, name))
     quiet_optuna()
     from nin_search.data import load_search_data
+    from nin_search.devices import resolve_device
     from nin_search.study import open_study
-    from nin_search.train import resolve_device
     from nin_search.trials import finished_trials
     from nin_search.workers import fail_dead_local_trials, requeue_interrupted
 

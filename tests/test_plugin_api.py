@@ -1,0 +1,70 @@
+"""README "Python API": the plugin example runs exactly as written, and the CLI reads its study."""
+
+import json
+import re
+
+import numpy as np
+import optuna
+import pytest
+
+from nin_search import REQUIRED_USER_ATTRS, DeviceData, TrainSettings, records
+from nin_search.report import write_report
+
+from .conftest import REPO, run_cli
+
+MARKED = re.compile(r"<!-- plugin-example -->\n```python\n(.*?)```\n<!-- /plugin-example -->", re.S)
+
+
+def readme_example() -> str:
+    found = MARKED.findall((REPO / "README.md").read_text(encoding="utf-8"))
+    assert len(found) == 1, "README.md must hold exactly one marked plugin example"
+    return found[0]
+
+
+def url_of(folder) -> str:
+    return f"sqlite:///{folder / 'my_search.db'}"  # the example's study, wherever the test runs
+
+
+@pytest.fixture(scope="module")
+def plugin_study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plugin")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        exec(compile(readme_example(), "README.md:plugin-example", "exec"), {"__name__": "plugin"})
+    return folder
+
+
+def test_the_readme_example_writes_a_study_with_the_attrs_the_cli_needs(plugin_study):
+    study = optuna.load_study(study_name="my-search", storage=url_of(plugin_study))
+    assert study.user_attrs[records.CREATED_BY]
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 3
+    for trial in trials:
+        assert set(REQUIRED_USER_ATTRS) <= set(trial.user_attrs)
+        assert trial.params["net_num_stages"] in (1, 2)  # the prefix is on every name
+        assert all(name.startswith("net_") or name == "learning_rate" for name in trial.params)
+        assert len(trial.intermediate_values) == 2  # reported every epoch
+        assert 0.0 <= trial.value <= 1.0
+
+
+def test_nin_search_best_and_report_read_the_plugin_study(plugin_study):
+    result = run_cli("best", "--storage", url_of(plugin_study), "--json", cwd=plugin_study)
+    assert result.returncode == 0, result.stderr
+    best = json.loads(result.stdout)["best"]
+    study = optuna.load_study(study_name="my-search", storage=url_of(plugin_study))
+    assert best["number"] == study.best_trial.number
+    assert best["arch"] == study.best_trial.user_attrs[records.ARCH]
+    assert best["num_params"] == study.best_trial.user_attrs[records.PARAMS] > 0
+    write_report(study, plugin_study / "report.html")
+    assert (plugin_study / "report.html").stat().st_size > 0
+
+
+def test_plain_tensors_are_checked_and_quoted():
+    with pytest.raises(ValueError, match=r"shape=\(5, 8, 8\)"):
+        DeviceData.from_tensors(np.zeros((5, 8, 8)), np.zeros((5,), int))
+    with pytest.raises(ValueError, match=r"labels must be 5 integer class indices"):
+        DeviceData.from_tensors(np.zeros((5, 1, 8, 8)), np.zeros((4,), int))
+    with pytest.raises(ValueError, match="epochs=0"):
+        TrainSettings(epochs=0)
+    with pytest.raises(ValueError, match="schedule='linear'"):
+        TrainSettings(schedule="linear")
