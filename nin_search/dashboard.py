@@ -255,8 +255,8 @@ def _artifact_store(
         directory = Path(artifact_dir).expanduser().resolve()
         if not directory.is_dir():
             raise UserError(
-                f"artifact folder {str(directory)!r} does not exist; pass --artifact-dir (formerly --artifacts) with the "
-                "folder `nin-search optimize` wrote the weights to"
+                f"artifact folder {str(directory)!r} does not exist; pass --artifact-dir (formerly "
+                "--artifacts) with the folder `nin-search optimize` wrote the weights to"
             )
         return optuna.artifacts.FileSystemArtifactStore(directory)
     directory = artifact_dir_for(storage_url)
