@@ -119,10 +119,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from nin_search.records import REQUIRED_USER_ATTRS
     from nin_search.space import suggest_arch, suggest_hyperparameters
     from nin_search.spec import ArchSpec, Hyperparameters, SpecError, StageSpec
-    from nin_search.train import (
-        EpochResult,
-        Trainer,
-        TrainResult,
-        TrainSettings,
-        train_on_tensors,
-    )
+    from nin_search.train import EpochResult, Trainer, TrainResult, TrainSettings, train_on_tensors

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -26,14 +27,18 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nin_search import analysis, records, report
 from nin_search.artifacts import artifact_dir_for, forget_missing_weights
+from nin_search.compat import study_id_of
 from nin_search.errors import UserError
 from nin_search.storage import check_storage_url, open_storage
+from nin_search.study import load_studies, load_study
 from nin_search.trials import baseline_trials, best_trials
 
 __all__ = [
+    "Dashboard",
     "forget_missing_artifacts",
     "make_app",
     "make_http_server",
+    "open_dashboard",
     "refresh_study_note",
     "serve",
     "study_note",
@@ -246,8 +251,8 @@ def _artifact_store(
         directory = Path(artifact_dir).expanduser().resolve()
         if not directory.is_dir():
             raise UserError(
-                f"artifact folder {str(directory)!r} does not exist; pass --artifacts with the "
-                "folder `nin-search optimize` wrote the weights to"
+                f"artifact folder {str(directory)!r} does not exist; pass --artifact-dir (formerly "
+                "--artifacts) with the folder `nin-search optimize` wrote the weights to"
             )
         return optuna.artifacts.FileSystemArtifactStore(directory)
     directory = artifact_dir_for(storage_url)
@@ -331,25 +336,56 @@ def make_http_server(
         ) from None
 
 
-def serve(
+@dataclass(frozen=True)
+class Dashboard:
+    """A dashboard bound to its port, not yet serving (see :func:`open_dashboard`)."""
+
+    server: WSGIServer
+    url: str  # the page to open
+    forgotten: dict[str, list[int]]  # study name -> trials whose lost weights were dropped
+
+
+def open_dashboard(
     storage_url: str,
     *,
     host: str = "127.0.0.1",
     port: int = 8080,
     artifact_dir: str | Path | None = None,
-) -> None:
-    """Serves the dashboard at ``http://HOST:PORT/dashboard`` until Ctrl-C, then returns.
+    study_name: str | None = None,
+) -> Dashboard:
+    """Binds the dashboard's server and makes the studies ready to show: each searched study
+    (or ``study_name`` alone) gets its note refreshed, and artifact entries of lost weights
+    are dropped.
 
     Args:
         storage_url: An Optuna RDB URL.
         host: The address to listen on.
-        port: The port.
+        port: The port; 0 picks a free one.
         artifact_dir: As for :func:`make_app`.
+        study_name: Open this study's page; None for the list of every study.
 
     Raises:
-        UserError: As :func:`make_http_server`.
+        UserError: As :func:`make_http_server`, or for an unknown study.
     """
+    # Not read-only: the dashboard writes study notes (and whatever its users do there).
+    # Companion ablation studies get no note of their own.
+    studies = (
+        [load_study(storage_url, study_name, read_only=False)]
+        if study_name
+        else load_studies(storage_url, read_only=False)
+    )
     server = make_http_server(storage_url, host=host, port=port, artifact_dir=artifact_dir)
+    for study in studies:
+        refresh_study_note(study)
+    forgotten = forget_missing_artifacts(storage_url, studies, artifact_dir=artifact_dir)
+    url = f"http://{host}:{server.server_port}/dashboard/"
+    if study_name:
+        url += f"studies/{study_id_of(studies[0])}"
+    return Dashboard(server=server, url=url, forgotten=forgotten)
+
+
+def serve(server: WSGIServer) -> None:
+    """Serves until Ctrl-C, then closes the server and returns."""
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -13,30 +13,41 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
+import torch
+from optuna.trial import FixedTrial, FrozenTrial
 from torch import nn
 
 from nin_search.artifacts import artifact_dir_for, download_weights
+from nin_search.config import StudyConfig
+from nin_search.devices import resolve_device
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_metadata, export_source
 from nin_search.model import build_model
 from nin_search.outputs import check_outputs, write_text_atomic
 from nin_search.preprocessing import Preprocessing
-from nin_search.records import ARCH, CONFIG, DATA, MACS, PARAMS, PREPROCESSING
-from nin_search.spec import ArchSpec
+from nin_search.records import ARCH, CONFIG, DATA, MACS, PARAMS, PREPROCESSING, SEED
+from nin_search.retrain import RetrainEpoch, RetrainResult, retrain
+from nin_search.space import suggest_hyperparameters
+from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.study import load_study
+from nin_search.summary import retrain_history
 from nin_search.trials import accuracy_of, pick_trial
 from nin_search.weights import load_weights, save_weights
 
 __all__ = [
+    "RETRAIN_FILES",
+    "RetrainPlan",
     "Written",
     "export_trial",
     "load_trial_model",
+    "prepare_retrain",
+    "retrain_trial",
     "save_retrained",
     "study_artifact_dir",
     "study_data_info",
@@ -267,3 +278,124 @@ def save_retrained(
     write_text_atomic(written[1].path, export_source(spec, info))
     write_text_atomic(written[2].path, json.dumps(summary, indent=2))
     return written
+
+
+# What ``nin-search train`` writes into its output folder.
+RETRAIN_FILES = ("weights.safetensors", "model.py", "history.json")
+SCHEDULES = ("cosine", "step")
+RETRAIN_EPOCHS_PER_SEARCH_EPOCH = 3  # default retraining length: 3x a trial's epochs
+
+
+@dataclass(frozen=True)
+class RetrainPlan:
+    """A trial to retrain from scratch, every input checked (see :func:`prepare_retrain`)."""
+
+    study_name: str
+    trial: FrozenTrial
+    config: StudyConfig
+    spec: ArchSpec
+    hyperparameters: Hyperparameters
+    info: ExportInfo
+    output: Path
+    epochs: int
+    schedule: str
+    seed: int
+    device: torch.device
+
+
+def prepare_retrain(
+    storage_url: str,
+    study_name: str | None,
+    trial_number: int | None,
+    *,
+    output: Path,
+    epochs: int | None = None,
+    schedule: str = "cosine",
+    device: str | None = None,
+    seed: int | None = None,
+) -> RetrainPlan:
+    """Checks everything ``nin-search train`` needs before the long retraining starts.
+
+    Args:
+        storage_url: The study's storage.
+        study_name: The study; None for the storage's only study.
+        trial_number: The trial; None for the best.
+        output: The folder for weights, model.py and history.json.
+        epochs: Epochs; None for 3x the study's epochs per trial.
+        schedule: ``"cosine"`` or ``"step"``.
+        device: The training device; None for the study's.
+        seed: The seed; None for the trial's.
+
+    Raises:
+        UserError: For a bad schedule or output, an unknown study or trial, a study not
+            written by ``nin-search optimize``, or an unusable device.
+    """
+    if schedule not in SCHEDULES:
+        raise UserError(f"--schedule must be cosine or step, but got {schedule!r}")
+    if output.exists() and not output.is_dir():
+        raise UserError(f"--output {str(output)!r} is a file; pass a folder")
+    study = load_study(storage_url, study_name)
+    trial = pick_trial(study, trial_number)
+    if "config" not in study.user_attrs:
+        raise UserError(f"study {study.study_name!r} was not created by nin-search optimize")
+    config = StudyConfig.model_validate(study.user_attrs["config"])
+    # Checked before the long retraining: a study without data attrs fails now, not after.
+    info = trial_export_info(study, trial, preprocessing=None, val_accuracy=None)
+    check_outputs(
+        [("--output", output / name) for name in RETRAIN_FILES],
+        storage_url=storage_url,
+        artifact_dir=artifact_dir_for(storage_url, config.optuna.artifact_dir),
+        create_folders=True,
+    )
+    return RetrainPlan(
+        study_name=study.study_name,
+        trial=trial,
+        config=config,
+        spec=ArchSpec.from_dict(trial.user_attrs[ARCH]),
+        hyperparameters=suggest_hyperparameters(FixedTrial(trial.params), config.train),
+        info=info,
+        output=output,
+        epochs=epochs or RETRAIN_EPOCHS_PER_SEARCH_EPOCH * config.train.epochs,
+        schedule=schedule,
+        seed=trial.user_attrs.get(SEED, 0) if seed is None else seed,
+        device=resolve_device(device or config.train.device),
+    )
+
+
+def retrain_trial(
+    plan: RetrainPlan, *, on_epoch: Callable[[RetrainEpoch], None] | None = None
+) -> tuple[RetrainResult, list[Written]]:
+    """Retrains ``plan``'s trial on train+val, scores it on test and writes the output folder.
+
+    Returns:
+        The retraining's result and the files written (weights, model.py, history.json).
+    """
+    result = retrain(
+        plan.config,
+        plan.spec,
+        plan.hyperparameters,
+        epochs=plan.epochs,
+        seed=plan.seed,
+        device=plan.device,
+        schedule=plan.schedule,
+        on_epoch=on_epoch,
+        classes=plan.info.class_names or None,
+    )
+    # The retrained network's own facts: statistics of train + validation, its test accuracy.
+    info = dataclasses.replace(
+        plan.info,
+        preprocessing=result.preprocessing,
+        class_names=result.classes,
+        test_accuracy=result.test_accuracy,
+    )
+    history = retrain_history(
+        plan.study_name,
+        plan.trial,
+        result,
+        spec=plan.spec,
+        hyperparameters=plan.hyperparameters,
+        epochs=plan.epochs,
+        schedule=plan.schedule,
+        seed=plan.seed,
+    )
+    return result, save_retrained(plan.output, result.model, plan.spec, info, history)

@@ -30,10 +30,12 @@ __all__ = [
     "Classifier",
     "Evaluation",
     "Prediction",
+    "PredictionRun",
     "classify",
     "evaluate_folder",
     "find_images",
     "load_classifier",
+    "predict_images",
 ]
 
 BATCH_SIZE = 256  # images per forward pass
@@ -347,3 +349,69 @@ def evaluate_folder(classifier: Classifier, folder: Path) -> Evaluation:
     )
     correct = sum(pairs[(name, name)] for name in dataset.classes)
     return Evaluation(folder, correct, len(paths), per_class, tuple(confusions[:MAX_CONFUSIONS]))
+
+
+@dataclass(frozen=True)
+class PredictionRun:
+    """What ``nin-search predict`` found: per image, and on a labelled folder."""
+
+    source: str  # the network, in words
+    predictions: tuple[Prediction, ...]
+    evaluation: Evaluation | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``nin-search predict --json``."""
+        result: dict[str, Any] = {
+            "model": self.source,
+            "predictions": [
+                {
+                    "path": str(prediction.path),
+                    "top": [{"class": name, "probability": p} for name, p in prediction.top],
+                }
+                for prediction in self.predictions
+            ],
+        }
+        if self.evaluation is not None:
+            result["eval"] = self.evaluation.to_dict()
+        return result
+
+
+def predict_images(
+    images: list[Path],
+    *,
+    evaluate: Path | None = None,
+    top_k: int = 3,
+    model: Path | None = None,
+    weights: Path | None = None,
+    storage_url: str | None = None,
+    study_name: str | None = None,
+    trial_number: int | None = None,
+    artifacts: Path | None = None,
+) -> PredictionRun:
+    """Classifies image files (or folders of them) and/or scores a labelled folder.
+
+    Args:
+        images: Image files, or folders searched recursively.
+        evaluate: A labelled folder in ImageFolder layout, or None.
+        top_k: Classes kept per image.
+        model, weights, storage_url, study_name, trial_number, artifacts: Which network, as
+            for :func:`load_classifier`.
+
+    Raises:
+        UserError: For nothing to classify, or anything :func:`load_classifier`,
+            :func:`find_images` or :func:`evaluate_folder` refuses.
+    """
+    if not images and evaluate is None:
+        raise UserError("nothing to classify: pass image files or folders, or --eval DIR")
+    paths = find_images(images)
+    classifier = load_classifier(
+        model=model,
+        weights=weights,
+        storage_url=storage_url,
+        study_name=study_name,
+        trial_number=trial_number,
+        artifacts=artifacts,
+    )
+    predictions = classify(classifier, paths, top_k=top_k) if paths else []
+    evaluation = evaluate_folder(classifier, evaluate) if evaluate is not None else None
+    return PredictionRun(classifier.source, tuple(predictions), evaluation)

@@ -13,10 +13,13 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import socket
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,13 +40,16 @@ from nin_search.records import (
 )
 
 __all__ = [
+    "RunOutcome",
     "Terminated",
     "WorkerSpec",
     "fail_dead_local_trials",
     "failure_summary",
     "handle_sigterm",
+    "interrupted_outcome",
     "requeue_interrupted",
     "run_worker",
+    "run_workers",
     "split_quota",
 ]
 
@@ -158,7 +164,7 @@ class WorkerSpec:
     storage_url: str
     study_name: str
     device: str
-    threads: int
+    cpu_workers: int | None  # workers sharing this machine's cores; None: one thread each
     quota: int
     artifact_dir: str
     worker_index: int = 0
@@ -171,13 +177,16 @@ def run_worker(spec: WorkerSpec) -> None:
     from nin_search.artifacts import KeepBestWeights, checkpoint_dir_for, make_artifact_store
     from nin_search.config import StudyConfig
     from nin_search.data import load_search_data
-    from nin_search.devices import resolve_device
+    from nin_search.devices import configure_cpu_threads, resolve_device
     from nin_search.objective import Objective
     from nin_search.study import open_study, optimize
 
     handle_sigterm()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    torch.set_num_threads(spec.threads)
+    if spec.cpu_workers is None:
+        torch.set_num_threads(1)  # the work runs on an accelerator
+    else:
+        configure_cpu_threads(spec.cpu_workers)  # honours the CPU affinity
     config = StudyConfig.model_validate(spec.config)
     device = resolve_device(spec.device)
     data = load_search_data(config.data, device=device)
@@ -206,3 +215,131 @@ def run_worker(spec: WorkerSpec) -> None:
         raise SystemExit(143) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a search run ended, for the command's exit code."""
+
+    exit_code: int  # 0: finished; 1: a worker died; 130: Ctrl-C; 143: SIGTERM
+    message: str | None = None  # what to tell the user when the run stopped early
+
+
+def _interrupted_trials(study: optuna.Study) -> str:
+    """What happened to the trial(s) an interrupt stopped; true to the retry rule."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {trial.user_attrs.get(RETRY_OF) for trial in trials}
+    stopped = [
+        trial.number
+        for trial in trials
+        if trial.state == TrialState.FAIL
+        and trial.user_attrs.get(INTERRUPTED)
+        and trial.number not in retried
+    ]
+    if not stopped:
+        return "no trial was running; "
+    return f"trial(s) {stopped} recorded as failed, and the next run retries them; "
+
+
+def interrupted_outcome(study: optuna.Study, interrupt: KeyboardInterrupt) -> RunOutcome:
+    """The outcome of a run in this process that Ctrl-C (130) or SIGTERM (143) stopped."""
+    code = 143 if isinstance(interrupt, Terminated) else 130
+    return RunOutcome(
+        code,
+        f"{'terminated' if code == 143 else 'interrupted'}: {_interrupted_trials(study)}"
+        "run the same command again to resume the study",
+    )
+
+
+def _start_workers(specs: list[WorkerSpec]) -> list[Any]:
+    """One spawned process per spec; SIGTERM to this process is forwarded to each."""
+    context = multiprocessing.get_context("spawn")
+    processes = []
+    for spec in specs:
+        process = context.Process(
+            target=run_worker, args=(spec,), name=f"nin-search-worker-{spec.worker_index}"
+        )
+        process.start()
+        processes.append(process)
+
+    def forward_sigterm(signum: int, frame: Any) -> None:
+        for process in processes:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward_sigterm)
+    return processes
+
+
+def _workers_outcome(study: optuna.Study, codes: list[int | None], interrupted: bool) -> RunOutcome:
+    """Stopped (130/143), a worker died (1: its trials failed and queued again), or done (0)."""
+    if interrupted or any(code in (130, 143, -signal.SIGTERM) for code in codes):
+        return RunOutcome(
+            143 if 143 in codes else 130,
+            "workers stopped; run the same command again to resume the study",
+        )
+    if all(code == 0 for code in codes):
+        return RunOutcome(0)
+    dead = fail_dead_local_trials(study)
+    requeue_interrupted(study)
+    return RunOutcome(
+        1,
+        f"worker exit codes {codes}: a worker died; its trial(s) {dead} were failed and "
+        "queued again; run the same command again to finish the study",
+    )
+
+
+def run_workers(
+    study: optuna.Study,
+    config: dict[str, Any],
+    *,
+    storage_url: str,
+    artifact_dir: Path,
+    quota: int,
+    workers: int,
+    devices: list[str],
+    on_poll: Callable[[optuna.Study], None] | None = None,
+) -> RunOutcome:
+    """Runs ``quota`` trials of ``study`` in ``workers`` spawned processes and waits for them.
+
+    Args:
+        study: The study, already created.
+        config: The study config as JSON types (``StudyConfig.model_dump(mode="json")``).
+        storage_url: The study's storage.
+        artifact_dir: The artifact store folder.
+        quota: Trials still to run, shared between the workers.
+        workers: The number of worker processes.
+        devices: Given to the workers in turn. CPU-only workers share the cores.
+        on_poll: Called about every second while the workers run, and once at the end.
+
+    Returns:
+        The outcome; Ctrl-C reaches the workers too, and is waited for.
+    """
+    cpu_only = all(device.startswith("cpu") for device in devices)
+    specs = [
+        WorkerSpec(
+            config=config,
+            storage_url=storage_url,
+            study_name=study.study_name,
+            device=devices[index % len(devices)],
+            cpu_workers=workers if cpu_only else None,
+            quota=share,
+            artifact_dir=str(artifact_dir),
+            worker_index=index,
+        )
+        for index, share in enumerate(split_quota(quota, workers))
+    ]
+    processes = _start_workers(specs)
+    interrupted = False
+    while any(process.is_alive() for process in processes):
+        try:
+            if on_poll is not None:
+                on_poll(study)
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            interrupted = True  # Ctrl-C reached the workers too; wait for them
+    if on_poll is not None:
+        on_poll(study)
+    for process in processes:
+        process.join()
+    return _workers_outcome(study, [process.exitcode for process in processes], interrupted)

@@ -580,7 +580,7 @@ def test_train_checks_its_output_before_retraining(studies, tmp_path, monkeypatc
     def retrain(*args: Any, **kwargs: Any) -> None:
         pytest.fail("retrained although the output cannot be written")
 
-    monkeypatch.setattr("nin_search.retrain.retrain", retrain)
+    monkeypatch.setattr("nin_search.deploy.retrain", retrain)
     file_instead_of_folder(tmp_path)
     code, _, err = in_process(
         monkeypatch, capsys, "train", "-o", str(tmp_path / "afile" / "f"), "--storage", storage
@@ -824,7 +824,7 @@ def test_a_worker_that_keeps_crashing_is_still_retried_at_most_twice():
 def test_an_interrupt_between_trials_does_not_claim_a_retry(tmp_path, monkeypatch, capsys):
     study_file = write_study(tmp_path, TINY_DIGITS)
     storage = f"sqlite:///{tmp_path / 'i.db'}"
-    monkeypatch.setattr("nin_search.study.optimize", _interrupt)
+    monkeypatch.setattr("nin_search.search.optimize", _interrupt)
     args = ("optimize", str(study_file), "--storage", storage)
     code, _, err = in_process(monkeypatch, capsys, *args)
     assert code == 130

@@ -12,9 +12,10 @@ from nin_search.cli import _init  # noqa: F401  # isort: skip
 from nin_search.cli import _optimize  # noqa: F401  # isort: skip
 from nin_search.cli import _ablate  # noqa: F401  # isort: skip
 from nin_search.cli import _results  # noqa: F401  # isort: skip
-from nin_search.cli import _final  # noqa: F401  # isort: skip
+from nin_search.cli import _export  # noqa: F401  # isort: skip
+from nin_search.cli import _train  # noqa: F401  # isort: skip
 from nin_search.cli import _predict  # noqa: F401  # isort: skip
-from nin_search.cli._common import app, err_console
+from nin_search.cli._common import app, err_console, expand_aliases
 from nin_search.errors import UserError
 
 __all__ = ["app", "main"]
@@ -29,7 +30,7 @@ def main() -> None:
     """Console-script entry point: user errors (bad input, bad options) become one line on
     stderr and exit code 2, never a traceback."""
     try:
-        code = app(standalone_mode=False)
+        code = app(expand_aliases(sys.argv[1:]), standalone_mode=False)
     except UserError as error:
         _fail(str(error))
     except typer.TyperException as error:  # click's usage errors: bad option, bad value

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from nin_search.cli._common import (
+    ArtifactDirOption,
     StorageOption,
     StudyDeviceOption,
     StudyNameOption,
@@ -67,15 +68,7 @@ def ablate(
         ),
     ] = None,
     device: StudyDeviceOption = None,
-    artifacts: Annotated[
-        Path | None,
-        typer.Option(
-            "--artifacts",
-            help="The artifact folder optimize used (checkpoints go beside it) [default: "
-            "beside the SQLite file].",
-            show_default=False,
-        ),
-    ] = None,
+    artifact_dir: ArtifactDirOption = None,
 ) -> None:
     """Paired ablation of the winner: per stage, the original, the stage flipped (MLP conv <->
     plain) and the flip at equal parameters, each trained with the same seeds."""
@@ -98,11 +91,11 @@ def ablate(
         config = config.model_copy(
             update={"train": config.train.model_copy(update={"device": device})}
         )
-    artifact_dir = artifact_dir_for(
-        storage_url, str(artifacts) if artifacts else config.optuna.artifact_dir
+    folder = artifact_dir_for(
+        storage_url, str(artifact_dir) if artifact_dir else config.optuna.artifact_dir
     )
     run_ablation_with_progress(
-        study, config, None, artifact_dir, trial_number=trial_number, top=top, seeds=seeds
+        study, config, None, folder, trial_number=trial_number, top=top, seeds=seeds
     )
     from nin_search.dashboard import refresh_study_note
 
@@ -123,25 +116,18 @@ def run_ablation_with_progress(
     """Loads the data (unless given), queues the ablation, trains it with a progress bar and
     prints the answer. Ctrl-C / SIGTERM exit 130 / 143; a re-run continues."""
     from nin_search.ablation import prepare_ablation, run_ablation
-    from nin_search.data import load_search_data
-    from nin_search.devices import resolve_device
     from nin_search.workers import Terminated, handle_sigterm
 
     if data is None:
-        training_device = resolve_device(config.train.device)
-        with err_console.status(f"loading {config.data.dataset} onto {training_device}"):
-            data = load_search_data(config.data, device=training_device)
+        data = _load_data(config)
     progress = progress_bar()
     epoch_task = progress.add_task("run", total=config.train.epochs, info="", visible=False)
 
     def on_epoch(trial: Any, result: Any) -> None:
-        attrs = trial.user_attrs
-        stage = attrs.get(ABLATION_STAGE, ORIGINAL_STAGE)
-        label = "original" if stage == ORIGINAL_STAGE else f"s{stage} {attrs[ABLATION_VARIANT]}"
         progress.update(
             epoch_task,
             visible=True,
-            description=f"#{attrs[ABLATION_SOURCE]} {label} seed {attrs[ABLATION_SEED]}",
+            description=_run_label(trial.user_attrs),
             completed=result.epoch,
             info=f"val {format_accuracy(result.val_accuracy)}",
         )
@@ -182,3 +168,19 @@ def run_ablation_with_progress(
     err_console.print(
         f"ablation: {plan.total} runs in study {prepared.study.study_name!r}", highlight=False
     )
+
+
+def _load_data(config: Any) -> Any:
+    from nin_search.data import load_search_data
+    from nin_search.devices import resolve_device
+
+    training_device = resolve_device(config.train.device)
+    with err_console.status(f"loading {config.data.dataset} onto {training_device}"):
+        return load_search_data(config.data, device=training_device)
+
+
+def _run_label(attrs: dict[str, Any]) -> str:
+    """An ablation run in words: its source trial, stage variant and seed."""
+    stage = attrs.get(ABLATION_STAGE, ORIGINAL_STAGE)
+    label = "original" if stage == ORIGINAL_STAGE else f"s{stage} {attrs[ABLATION_VARIANT]}"
+    return f"#{attrs[ABLATION_SOURCE]} {label} seed {attrs[ABLATION_SEED]}"

@@ -174,39 +174,12 @@ def summary_table(study: Any) -> Table:
     return table
 
 
-def best_json(study: Any) -> dict[str, Any]:
-    from optuna.trial import TrialState
-
-    from nin_search.trials import accuracy_of, baseline_trials, best_trials
-
-    def describe(trial: Any) -> dict[str, Any] | None:
-        if trial is None:
-            return None
-        return {
-            "number": trial.number,
-            "state": trial.state.name.lower(),
-            "values": trial.values,
-            "accuracy": accuracy_of(trial),
-            "params": trial.params,
-            "arch": trial.user_attrs.get("arch"),
-            "arch_summary": trial.user_attrs.get("arch_summary"),
-            "num_params": trial.user_attrs.get("params"),
-            "macs": trial.user_attrs.get("macs"),
-            "latency_ms": trial.user_attrs.get("latency_ms"),
-        }
-
-    trials = study.get_trials(deepcopy=False)
-    front = best_trials(study)
-    baselines = baseline_trials(study)
-    return {
-        "study": study.study_name,
-        "trials": {
-            state.name.lower(): sum(t.state == state for t in trials) for state in TrialState
-        },
-        "best": describe(front[0] if front else None),
-        "pareto_front": [describe(trial) for trial in front],
-        "baselines": {kind: describe(baselines.get(kind)) for kind in ("nin", "plain")},
-    }
+def print_written(written: list[Any]) -> None:
+    """One line per file a command wrote (:class:`nin_search.deploy.Written`)."""
+    for item in written:
+        console.print(
+            f"wrote {item.path} ({item.what})", markup=False, highlight=False, soft_wrap=True
+        )
 
 
 def progress_bar() -> Progress:
@@ -232,17 +205,35 @@ def trials_info(study: Any) -> tuple[int, str]:
     return len(completed) + pruned, info
 
 
-ArtifactsOption = Annotated[
+# The folder is `optuna.artifact_dir` in the study file; `--artifacts`, its older spelling,
+# still works (a hidden alias, see HIDDEN_ALIASES).
+ArtifactDirOption = Annotated[
     Path | None,
     typer.Option(
-        "--artifacts",
-        help="Artifact store folder that optimize used [default: beside the SQLite file].",
+        "--artifact-dir",
+        help="Folder of the Optuna artifact store for trained weights (checkpoints go beside it) "
+        "[default: the study's optuna.artifact_dir, else beside the SQLite file, e.g. "
+        "nin_search-artifacts].",
         show_default=False,
     ),
 ]
+HIDDEN_ALIASES = {"--artifacts": "--artifact-dir"}
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 TrialOption = Annotated[
     int | None,
     typer.Option(
         "--trial", min=0, help="Trial number [default: the best trial].", show_default=False
     ),
 ]
+
+
+def expand_aliases(arguments: list[str]) -> list[str]:
+    """The command line with each hidden alias (``--artifacts DIR``, ``--artifacts=DIR``)
+    spelled as its option; nothing after ``--`` changes."""
+    expanded = []
+    for index, argument in enumerate(arguments):
+        if argument == "--":
+            return expanded + arguments[index:]
+        name, equals, value = argument.partition("=")
+        expanded.append(HIDDEN_ALIASES.get(name, name) + equals + value)
+    return expanded

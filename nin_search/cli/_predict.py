@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from nin_search.cli._common import (
-    ArtifactsOption,
+    ArtifactDirOption,
     ExistingStudyOption,
+    JsonOption,
     ReadStorageOption,
     TrialOption,
     app,
@@ -20,7 +21,6 @@ from nin_search.cli._common import (
     quiet_optuna,
 )
 from nin_search.config import DEFAULT_STORAGE
-from nin_search.errors import UserError
 
 
 @app.command()
@@ -59,53 +59,42 @@ def predict(
         ),
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Classes shown per image.")] = 3,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: JsonOption = False,
     storage: ReadStorageOption = DEFAULT_STORAGE,
     study_name: ExistingStudyOption = None,
     trial_number: TrialOption = None,
-    artifacts: ArtifactsOption = None,
+    artifact_dir: ArtifactDirOption = None,
 ) -> None:
     """Classify image files with a trained network (a trial's stored weights by default),
     through the exact preprocessing the exported model carries."""
     quiet_optuna()
-    from nin_search.predict import classify, evaluate_folder, find_images, load_classifier
+    from nin_search.predict import predict_images
 
-    if not images and evaluate is None:
-        raise UserError("nothing to classify: pass image files or folders, or --eval DIR")
-    paths = find_images(list(images or []))
-    classifier = load_classifier(
+    run = predict_images(
+        list(images or []),
+        evaluate=evaluate,
+        top_k=top_k,
         model=model,
         weights=weights,
         storage_url=storage,
         study_name=study_name,
         trial_number=trial_number,
-        artifacts=artifacts,
+        artifacts=artifact_dir,
     )
-    predictions = classify(classifier, paths, top_k=top_k) if paths else []
-    evaluation = evaluate_folder(classifier, evaluate) if evaluate is not None else None
     if as_json:
-        result: dict = {
-            "model": classifier.source,
-            "predictions": [
-                {
-                    "path": str(prediction.path),
-                    "top": [{"class": name, "probability": p} for name, p in prediction.top],
-                }
-                for prediction in predictions
-            ],
-        }
-        if evaluation is not None:
-            result["eval"] = evaluation.to_dict()
-        console.print_json(json.dumps(result))
+        console.print_json(json.dumps(run.to_dict()))
         return
-    for prediction in predictions:
+    for prediction in run.predictions:
         top = ", ".join(f"{name} {100 * p:.1f}%" for name, p in prediction.top)
         console.print(f"{prediction.path}: {top}", markup=False, highlight=False, soft_wrap=True)
-    if evaluation is None:
-        return
+    if run.evaluation is not None:
+        _print_evaluation(run.evaluation, run.source)
+
+
+def _print_evaluation(evaluation: Any, source: str) -> None:
     console.print(
         f"accuracy {format_accuracy(evaluation.accuracy)} ({evaluation.correct}/"
-        f"{evaluation.total}) on {evaluation.folder} with {classifier.source}",
+        f"{evaluation.total}) on {evaluation.folder} with {source}",
         markup=False,
         highlight=False,
         soft_wrap=True,

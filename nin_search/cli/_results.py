@@ -9,11 +9,11 @@ from typing import Annotated, Any
 import typer
 
 from nin_search.cli._common import (
-    ArtifactsOption,
+    ArtifactDirOption,
     ExistingStudyOption,
+    JsonOption,
     ReadStorageOption,
     app,
-    best_json,
     console,
     quiet_optuna,
     summary_table,
@@ -26,15 +26,16 @@ from nin_search.errors import UserError
 def best(
     storage: ReadStorageOption = DEFAULT_STORAGE,
     study_name: ExistingStudyOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show the best trial of an existing study."""
     quiet_optuna()
     from nin_search.study import load_study
+    from nin_search.summary import best_summary
 
     study = load_study(storage, study_name)
     if as_json:
-        console.print_json(json.dumps(best_json(study)))
+        console.print_json(json.dumps(best_summary(study)))
         return
     console.print(summary_table(study))
 
@@ -137,7 +138,7 @@ def dashboard(
     storage: ReadStorageOption = DEFAULT_STORAGE,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8080,
-    artifacts: ArtifactsOption = None,
+    artifact_dir: ArtifactDirOption = None,
     study_name: Annotated[
         str | None,
         typer.Option(
@@ -149,27 +150,13 @@ def dashboard(
 ) -> None:
     """Start optuna-dashboard on the storage, with the trained weights as artifacts."""
     quiet_optuna()
-    from nin_search.compat import study_id_of
-    from nin_search.dashboard import (
-        forget_missing_artifacts,
-        make_http_server,
-        refresh_study_note,
-    )
+    from nin_search.dashboard import open_dashboard, serve
     from nin_search.storage import display_url
-    from nin_search.study import load_studies, load_study
 
-    # Not read-only: the dashboard writes study notes (and whatever its users do there).
-    # Companion ablation studies get no note of their own.
-    studies = (
-        [load_study(storage, study_name, read_only=False)]
-        if study_name
-        else load_studies(storage, read_only=False)
+    dashboard = open_dashboard(
+        storage, host=host, port=port, artifact_dir=artifact_dir, study_name=study_name
     )
-    server = make_http_server(storage, host=host, port=port, artifact_dir=artifacts)
-    for study in studies:
-        refresh_study_note(study)
-    forgotten = forget_missing_artifacts(storage, studies, artifact_dir=artifacts)
-    for name, numbers in forgotten.items():
+    for name, numbers in dashboard.forgotten.items():
         if numbers:
             console.print(
                 f"study {name!r}: dropped the artifact entries of trials {numbers}, whose weights "
@@ -177,15 +164,9 @@ def dashboard(
                 markup=False,
                 highlight=False,
             )
-    url = f"http://{host}:{server.server_port}/dashboard/"
-    if study_name:
-        url += f"studies/{study_id_of(studies[0])}"
     console.print(
-        f"optuna-dashboard for {display_url(storage)} at {url} (Ctrl-C to stop)",
+        f"optuna-dashboard for {display_url(storage)} at {dashboard.url} (Ctrl-C to stop)",
         markup=False,
         highlight=False,
     )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        server.server_close()
+    serve(dashboard.server)

@@ -1,0 +1,241 @@
+"""`nin-search optimize` as library steps: check every input, load the data, open the study
+(recovering what dead or stopped workers left), run the trials here or in worker processes.
+
+Each step is one call, so that the command only parses, calls and prints::
+
+    plan = plan_search(config, storage_url=..., study_name=..., workers=2)
+    data = load_data(plan)
+    opened = open_search(plan, data)
+    outcome = run_search(plan, opened.study, data)
+
+Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial
+
+from nin_search.artifacts import (
+    KeepBestWeights,
+    artifact_dir_for,
+    checkpoint_dir_for,
+    forget_missing_weights,
+    make_artifact_store,
+)
+from nin_search.config import StudyConfig
+from nin_search.data import SearchData, load_search_data
+from nin_search.devices import resolve_device
+from nin_search.errors import UserError
+from nin_search.objective import Objective
+from nin_search.outputs import check_folder
+from nin_search.records import PREPROCESSING
+from nin_search.storage import check_storage_url
+from nin_search.study import check_study_name, open_study, optimize
+from nin_search.trials import FINISHED_STATES, finished_trials
+from nin_search.workers import (
+    RunOutcome,
+    fail_dead_local_trials,
+    failure_summary,
+    handle_sigterm,
+    interrupted_outcome,
+    requeue_interrupted,
+    run_workers,
+)
+
+__all__ = [
+    "OpenedSearch",
+    "SearchPlan",
+    "every_trial_failed",
+    "load_data",
+    "open_search",
+    "plan_search",
+    "run_search",
+]
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """A search whose inputs are all checked, before anything is written."""
+
+    config: StudyConfig
+    storage_url: str
+    study_name: str
+    artifact_dir: Path
+    workers: int
+    devices: tuple[str, ...]  # given to the workers in turn
+    training_device: torch.device
+
+    @property
+    def load_device(self) -> torch.device | str:
+        """Where the data goes: with several workers each loads its own copy, and this process
+        only needs the data's shape."""
+        return self.training_device if self.workers == 1 else "cpu"
+
+
+def plan_search(
+    config: StudyConfig,
+    *,
+    storage_url: str,
+    study_name: str,
+    artifact_dir: Path | None = None,
+    workers: int = 1,
+    devices: str | None = None,
+) -> SearchPlan:
+    """Checks the storage URL, the study name, the output folders, workers and devices.
+
+    Args:
+        config: The study config.
+        storage_url: The Optuna storage.
+        study_name: The study.
+        artifact_dir: The artifact store folder; None for the config's (else beside the
+            SQLite file).
+        workers: Worker processes sharing the study (>= 1).
+        devices: Comma-separated devices given to the workers in turn; None for the config's.
+
+    Raises:
+        UserError: For any input the user can fix.
+    """
+    check_storage_url(storage_url, must_exist=False)
+    check_study_name(study_name)
+    folder = artifact_dir_for(
+        storage_url, str(artifact_dir) if artifact_dir else config.optuna.artifact_dir
+    )
+    # Checked before the study exists: a folder that cannot be written leaves nothing behind.
+    check_folder("--artifact-dir", folder)
+    check_folder("the checkpoint folder", checkpoint_dir_for(folder, study_name))
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, but got {workers}")
+    device_names = [d.strip() for d in devices.split(",") if d.strip()] if devices else []
+    for device_name in device_names:
+        resolve_device(device_name)
+    training_device = resolve_device(device_names[0] if device_names else config.train.device)
+    return SearchPlan(
+        config=config,
+        storage_url=storage_url,
+        study_name=study_name,
+        artifact_dir=folder,
+        workers=workers,
+        devices=tuple(device_names) or (str(training_device),),
+        training_device=training_device,
+    )
+
+
+def load_data(plan: SearchPlan) -> SearchData:
+    """The search's train and validation splits, on :attr:`SearchPlan.load_device`."""
+    return load_search_data(plan.config.data, device=plan.load_device)
+
+
+@dataclass(frozen=True)
+class OpenedSearch:
+    """The study, ready to run, and what was recovered from earlier runs."""
+
+    study: optuna.Study
+    dead: list[int]  # trials of dead local workers, failed now
+    requeued: list[int]  # interrupted trials queued again
+    finished: int  # finished (completed + pruned) trials before this run
+
+
+def open_search(plan: SearchPlan, data: SearchData) -> OpenedSearch:
+    """Creates (or loads) the study with the data's facts, forgets the weights entries of lost
+    files, and fails and re-queues the trials that dead or stopped workers left."""
+    data_info = {
+        "in_channels": data.in_channels,
+        "num_classes": data.num_classes,
+        "image_size": data.image_size,
+        "classes": list(data.classes),
+        PREPROCESSING: data.preprocessing.to_dict(),  # what export writes into the model file
+    }
+    study = open_study(
+        plan.config, storage_url=plan.storage_url, study_name=plan.study_name, data_info=data_info
+    )
+    forget_missing_weights(study, make_artifact_store(plan.artifact_dir))  # entries of lost files
+    dead = fail_dead_local_trials(study)
+    requeued = requeue_interrupted(study)
+    return OpenedSearch(study, dead, requeued, len(finished_trials(study)))
+
+
+def _run_in_process(
+    plan: SearchPlan,
+    study: optuna.Study,
+    data: SearchData,
+    *,
+    on_epoch: Callable[[optuna.Trial, Any], None] | None,
+    on_trial: Callable[[optuna.Study, FrozenTrial], None] | None,
+) -> RunOutcome:
+    config = plan.config
+    store = make_artifact_store(plan.artifact_dir)
+    handle_sigterm()
+    objective = Objective(
+        config,
+        data,
+        artifact_store=store,
+        checkpoint_dir=checkpoint_dir_for(plan.artifact_dir, study.study_name),
+        on_epoch=on_epoch,
+    )
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [
+        KeepBestWeights(store, keep=config.study.keep_weights)
+    ]
+    callbacks += [on_trial] if on_trial is not None else []
+    try:
+        optimize(
+            study,
+            objective,
+            n_trials=config.study.n_trials,
+            timeout=config.study.timeout,
+            callbacks=callbacks,
+        )
+    except KeyboardInterrupt as interrupt:
+        return interrupted_outcome(study, interrupt)
+    return RunOutcome(0)
+
+
+def run_search(
+    plan: SearchPlan,
+    study: optuna.Study,
+    data: SearchData,
+    *,
+    on_epoch: Callable[[optuna.Trial, Any], None] | None = None,
+    on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    on_poll: Callable[[optuna.Study], None] | None = None,
+) -> RunOutcome:
+    """Runs the study's missing trials: in this process, or in ``plan.workers`` processes.
+
+    Args:
+        plan: The checked search.
+        study: The opened study.
+        data: The data (used in this process only).
+        on_epoch: In this process, after every epoch of a trial.
+        on_trial: In this process, after every trial.
+        on_poll: With workers, about every second while they run.
+
+    Returns:
+        How the run ended (Ctrl-C, SIGTERM, a dead worker); a re-run resumes.
+    """
+    if plan.workers == 1:
+        return _run_in_process(plan, study, data, on_epoch=on_epoch, on_trial=on_trial)
+    return run_workers(
+        study,
+        plan.config.model_dump(mode="json"),
+        storage_url=plan.storage_url,
+        artifact_dir=plan.artifact_dir,
+        quota=plan.config.study.n_trials - len(finished_trials(study)),
+        workers=plan.workers,
+        devices=list(plan.devices),
+        on_poll=on_poll,
+    )
+
+
+def every_trial_failed(trials: list[FrozenTrial]) -> str | None:
+    """The most common failure reason when every trial of a run failed, else None (a script
+    must not go on after such a run)."""
+    if not trials or any(trial.state in FINISHED_STATES for trial in trials):
+        return None
+    reasons = failure_summary(trials)
+    return reasons[0][0] if reasons else None
