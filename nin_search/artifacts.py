@@ -194,5 +194,5 @@ def download_weights(
     except ArtifactNotFound:
         raise UserError(
             f"the weights of trial {trial.number} are not in the artifact store {artifact_dir}; "
-            "pass --artifacts with the folder that optimize used"
+            "pass --artifact-dir with the folder that optimize used"
         ) from None

@@ -40,6 +40,7 @@ from nin_search.vocabulary import (
 __all__ = [
     "NATIVE_IMAGE_SIZES",
     "PRUNERS",
+    "RETRAIN_EPOCHS_PER_SEARCH_EPOCH",
     "SAMPLERS",
     "WARMUP_FRACTION",
     "AblationConfig",
@@ -72,6 +73,7 @@ STORAGE_ATTEMPTS = 6  # tries to open a SQLite storage that is locked or being c
 CREATION_WAIT = 10.0  # seconds to wait for a study that another process is creating
 MAX_FAILURES_IN_A_ROW = 5  # a worker stops after this many failed trials in a row
 MAX_SEED = 2**32 - 1  # samplers and numpy take 32-bit seeds
+RETRAIN_EPOCHS_PER_SEARCH_EPOCH = 3  # `nin-search train`: by default 3x a trial's epochs
 WARMUP_FRACTION = 0.05  # of all steps, cosine schedule: linear warm-up, then decay to 0
 # The study files that ship with nin-search (package data; `studies/` in the repository).
 SHIPPED_STUDIES_DIR = Path(__file__).parent / "studies"

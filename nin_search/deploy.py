@@ -24,7 +24,7 @@ from optuna.trial import FixedTrial, FrozenTrial
 from torch import nn
 
 from nin_search.artifacts import artifact_dir_for, download_weights
-from nin_search.config import StudyConfig
+from nin_search.config import RETRAIN_EPOCHS_PER_SEARCH_EPOCH, StudyConfig
 from nin_search.devices import resolve_device
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_metadata, export_source
@@ -38,9 +38,13 @@ from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.study import load_study
 from nin_search.summary import retrain_history
 from nin_search.trials import accuracy_of, pick_trial
+from nin_search.vocabulary import SCHEDULES
 from nin_search.weights import load_weights, save_weights
 
 __all__ = [
+    "RETRAINED_HISTORY",
+    "RETRAINED_MODEL",
+    "RETRAINED_WEIGHTS",
     "RETRAIN_FILES",
     "RetrainPlan",
     "Written",
@@ -251,6 +255,13 @@ def export_trial(
     return trial, spec, written
 
 
+# What ``nin-search train`` writes into its output folder.
+RETRAINED_WEIGHTS = "weights.safetensors"
+RETRAINED_MODEL = "model.py"
+RETRAINED_HISTORY = "history.json"
+RETRAIN_FILES = (RETRAINED_WEIGHTS, RETRAINED_MODEL, RETRAINED_HISTORY)
+
+
 def save_retrained(
     folder: Path,
     model: nn.Module,
@@ -268,22 +279,17 @@ def save_retrained(
         summary: What history.json records (JSON types).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    info = dataclasses.replace(info, weights_file="weights.safetensors", module_name="model")
+    module_name = RETRAINED_MODEL.removesuffix(".py")
+    info = dataclasses.replace(info, weights_file=RETRAINED_WEIGHTS, module_name=module_name)
     written = [
-        Written(folder / "weights.safetensors", "safetensors, with metadata"),
-        Written(folder / "model.py", "the model class, its preprocessing and class names"),
-        Written(folder / "history.json", "train/test accuracy per epoch"),
+        Written(folder / RETRAINED_WEIGHTS, "safetensors, with metadata"),
+        Written(folder / RETRAINED_MODEL, "the model class, its preprocessing and class names"),
+        Written(folder / RETRAINED_HISTORY, "train/test accuracy per epoch"),
     ]
     save_weights(model.state_dict(), written[0].path, metadata=export_metadata(spec, info))
     write_text_atomic(written[1].path, export_source(spec, info))
     write_text_atomic(written[2].path, json.dumps(summary, indent=2))
     return written
-
-
-# What ``nin-search train`` writes into its output folder.
-RETRAIN_FILES = ("weights.safetensors", "model.py", "history.json")
-SCHEDULES = ("cosine", "step")
-RETRAIN_EPOCHS_PER_SEARCH_EPOCH = 3  # default retraining length: 3x a trial's epochs
 
 
 @dataclass(frozen=True)
@@ -338,7 +344,7 @@ def prepare_retrain(
     trial = pick_trial(study, trial_number)
     if "config" not in study.user_attrs:
         raise UserError(f"study {study.study_name!r} was not created by nin-search optimize")
-    config = StudyConfig.model_validate(study.user_attrs["config"])
+    config = StudyConfig.model_validate(study.user_attrs[CONFIG])
     # Checked before the long retraining: a study without data attrs fails now, not after.
     info = trial_export_info(study, trial, preprocessing=None, val_accuracy=None)
     check_outputs(

@@ -23,7 +23,13 @@ from pathlib import Path
 
 from nin_search.errors import UserError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFiles", "class_labels", "scan_image_folder"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageFiles",
+    "class_labels",
+    "find_images",
+    "scan_image_folder",
+]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -168,3 +174,28 @@ def class_labels(
         )
     index = {name: onto.index(name) for name in classes}
     return [index[classes[label]] for label in labels]
+
+
+def find_images(paths: list[Path]) -> list[Path]:
+    """Files as given, and the image files under folders (recursively, sorted).
+
+    Raises:
+        UserError: For a path that does not exist, or folders without images.
+    """
+    found: list[Path] = []
+    suffixes = IMAGE_EXTENSIONS
+    for path in paths:
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            images = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+            )
+            if not images:
+                raise UserError(
+                    f"folder {str(path)!r} holds no image files ({', '.join(suffixes)})"
+                )
+            found += images
+        else:
+            raise UserError(f"{str(path)!r} not found; pass image files or folders")
+    return found

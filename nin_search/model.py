@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nin_search.layers import ConvNormAct, MLPConv2d
 from nin_search.spec import ArchSpec, StageSpec
+from nin_search.vocabulary import MLP, NO_POOL
 
 __all__ = [
     "NINNet",
@@ -31,13 +32,13 @@ def _make_stage(stage: StageSpec, in_channels: int, spec: ArchSpec) -> nn.Sequen
     """``block`` (plain conv or MLP conv) -> ``pool`` -> ``drop``; the last two when used."""
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     norm_act = {"batch_norm": spec.batch_norm, "activation": spec.activation}
-    if stage.kind == "mlp":
+    if stage.kind == MLP:
         layers["block"] = MLPConv2d(
             in_channels, stage.width, stage.kernel_size, stage.mlp_widths, **norm_act
         )
     else:
         layers["block"] = ConvNormAct(in_channels, stage.width, stage.kernel_size, **norm_act)
-    if stage.pool != "none":
+    if stage.pool != NO_POOL:
         layers["pool"] = _make_pool(stage.pool)
         if spec.dropout > 0:
             layers["drop"] = nn.Dropout(spec.dropout)

@@ -15,9 +15,7 @@ from torch import nn
 from nin_search.config import WARMUP_FRACTION
 from nin_search.spec import Hyperparameters
 
-__all__ = ["SCHEDULES", "build_optimizer", "build_scheduler", "learning_rate_factor"]
-
-SCHEDULES = ("cosine", "step")  # warm-up + cosine decay to 0; x0.1 at 50% and 75% of the steps
+__all__ = ["build_optimizer", "build_scheduler", "learning_rate_factor"]
 
 
 def build_optimizer(

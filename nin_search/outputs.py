@@ -111,7 +111,7 @@ def check_folder(option: str, folder: Path, *, create: bool = True) -> None:
     """Checks that ``folder`` is, or can be created as, a folder this process can write.
 
     Args:
-        option: What names the folder, for messages (``"--artifacts"``).
+        option: What names the folder, for messages (``"--artifact-dir"``).
         folder: The folder.
         create: Whether a missing folder (and missing parents) may be created.
 

@@ -21,8 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from nin_search.deploy import RETRAINED_MODEL, RETRAINED_WEIGHTS
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_source, info_from_metadata
+from nin_search.image_files import find_images
 from nin_search.spec import ArchSpec
 from nin_search.weights import load_weights, read_metadata
 
@@ -33,15 +35,12 @@ __all__ = [
     "PredictionRun",
     "classify",
     "evaluate_folder",
-    "find_images",
     "load_classifier",
     "predict_images",
 ]
 
 BATCH_SIZE = 256  # images per forward pass
 MAX_CONFUSIONS = 10  # (true, predicted) pairs an evaluation lists
-TRAIN_WEIGHTS = "weights.safetensors"  # what `nin-search train` writes beside model.py
-TRAIN_MODEL = "model.py"
 
 
 @dataclass(frozen=True)
@@ -210,8 +209,8 @@ def load_classifier(
             "(--study-name/--trial), not both"
         )
     if model is not None and model.is_dir():
-        weights = weights or model / TRAIN_WEIGHTS
-        model = model / TRAIN_MODEL
+        weights = weights or model / RETRAINED_WEIGHTS
+        model = model / RETRAINED_MODEL
     if model is not None:
         if weights is None:
             raise UserError(
@@ -224,37 +223,6 @@ def load_classifier(
     if storage_url is None:
         raise UserError("no network: pass --model, --weights, or a study's --storage")
     return _from_trial(storage_url, study_name, trial_number, artifacts)
-
-
-def _image_suffixes() -> tuple[str, ...]:
-    from torchvision.datasets.folder import IMG_EXTENSIONS
-
-    return tuple(IMG_EXTENSIONS)
-
-
-def find_images(paths: list[Path]) -> list[Path]:
-    """Files as given, and the image files under folders (recursively, sorted).
-
-    Raises:
-        UserError: For a path that does not exist, or folders without images.
-    """
-    found: list[Path] = []
-    suffixes = _image_suffixes()
-    for path in paths:
-        if path.is_file():
-            found.append(path)
-        elif path.is_dir():
-            images = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
-            )
-            if not images:
-                raise UserError(
-                    f"folder {str(path)!r} holds no image files ({', '.join(suffixes)})"
-                )
-            found += images
-        else:
-            raise UserError(f"{str(path)!r} not found; pass image files or folders")
-    return found
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,10 @@ from nin_search.config import CREATION_WAIT, MAX_FAILURES_IN_A_ROW, StudyConfig
 from nin_search.errors import UserError
 from nin_search.records import (
     BASELINE,
+    CONFIG,
     CREATED_BY,
     DATA,
+    SPACE_FINGERPRINT,
     created_by_nin_search,
     is_ablation_study_name,
 )
@@ -205,7 +207,7 @@ def _trials_so_far(
         return 0
     _wait_until_created(storage, study_name, storage_url)
     existing = optuna.load_study(study_name=study_name, storage=storage)
-    stored = existing.user_attrs.get("space")
+    stored = existing.user_attrs.get(SPACE_FINGERPRINT)
     fingerprint = config.space_fingerprint()
     if stored not in (None, fingerprint):
         raise UserError(
@@ -225,8 +227,8 @@ def _record_creation(
     (so a re-run creates it afresh rather than resuming a study without its baselines).
     """
     try:
-        study.set_user_attr("space", config.space_fingerprint())
-        study.set_user_attr("config", config.model_dump(mode="json"))
+        study.set_user_attr(SPACE_FINGERPRINT, config.space_fingerprint())
+        study.set_user_attr(CONFIG, config.model_dump(mode="json"))
         if data_info is not None:
             study.set_user_attr(DATA, data_info)
         if config.study.baselines:

@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nin_search.records import ARCH, ARCH_SUMMARY, BASELINE, MACS, PARAMS
+from nin_search.records import BASELINE, TrialRecord
 from nin_search.trials import accuracy_of, baseline_trials, best_trials
 
 __all__ = ["best_summary", "retrain_history"]
@@ -19,17 +19,18 @@ __all__ = ["best_summary", "retrain_history"]
 def _trial_summary(trial: FrozenTrial | None) -> dict[str, Any] | None:
     if trial is None:
         return None
+    record = TrialRecord.from_trial(trial)
     return {
         "number": trial.number,
         "state": trial.state.name.lower(),
         "values": trial.values,
         "accuracy": accuracy_of(trial),
         "params": trial.params,
-        "arch": trial.user_attrs.get(ARCH),
-        "arch_summary": trial.user_attrs.get(ARCH_SUMMARY),
-        "num_params": trial.user_attrs.get(PARAMS),
-        "macs": trial.user_attrs.get(MACS),
-        "latency_ms": trial.user_attrs.get("latency_ms"),
+        "arch": record.arch,
+        "arch_summary": record.arch_summary,
+        "num_params": record.param_count,
+        "macs": record.macs,
+        "latency_ms": record.latency_ms,
     }
 
 

@@ -33,8 +33,9 @@ from nin_search.batches import iterate_batches
 from nin_search.config import AugmentConfig, TrainConfig
 from nin_search.data import DeviceData
 from nin_search.devices import configure_cpu_allocator
-from nin_search.optimization import SCHEDULES, build_optimizer, build_scheduler
+from nin_search.optimization import build_optimizer, build_scheduler
 from nin_search.spec import Hyperparameters
+from nin_search.vocabulary import SCHEDULES
 
 __all__ = [
     "EpochResult",

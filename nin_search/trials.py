@@ -9,7 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nin_search.errors import UserError
-from nin_search.records import BASELINE
+from nin_search.records import BASELINE, TrialRecord
 
 __all__ = [
     "FINISHED_STATES",
@@ -37,7 +37,7 @@ def accuracy_of(trial: FrozenTrial) -> float | None:
 
 def is_feasible(trial: FrozenTrial) -> bool:
     """No cost limit (``cost.max_*``) broken."""
-    return not trial.user_attrs.get("constraint_violation")
+    return TrialRecord.from_trial(trial).feasible
 
 
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:

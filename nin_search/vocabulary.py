@@ -27,13 +27,15 @@ from typing import Any
 # --- architecture and training choices (stage kinds, pools, heads, activations, optimizers) ---
 
 # "plain": one k x k conv; "mlp": MLP conv (k x k conv, then stacked 1x1 convs, the NIN block).
-STAGE_KINDS = ("plain", "mlp")
+PLAIN, MLP = "plain", "mlp"  # a stage: one k x k conv, or MLP conv (k x k, then 1x1 convs)
+STAGE_KINDS = (PLAIN, MLP)
 POOLS = ("max", "avg")  # 3x3/2 downsampling after a stage (NIN's)
 NO_POOL = "none"  # a stage that does not downsample (always the last one)
 # "nin": 1x1 conv to the classes, then global average pooling; "linear": GAP, then a linear layer.
 HEADS = ("nin", "linear")
 ACTIVATIONS = ("relu", "gelu", "silu")
 OPTIMIZERS = ("sgd", "adamw")  # SGD with Nesterov momentum, or AdamW
+SCHEDULES = ("cosine", "step")  # warm-up + cosine decay to 0; x0.1 at 50% and 75% of the steps
 DATASETS = ("digits", "imagefolder", "cifar10", "cifar100", "mnist", "fashion-mnist", "svhn")
 OBJECTIVES = ("accuracy", "params", "macs", "latency_ms")  # accuracy is maximised, costs minimised
 # The reference trials a new study enqueues: the NIN-shaped network and its all-plain twin.

@@ -137,3 +137,35 @@ def test_a_running_trial_reads_its_attrs_with_no_state_or_values() -> None:
     study.optimize(objective, n_trials=1)
     assert seen[0].sampled_by == "random" and seen[0].baseline == "plain"
     assert seen[0].state is None and seen[0].values is None
+
+
+def _rendered(table) -> str:
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(table)
+    return console.export_text()
+
+
+@pytest.mark.parametrize("directions", [["maximize"], ["maximize", "minimize"]])
+def test_best_shows_a_dash_for_costs_a_trial_of_a_plain_optuna_objective_did_not_record(
+    directions,
+):
+    # A study made with the public API in the user's own objective may lack the cost attrs:
+    # the table says "-" (unknown), never "0".
+    from nin_search.cli._common import summary_table
+
+    study = optuna.create_study(directions=directions)
+    study.optimize(lambda trial: (0.5,) * len(directions), n_trials=1)
+    row = {
+        line.split("│")[1].strip(): line
+        for line in _rendered(summary_table(study)).splitlines()
+        if line.count("│") > 2
+    }
+    if len(directions) == 1:
+        cells = [cell.strip() for cell in row["params"].split("│")]
+        assert cells[2] == "-", row["params"]
+        assert [cell.strip() for cell in row["MACs / image"].split("│")][2] == "-"
+    else:
+        cells = [cell.strip() for cell in row["#0"].split("│")]
+        assert cells[3:5] == ["-", "-"], cells

@@ -83,59 +83,61 @@ def format_accuracy(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
+def _count(value: float | None) -> str:
+    """A parameter or MAC count with thousands separators; "-" when the trial lacks it."""
+    return "-" if value is None else f"{value:,}"
+
+
 def _trial_column(trial: Any) -> list[str]:
     if trial is None:
         return ["-"] * 6
+    from nin_search.records import TrialRecord
+
+    record = TrialRecord.from_trial(trial)
     hparams = ("optimizer", "learning_rate", "batch_size")
     training = ", ".join(
         f"{trial.params[k]:.3g}" if isinstance(trial.params.get(k), float) else str(trial.params[k])
         for k in hparams
         if k in trial.params
     )
-    from nin_search.trials import accuracy_of
-
-    accuracy = accuracy_of(trial)
+    accuracy = record.accuracy
     value = format_accuracy(accuracy) if accuracy is not None else trial.state.name.lower()
-    if trial.user_attrs.get("constraint_violation"):
-        value = f"over a limit: {trial.user_attrs['constraint_violation']}"
+    if not record.feasible:
+        value = f"over a limit: {record.constraint_violation}"
     return [
         f"#{trial.number}",
         value,
-        str(trial.user_attrs.get("arch_summary", "?")),
-        f"{trial.user_attrs.get('params', 0):,}",
-        f"{trial.user_attrs.get('macs', 0):,}",
+        record.arch_summary or "-",
+        _count(record.param_count),
+        _count(record.macs),
         training,
     ]
 
 
 def _pareto_table(study: Any, title: str) -> Table:
     """Multi-objective: the Pareto front, most accurate first, then both baselines."""
-    from nin_search.trials import accuracy_of, baseline_trials, best_trials
+    from nin_search.records import CONFIG, TrialRecord
+    from nin_search.trials import baseline_trials, best_trials
 
-    objectives = study.user_attrs.get("config", {}).get("study", {}).get("objectives", [])
-    rows = [(f"#{t.number}", t) for t in best_trials(study)]
-    rows += [(f"{kind} baseline #{t.number}", t) for kind, t in baseline_trials(study).items()]
-    with_latency = any("latency_ms" in trial.user_attrs for _, trial in rows)
+    objectives = study.user_attrs.get(CONFIG, {}).get("study", {}).get("objectives", [])
+    rows = [(f"#{t.number}", TrialRecord.from_trial(t)) for t in best_trials(study)]
+    rows += [
+        (f"{kind} baseline #{t.number}", TrialRecord.from_trial(t))
+        for kind, t in baseline_trials(study).items()
+    ]
+    with_latency = any(record.latency_ms is not None for _, record in rows)
     table = Table(title=f"{title}; Pareto front ({' vs '.join(objectives)})", title_justify="left")
     columns = ["trial", "val accuracy", "params", "MACs / image"]
     columns += ["latency ms"] * with_latency
     for column in columns:
         table.add_column(column, no_wrap=True)
     table.add_column("architecture", overflow="fold", ratio=1)
-    for label, trial in rows:
-        accuracy = format_accuracy(accuracy_of(trial))
-        if trial.user_attrs.get("constraint_violation"):
-            accuracy = "over a limit"
-        cells = [
-            label,
-            accuracy,
-            f"{trial.user_attrs.get('params', 0):,}",
-            f"{trial.user_attrs.get('macs', 0):,}",
-        ]
+    for label, record in rows:
+        accuracy = format_accuracy(record.accuracy) if record.feasible else "over a limit"
+        cells = [label, accuracy, _count(record.param_count), _count(record.macs)]
         if with_latency:
-            latency = trial.user_attrs.get("latency_ms")
-            cells.append("-" if latency is None else f"{latency:.3f}")
-        table.add_row(*cells, str(trial.user_attrs.get("arch_summary", "?")))
+            cells.append("-" if record.latency_ms is None else f"{record.latency_ms:.3f}")
+        table.add_row(*cells, record.arch_summary or "-")
     return table
 
 

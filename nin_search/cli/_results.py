@@ -103,10 +103,11 @@ def report(
     )
     from nin_search.artifacts import artifact_dir_for
     from nin_search.outputs import check_outputs, write_atomic
+    from nin_search.records import CONFIG
     from nin_search.report import verdict_lines, write_consensus_report, write_report
 
     studies = _searched_studies(storage, study_names, every)
-    configured = studies[0].user_attrs.get("config", {}).get("optuna", {}).get("artifact_dir")
+    configured = studies[0].user_attrs.get(CONFIG, {}).get("optuna", {}).get("artifact_dir")
     check_outputs(
         [("--output", output)],
         storage_url=storage,
