@@ -249,8 +249,10 @@ class DashboardReader:
         try:
             self.server = make_http_server(self.storage_url, host="127.0.0.1", port=0)
         except UserError as error:
-            # optimize has not created the file (SQLite) or the tables (PostgreSQL) yet
-            if "no database at" in str(error) or "holds no Optuna study" in str(error):
+            # optimize has not created the file, or SQLite has created it but not yet written
+            # its header (an empty file), or PostgreSQL's tables do not exist yet
+            starting = ("no database at", "is an empty file", "holds no Optuna study")
+            if any(message in str(error) for message in starting):
                 return False
             raise
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
