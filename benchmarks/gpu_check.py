@@ -98,9 +98,9 @@ def training_speed(device: torch.device) -> None:
     check(train_split.images.device.type == device.type, f"data on {device}")
     rows = []
     for batch_size in BATCH_SIZES:
-        for amp in (False, True):
+        for precision in ("fp32", "auto"):
             for compile in (False, True):
-                label = f"batch {batch_size}, AMP {'on' if amp else 'off'}, "
+                label = f"batch {batch_size}, precision {precision}, "
                 label += f"compile {'on' if compile else 'off'}"
                 if time.perf_counter() - started > DEADLINE:
                     rows.append((label, "skipped: deadline", "", "", ""))
@@ -120,7 +120,7 @@ def training_speed(device: torch.device) -> None:
                             epochs=EPOCHS,
                             seed=0,
                             augment=AUGMENT,
-                            amp=amp,
+                            precision=precision,
                             compile=compile,
                         ),
                         on_epoch=epochs.append,
@@ -130,7 +130,7 @@ def training_speed(device: torch.device) -> None:
                     continue
                 images = TRAIN_IMAGES // batch_size * batch_size  # the ragged batch is dropped
                 steady = min(epoch.seconds for epoch in epochs[1:])
-                note = "compiled" if result.compiled else "eager"
+                note = ("compiled" if result.compiled else "eager") + f", {result.precision}"
                 if result.notes:
                     note += ": " + "; ".join(result.notes)
                 rows.append(

@@ -32,6 +32,7 @@ from nin_search.vocabulary import (
     DATASETS,
     OBJECTIVES,
     OPTIMIZERS,
+    PRECISIONS,
     PRUNER_FACTORIES,
     SAMPLER_FACTORIES,
     is_rate,
@@ -179,6 +180,8 @@ class TrainConfig(_Frozen):
     label_smoothing: FloatParam = [0.0, 0.1]
     eval_batch_size: int = Field(1024, ge=1)  # images per evaluation step
     device: str = "auto"  # auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps
+    # auto: bf16 on CUDA and on CPUs with native bf16, fp32 elsewhere; fp32; bf16 (anywhere)
+    precision: Literal[PRECISIONS] = "auto"  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

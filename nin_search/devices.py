@@ -7,15 +7,26 @@ buffer back to the kernel (the page faults cost about a sixth of a cifar10-mini 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from nin_search.errors import UserError
+from nin_search.vocabulary import PRECISIONS
 
-__all__ = ["configure_cpu_allocator", "configure_cpu_threads", "resolve_device"]
+__all__ = [
+    "Precision",
+    "configure_cpu_allocator",
+    "configure_cpu_threads",
+    "cpu_has_native_bf16",
+    "resolve_device",
+    "resolve_precision",
+]
 
 # glibc malloc thresholds (bytes) for CPU training: blocks up to this size come from the heap
 # and freed memory stays there, instead of an mmap/munmap (and page faults) per large tensor.
@@ -51,6 +62,70 @@ def resolve_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda", "mps"):
         raise UserError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     return device
+
+
+# /proc/cpuinfo flags of a CPU that multiplies bf16 natively (x86: AVX512-BF16 or AMX; Arm: BF16).
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has bf16 dot-product instructions (elsewhere bf16 is emulated: slower
+    than float32). Reads the kernel's CPU flags; False where there are none (macOS, Windows)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86, Arm
+            return bool(NATIVE_BF16_FLAGS & set(value.split()))
+    return False
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The number format a run trains and evaluates in, resolved for its device.
+
+    Attributes:
+        name: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (what the trial records).
+        device_type: ``"cpu"``, ``"cuda"`` or ``"mps"``.
+    """
+
+    name: str
+    device_type: str
+
+    @property
+    def uses_grad_scaler(self) -> bool:
+        """fp16 needs loss scaling; bf16 has float32's exponent range and does not."""
+        return self.name == "fp16"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The autocast context of this precision (a no-op for fp32)."""
+        if self.name == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.name == "bf16" else torch.float16
+        return torch.autocast(self.device_type, dtype=dtype)
+
+
+def resolve_precision(precision: str, device: torch.device) -> Precision:
+    """``"auto"``, ``"fp32"`` or ``"bf16"`` for ``device``.
+
+    ``auto`` is bf16 on CUDA (fp16 with a grad scaler on GPUs without bf16) and on CPUs with
+    native bf16 (:func:`cpu_has_native_bf16`), float32 elsewhere (MPS, and CPUs that would
+    emulate bf16).
+
+    Raises:
+        ValueError: For a precision that is not one of ``auto``, ``fp32``, ``bf16``.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, but got {precision!r}.")
+    if precision == "bf16":
+        return Precision("bf16", device.type)
+    if precision == "fp32" or device.type == "mps":
+        return Precision("fp32", device.type)
+    if device.type == "cuda":
+        return Precision("bf16" if torch.cuda.is_bf16_supported() else "fp16", device.type)
+    return Precision("bf16" if cpu_has_native_bf16() else "fp32", device.type)
 
 
 def configure_cpu_threads(workers: int) -> int:

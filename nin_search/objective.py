@@ -21,6 +21,7 @@ from nin_search import records
 from nin_search.compat import record_intermediate_value
 from nin_search.config import CostConfig, StudyConfig
 from nin_search.data import SearchData
+from nin_search.devices import resolve_precision
 from nin_search.model import build_model, count_macs, count_params, measure_latency_ms
 from nin_search.pruning import CurvePoint, DominatedPruner
 from nin_search.records import TrialRecord
@@ -186,6 +187,7 @@ class Objective:
             arch_summary=arch.summary(),
             seed=seed,
             worker={"host": socket.gethostname(), "pid": os.getpid()},
+            precision=resolve_precision(self.config.train.precision, device).name,
         )
         violations = self._check_constraints(trial, costs)
         if violations:
@@ -199,6 +201,7 @@ class Objective:
             seed=seed,
             augment=self.data.augment,
             eval_batch_size=self.config.train.eval_batch_size,
+            precision=self.config.train.precision,
             checkpoint_path=checkpoint[0],
         )
         report = self._reporter(trial, costs)

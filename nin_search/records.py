@@ -38,6 +38,7 @@ __all__ = [
     "OPTUNA_ARTIFACT_PREFIX",
     "ORIGINAL_STAGE",
     "PARAMS",
+    "PRECISION",
     "PREPROCESSING",
     "PRUNE_REASON",
     "REMOVED_WEIGHTS",
@@ -77,6 +78,7 @@ WEIGHTS_ARTIFACT = "weights_artifact"  # artifact id of a completed trial's stor
 WORKER = "worker"  # {"host": ..., "pid": ...} of the process that trains the trial
 PRUNE_REASON = "prune_reason"  # why a pruned trial stopped (pruner, dominated, diverged)
 RESUMED_FROM_EPOCH = "resumed_from_epoch"  # epochs a retry took over from its checkpoint
+PRECISION = "precision"  # what the trial trained in: fp32, bf16 or fp16 (train.precision resolved)
 
 # Study attrs.
 CONFIG = "config"  # StudyConfig.model_dump(mode="json") of the study's config
@@ -218,6 +220,7 @@ class TrialRecord:
     retry_of: int | None = None
     retry_depth: int | None = None
     resumed_from_epoch: int | None = None
+    precision: str | None = None  # fp32 | bf16 | fp16
     # Ablation trials (companion study).
     ablation_source: int | None = None
     ablation_stage: int | None = None
@@ -277,6 +280,7 @@ _ATTRS = {
     "retry_of": RETRY_OF,
     "retry_depth": RETRY_DEPTH,
     "resumed_from_epoch": RESUMED_FROM_EPOCH,
+    "precision": PRECISION,
     "ablation_source": ABLATION_SOURCE,
     "ablation_stage": ABLATION_STAGE,
     "ablation_variant": ABLATION_VARIANT,
@@ -302,6 +306,7 @@ _READERS = {
     "retry_of": _integer,
     "retry_depth": _integer,
     "resumed_from_epoch": _integer,
+    "precision": _text,
     "ablation_source": _integer,
     "ablation_stage": _integer,
     "ablation_variant": _text,

@@ -96,6 +96,7 @@ def retrain(
         seed=seed,
         augment=config.data.augment,
         eval_batch_size=config.train.eval_batch_size,
+        precision=config.train.precision,
         schedule=schedule,
     )
     recorder = _EpochRecorder(model, train_split, test_split, settings, on_epoch=on_epoch)
@@ -140,7 +141,9 @@ class _EpochRecorder:
         batch_size = self.settings.eval_batch_size
         test_accuracy = result.val_accuracy
         if result.epoch == self.settings.epochs:  # the reported number: in float32
-            test_accuracy = evaluate(self.model, self.test_split, batch_size=batch_size, amp=False)
+            test_accuracy = evaluate(
+                self.model, self.test_split, batch_size=batch_size, precision="fp32"
+            )
         epoch = RetrainEpoch(
             epoch=result.epoch,
             train_loss=result.train_loss,

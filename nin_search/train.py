@@ -15,7 +15,6 @@ batch size. On the CPU, glibc's allocator is tuned first (:mod:`nin_search.devic
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import numbers
@@ -32,10 +31,10 @@ from torch import Tensor, nn
 from nin_search.batches import iterate_batches
 from nin_search.config import AugmentConfig, TrainConfig
 from nin_search.data import DeviceData
-from nin_search.devices import configure_cpu_allocator
+from nin_search.devices import configure_cpu_allocator, resolve_precision
 from nin_search.optimization import build_optimizer, build_scheduler
 from nin_search.spec import Hyperparameters
-from nin_search.vocabulary import SCHEDULES
+from nin_search.vocabulary import PRECISIONS, SCHEDULES
 
 __all__ = [
     "EpochResult",
@@ -70,6 +69,7 @@ class EpochResult:
 class TrainResult:
     history: tuple[EpochResult, ...]
     compiled: bool = False  # the training steps ran through torch.compile
+    precision: str = "fp32"  # what it trained in: fp32, bf16 or fp16 (train.precision resolved)
     notes: tuple[str, ...] = ()  # what did not go as asked (e.g. compile fell back to eager)
 
     @property
@@ -99,7 +99,9 @@ class TrainSettings:
         seed: Seeds shuffling, augmentation and dropout (the model is initialised by the caller).
         augment: Batched on-device augmentation; None for none.
         eval_batch_size: Images per evaluation step (default: ``train.eval_batch_size``).
-        amp: Mixed precision on CUDA (ignored elsewhere); False trains in float32.
+        precision: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16, fp16 with
+            a grad scaler on GPUs without bf16, float32 elsewhere), ``"fp32"`` or ``"bf16"``;
+            evaluation runs in the same (see :func:`nin_search.devices.resolve_precision`).
         compile: Run the training steps through ``torch.compile`` (worth it on a GPU for
             longer runs; compiling takes tens of seconds). If compiling fails, training goes
             on eagerly and ``TrainResult.notes`` says why. Evaluation runs eagerly.
@@ -114,7 +116,7 @@ class TrainSettings:
     seed: int = 0
     augment: AugmentConfig | None = None
     eval_batch_size: int = _TRAIN_DEFAULTS.eval_batch_size
-    amp: bool = True
+    precision: str = _TRAIN_DEFAULTS.precision
     compile: bool = False
     schedule: str = "cosine"
     checkpoint_path: Path | None = None
@@ -123,34 +125,27 @@ class TrainSettings:
         _check_int("epochs", self.epochs, minimum=1)
         _check_int("seed", self.seed, minimum=0)
         _check_int("eval_batch_size", self.eval_batch_size, minimum=1)
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {list(PRECISIONS)}, but got "
+                f"precision={self.precision!r}."
+            )
         if self.schedule not in SCHEDULES:
             raise ValueError(
                 f"schedule must be one of {list(SCHEDULES)}, but got schedule={self.schedule!r}."
             )
 
 
-def _autocast(
-    device: torch.device, *, enabled: bool = True
-) -> tuple[contextlib.AbstractContextManager, bool]:
-    """Mixed precision on CUDA (bf16 where supported, else fp16 + a grad scaler)."""
-    if device.type != "cuda" or not enabled:
-        return contextlib.nullcontext(), False
-    if torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16), False
-    return torch.autocast("cuda", dtype=torch.float16), True
-
-
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, split: DeviceData, *, batch_size: int = 1024, amp: bool = True
+    model: nn.Module, split: DeviceData, *, batch_size: int = 1024, precision: str = "auto"
 ) -> float:
     """Top-1 accuracy of ``model`` on ``split`` (one host sync)."""
     if split.images.device.type == "cpu":
         configure_cpu_allocator()
     model.eval()
-    autocast, _ = _autocast(split.images.device, enabled=amp)
     correct = torch.zeros((), dtype=torch.int64, device=split.labels.device)
-    with autocast:
+    with resolve_precision(precision, split.images.device).autocast():
         for start in range(0, len(split), batch_size):
             logits = model(split.images[start : start + batch_size])
             correct += (logits.argmax(dim=1) == split.labels[start : start + batch_size]).sum()
@@ -205,8 +200,8 @@ class Trainer:
             total_steps=self.steps_per_epoch * settings.epochs,
         )
         self.criterion = nn.CrossEntropyLoss(label_smoothing=hparams.label_smoothing)
-        self.autocast, use_scaler = _autocast(self.device, enabled=settings.amp)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.precision = resolve_precision(settings.precision, self.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision.uses_grad_scaler)
         self.history: list[EpochResult] = []
         self.notes: list[str] = []  # what did not go as asked
         self.forward: Callable[[Tensor], Tensor] = (
@@ -223,7 +218,7 @@ class Trainer:
             return self.model
 
     def _step(self, images: Tensor, labels: Tensor) -> Tensor:
-        with self.autocast:
+        with self.precision.autocast():
             loss = self.criterion(self.forward(images), labels)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -272,8 +267,8 @@ class Trainer:
 
     def evaluate(self) -> float:
         """Top-1 accuracy of the model on the validation split, now."""
-        batch_size, amp = self.settings.eval_batch_size, self.settings.amp
-        return evaluate(self.model, self.val_split, batch_size=batch_size, amp=amp)
+        batch_size, precision = self.settings.eval_batch_size, self.settings.precision
+        return evaluate(self.model, self.val_split, batch_size=batch_size, precision=precision)
 
     def fit(self) -> TrainResult:
         """Trains the epochs not yet done (all of them unless :meth:`resume` restored some).
@@ -289,7 +284,10 @@ class Trainer:
             if self.settings.checkpoint_path is not None:
                 self.save_checkpoint(self.settings.checkpoint_path)
         return TrainResult(
-            tuple(self.history), compiled=self.forward is not self.model, notes=tuple(self.notes)
+            tuple(self.history),
+            compiled=self.forward is not self.model,
+            precision=self.precision.name,
+            notes=tuple(self.notes),
         )
 
     def state(self) -> dict[str, Any]:

@@ -133,3 +133,16 @@ def test_pruner_options_are_checked_by_the_pruner_itself():
         make_pruner(
             OptunaConfig(pruner="percentile", pruner_options={"percentile": 120.0}), epochs=8
         )
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_every_trial_records_the_precision_it_trained_in(tmp_path, precision):
+    from nin_search.records import TrialRecord
+
+    config = TINY.model_copy(
+        update={"train": TINY.train.model_copy(update={"precision": precision})}
+    )
+    study = open_study(config, storage_url=f"sqlite:///{tmp_path / 'p.db'}", study_name="tiny")
+    optimize(study, Objective(config, load_search_data(config.data, device="cpu")), n_trials=2)
+    records = [TrialRecord.from_trial(trial) for trial in study.trials]
+    assert [record.precision for record in records] == [precision, precision]

@@ -103,3 +103,59 @@ def test_a_run_resumed_from_a_checkpoint_continues_exactly_as_if_never_stopped(d
     assert [(r.epoch, r.train_loss, r.val_accuracy) for r in resumed.history] == [
         (r.epoch, r.train_loss, r.val_accuracy) for r in whole.history
     ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("flags\t\t: fpu sse2 avx2 fma", False),  # this kind of machine: AVX2 only
+        ("flags\t\t: fpu avx2 avx512f avx512_bf16", True),  # Zen 4, Cooper Lake, Sapphire Rapids
+        ("flags\t\t: fpu avx2 amx_tile amx_bf16", True),
+        ("Features\t: fp asimd bf16 i8mm", True),  # Arm (Graviton 3, Neoverse V1)
+        ("processor\t: 0", False),  # no flags line
+    ],
+)
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
+    from nin_search.devices import cpu_has_native_bf16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\n{flags}\n")
+    assert cpu_has_native_bf16(cpuinfo) is native
+    assert cpu_has_native_bf16(tmp_path / "missing") is False  # macOS, Windows
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_on_a_cpu_that_multiplies_bf16_natively(monkeypatch, native):
+    from nin_search import devices
+
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert devices.resolve_precision("auto", cpu).name == ("bf16" if native else "fp32")
+    assert devices.resolve_precision("fp32", cpu).name == "fp32"
+    assert devices.resolve_precision("bf16", cpu).name == "bf16"  # asked for: emulated if need be
+    assert devices.resolve_precision("auto", torch.device("mps")).name == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of .* but got 'fp16'"):
+        devices.resolve_precision("fp16", cpu)
+
+
+def test_bf16_training_runs_in_bf16_learns_and_says_so(digits):
+    torch.manual_seed(0)
+    model = build_model(SPEC, in_channels=1, num_classes=10)
+    hparams = Hyperparameters(learning_rate=0.05, batch_size=64)
+    seen_dtypes = []
+    model.stages.register_forward_hook(
+        lambda module, inputs, output: seen_dtypes.append(output.dtype)
+    )
+    result = train(
+        model, digits.train, digits.val, TrainSettings(hparams, epochs=4, seed=0, precision="bf16")
+    )
+    assert result.precision == "bf16"
+    assert torch.bfloat16 in seen_dtypes  # the convs ran under bf16 autocast
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+    assert result.final_accuracy > 0.7
+    from nin_search.devices import cpu_has_native_bf16
+
+    auto = fit(digits, hparams, epochs=1).precision  # the default, "auto"
+    assert auto == ("bf16" if cpu_has_native_bf16() else "fp32")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainSettings(hparams, precision="half")

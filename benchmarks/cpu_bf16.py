@@ -1,0 +1,146 @@
+"""Benchmark: training in bf16 vs float32 on the CPU (``train.precision``).
+
+Same model, weights, data, batch size, channels_last layout and steps on both sides; only the
+precision differs (``fp32`` vs ``bf16`` autocast). Two networks: the NIN CIFAR-10 preset at
+32x32 (batch 128, SGD) and the cifar10-mini study's typical widths (16-32) at 16x16. Runs
+alternate (fp32, bf16, bf16, fp32, ...) and the best run of each side is compared. With
+``--accuracy`` it also trains the typical network on cifar10-mini (16x16, 4 epochs, 3 seeds) in
+both precisions and compares the mean validation accuracy.
+
+The line ``native bf16`` says whether this CPU multiplies bf16 in hardware (AVX512-BF16, AMX,
+Arm BF16). Where it does not, PyTorch emulates bf16 (slower than float32), so
+``precision = "auto"`` stays float32 there, and the ratio below measures the emulation.
+
+    .venv/bin/python benchmarks/cpu_bf16.py [--quick] [--accuracy]
+
+Ends with ``RESULT cpu_bf16 <bf16 img/s / fp32 img/s on the NIN preset>`` (target >= 2 where
+bf16 is native) and, with ``--accuracy``, ``RESULT cpu_bf16_accuracy <bf16 - fp32 mean val acc,
+in points>`` (target within +-0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+from _common import CIFAR10_MINI, machine_line, print_result, print_table, timed
+
+from nin_search import presets
+from nin_search.config import AugmentConfig, DataConfig
+from nin_search.data import DeviceData, load_search_data
+from nin_search.devices import configure_cpu_allocator, cpu_has_native_bf16, resolve_precision
+from nin_search.model import build_model
+from nin_search.spec import ArchSpec, Hyperparameters, StageSpec
+from nin_search.train import TrainSettings, train
+
+PRECISIONS = ("fp32", "bf16")
+HPARAMS = Hyperparameters(optimizer="sgd", learning_rate=0.05, weight_decay=5e-4, batch_size=128)
+# The cifar10-mini-quick study's typical trial: widths 16-32, one 1x1 layer where MLP conv.
+TYPICAL = ArchSpec(
+    stages=(
+        StageSpec("mlp", kernel_size=3, width=32, mlp_widths=(32,), pool="max"),
+        StageSpec("plain", kernel_size=5, width=32, pool="avg"),
+        StageSpec("mlp", kernel_size=3, width=16, mlp_widths=(16,)),
+    ),
+    head="nin",
+    dropout=0.1,
+)
+
+
+def synthetic(count: int, size: int, seed: int) -> DeviceData:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randn(count, 3, size, size, generator=generator)
+    labels = torch.randint(0, 10, (count,), generator=generator)
+    return DeviceData(images.contiguous(memory_format=torch.channels_last), labels)
+
+
+def speed(spec: ArchSpec, size: int, images: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per run of one epoch over ``images`` images, per precision (alternating)."""
+    train_split, val_split = synthetic(images, size, 0), synthetic(128, size, 1)
+    torch.manual_seed(0)
+    initial = build_model(spec, in_channels=3, num_classes=10).state_dict()
+
+    def run(precision: str, split: DeviceData) -> float:
+        model = build_model(spec, in_channels=3, num_classes=10)
+        model.load_state_dict(initial)
+        settings = TrainSettings(HPARAMS, epochs=1, seed=0, precision=precision)
+        seconds, _ = timed(lambda: train(model, split, val_split, settings))
+        return seconds
+
+    for precision in PRECISIONS:  # warm-up: oneDNN primitives for both formats
+        run(precision, DeviceData(train_split.images[:256], train_split.labels[:256]))
+    seconds: dict[str, list[float]] = {precision: [] for precision in PRECISIONS}
+    for repeat in range(repeats):
+        order = PRECISIONS if repeat % 2 == 0 else PRECISIONS[::-1]
+        for precision in order:
+            seconds[precision].append(run(precision, train_split))
+    return seconds
+
+
+def accuracy(seeds: int, epochs: int) -> dict[str, list[float]]:
+    """Validation accuracy of the typical network on cifar10-mini (16x16), per seed."""
+    config = DataConfig(
+        dataset="imagefolder",
+        root=str(CIFAR10_MINI),
+        image_size=16,
+        augment=AugmentConfig(crop_padding=2, flip=True),
+    )
+    data = load_search_data(config, device="cpu")
+    found: dict[str, list[float]] = {precision: [] for precision in PRECISIONS}
+    for seed in range(seeds):
+        for precision in PRECISIONS:
+            torch.manual_seed(seed)
+            model = build_model(TYPICAL, in_channels=3, num_classes=10)
+            settings = TrainSettings(
+                HPARAMS, epochs=epochs, seed=seed, augment=data.augment, precision=precision
+            )
+            result = train(model, data.train, data.val, settings)
+            found[precision].append(result.final_accuracy)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer images and runs (~1 min)")
+    parser.add_argument("--accuracy", action="store_true", help="also 3 seeds on cifar10-mini")
+    args = parser.parse_args()
+    configure_cpu_allocator()
+    native = cpu_has_native_bf16()
+    auto = resolve_precision("auto", torch.device("cpu")).name
+    print(machine_line())
+    print(f"native bf16: {'yes' if native else 'no'}; precision = 'auto' trains in {auto} here")
+    images, repeats = (512, 3) if args.quick else (2048, 5)
+    networks = {
+        "NIN preset, 32x32": (presets.nin_cifar10(), 32, images // 2),
+        "cifar10-mini typical, 16x16": (TYPICAL, 16, images * 2),
+    }
+    rows, ratios = [], {}
+    for name, (spec, size, count) in networks.items():
+        seconds = speed(spec, size, count, repeats)
+        rate = {precision: count / min(times) for precision, times in seconds.items()}
+        ratios[name] = rate["bf16"] / rate["fp32"]
+        rows.append(
+            (name, f"{rate['fp32']:,.0f}", f"{rate['bf16']:,.0f}", f"{ratios[name]:.2f}", count)
+        )
+    print_table(
+        f"Training img/s on the CPU (best of {repeats} alternating runs, batch 128, SGD)",
+        ["network", "fp32 img/s", "bf16 img/s", "bf16 / fp32", "images per run"],
+        rows,
+    )
+    if not native:
+        print("bf16 is emulated on this CPU: the ratio above is why 'auto' keeps float32 here")
+    print_result("cpu_bf16", ratios["NIN preset, 32x32"])
+    if args.accuracy:
+        found = accuracy(seeds=3, epochs=4)
+        means = {precision: statistics.mean(values) for precision, values in found.items()}
+        print_table(
+            "cifar10-mini 16x16, typical network, 4 epochs: validation accuracy",
+            ["precision", "per seed", "mean"],
+            [(p, " ".join(f"{v:.4f}" for v in found[p]), f"{means[p]:.4f}") for p in PRECISIONS],
+        )
+        print_result("cpu_bf16_accuracy", 100 * (means["bf16"] - means["fp32"]))
+
+
+if __name__ == "__main__":
+    main()
