@@ -17,6 +17,7 @@ from nin_search.compat import delete_trial_attrs, storage_of, trial_id_of
 from nin_search.errors import UserError
 from nin_search.records import (
     BASELINE,
+    CONFIG,
     OPTUNA_ARTIFACT_PREFIX,
     REMOVED_WEIGHTS,
     WEIGHTS_ARTIFACT,
@@ -31,6 +32,7 @@ __all__ = [
     "forget_missing_weights",
     "make_artifact_store",
     "prune_weights",
+    "study_artifact_dir",
 ]
 
 
@@ -43,6 +45,12 @@ def artifact_dir_for(storage_url: str, configured: str | None = None) -> Path:
         database = Path(parsed.database).resolve()
         return database.with_name(f"{database.stem}-artifacts")
     return Path("nin_search-artifacts").resolve()
+
+
+def study_artifact_dir(study: optuna.Study, storage_url: str, artifacts: Path | None) -> Path:
+    """``artifacts``, else the study's configured artifact folder, else beside the database."""
+    configured = study.user_attrs.get(CONFIG, {}).get("optuna", {}).get("artifact_dir")
+    return artifact_dir_for(storage_url, str(artifacts) if artifacts else configured)
 
 
 def checkpoint_dir_for(artifact_dir: Path, study_name: str) -> Path:

@@ -23,7 +23,7 @@ import torch
 from optuna.trial import FixedTrial, FrozenTrial
 from torch import nn
 
-from nin_search.artifacts import artifact_dir_for, download_weights
+from nin_search.artifacts import artifact_dir_for, download_weights, study_artifact_dir
 from nin_search.config import RETRAIN_EPOCHS_PER_SEARCH_EPOCH, StudyConfig
 from nin_search.devices import resolve_device
 from nin_search.errors import UserError
@@ -53,7 +53,6 @@ __all__ = [
     "prepare_retrain",
     "retrain_trial",
     "save_retrained",
-    "study_artifact_dir",
     "study_data_info",
     "study_preprocessing",
     "trial_export_info",
@@ -131,12 +130,6 @@ def trial_export_info(
         preprocessing=preprocessing,
         module_name=module_name,
     )
-
-
-def study_artifact_dir(study: optuna.Study, storage_url: str, artifacts: Path | None) -> Path:
-    """``artifacts``, else the study's configured artifact folder, else beside the database."""
-    configured = study.user_attrs.get(CONFIG, {}).get("optuna", {}).get("artifact_dir")
-    return artifact_dir_for(storage_url, str(artifacts) if artifacts else configured)
 
 
 def load_trial_model(
@@ -342,7 +335,7 @@ def prepare_retrain(
         raise UserError(f"--output {str(output)!r} is a file; pass a folder")
     study = load_study(storage_url, study_name)
     trial = pick_trial(study, trial_number)
-    if "config" not in study.user_attrs:
+    if CONFIG not in study.user_attrs:
         raise UserError(f"study {study.study_name!r} was not created by nin-search optimize")
     config = StudyConfig.model_validate(study.user_attrs[CONFIG])
     # Checked before the long retraining: a study without data attrs fails now, not after.

@@ -781,7 +781,7 @@ def test_repeated_ctrl_c_never_drops_the_baselines(tmp_path, monkeypatch, capsys
     storage = f"sqlite:///{tmp_path / 'c.db'}"
     args = ("optimize", str(study_file), "--storage", storage)
     with monkeypatch.context() as patch:
-        patch.setattr("nin_search.objective.train", _interrupt)
+        patch.setattr("nin_search.objective.Trainer.fit", _interrupt)  # mid-training
         for _ in range(4):  # each baseline interrupted again and again
             code, _, err = in_process(patch, capsys, *args)
             assert code == 130, err

@@ -101,17 +101,15 @@ def report(
         find_ablation_study,
         get_answer,
     )
-    from nin_search.artifacts import artifact_dir_for
+    from nin_search.artifacts import study_artifact_dir
     from nin_search.outputs import check_outputs, write_atomic
-    from nin_search.records import CONFIG
     from nin_search.report import verdict_lines, write_consensus_report, write_report
 
     studies = _searched_studies(storage, study_names, every)
-    configured = studies[0].user_attrs.get(CONFIG, {}).get("optuna", {}).get("artifact_dir")
     check_outputs(
         [("--output", output)],
         storage_url=storage,
-        artifact_dir=artifact_dir_for(storage, configured),
+        artifact_dir=study_artifact_dir(studies[0], storage, None),
     )
     answers = [get_answer(study, find_ablation_study(study)) for study in studies]
     for answer in answers:
