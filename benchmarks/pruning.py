@@ -61,6 +61,16 @@ def sides() -> dict[str, StudyConfig]:
         "percentile 25 (no warm-up)": variant(
             "percentile", prune_random_trials=True, n_warmup_steps=0, n_startup_trials=2
         ),
+        "percentile 10 (no warm-up)": variant(
+            "percentile",
+            prune_random_trials=True,
+            percentile=10.0,
+            n_warmup_steps=0,
+            n_startup_trials=2,
+        ),
+        "successive-halving (reduction 8)": variant(
+            "successive-halving", prune_random_trials=True, reduction_factor=8
+        ),
     }
 
 

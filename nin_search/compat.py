@@ -28,12 +28,24 @@ import sqlalchemy
 from optuna.trial import FrozenTrial
 
 __all__ = [
+    "OPTUNA_SCHEMA_TABLES",
     "delete_trial_attrs",
     "record_intermediate_value",
     "storage_of",
     "study_id_of",
     "trial_id_of",
 ]
+
+
+def _schema_tables() -> frozenset[str]:
+    from optuna.storages._rdb import models
+
+    return frozenset(models.BaseModel.metadata.tables)
+
+
+# Every table of Optuna's RDB schema (this Optuna version's models): a database holding only
+# some of them is an Optuna storage that another process is still creating.
+OPTUNA_SCHEMA_TABLES = _schema_tables()
 
 
 def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:

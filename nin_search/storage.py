@@ -26,6 +26,7 @@ import sqlalchemy.event
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
+from nin_search.compat import OPTUNA_SCHEMA_TABLES
 from nin_search.config import (
     CONNECT_TIMEOUT,
     GRACE_PERIOD,
@@ -224,7 +225,8 @@ def _check_sqlite_file(url: str, *, create: bool) -> None:
     if header != SQLITE_HEADER:
         raise UserError(_unusable(url, "file is not a database"))
     tables = _sqlite_tables(url)
-    if all(table in tables for table in OPTUNA_TABLES):
+    # A part of Optuna's schema: another worker is creating the storage (one table at a time).
+    if set(OPTUNA_TABLES) <= tables or (create and tables and tables <= OPTUNA_SCHEMA_TABLES):
         return
     if tables:
         listed = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")

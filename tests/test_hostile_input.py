@@ -949,3 +949,27 @@ def test_tensors_of_an_image_folder_record_real_paths(tmp_path):
     images = read_dataset(_folder_config(tmp_path / "images"), split="train")
     assert all(Path(path).is_absolute() for path in images.real_paths)
     assert isinstance(images.images, torch.Tensor)
+
+
+def test_a_storage_another_worker_is_still_creating_is_not_taken_for_a_foreign_database(tmp_path):
+    # Optuna creates its tables one at a time: a second `optimize` starting at that moment sees
+    # only some of them (found by the clean-clone CI). Foreign tables are still refused.
+    import sqlite3
+
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    from nin_search.storage import open_storage
+
+    path = tmp_path / "race.db"
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    models.BaseModel.metadata.tables["studies"].create(engine)  # Optuna's first table only
+    engine.dispose()
+    storage = open_storage(f"sqlite:///{path}", heartbeat=False)  # completes the schema
+    assert optuna.get_all_study_summaries(storage) == []
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as connection:
+        connection.execute("CREATE TABLE studies (id INTEGER)")
+        connection.execute("CREATE TABLE users (id INTEGER)")
+    with pytest.raises(UserError, match="another application's SQLite database"):
+        open_storage(f"sqlite:///{foreign}", heartbeat=False)
