@@ -45,6 +45,7 @@ def sides() -> dict[str, StudyConfig]:
     return {
         "none": variant("none", prune_random_trials=False),
         DEFAULT: base,
+        # The default until 2026-11-28: median, 5 startup trials, 2 warm-up epochs.
         "median (random trials in full)": variant("median", prune_random_trials=False),
         "median": variant("median", prune_random_trials=True),
         "hyperband": variant("hyperband", prune_random_trials=True),
@@ -58,9 +59,7 @@ def sides() -> dict[str, StudyConfig]:
         "median (no warm-up)": variant(
             "median", prune_random_trials=True, n_warmup_steps=0, n_startup_trials=2
         ),
-        "percentile 25 (no warm-up)": variant(
-            "percentile", prune_random_trials=True, n_warmup_steps=0, n_startup_trials=2
-        ),
+        "percentile 25 (random trials in full)": variant("percentile", prune_random_trials=False),
         "percentile 10 (no warm-up)": variant(
             "percentile",
             prune_random_trials=True,
