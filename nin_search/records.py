@@ -25,6 +25,7 @@ __all__ = [
     "ARCH",
     "ARCH_SUMMARY",
     "BASELINE",
+    "BASELINES_NOTE",
     "CONFIG",
     "CONSTRAINT_VIOLATION",
     "COSTS",
@@ -84,6 +85,7 @@ PRECISION = "precision"  # what the trial trained in: fp32, bf16 or fp16 (train.
 CONFIG = "config"  # StudyConfig.model_dump(mode="json") of the study's config
 SPACE_FINGERPRINT = "space"  # fingerprint of the search space the study was created with
 SOURCE_STUDY = "source_study"  # on a companion (ablation) study: the searched study's name
+BASELINES_NOTE = "baselines_note"  # how the baselines were fitted to the cost limits, if they were
 DATA = "data"  # in_channels, num_classes, image_size, classes, PREPROCESSING of the data
 PREPROCESSING = "preprocessing"  # key in DATA: Preprocessing.to_dict() of the training part
 REMOVED_WEIGHTS = "removed_weights"  # numbers of trials whose stored weights were deleted

@@ -152,16 +152,23 @@ class _Baseline:
 
 
 def _baseline_stage(
-    baseline: _Baseline, space: SpaceConfig, index: int, *, kind: str, last: bool
+    baseline: _Baseline,
+    space: SpaceConfig,
+    index: int,
+    *,
+    kind: str,
+    last: bool,
+    width_scale: float,
 ) -> None:
     """One stage of a baseline: the reference stage (the last one repeated in deeper spaces),
-    widths scaled by the space's widest over the reference's widest."""
+    widths scaled by the space's widest over the reference's widest (times ``width_scale``)."""
     stages = NIN_REFERENCE.stages
     reference = stages[min(index, len(stages) - 1)]
     prefix = f"s{index}"
     kind = baseline.near(f"{prefix}_type", space.stage_types, kind)
     baseline.near(f"{prefix}_kernel_size", space.kernel_sizes, reference.kernel_size)
-    widest, widest_mlp = max(choices_of(space.widths)), max(choices_of(space.mlp_widths))
+    widest = width_scale * max(choices_of(space.widths))
+    widest_mlp = width_scale * max(choices_of(space.mlp_widths))
     ratio = reference.width / NIN_REFERENCE.widest
     baseline.near(f"{prefix}_width", space.widths, ratio * widest)
     if kind == "mlp":
@@ -175,7 +182,9 @@ def _baseline_stage(
         baseline.near(f"{prefix}_pool", space.pool, pool)
 
 
-def baseline_params(space: SpaceConfig, train: TrainConfig, baseline: str) -> dict[str, Any]:
+def baseline_params(
+    space: SpaceConfig, train: TrainConfig, baseline: str, *, width_scale: float = 1.0
+) -> dict[str, Any]:
     """Parameters of a reference trial inside ``space``, for ``enqueue_trial``.
 
     ``baseline="nin"`` is :data:`~nin_search.config_space.NIN_REFERENCE` (every stage MLP conv;
@@ -184,6 +193,8 @@ def baseline_params(space: SpaceConfig, train: TrainConfig, baseline: str) -> di
     a list or range gets the reference value resolved in it (clipped into a range; the nearest
     or first choice of a list); fixed fields are not parameters. Learning rate, weight decay
     and batch size take the middle of their range, so both differ only in the 1x1 layers.
+    ``width_scale`` < 1 narrows every width by that factor before it is resolved in the space
+    (how a study's cost limits are met: ``study.baselines_within_limits``).
 
     Raises:
         ValueError: If ``baseline`` is unknown.
@@ -194,7 +205,8 @@ def baseline_params(space: SpaceConfig, train: TrainConfig, baseline: str) -> di
     num_stages = params.near("num_stages", space.num_stages, len(NIN_REFERENCE.stages))
     kind = "mlp" if baseline == "nin" else "plain"
     for index in range(num_stages):
-        _baseline_stage(params, space, index, kind=kind, last=index == num_stages - 1)
+        last = index == num_stages - 1
+        _baseline_stage(params, space, index, kind=kind, last=last, width_scale=width_scale)
     reference = NIN_REFERENCE
     params.near("dropout", space.dropout, reference.dropout)
     params.near("head", space.head, reference.head)

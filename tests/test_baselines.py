@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import optuna
 import pytest
@@ -114,3 +115,61 @@ def test_a_failed_baseline_enqueue_leaves_no_study_and_a_rerun_enqueues_them(tmp
     monkeypatch.undo()
     study = open_study(RANGED, storage_url=storage, study_name="ranged")
     assert [trial.user_attrs["baseline"] for trial in _waiting(study)] == ["nin", "plain"]
+
+
+DIGITS_SHAPE = {"in_channels": 1, "num_classes": 10, "image_size": 8}
+
+
+def _costs(config: StudyConfig, params: dict) -> tuple[int, int]:
+    from nin_search.model import count_macs, count_params
+
+    arch = suggest_arch(optuna.trial.FixedTrial(params), config.space)
+    shape = {"in_channels": 1, "num_classes": 10}
+    return count_params(arch, **shape), count_macs(arch, image_size=8, **shape)
+
+
+def _pareto(**cost: int) -> StudyConfig:
+    from nin_search.config import load_study_config
+
+    config = load_study_config(Path(__file__).parents[1] / "studies" / "digits-pareto.toml")
+    return config.model_copy(update={"cost": config.cost.model_copy(update=cost)})
+
+
+def test_baselines_are_narrowed_together_to_fit_the_cost_limits():
+    from nin_search.study import baselines_within_limits
+
+    config = _pareto(max_params=60_000)
+    full = {b: baseline_params(config.space, config.train, b) for b in ("nin", "plain")}
+    assert max(_costs(config, params)[0] for params in full.values()) > 60_000  # the problem
+    params, note = baselines_within_limits(config, DIGITS_SHAPE)
+    assert set(params) == {"nin", "plain"}
+    assert all(_costs(config, values)[0] <= 60_000 for values in params.values())
+    assert note.startswith("baselines narrowed") and "cost.max_params = 60,000" in note
+    # Narrowed by the same factor: the plain baseline is the NIN one without its 1x1 layers.
+    nin, plain = params["nin"], params["plain"]
+    shared = {k: v for k, v in nin.items() if "mlp" not in k and not k.endswith("_type")}
+    assert shared == {k: v for k, v in plain.items() if not k.endswith("_type")}
+    # The MAC limit is honoured the same way.
+    params, _ = baselines_within_limits(_pareto(max_macs=300_000), DIGITS_SHAPE)
+    assert params and all(_costs(config, v)[1] <= 300_000 for v in params.values())
+
+
+def test_baselines_within_the_limits_are_unchanged_and_impossible_ones_are_skipped(tmp_path):
+    from nin_search.records import BASELINES_NOTE
+    from nin_search.study import baselines_within_limits
+
+    roomy = _pareto(max_params=10_000_000)
+    params, note = baselines_within_limits(roomy, DIGITS_SHAPE)
+    assert note is None
+    assert params == {b: baseline_params(roomy.space, roomy.train, b) for b in ("nin", "plain")}
+    tiny = _pareto(max_params=100)
+    assert baselines_within_limits(tiny, DIGITS_SHAPE)[0] == {}
+    study = open_study(
+        tiny,
+        storage_url=f"sqlite:///{tmp_path / 's.db'}",
+        study_name="tiny-limit",
+        data_info=DIGITS_SHAPE,
+    )
+    assert _waiting(study) == []
+    assert study.user_attrs[BASELINES_NOTE].startswith("baselines skipped")
+    assert "cost.max_params = 100" in study.user_attrs[BASELINES_NOTE]

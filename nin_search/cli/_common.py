@@ -8,18 +8,25 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from nin_search.config import DEFAULT_STORAGE, StudyConfig, default_config, load_study_config
 
 app = typer.Typer(
-    name="nin-search",
-    help="Search when MLP conv (Network-in-Network) layers beat plain conv layers, on your data.",
+    name="nin-search",  # its help is the callback's docstring (cli/__init__.py)
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -184,14 +191,18 @@ def print_written(written: list[Any]) -> None:
         )
 
 
-def progress_bar() -> Progress:
+def progress_bar(*, disable: bool = False) -> Progress:
+    """Bars on stderr: what, how far, time spent, time left (estimated), details."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
         console=err_console,
+        disable=disable,
     )
 
 

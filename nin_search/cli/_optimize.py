@@ -87,6 +87,21 @@ def optimize(
             show_default=False,
         ),
     ] = None,
+    no_progress: Annotated[
+        bool,
+        typer.Option(
+            "--no-progress",
+            help="No live progress bars; the line per finished trial is still printed (logs, CI).",
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Print only errors and the final table and answer (no progress, no trial lines).",
+        ),
+    ] = False,
 ) -> None:
     """Run (or resume) a search: train short runs, prune bad ones, store all in the database."""
     config = resolve_config(
@@ -106,10 +121,13 @@ def optimize(
     with err_console.status(f"loading {config.data.dataset} onto {plan.load_device}"):
         data = load_data(plan)
     opened = open_search(plan, data)
-    _print_start(plan, opened, data)
+    if not quiet:
+        _print_start(plan, opened, data)
+        if opened.finished >= config.study.n_trials:
+            _print_target_reached(opened.finished, study_file, storage, study_name)
     study = opened.study
     started = len(study.get_trials(deepcopy=False))
-    outcome = _run_with_progress(plan, opened, data)
+    outcome = _run_with_progress(plan, opened, data, live=not (quiet or no_progress), quiet=quiet)
     if outcome.exit_code:
         err_console.print(outcome.message, highlight=False)
         raise typer.Exit(outcome.exit_code)
@@ -127,19 +145,31 @@ def optimize(
         console.print(f"  {line}", markup=False, highlight=False)
     this_run = study.get_trials(deepcopy=False)[started:]
     _print_failures(this_run)
-    _next_steps(plan.storage_url, plan.study_name, plan.artifact_dir)
+    if not quiet:
+        _next_steps(
+            plan.storage_url,
+            plan.study_name,
+            plan.artifact_dir,
+            ablated=config.ablation.after_search,
+        )
     _fail_if_nothing_finished(this_run)
 
 
 def _print_start(plan: Any, opened: Any, data: Any) -> None:
     from nin_search.storage import display_url
 
-    if opened.dead or opened.requeued:
-        err_console.print(
-            f"recovered: failed {len(opened.dead)} trial(s) of dead local workers {opened.dead}; "
-            f"re-queued {len(opened.requeued)} interrupted trial(s) {opened.requeued}",
-            highlight=False,
-        )
+    recovered = []
+    if opened.dead:
+        recovered.append(f"failed {len(opened.dead)} trial(s) of dead local workers {opened.dead}")
+    if opened.requeued:
+        recovered.append(f"re-queued {len(opened.requeued)} interrupted trial(s) {opened.requeued}")
+    if recovered:
+        err_console.print(f"recovered: {'; '.join(recovered)}", highlight=False, soft_wrap=True)
+    from nin_search.records import BASELINES_NOTE
+
+    note = opened.study.user_attrs.get(BASELINES_NOTE)
+    if note:
+        err_console.print(note, markup=False, highlight=False, soft_wrap=True)
     err_console.print(
         f"study {plan.study_name!r} in {display_url(plan.storage_url)}: "
         f"{opened.finished}/{plan.config.study.n_trials} trials finished; "
@@ -149,12 +179,79 @@ def _print_start(plan: Any, opened: Any, data: Any) -> None:
     )
 
 
-def _run_with_progress(plan: Any, opened: Any, data: Any) -> Any:
-    """Runs the search with a progress bar: trials (and, in this process, epochs)."""
+def _print_target_reached(
+    finished: int, study_file: Path | None, storage: str | None, study_name: str | None
+) -> None:
+    command = ["nin-search", "optimize"] + ([str(study_file)] if study_file else [])
+    command += ["--storage", storage] if storage else []
+    command += ["--study-name", study_name] if study_name else []
+    command += ["--n-trials", str(finished + 10)]
+    err_console.print(
+        f"the study already has {finished} finished trials, its target (study.n_trials or "
+        f"--n-trials): no trial to run. To search more, raise it: {' '.join(command)}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def trial_line(trial: Any) -> str:
+    """One line for a finished trial: number, state, accuracy, architecture, size, epochs,
+    seconds (as Optuna, KerasTuner and Ray Tune log each trial)."""
+    from optuna.trial import TrialState
+
+    from nin_search.records import TrialRecord
+
+    record = TrialRecord.from_trial(trial)
+    epochs = max(trial.intermediate_values, default=0)
+    if trial.state == TrialState.FAIL:
+        state, accuracy = "failed", record.fail_reason or "see the dashboard"
+    elif not record.feasible:
+        state, accuracy = "complete", f"over a limit: {record.constraint_violation}"
+    elif trial.state == TrialState.PRUNED:
+        last = trial.intermediate_values.get(epochs)
+        state, accuracy = f"pruned at epoch {epochs}", format_accuracy(last)
+    else:
+        state, accuracy = "complete", format_accuracy(record.accuracy)
+    parts = [f"trial #{trial.number}", state, accuracy]
+    if trial.state != TrialState.FAIL:
+        parts.append(record.arch_summary or "-")
+        if record.param_count is not None:
+            parts.append(f"{record.param_count:,} params")
+        parts.append(f"{epochs} epoch{'s' * (epochs != 1)}")
+    if trial.duration is not None:
+        parts.append(f"{trial.duration.total_seconds():.1f} s")
+    return "  ".join(parts)
+
+
+class _TrialLines:
+    """Prints one line per trial as it finishes (from this process or from the workers)."""
+
+    def __init__(self, study: Any, console: Any, *, enabled: bool) -> None:
+        self.console = console
+        self.enabled = enabled
+        self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+    def update(self, study: Any) -> None:
+        new = [
+            trial
+            for trial in study.get_trials(deepcopy=False)
+            if trial.state.is_finished() and trial.number not in self.seen
+        ]
+        for trial in sorted(new, key=lambda trial: trial.number):
+            self.seen.add(trial.number)
+            if self.enabled:
+                self.console.print(trial_line(trial), markup=False, highlight=False, soft_wrap=True)
+
+
+def _run_with_progress(plan: Any, opened: Any, data: Any, *, live: bool, quiet: bool) -> Any:
+    """Runs the search with a line per finished trial and, when ``live``, progress bars:
+    trials with the time left (and, in this process, the epochs of the running trial)."""
     from nin_search.search import run_search
 
     config = plan.config
-    progress = progress_bar()
+    progress = progress_bar(disable=not live)
+    lines = _TrialLines(opened.study, progress.console, enabled=not quiet)
     trials_task = progress.add_task(
         "trials", total=config.study.n_trials, completed=opened.finished, info=""
     )
@@ -174,15 +271,19 @@ def _run_with_progress(plan: Any, opened: Any, data: Any) -> Any:
         done, info = trials_info(study)
         progress.update(trials_task, completed=done, info=info)
         progress.reset(epoch_task, total=config.train.epochs, description="trial", info="")
+        lines.update(study)
 
     def on_poll(study: Any) -> None:
         done, info = trials_info(study)
         progress.update(trials_task, completed=done, info=f"{info} | {plan.workers} workers")
+        lines.update(study)
 
     with progress:
-        return run_search(
+        outcome = run_search(
             plan, opened.study, data, on_epoch=on_epoch, on_trial=on_trial, on_poll=on_poll
         )
+        progress.update(epoch_task, visible=False)  # no trial is running any more
+        return outcome
 
 
 def _print_failures(trials: list[Any]) -> None:
@@ -209,19 +310,21 @@ def _fail_if_nothing_finished(trials: list[Any]) -> None:
     raise typer.Exit(1)
 
 
-def _next_steps(storage_url: str, study_name: str, artifact_dir: Path) -> None:
+def _next_steps(storage_url: str, study_name: str, artifact_dir: Path, *, ablated: bool) -> None:
+    """The commands that use this study next, with its storage and name filled in."""
     from nin_search.storage import display_url
 
     storage = display_url(storage_url)
+    where = f"--storage {storage} --study-name {study_name}"
+    steps = [
+        (f"nin-search report {where} -o report.html", "the answer, with plots"),
+        (f"nin-search trials {where} --top 10", "the leaderboard"),
+        (f"nin-search export {where} -o model.py", "the best network as PyTorch code"),
+        (f"nin-search train {where} -o final", "retrain it on train+val, test accuracy"),
+    ]
+    if not ablated:
+        steps.append((f"nin-search ablate {where}", "the paired ablation of the winner"))
+    steps.append((f"optuna-dashboard {storage} --artifact-dir {artifact_dir}", "watch it live"))
     console.print("\nNext:")
-    console.print(
-        f"  optuna-dashboard {storage} --artifact-dir {artifact_dir}",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
-    console.print(
-        f"  nin-search best --storage {storage} --study-name {study_name}",
-        markup=False,
-        highlight=False,
-    )
+    for command, what in steps:
+        console.print(f"  {command}  # {what}", markup=False, highlight=False, soft_wrap=True)

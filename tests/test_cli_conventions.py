@@ -1,0 +1,104 @@
+"""What users of Optuna's and typer's CLIs expect: -h, --version, whole command descriptions,
+examples that parse, a line per finished trial, --quiet / --no-progress, a useful Next list."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+
+import click
+import optuna
+import pytest
+import typer
+
+from nin_search import __version__
+from nin_search.cli import EXAMPLES, app, main
+
+from .conftest import TINY_DIGITS, run_cli, write_study
+
+
+def in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["nin-search", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    return exited.value.code or 0, captured.out, captured.err
+
+
+def test_dash_h_is_help_and_version_prints_the_version(monkeypatch, capsys):
+    for command in ([], ["best"], ["optimize"]):
+        long = in_process(monkeypatch, capsys, *command, "--help")
+        short = in_process(monkeypatch, capsys, *command, "-h")
+        assert short == long and long[0] == 0 and "Usage: nin-search" in long[1]
+    assert in_process(monkeypatch, capsys, "--version") == (0, f"nin-search {__version__}\n", "")
+
+
+def test_a_wrong_option_points_at_the_right_help(monkeypatch, capsys):
+    code, _, err = in_process(monkeypatch, capsys, "best", "--bogus")
+    assert code == 2 and err.strip().endswith("(see: nin-search best --help)")
+    code, _, err = in_process(monkeypatch, capsys, "--versio")
+    assert code == 2 and err.strip().endswith("(see: nin-search --help)")
+    code, _, err = in_process(monkeypatch, capsys, "bogus")
+    assert code == 2 and "No such command" in err and err.strip().endswith("nin-search --help)")
+
+
+def test_the_command_list_shows_whole_descriptions(monkeypatch, capsys):
+    _, out, _ = in_process(monkeypatch, capsys, "--help")
+    listing = " ".join(out.split("Commands:")[1].split())
+    assert "..." not in listing
+    for info in app.registered_commands:
+        first_paragraph = " ".join(info.callback.__doc__.strip().split("\n\n")[0].split())
+        assert first_paragraph in listing
+
+
+def test_every_command_has_examples_that_parse():
+    group = typer.main.get_command(app)
+    names = set(group.commands)
+    assert set(EXAMPLES) == names
+    for name, lines in EXAMPLES.items():
+        command = group.commands[name]
+        assert "Examples:" in (command.epilog or "")
+        for line in lines:
+            words = shlex.split(line, comments=True)
+            assert words[:2] == ["nin-search", name], line
+            arguments = [word for word in words[2:] if word != ">"]
+            arguments = arguments[: arguments.index("trials.csv")] if ">" in line else arguments
+            with click.Context(group) as parent:
+                command.make_context(name, arguments, parent=parent)  # raises on a bad option
+
+
+def test_optimize_prints_a_line_per_trial_and_the_next_commands(tmp_path):
+    study_file = write_study(tmp_path, TINY_DIGITS + "\n[ablation]\nafter_search = false\n")
+    first = run_cli("optimize", str(study_file), "--no-progress", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    storage = f"sqlite:///{tmp_path / 'nin_search.db'}"
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    lines = [line for line in first.stderr.splitlines() if line.startswith("trial #")]
+    assert len(lines) == len(trials) == 3
+    for trial, line in zip(trials, lines):
+        state = "complete" if trial.state.name == "COMPLETE" else "pruned at epoch"
+        assert line.startswith(f"trial #{trial.number}  {state}")
+        assert trial.user_attrs["arch_summary"] in line
+        assert f"{trial.user_attrs['params']:,} params" in line
+        assert re.search(r"\d+ epochs?  \d+\.\d s$", line)
+    assert "━" not in first.stderr  # no progress bar
+    next_steps = first.stdout.split("Next:")[1]
+    for command in ("report", "trials", "export", "train", "ablate"):
+        assert f"nin-search {command} --storage sqlite:///nin_search.db --study-name tiny" in (
+            next_steps
+        )
+    assert "optuna-dashboard sqlite:///nin_search.db" in next_steps
+    assert "recovered" not in first.stderr  # nothing was recovered: nothing said
+
+    # The target is reached: said, with the command that raises it.
+    again = run_cli("optimize", str(study_file), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "already has 3 finished trials" in again.stderr
+    assert f"nin-search optimize {study_file} --n-trials 13" in again.stderr
+
+    quiet = run_cli("optimize", str(study_file), "--n-trials", "4", "--quiet", cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    assert "Next:" not in quiet.stdout and "study 'tiny'" in quiet.stdout
+    assert len(optuna.load_study(study_name="tiny", storage=storage).get_trials()) == 4
