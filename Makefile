@@ -24,8 +24,8 @@ test: install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check nin_search tests benchmarks
-	$(BIN)/ruff format --check nin_search tests benchmarks
+	$(BIN)/ruff check nin_search tests benchmarks contrib
+	$(BIN)/ruff format --check nin_search tests benchmarks contrib
 	$(BIN)/deptry .
 
 clean:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import math
 import os
 import socket
 import tempfile
@@ -22,8 +21,8 @@ from nin_search.compat import record_intermediate_value
 from nin_search.config import CostConfig, StudyConfig
 from nin_search.data import SearchData
 from nin_search.devices import resolve_precision
+from nin_search.dominated import DominatedCurvePruner
 from nin_search.model import build_model, count_macs, count_params, measure_latency_ms
-from nin_search.pruning import CurvePoint, DominatedPruner
 from nin_search.records import TrialRecord
 from nin_search.space import suggest_arch, suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
@@ -46,22 +45,6 @@ def _free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def _finished_curves(study: optuna.Study, costs: dict[str, float]) -> list[CurvePoint]:
-    trials = study.get_trials(
-        deepcopy=False,
-        states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
-    )
-    return [
-        CurvePoint(
-            t.number,
-            {name: t.user_attrs.get(name, math.inf) for name in costs},
-            t.intermediate_values,
-        )
-        for t in trials
-        if TrialRecord.from_trial(t).feasible
-    ]
 
 
 def _remove(path: Path | None) -> None:
@@ -291,24 +274,23 @@ class Objective:
         self, trial: optuna.Trial, costs: dict[str, float]
     ) -> Callable[[EpochResult], None]:
         # Trial.report refuses multi-objective studies; the storage keeps the curve anyway,
-        # so optuna-dashboard still draws it, and nin-search's DominatedPruner reads it.
+        # so optuna-dashboard still draws it, and the dominated rule reads it. Trials stopped
+        # by a cost limit never trained, so they have no curve and never count as dominators.
         cost_objectives = {name: costs[name] for name in self.config.objectives[1:]}
         pruner = None
         if self.config.optuna.pruner == "dominated":
-            pruner = DominatedPruner(**self.config.optuna.pruner_options)
+            pruner = DominatedCurvePruner(**self.config.optuna.pruner_options)
 
         def report(result: EpochResult) -> None:
-            record_intermediate_value(trial, result.epoch, result.val_accuracy)
+            dominators = None
+            if pruner is None:
+                record_intermediate_value(trial, result.epoch, result.val_accuracy)
+            else:  # records the point too
+                dominators = pruner.should_prune(
+                    trial, result.epoch, result.val_accuracy, costs=cost_objectives
+                )
             if self.on_epoch is not None:
                 self.on_epoch(trial, result)
-            if pruner is None:
-                return
-            dominators = pruner.should_prune(
-                epoch=result.epoch,
-                accuracy=result.val_accuracy,
-                costs=cost_objectives,
-                others=_finished_curves(trial.study, cost_objectives),
-            )
             if dominators:
                 reason = f"dominated at epoch {result.epoch} by cheaper trials {dominators[:5]}"
                 records.write(trial, prune_reason=reason)

@@ -53,7 +53,7 @@ class MultiObjectiveTPESampler(optuna.samplers.TPESampler):
 
     TPE ranks pruned trials by their last intermediate value using ``study.direction``, which
     a multi-objective study does not have (Optuna never prunes those). nin-search does prune
-    them (see :mod:`nin_search.pruning`), and their curves are validation accuracy, so TPE is
+    them (see :mod:`nin_search.dominated`), and their curves are validation accuracy, so TPE is
     shown the accuracy's direction for that ranking; nothing else changes.
     """
 

@@ -1,14 +1,18 @@
-"""Trial queries: finished, best, baseline, feasible, picked by number.
+"""Trial queries: finished, best, baseline, feasible, picked by number, curves and costs.
 
 Plain reads of a study; nothing here writes.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nin_search.errors import UserError
+from nin_search.pruning import CurvePoint
 from nin_search.records import BASELINE, TrialRecord
 
 __all__ = [
@@ -16,6 +20,7 @@ __all__ = [
     "accuracy_of",
     "baseline_trials",
     "best_trials",
+    "curve_points",
     "directions_of",
     "finished_trials",
     "is_feasible",
@@ -55,6 +60,21 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Completed and pruned trials (what ``--n-trials`` counts)."""
     return study.get_trials(deepcopy=False, states=FINISHED_STATES)
+
+
+def curve_points(study: optuna.Study, cost_names: Iterable[str]) -> list[CurvePoint]:
+    """The finished trials as :class:`~nin_search.pruning.DominatedPruner` compares them: each
+    one's costs (user attrs ``cost_names``; a missing one reads as infinite, so that trial never
+    counts as cheaper) and its curve (intermediate values by step)."""
+    names = list(cost_names)
+    return [
+        CurvePoint(
+            trial.number,
+            {name: trial.user_attrs.get(name, math.inf) for name in names},
+            trial.intermediate_values,
+        )
+        for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES)
+    ]
 
 
 def baseline_trials(study: optuna.Study) -> dict[str, FrozenTrial]:

@@ -17,7 +17,7 @@ DEPTRY = Path(sys.executable).parent / "deptry"
 def test_the_code_passes_ruff_with_the_project_settings(command):
     ruff = str(RUFF) if RUFF.exists() else shutil.which("ruff")
     result = subprocess.run(
-        [ruff, *command, "nin_search", "tests", "benchmarks"],
+        [ruff, *command, "nin_search", "tests", "benchmarks", "contrib"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -1,4 +1,5 @@
-"""Multi-objective search: the dominated-curve pruning rule, cost limits, a real CLI run."""
+"""Multi-objective search: the dominated-curve pruning rule and its Optuna glue, cost limits, a
+real CLI run."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import pytest
 from nin_search import UserError, load_study_config
 from nin_search.config import OptunaConfig, StudyConfig
 from nin_search.data import load_search_data
+from nin_search.dominated import DominatedCurvePruner
 from nin_search.objective import Objective
 from nin_search.pruning import CurvePoint, DominatedPruner
-from nin_search.sampling import make_pruner
+from nin_search.sampling import MultiObjectiveTPESampler, make_pruner
 from nin_search.study import open_study, optimize
 from nin_search.trials import best_trials
 
@@ -73,6 +75,56 @@ def test_pruner_arguments_are_validated():
         DominatedPruner(min_dominators=0)
     with pytest.raises(UserError, match="pruner 'dominated'"):
         make_pruner(OptunaConfig(pruner="dominated", pruner_options={"patience": 2}), epochs=3)
+
+
+def test_the_optuna_glue_records_curves_and_costs_and_prunes_by_the_rule():
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=MultiObjectiveTPESampler(seed=0)
+    )
+    pruner = DominatedCurvePruner(min_dominators=2, margin=0.0, n_warmup_steps=1)
+    for n_params, curve in ((100, [0.5, 0.8]), (200, [0.6, 0.9])):
+        trial = study.ask()
+        for step, accuracy in enumerate(curve, start=1):
+            assert pruner.should_prune(trial, step, accuracy, costs={"n_params": n_params}) is None
+        study.tell(trial, (curve[-1], n_params))
+    expensive = study.ask()
+    assert pruner.should_prune(expensive, 1, 0.4, costs={"n_params": 300}) == [0, 1]
+    study.tell(expensive, state=optuna.trial.TrialState.PRUNED)
+    cheap = study.ask()  # nothing cheaper: never pruned, however bad
+    assert pruner.should_prune(cheap, 1, 0.1, costs={"n_params": 50}) is None
+    study.tell(cheap, state=optuna.trial.TrialState.PRUNED)
+    # a pruned trial's curve and costs count as well
+    assert pruner.should_prune(study.ask(), 1, 0.3, costs={"n_params": 400}) == [0, 1, 2]
+    stored = study.trials[2]
+    assert stored.intermediate_values == {1: 0.4} and stored.user_attrs["n_params"] == 300
+
+
+def test_the_optuna_glue_refuses_what_it_does_not_support_before_recording_anything():
+    costs = {"n_params": 10}
+    pruner = DominatedCurvePruner()
+    single = optuna.create_study(direction="maximize")
+    with pytest.raises(ValueError, match="several objectives"):
+        pruner.should_prune(single.ask(), 1, 0.5, costs=costs)
+    minimized = optuna.create_study(directions=["minimize", "minimize"])
+    with pytest.raises(ValueError, match=r"first objective maximized.*\['minimize', 'minimize'\]"):
+        pruner.should_prune(minimized.ask(), 1, 0.5, costs=costs)
+    plain_tpe = optuna.create_study(directions=["maximize", "minimize"])  # Optuna's default
+    with pytest.raises(ValueError, match="MultiObjectiveTPESampler"):
+        pruner.should_prune(plain_tpe.ask(), 1, 0.5, costs=costs)
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    trial = study.ask()
+    for step, bad_costs, match in (
+        (1, {}, "at least one cost"),
+        (1, {"n_params": float("nan")}, "n_params=nan"),
+        (-1, costs, "step=-1"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            pruner.should_prune(trial, step, 0.5, costs=bad_costs)
+    assert study.trials[0].intermediate_values == {} and study.trials[0].user_attrs == {}
+    with pytest.raises(ValueError, match="margin=1.5"):
+        DominatedCurvePruner(margin=1.5)
 
 
 def test_multi_objective_config_rules(tmp_path):
