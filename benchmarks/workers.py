@@ -102,8 +102,12 @@ def main() -> None:
     rows, per_hour = [], {}
     for side, runs in results.items():
         hours = [elapsed / 3600 for elapsed, _ in runs]
-        trials_rate = statistics.mean(r["trials"] / h for h, (_, r) in zip(hours, runs, strict=True))
-        epochs_rate = statistics.mean(r["epochs"] / h for h, (_, r) in zip(hours, runs, strict=True))
+        trials_rate = statistics.mean(
+            r["trials"] / h for h, (_, r) in zip(hours, runs, strict=True)
+        )
+        epochs_rate = statistics.mean(
+            r["epochs"] / h for h, (_, r) in zip(hours, runs, strict=True)
+        )
         per_hour[side] = epochs_rate
         best = [r["best"] for _, r in runs]
         rows.append(

@@ -76,7 +76,7 @@ def test_optimize_prints_a_line_per_trial_and_the_next_commands(tmp_path):
     trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
     lines = [line for line in first.stderr.splitlines() if line.startswith("trial #")]
     assert len(lines) == len(trials) == 3
-    for trial, line in zip(trials, lines):
+    for trial, line in zip(trials, lines, strict=True):
         state = "complete" if trial.state.name == "COMPLETE" else "pruned at epoch"
         assert line.startswith(f"trial #{trial.number}  {state}")
         assert trial.user_attrs["arch_summary"] in line
