@@ -14,19 +14,21 @@ No optuna and no torch here; only ``errors`` of nin-search.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
 
 from nin_search.errors import UserError
 
 __all__ = [
+    "JsonLines",
     "check_folder",
     "check_outputs",
     "default_file_mode",
@@ -241,3 +243,28 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Writes ``data`` to ``path`` atomically (see :func:`write_atomic`)."""
     write_atomic(path, lambda temporary: temporary.write_bytes(data))
+
+
+class JsonLines:
+    """Appends one JSON object per line to a log file (``--log-file trials.jsonl``).
+
+    The one output that is not written atomically: it grows while the command runs, so that
+    ``tail -f`` and scripts can follow it. Each line is one ``write`` followed by a flush, so a
+    killed run leaves whole lines only, and a re-run appends to the same file. Check the path
+    with :func:`check_outputs` first; the file is opened on the first line.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path).expanduser()
+        self._file: Any = None
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close)
+        self._file.write(json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -34,7 +34,7 @@ from nin_search.data import SearchData, load_search_data
 from nin_search.devices import resolve_device
 from nin_search.errors import UserError
 from nin_search.objective import Objective
-from nin_search.outputs import check_folder
+from nin_search.outputs import check_folder, check_outputs
 from nin_search.records import PREPROCESSING
 from nin_search.storage import check_storage_url
 from nin_search.study import check_study_name, open_study, optimize
@@ -71,6 +71,7 @@ class SearchPlan:
     workers: int
     devices: tuple[str, ...]  # given to the workers in turn
     training_device: torch.device
+    log_file: Path | None = None  # one JSON line per finished trial (checked, not yet opened)
 
     @property
     def load_device(self) -> torch.device | str:
@@ -87,6 +88,7 @@ def plan_search(
     artifact_dir: Path | None = None,
     workers: int = 1,
     devices: str | None = None,
+    log_file: Path | None = None,
 ) -> SearchPlan:
     """Checks the storage URL, the study name, the output folders, workers and devices.
 
@@ -98,6 +100,7 @@ def plan_search(
             SQLite file).
         workers: Worker processes sharing the study (>= 1).
         devices: Comma-separated devices given to the workers in turn; None for the config's.
+        log_file: A file to append one JSON line per finished trial to; checked here.
 
     Raises:
         UserError: For any input the user can fix.
@@ -112,6 +115,8 @@ def plan_search(
     check_folder("the checkpoint folder", checkpoint_dir_for(folder, study_name))
     if workers < 1:
         raise UserError(f"--workers must be >= 1, but got {workers}")
+    if log_file is not None:
+        check_outputs([("--log-file", log_file)], storage_url=storage_url, artifact_dir=folder)
     device_names = [d.strip() for d in devices.split(",") if d.strip()] if devices else []
     for device_name in device_names:
         resolve_device(device_name)
@@ -124,6 +129,7 @@ def plan_search(
         workers=workers,
         devices=tuple(device_names) or (str(training_device),),
         training_device=training_device,
+        log_file=None if log_file is None else Path(log_file).expanduser(),
     )
 
 

@@ -3,6 +3,7 @@ examples that parse, a line per finished trial, --quiet / --no-progress, a usefu
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import sys
@@ -70,7 +71,13 @@ def test_every_command_has_examples_that_parse():
 
 def test_optimize_prints_a_line_per_trial_and_the_next_commands(tmp_path):
     study_file = write_study(tmp_path, TINY_DIGITS + "\n[ablation]\nafter_search = false\n")
-    first = run_cli("optimize", str(study_file), "--no-progress", cwd=tmp_path)
+    missing = run_cli("optimize", str(study_file), "--log-file", "no/such/t.jsonl", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: --log-file")
+    assert len(missing.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "nin_search.db").exists()  # checked before anything was written
+    first = run_cli(
+        "optimize", str(study_file), "--no-progress", "--log-file", "t.jsonl", cwd=tmp_path
+    )
     assert first.returncode == 0, first.stderr
     storage = f"sqlite:///{tmp_path / 'nin_search.db'}"
     trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
@@ -83,6 +90,15 @@ def test_optimize_prints_a_line_per_trial_and_the_next_commands(tmp_path):
         assert f"{trial.user_attrs['params']:,} params" in line
         assert re.search(r"\d+ epochs?  \d+\.\d s$", line)
     assert "━" not in first.stderr  # no progress bar
+    logged = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert [(row["study"], row["number"], row["state"]) for row in logged] == [
+        ("tiny", trial.number, trial.state.name.lower()) for trial in trials
+    ]
+    for row, trial in zip(logged, trials, strict=True):
+        assert row["num_params"] == trial.user_attrs["params"]
+        assert row["epochs"] == len(trial.intermediate_values)
+        last = trial.intermediate_values[max(trial.intermediate_values)]
+        assert row["accuracy"] == pytest.approx(trial.value if trial.value is not None else last)
     next_steps = first.stdout.split("Next:")[1]
     for command in ("report", "trials", "export", "train", "ablate"):
         assert f"nin-search {command} --storage sqlite:///nin_search.db --study-name tiny" in (
@@ -97,8 +113,11 @@ def test_optimize_prints_a_line_per_trial_and_the_next_commands(tmp_path):
     assert "already has 3 finished trials" in again.stderr
     assert f"nin-search optimize {study_file} --n-trials 13" in again.stderr
 
-    quiet = run_cli("optimize", str(study_file), "--n-trials", "4", "--quiet", cwd=tmp_path)
+    quiet = run_cli(
+        "optimize", str(study_file), "--n-trials", "4", "-q", "--log-file", "t.jsonl", cwd=tmp_path
+    )
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == ""
+    assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 4  # appended
     assert "Next:" not in quiet.stdout and "study 'tiny'" in quiet.stdout
     assert len(optuna.load_study(study_name="tiny", storage=storage).get_trials()) == 4

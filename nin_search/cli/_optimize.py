@@ -102,6 +102,15 @@ def optimize(
             help="Print only errors and the final table and answer (no progress, no trial lines).",
         ),
     ] = False,
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-file",
+            help="Append one JSON line per finished trial to this file (the keys of "
+            "`nin-search trials --json`), e.g. trials.jsonl.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run (or resume) a search: train short runs, prune bad ones, store all in the database."""
     config = resolve_config(
@@ -116,6 +125,7 @@ def optimize(
         artifact_dir=artifact_dir,
         workers=workers,
         devices=devices,
+        log_file=log_file,
     )
     quiet_optuna()
     with err_console.status(f"loading {config.data.dataset} onto {plan.load_device}"):
@@ -225,11 +235,13 @@ def trial_line(trial: Any) -> str:
 
 
 class _TrialLines:
-    """Prints one line per trial as it finishes (from this process or from the workers)."""
+    """Prints one line per trial as it finishes (from this process or from the workers), and
+    appends it as JSON to the log file, if any."""
 
-    def __init__(self, study: Any, console: Any, *, enabled: bool) -> None:
+    def __init__(self, study: Any, console: Any, *, enabled: bool, log: Any) -> None:
         self.console = console
         self.enabled = enabled
+        self.log = log
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
 
     def update(self, study: Any) -> None:
@@ -240,6 +252,10 @@ class _TrialLines:
         ]
         for trial in sorted(new, key=lambda trial: trial.number):
             self.seen.add(trial.number)
+            if self.log is not None:
+                from nin_search.summary import trial_summary
+
+                self.log.write({"study": study.study_name, **trial_summary(trial)})
             if self.enabled:
                 self.console.print(trial_line(trial), markup=False, highlight=False, soft_wrap=True)
 
@@ -250,8 +266,11 @@ def _run_with_progress(plan: Any, opened: Any, data: Any, *, live: bool, quiet: 
     from nin_search.search import run_search
 
     config = plan.config
+    from nin_search.outputs import JsonLines
+
     progress = progress_bar(disable=not live)
-    lines = _TrialLines(opened.study, progress.console, enabled=not quiet)
+    log = None if plan.log_file is None else JsonLines(plan.log_file)
+    lines = _TrialLines(opened.study, progress.console, enabled=not quiet, log=log)
     trials_task = progress.add_task(
         "trials", total=config.study.n_trials, completed=opened.finished, info=""
     )
@@ -278,12 +297,17 @@ def _run_with_progress(plan: Any, opened: Any, data: Any, *, live: bool, quiet: 
         progress.update(trials_task, completed=done, info=f"{info} | {plan.workers} workers")
         lines.update(study)
 
-    with progress:
-        outcome = run_search(
-            plan, opened.study, data, on_epoch=on_epoch, on_trial=on_trial, on_poll=on_poll
-        )
-        progress.update(epoch_task, visible=False)  # no trial is running any more
-        return outcome
+    try:
+        with progress:
+            outcome = run_search(
+                plan, opened.study, data, on_epoch=on_epoch, on_trial=on_trial, on_poll=on_poll
+            )
+            lines.update(opened.study)  # trials that finished after the last poll
+            progress.update(epoch_task, visible=False)  # no trial is running any more
+            return outcome
+    finally:
+        if log is not None:
+            log.close()
 
 
 def _print_failures(trials: list[Any]) -> None:
