@@ -116,10 +116,10 @@ def _trial_column(trial: Any) -> list[str]:
 
 def _pareto_table(study: Any, title: str) -> Table:
     """Multi-objective: the Pareto front, most accurate first, then both baselines."""
-    from nin_search.records import CONFIG, TrialRecord
-    from nin_search.trials import baseline_trials, best_trials
+    from nin_search.records import TrialRecord
+    from nin_search.trials import baseline_trials, best_trials, recorded_config
 
-    objectives = study.user_attrs.get(CONFIG, {}).get("study", {}).get("objectives", [])
+    objectives = (recorded_config(study) or {}).get("study", {}).get("objectives", [])
     rows = [(f"#{t.number}", TrialRecord.from_trial(t)) for t in best_trials(study)]
     rows += [
         (f"{kind} baseline #{t.number}", TrialRecord.from_trial(t))
