@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,8 +22,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-console = Console()
-err_console = Console(stderr=True)
+# Printing to a pipe or a file, rich would wrap every line at 80 columns: a table row, an
+# architecture summary, a command to copy. There nothing wraps (unless COLUMNS says a width).
+UNWRAPPED_WIDTH = 10_000  # columns: wider than any line nin-search prints
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A console that wraps at the terminal's width, and not at all for a pipe or a file."""
+    console = Console(stderr=stderr)
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console
+    return Console(stderr=stderr, width=UNWRAPPED_WIDTH, soft_wrap=True)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 StorageOption = Annotated[
     str | None,
