@@ -30,7 +30,7 @@ from nin_search.objective import AblationObjective, EpochCallback
 from nin_search.records import TrialRecord, ablation_study_name
 from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
-from nin_search.trials import best_trials, pick_trial
+from nin_search.trials import best_trials, pick_trial, recorded_config
 from nin_search.variants import ablation_variants
 from nin_search.workers import fail_dead_local_trials
 
@@ -104,12 +104,13 @@ def study_config(study: optuna.Study) -> StudyConfig:
     Raises:
         UserError: When the study was not created by ``nin-search optimize``.
     """
-    if records.CONFIG not in study.user_attrs:
+    recorded = recorded_config(study)
+    if recorded is None:
         raise UserError(
             f"study {study.study_name!r} was not created by nin-search optimize (no config "
             "attrs); ablate works on studies written by `nin-search optimize`"
         )
-    return StudyConfig.model_validate(study.user_attrs[records.CONFIG])
+    return StudyConfig.model_validate(recorded)
 
 
 def source_trials(study: optuna.Study, *, trial_number: int | None, top: int) -> list[FrozenTrial]:

@@ -17,12 +17,11 @@ from nin_search.compat import delete_trial_attrs, storage_of, trial_id_of
 from nin_search.errors import UserError
 from nin_search.records import (
     BASELINE,
-    CONFIG,
     OPTUNA_ARTIFACT_PREFIX,
     REMOVED_WEIGHTS,
     WEIGHTS_ARTIFACT,
 )
-from nin_search.trials import best_trials
+from nin_search.trials import best_trials, recorded_config
 
 __all__ = [
     "KeepBestWeights",
@@ -49,7 +48,7 @@ def artifact_dir_for(storage_url: str, configured: str | None = None) -> Path:
 
 def study_artifact_dir(study: optuna.Study, storage_url: str, artifacts: Path | None) -> Path:
     """``artifacts``, else the study's configured artifact folder, else beside the database."""
-    configured = study.user_attrs.get(CONFIG, {}).get("optuna", {}).get("artifact_dir")
+    configured = (recorded_config(study) or {}).get("optuna", {}).get("artifact_dir")
     return artifact_dir_for(storage_url, str(artifacts) if artifacts else configured)
 
 

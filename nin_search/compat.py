@@ -6,7 +6,9 @@ only module to fix (checked against Optuna 4.x and 5.0).
 
 * ``Study._storage``: ``optuna.Study`` has no public accessor for its storage. nin-search
   needs it to open a companion study in the same storage, to write attrs of trials other
-  than the running one (a dead worker's), and to delete attrs (:func:`delete_trial_attrs`).
+  than the running one (a dead worker's), to delete attrs (:func:`delete_trial_attrs`), and
+  to read and write study system attrs (Optuna 5 removed ``Study.system_attrs`` and
+  ``Study.set_system_attr``; the storage's methods for them are public).
 * ``Trial._trial_id`` / ``FrozenTrial._trial_id``: every ``BaseStorage`` method takes the
   storage's trial id, which neither trial class publishes. The public way round
   (``storage.get_trial_id_from_study_id_trial_number``) costs a database query per call, on
@@ -22,6 +24,7 @@ The study's id uses the public ``BaseStorage.get_study_id_from_name``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import optuna
 import sqlalchemy
@@ -31,8 +34,10 @@ __all__ = [
     "OPTUNA_SCHEMA_TABLES",
     "delete_trial_attrs",
     "record_intermediate_value",
+    "set_study_system_attr",
     "storage_of",
     "study_id_of",
+    "study_system_attrs",
     "trial_id_of",
 ]
 
@@ -56,6 +61,17 @@ def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
 def study_id_of(study: optuna.Study) -> int:
     """The study's id in its storage (as optuna-dashboard's URLs show it)."""
     return storage_of(study).get_study_id_from_name(study.study_name)
+
+
+def study_system_attrs(study: optuna.Study) -> dict[str, Any]:
+    """The study's system attrs (``BaseStorage.get_study_system_attrs``)."""
+    return storage_of(study).get_study_system_attrs(study_id_of(study))
+
+
+def set_study_system_attr(study: optuna.Study, key: str, value: Any) -> None:
+    """Stores one study system attr (``BaseStorage.set_study_system_attr``); ``value`` must be
+    JSON-serializable."""
+    storage_of(study).set_study_system_attr(study_id_of(study), key, value)
 
 
 def trial_id_of(trial: optuna.Trial | FrozenTrial) -> int:

@@ -31,7 +31,7 @@ from nin_search.compat import study_id_of
 from nin_search.errors import UserError
 from nin_search.storage import check_storage_url, open_storage
 from nin_search.study import load_studies, load_study
-from nin_search.trials import baseline_trials, best_trials
+from nin_search.trials import baseline_trials, best_trials, recorded_config
 
 __all__ = [
     "Dashboard",
@@ -85,7 +85,7 @@ def _choices(value: Any) -> str:
 
 
 def _space_lines(config: Any) -> list[str]:
-    """The search space summary from the study user attr ``config`` (a StudyConfig dump)."""
+    """The search space summary from the study's recorded config (a StudyConfig dump)."""
     if not isinstance(config, Mapping):
         return ["No search space recorded: this study was not created by `nin-search optimize`."]
     sections = {
@@ -149,7 +149,7 @@ def study_note(
     """The Markdown of the study note that optuna-dashboard shows on the study page.
 
     Args:
-        study: A nin-search study (its user attr ``config`` holds the study config; a study
+        study: A nin-search study (:func:`nin_search.trials.recorded_config`; a study
             without one gets a note without the search space).
         verdict_lines: One line per stage, from :func:`nin_search.report.verdict_lines`
             (trusted text, shown as is): the naive comparison of every completed trial.
@@ -163,7 +163,7 @@ def study_note(
     """
     trials = study.get_trials(deepcopy=False)
     lines = [f"# nin-search study: {_text(study.study_name)}", "", "## Search space", ""]
-    lines += _space_lines(study.user_attrs.get(records.CONFIG))
+    lines += _space_lines(recorded_config(study))
     lines += ["", "## Trials", "", f"{_state_counts(trials)}.", "", "## Best trial", ""]
     front = best_trials(study)
     lines.append(_trial_line(front[0]) if front else "No completed trial yet.")

@@ -31,13 +31,13 @@ from nin_search.export import ExportInfo, export_metadata, export_source
 from nin_search.model import build_model
 from nin_search.outputs import check_outputs, write_text_atomic
 from nin_search.preprocessing import Preprocessing
-from nin_search.records import ARCH, CONFIG, DATA, MACS, PARAMS, PREPROCESSING, SEED
+from nin_search.records import ARCH, DATA, MACS, PARAMS, PREPROCESSING, SEED
 from nin_search.retrain import RetrainEpoch, RetrainResult, retrain
 from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.study import load_study
 from nin_search.summary import retrain_history
-from nin_search.trials import accuracy_of, pick_trial
+from nin_search.trials import accuracy_of, pick_trial, recorded_config
 from nin_search.vocabulary import SCHEDULES
 from nin_search.weights import load_weights, save_weights
 
@@ -335,9 +335,10 @@ def prepare_retrain(
         raise UserError(f"--output {str(output)!r} is a file; pass a folder")
     study = load_study(storage_url, study_name)
     trial = pick_trial(study, trial_number)
-    if CONFIG not in study.user_attrs:
+    recorded = recorded_config(study)
+    if recorded is None:
         raise UserError(f"study {study.study_name!r} was not created by nin-search optimize")
-    config = StudyConfig.model_validate(study.user_attrs[CONFIG])
+    config = StudyConfig.model_validate(recorded)
     # Checked before the long retraining: a study without data attrs fails now, not after.
     info = trial_export_info(study, trial, preprocessing=None, val_accuracy=None)
     check_outputs(

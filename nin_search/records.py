@@ -30,6 +30,7 @@ __all__ = [
     "CONSTRAINT_VIOLATION",
     "COSTS",
     "CREATED_BY",
+    "CREATION_SYSTEM_ATTRS",
     "DATA",
     "FAIL_REASON",
     "HPARAMS",
@@ -60,6 +61,7 @@ __all__ = [
     "ablation_study_name",
     "created_by_nin_search",
     "is_ablation_study_name",
+    "system_attr_key",
     "user_attrs",
     "write",
 ]
@@ -84,6 +86,11 @@ PRECISION = "precision"  # what the trial trained in: fp32, bf16 or fp16 (train.
 # Study attrs.
 CONFIG = "config"  # StudyConfig.model_dump(mode="json") of the study's config
 SPACE_FINGERPRINT = "space"  # fingerprint of the search space the study was created with
+# CONFIG and SPACE_FINGERPRINT (together ~2,000 characters of JSON) are study *system* attrs,
+# stored under system_attr_key(name), so that the user attrs `optuna studies` and
+# optuna-dashboard list stay short; studies written before hold them as user attrs of the
+# same name. Read both with nin_search.trials.recorded_config / recorded_space.
+CREATION_SYSTEM_ATTRS = (CONFIG, SPACE_FINGERPRINT)
 SOURCE_STUDY = "source_study"  # on a companion (ablation) study: the searched study's name
 BASELINES_NOTE = "baselines_note"  # how the baselines were fitted to the cost limits, if they were
 DATA = "data"  # in_channels, num_classes, image_size, classes, PREPROCESSING of the data
@@ -140,6 +147,11 @@ def ablation_study_name(study_name: str) -> str:
 def is_ablation_study_name(study_name: str) -> bool:
     """Whether ``study_name`` names a companion ablation study (not a searched one)."""
     return study_name.endswith(ABLATION_SUFFIX)
+
+
+def system_attr_key(name: str) -> str:
+    """The study system attr that holds ``name`` (one of CREATION_SYSTEM_ATTRS)."""
+    return f"nin_search:{name}"
 
 
 def created_by_nin_search(study_user_attrs: Mapping[str, Any]) -> bool:

@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nin_search import __version__
 from nin_search.artifacts import checkpoint_dir_for
-from nin_search.compat import storage_of
+from nin_search.compat import set_study_system_attr, storage_of
 from nin_search.config import CREATION_WAIT, MAX_FAILURES_IN_A_ROW, StudyConfig
 from nin_search.errors import UserError
 from nin_search.model import count_macs, count_params
@@ -34,11 +34,12 @@ from nin_search.records import (
     SPACE_FINGERPRINT,
     created_by_nin_search,
     is_ablation_study_name,
+    system_attr_key,
 )
 from nin_search.sampling import make_pruner, make_sampler, sampler_seed
 from nin_search.space import baseline_params, suggest_arch
 from nin_search.storage import check_storage_url, display_url, open_storage, use_wal
-from nin_search.trials import FINISHED_STATES, directions_of, finished_trials
+from nin_search.trials import FINISHED_STATES, directions_of, finished_trials, recorded_space
 from nin_search.vocabulary import BASELINES
 
 __all__ = [
@@ -268,7 +269,7 @@ def _trials_so_far(
         return 0
     _wait_until_created(storage, study_name, storage_url)
     existing = optuna.load_study(study_name=study_name, storage=storage)
-    stored = existing.user_attrs.get(SPACE_FINGERPRINT)
+    stored = recorded_space(existing)
     fingerprint = config.space_fingerprint()
     if stored not in (None, fingerprint):
         raise UserError(
@@ -288,8 +289,10 @@ def _record_creation(
     (so a re-run creates it afresh rather than resuming a study without its baselines).
     """
     try:
-        study.set_user_attr(SPACE_FINGERPRINT, config.space_fingerprint())
-        study.set_user_attr(CONFIG, config.model_dump(mode="json"))
+        # System attrs: kept out of the user attrs `optuna studies` and optuna-dashboard list.
+        fingerprint = config.space_fingerprint()
+        set_study_system_attr(study, system_attr_key(SPACE_FINGERPRINT), fingerprint)
+        set_study_system_attr(study, system_attr_key(CONFIG), config.model_dump(mode="json"))
         if data_info is not None:
             study.set_user_attr(DATA, data_info)
         if config.study.baselines:

@@ -1,42 +1,182 @@
-"""What the CLI writes for scripts, shaped in one place: ``best --json`` and ``history.json``.
+"""What the CLI writes for scripts, shaped in one place: ``best --json``, ``trials``
+(``--json``, ``--csv`` and the rows of its table) and ``history.json``.
 
-One function per output; each returns plain JSON types. Nothing here prints.
+One function per output; each returns plain JSON types (never NaN). Nothing here prints.
+Every trial is described by :func:`trial_summary`, so ``best --json`` and ``trials --json``
+use the same keys, and one word means one thing: ``hyperparameters`` are Optuna's suggested
+parameters (a dict), ``num_params`` the parameter count.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nin_search import analysis
+from nin_search.errors import UserError
 from nin_search.records import BASELINE, TrialRecord
 from nin_search.trials import accuracy_of, baseline_trials, best_trials
 
-__all__ = ["best_summary", "retrain_history"]
+__all__ = [
+    "TRIAL_KEYS",
+    "TRIAL_SORT_KEYS",
+    "TRIAL_STATES",
+    "best_summary",
+    "retrain_history",
+    "trial_summary",
+    "trials_csv",
+    "trials_table",
+]
+
+# `trials --sort`: accuracy (most accurate first) or a cost (smallest first).
+TRIAL_SORT_KEYS = ("accuracy", "params", "macs", "latency_ms")
+# `trials --state`: Optuna's trial states by their lower-case names, finished ones first.
+TRIAL_STATES = {
+    state.name.lower(): state
+    for state in (
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+        TrialState.FAIL,
+        TrialState.RUNNING,
+        TrialState.WAITING,
+    )
+}
+# The keys of every trial object (trial_summary), in order: the columns of `trials --csv`.
+TRIAL_KEYS = (
+    "number",
+    "state",
+    "feasible",
+    "constraint_violation",
+    "accuracy",
+    "accuracy_is_final",
+    "values",
+    "hyperparameters",
+    "arch",
+    "arch_summary",
+    "num_params",
+    "macs",
+    "latency_ms",
+    "baseline",
+    "epochs",
+    "seconds",
+)
+# The accuracy a pruned or running trial is listed by: its last reported epoch's.
+_LAST_REPORTED_STATES = (TrialState.PRUNED, TrialState.RUNNING)
 
 
-def _trial_summary(trial: FrozenTrial | None) -> dict[str, Any] | None:
-    if trial is None:
+def _finite(value: Any) -> float | None:
+    """A finite number as a float, else ``None`` (JSON has no NaN)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _last_reported(trial: FrozenTrial) -> float | None:
+    """The validation accuracy of the trial's last reported epoch, when finite."""
+    if not trial.intermediate_values:
+        return None
+    return _finite(trial.intermediate_values[max(trial.intermediate_values)])
+
+
+def _accuracy(trial: FrozenTrial, record: TrialRecord) -> tuple[float | None, bool]:
+    """(validation accuracy, whether it is the trial's final one).
+
+    A completed trial's objective value, unless it broke a cost limit (then it never trained
+    and its value 0.0 is a placeholder: ``None``); a pruned or running trial's last reported
+    epoch; nothing for a failed or waiting trial."""
+    if trial.state == TrialState.COMPLETE:
+        return (record.accuracy, record.accuracy is not None) if record.feasible else (None, False)
+    if trial.state in _LAST_REPORTED_STATES:
+        return _last_reported(trial), False
+    return None, False
+
+
+def _seconds(trial: FrozenTrial) -> float | None:
+    """How long a finished trial ran, in seconds (0.01 s steps); ``None`` while it runs."""
+    duration = trial.duration
+    return None if duration is None else round(duration.total_seconds(), 2)
+
+
+def trial_summary(trial: FrozenTrial) -> dict[str, Any]:
+    """One trial for scripts (``best --json``, ``trials --json`` and ``--csv``).
+
+    Keys: ``number``; ``state`` (complete, pruned, fail, running, waiting); ``feasible``
+    (within the study's cost limits) and ``constraint_violation`` (which limit it broke, else
+    ``None``); ``accuracy`` (validation accuracy in [0, 1]: a completed trial's final value,
+    a pruned or running trial's last reported epoch, ``None`` for a trial over a limit, a
+    failed one or one with nothing reported) and ``accuracy_is_final`` (whether it is the
+    final value of a completed trial); ``values`` (the objective values as Optuna stores them:
+    an infeasible trial's are placeholders); ``hyperparameters`` (Optuna's suggested
+    parameters); ``arch``, ``arch_summary``, ``num_params``, ``macs``, ``latency_ms``
+    (``None`` when not recorded); ``baseline`` (``"nin"``, ``"plain"`` or ``None``);
+    ``epochs`` (how many epochs it reported) and ``seconds`` (its duration; ``None`` while
+    it runs).
+    """
     record = TrialRecord.from_trial(trial)
+    accuracy, is_final = _accuracy(trial, record)
     return {
         "number": trial.number,
         "state": trial.state.name.lower(),
-        "values": trial.values,
-        "accuracy": accuracy_of(trial),
-        "params": trial.params,
+        "feasible": record.feasible,
+        "constraint_violation": record.constraint_violation,
+        "accuracy": accuracy,
+        "accuracy_is_final": is_final,
+        "values": None if trial.values is None else [_finite(value) for value in trial.values],
+        "hyperparameters": dict(trial.params),
         "arch": record.arch,
         "arch_summary": record.arch_summary,
         "num_params": record.param_count,
         "macs": record.macs,
         "latency_ms": record.latency_ms,
+        "baseline": record.baseline,
+        "epochs": len(trial.intermediate_values),
+        "seconds": _seconds(trial),
+    }
+
+
+def _optional_summary(trial: FrozenTrial | None) -> dict[str, Any] | None:
+    return None if trial is None else trial_summary(trial)
+
+
+def _plain(value: Any) -> Any:
+    """The analysis's named tuples as JSON types: dicts, lists, finite floats (EDF curves,
+    which are figure data, left out)."""
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {key: _plain(item) for key, item in value._asdict().items() if key != "curves"}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float):
+        return _finite(value)
+    return value
+
+
+def _verdict(study: optuna.Study) -> dict[str, Any]:
+    """The answer per stage (:func:`nin_search.analysis.get_answer`), structured, and its
+    lines as ``optimize`` and ``report`` print them."""
+    answer = analysis.get_answer(study, analysis.find_ablation_study(study))
+    return {
+        "confidence": answer.confidence,
+        "has_ablation_study": answer.has_ablation_study,
+        "stages": _plain(answer.stages),
+        "lines": analysis.answer_lines(answer),
     }
 
 
 def best_summary(study: optuna.Study) -> dict[str, Any]:
     """``nin-search best --json``: trial counts per state, the best trial (the Pareto front
-    with several objectives) and both baselines."""
+    with several objectives), both baselines (each a :func:`trial_summary`) and the verdict:
+    the answer per stage, structured (``stages``) and in words (``lines``)."""
     trials = study.get_trials(deepcopy=False)
     front = best_trials(study)
     baselines = baseline_trials(study)
@@ -45,10 +185,89 @@ def best_summary(study: optuna.Study) -> dict[str, Any]:
         "trials": {
             state.name.lower(): sum(t.state == state for t in trials) for state in TrialState
         },
-        "best": _trial_summary(front[0] if front else None),
-        "pareto_front": [_trial_summary(trial) for trial in front],
-        "baselines": {kind: _trial_summary(baselines.get(kind)) for kind in ("nin", "plain")},
+        "best": _optional_summary(front[0] if front else None),
+        "pareto_front": [trial_summary(trial) for trial in front],
+        "baselines": {kind: _optional_summary(baselines.get(kind)) for kind in ("nin", "plain")},
+        "verdict": _verdict(study),
     }
+
+
+def _parse_states(states: Sequence[str] | None) -> tuple[TrialState, ...]:
+    if states is None:
+        return tuple(TRIAL_STATES.values())
+    names = [name.strip().lower() for name in states]
+    unknown = [name for name in names if name not in TRIAL_STATES]
+    if unknown or not names:
+        raise UserError(
+            f"--state takes a comma-separated list of {', '.join(TRIAL_STATES)}, but got "
+            f"{','.join(states)!r}"
+            + (f" ({', '.join(map(repr, unknown))} unknown)" if unknown else "")
+        )
+    return tuple(TRIAL_STATES[name] for name in dict.fromkeys(names))
+
+
+def _sort_key(sort: str) -> Any:
+    """Rows with the value first (accuracy: highest first; a cost: smallest first), then
+    rows without it; ties by trial number."""
+    name = "num_params" if sort == "params" else sort
+    sign = -1 if sort == "accuracy" else 1
+    return lambda row: (
+        row[name] is None,
+        0 if row[name] is None else sign * row[name],
+        row["number"],
+    )
+
+
+def trials_table(
+    study: optuna.Study,
+    *,
+    top: int | None = None,
+    sort: str = "accuracy",
+    states: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """``nin-search trials``: the leaderboard, one :func:`trial_summary` per trial.
+
+    Args:
+        study: A nin-search study.
+        top: Keep the first ``top`` rows (>= 1); ``None`` for all.
+        sort: One of TRIAL_SORT_KEYS: ``accuracy`` (highest first; pruned and running trials
+            by their last reported epoch) or a cost, ``params``, ``macs`` or ``latency_ms``
+            (smallest first). Rows without the value come last; ties go by trial number.
+        states: Keep trials in these states (names of TRIAL_STATES); ``None`` for all.
+
+    Raises:
+        UserError: For an unknown sort key or state, or ``top`` < 1.
+    """
+    if sort not in TRIAL_SORT_KEYS:
+        raise UserError(f"--sort must be one of {', '.join(TRIAL_SORT_KEYS)}, but got {sort!r}")
+    if top is not None and top < 1:
+        raise UserError(f"--top must be at least 1, but got {top}")
+    wanted = _parse_states(states)
+    rows = [trial_summary(trial) for trial in study.get_trials(deepcopy=False, states=wanted)]
+    rows.sort(key=_sort_key(sort))
+    return rows if top is None else rows[:top]
+
+
+def trials_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows of :func:`trials_table` as CSV (the csv module's dialect, ``\\n`` line ends):
+    a header of the :func:`trial_summary` keys, then one line per trial; ``values``,
+    ``hyperparameters`` and ``arch`` as compact JSON, ``None`` as an empty field."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=TRIAL_KEYS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({name: _csv_value(row[name]) for name in TRIAL_KEYS})
+    return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return value
 
 
 def retrain_history(

@@ -1,4 +1,5 @@
-"""Trial queries: finished, best, baseline, feasible, picked by number, curves and costs.
+"""Trial queries: finished, best, baseline, feasible, picked by number, curves and costs; and
+what a study was created with (its config and search space).
 
 Plain reads of a study; nothing here writes.
 """
@@ -6,14 +7,16 @@ Plain reads of a study; nothing here writes.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nin_search.compat import study_system_attrs
 from nin_search.errors import UserError
 from nin_search.pruning import CurvePoint
-from nin_search.records import BASELINE, TrialRecord
+from nin_search.records import BASELINE, CONFIG, SPACE_FINGERPRINT, TrialRecord, system_attr_key
 
 __all__ = [
     "FINISHED_STATES",
@@ -25,6 +28,8 @@ __all__ = [
     "finished_trials",
     "is_feasible",
     "pick_trial",
+    "recorded_config",
+    "recorded_space",
 ]
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -115,3 +120,27 @@ def pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
             "built); pick another --trial"
         )
     return trial
+
+
+def _recorded(study: optuna.Study, name: str) -> dict[str, Any] | None:
+    """A study attr nin-search records at creation (records.CREATION_SYSTEM_ATTRS): the study
+    system attr, else the user attr of the same name that earlier versions wrote; ``None``
+    when neither holds a mapping."""
+    value = study_system_attrs(study).get(system_attr_key(name))
+    if value is None:
+        value = study.user_attrs.get(name)
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def recorded_config(study: optuna.Study) -> dict[str, Any] | None:
+    """The config the study was created with (``StudyConfig.model_dump(mode="json")``), from
+    a study of any nin-search version; ``None`` for a study ``optimize`` did not create.
+
+    Every reader of the recorded config goes through here."""
+    return _recorded(study, CONFIG)
+
+
+def recorded_space(study: optuna.Study) -> dict[str, Any] | None:
+    """The fingerprint of the search space the study was created with
+    (``StudyConfig.space_fingerprint()``), or ``None`` when none was recorded."""
+    return _recorded(study, SPACE_FINGERPRINT)

@@ -32,6 +32,7 @@ from nin_search.records import (
 )
 from nin_search.sampling import RandomFirstSampler
 from nin_search.space import suggest_hyperparameters
+from nin_search.trials import recorded_config
 from nin_search.variants import PARAM_TOLERANCE, ablation_variants, flip_stage, match_params
 
 from .conftest import run_cli, write_study
@@ -217,7 +218,7 @@ def test_ablate_trains_every_variant_with_paired_seeds_and_resumes_new_seeds_onl
     assert len(set(_keys(trials))) == len(trials)
     source = optuna.load_study(study_name="abl", storage=f"sqlite:///{folder}/nin_search.db")
     best = source.best_trial
-    config = StudyConfig.model_validate(source.user_attrs["config"])
+    config = StudyConfig.model_validate(recorded_config(source))
     hparams = suggest_hyperparameters(FixedTrial(best.params), config.train).to_dict()
     assert {t.user_attrs[ABLATION_SOURCE] for t in trials} == {best.number}
     for trial in trials:  # every variant of one seed index trains with the same seed

@@ -222,6 +222,7 @@ def test_export_round_trip_reproduces_the_trial_outputs_and_its_accuracy(searche
     from nin_search import StudyConfig, build_model
     from nin_search.data import load_search_data
     from nin_search.train import evaluate
+    from nin_search.trials import recorded_config
     from nin_search.weights import load_weights
 
     folder, _ = searched
@@ -247,7 +248,7 @@ def test_export_round_trip_reproduces_the_trial_outputs_and_its_accuracy(searche
     )
     reference.load_state_dict(state, strict=True)
     reference.eval()
-    config = StudyConfig.model_validate(study.user_attrs["config"])
+    config = StudyConfig.model_validate(recorded_config(study))
     data = load_search_data(config.data, device="cpu")
     with torch.no_grad():
         difference = (exported(data.val.images) - reference(data.val.images)).abs().max().item()

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-COMMANDS = ["", "init", "optimize", "ablate", "best", "report", "dashboard", "export", "train"]
+COMMANDS = ["", "init", "optimize", "ablate", "best", "trials", "report", "dashboard", "export"]
+COMMANDS += ["train"]
 COMMANDS += ["predict"]
 
 # Runs `nin-search [COMMAND] --help` in this interpreter, then names the heavy modules loaded.

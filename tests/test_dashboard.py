@@ -121,7 +121,7 @@ def test_the_study_note_summarises_space_trials_best_trial_baselines_and_verdict
         "- MLP depth (1x1 convs per MLP stage): `1..2`",
         "- MLP widths (1x1 convs): `8, 16`",
         "- sampler: `tpe`",
-        "- pruner: `median`",
+        "- pruner: `percentile`",
         "3 complete.",
     ):
         assert line in note_lines

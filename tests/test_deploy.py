@@ -38,6 +38,7 @@ from nin_search.data import DIGITS_TEST_FRACTION, DIGITS_TEST_SEED, load_final_d
 from nin_search.export import info_from_metadata
 from nin_search.preprocessing import Preprocessing
 from nin_search.spec import ArchSpec
+from nin_search.trials import recorded_config
 from nin_search.weights import load_weights, read_metadata
 
 from .conftest import CIFAR10_MINI, TINY_DIGITS, write_study
@@ -271,7 +272,7 @@ def reference_predictions(folder: Path) -> list[str]:
     """What nin-search's own data path feeds the retrained network, in test-split order."""
     history = json.loads((folder / "final" / "history.json").read_text())
     study = optuna.load_study(study_name=history["study"], storage=storage(folder))
-    config = StudyConfig.model_validate(study.user_attrs["config"])
+    config = StudyConfig.model_validate(recorded_config(study))
     _, test, info = load_final_data(config.data, device="cpu")
     assert info["preprocessing"].to_dict() == history["preprocessing"]
     model = build_model(
@@ -424,7 +425,7 @@ def test_the_exported_search_model_scores_the_trial_s_accuracy_on_validation_fil
     from nin_search.data import read_dataset, split_indices
 
     study = study_of(digits_run)
-    config = StudyConfig.model_validate(study.user_attrs["config"])
+    config = StudyConfig.model_validate(recorded_config(study))
     tensors = read_dataset(config.data, split="train")
     _, val_index = split_indices(tensors.labels, val_fraction=0.2, seed=0)
     module, network = _network(digits_run, "exported_search")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import sqlite3
+from pathlib import Path
 
 import optuna
 import pytest
 
-from nin_search import ArchSpec, UserError, default_config, suggest_arch
+from nin_search import ArchSpec, UserError, default_config, records, suggest_arch
 from nin_search.artifacts import KeepBestWeights, make_artifact_store
 from nin_search.config import OptunaConfig, SpaceConfig, StudyConfig, TrainConfig
 from nin_search.data import load_search_data
@@ -15,7 +18,7 @@ from nin_search.objective import Objective
 from nin_search.sampling import make_pruner, make_sampler
 from nin_search.space import baseline_params
 from nin_search.study import open_study, optimize
-from nin_search.trials import baseline_trials
+from nin_search.trials import baseline_trials, recorded_config, recorded_space
 from nin_search.weights import load_weights
 
 TINY = StudyConfig.model_validate(
@@ -59,6 +62,72 @@ def test_a_new_study_enqueues_both_baselines_once(tmp_path):
     study = open_study(TINY, storage_url=storage, study_name="tiny")  # resumed: no new baselines
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert [t.user_attrs["baseline"] for t in waiting] == ["nin", "plain"]
+
+
+def _json(value):
+    return json.loads(json.dumps(value))
+
+
+def test_a_new_study_keeps_its_config_and_space_out_of_the_user_attrs_optuna_lists(tmp_path):
+    # `optuna studies` and optuna-dashboard list the study user attrs: the config alone was
+    # over 1,000 characters of JSON there. It is a system attr now, read back whole.
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    open_study(TINY, storage_url=storage, study_name="tiny", data_info={"num_classes": 10})
+    (summary,) = optuna.get_all_study_summaries(storage)
+    assert set(summary.user_attrs) == {records.CREATED_BY, records.DATA}
+    assert len(json.dumps(summary.user_attrs)) < 100
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert recorded_config(study) == _json(TINY.model_dump(mode="json"))
+    assert recorded_space(study) == _json(TINY.space_fingerprint())
+    assert StudyConfig.model_validate(recorded_config(study)) == TINY
+
+
+def _as_written_before(database: Path) -> None:
+    """Moves the config and space fingerprint back to the user attrs, where nin-search wrote
+    them before: the database of an older study, row for row."""
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO study_user_attributes (study_id, key, value_json) "
+            "SELECT study_id, substr(key, 12), value_json FROM study_system_attributes "
+            "WHERE key LIKE 'nin\\_search:%' ESCAPE '\\'"
+        )
+        moved = connection.execute(
+            "DELETE FROM study_system_attributes WHERE key LIKE 'nin\\_search:%' ESCAPE '\\'"
+        ).rowcount
+    connection.close()
+    assert moved == 2
+
+
+def test_a_study_written_before_with_its_config_in_user_attrs_still_reads_and_resumes(tmp_path):
+    from nin_search.ablation import study_config
+    from nin_search.artifacts import study_artifact_dir
+    from nin_search.dashboard import study_note
+
+    storage = f"sqlite:///{tmp_path / 'old.db'}"
+    open_study(TINY, storage_url=storage, study_name="tiny")
+    _as_written_before(tmp_path / "old.db")
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert study.user_attrs[records.CONFIG] == _json(TINY.model_dump(mode="json"))
+    assert recorded_config(study) == study.user_attrs[records.CONFIG]
+    assert recorded_space(study) == study.user_attrs[records.SPACE_FINGERPRINT]
+    # Every reader goes through recorded_config: ablate and train, the artifact folder, the note.
+    assert study_config(study) == TINY
+    assert study_artifact_dir(study, storage, None) == tmp_path / "old-artifacts"
+    assert "- dataset: `digits`" in study_note(study, [])
+    assert "- widths (k x k conv): `8, 16`" in study_note(study, [])
+    # Resuming compares the search space with the one recorded as a user attr.
+    resumed = open_study(TINY, storage_url=storage, study_name="tiny")
+    assert len(resumed.trials) == 2  # the two baselines, enqueued once
+    changed = TINY.model_copy(update={"space": TINY.space.model_copy(update={"widths": [8, 32]})})
+    with pytest.raises(UserError, match="another search space .*space.widths was"):
+        open_study(changed, storage_url=storage, study_name="tiny")
+
+
+def test_a_study_without_a_recorded_config_reads_as_none():
+    study = optuna.create_study()
+    assert recorded_config(study) is None and recorded_space(study) is None
+    study.set_user_attr(records.CONFIG, "not a mapping")
+    assert recorded_config(study) is None
 
 
 def _open(storage: str) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -17,6 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from nin_search.config import DEFAULT_STORAGE, StudyConfig, default_config, load_study_config
 
@@ -28,8 +31,21 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-console = Console()
-err_console = Console(stderr=True)
+# Printing to a pipe or a file, rich would wrap every line at 80 columns: a table row, an
+# architecture summary, a command to copy. There nothing wraps (unless COLUMNS says a width).
+UNWRAPPED_WIDTH = 10_000  # columns: wider than any line nin-search prints
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A console that wraps at the terminal's width, and not at all for a pipe or a file."""
+    console = Console(stderr=stderr)
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console
+    return Console(stderr=stderr, width=UNWRAPPED_WIDTH, soft_wrap=True)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 StorageOption = Annotated[
     str | None,
@@ -123,10 +139,10 @@ def _trial_column(trial: Any) -> list[str]:
 
 def _pareto_table(study: Any, title: str) -> Table:
     """Multi-objective: the Pareto front, most accurate first, then both baselines."""
-    from nin_search.records import CONFIG, TrialRecord
-    from nin_search.trials import baseline_trials, best_trials
+    from nin_search.records import TrialRecord
+    from nin_search.trials import baseline_trials, best_trials, recorded_config
 
-    objectives = study.user_attrs.get(CONFIG, {}).get("study", {}).get("objectives", [])
+    objectives = (recorded_config(study) or {}).get("study", {}).get("objectives", [])
     rows = [(f"#{t.number}", TrialRecord.from_trial(t)) for t in best_trials(study)]
     rows += [
         (f"{kind} baseline #{t.number}", TrialRecord.from_trial(t))
@@ -180,6 +196,67 @@ def summary_table(study: Any) -> Table:
     values = [_trial_column(trial) for trial in columns.values()]
     for index, row in enumerate(rows):
         table.add_row(row, *(column[index] for column in values))
+    return table
+
+
+_ORDER = {
+    "accuracy": "most accurate first",
+    "params": "fewest parameters first",
+    "macs": "fewest MACs first",
+    "latency_ms": "fastest first",
+}
+
+
+def _leaderboard_accuracy(row: dict[str, Any]) -> str:
+    if not row["feasible"]:
+        return "over a limit"
+    text = format_accuracy(row["accuracy"])
+    return text if row["accuracy"] is None or row["accuracy_is_final"] else f"{text}*"
+
+
+def leaderboard_table(
+    study_name: str, rows: list[dict[str, Any]], *, total: int, sort: str
+) -> Table:
+    """``nin-search trials``: one line per trial (:func:`nin_search.summary.trial_summary`
+    rows). An architecture summary stays on one line, whole unless the terminal is too narrow
+    for it (then cut at its end, marked "…"); piped, nothing is cut."""
+    with_latency = sort == "latency_ms" or any(row["latency_ms"] is not None for row in rows)
+    table = Table(
+        title=f"study {study_name!r}: {len(rows)} of {total} trials, {_ORDER.get(sort, sort)}",
+        title_justify="left",
+        caption="* the last reported epoch's accuracy (a pruned or running trial)"
+        if any(_leaderboard_accuracy(row).endswith("*") for row in rows)
+        else None,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,  # no vertical rules: room for the architecture
+        collapse_padding=True,
+        show_edge=False,
+    )
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("accuracy", justify="right", no_wrap=True)
+    # The one column that gives way in a narrow terminal: cut at its end ("…"), never wrapped.
+    table.add_column("architecture")
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("MACs", justify="right", no_wrap=True)
+    if with_latency:
+        table.add_column("latency ms", justify="right", no_wrap=True)
+    table.add_column("epochs", justify="right", no_wrap=True)
+    table.add_column("seconds", justify="right", no_wrap=True)
+    for row in rows:
+        cells = [
+            str(row["number"]),
+            row["state"],
+            _leaderboard_accuracy(row),
+            Text(row["arch_summary"] or "-", no_wrap=True, overflow="ellipsis"),
+            _count(row["num_params"]),
+            _count(row["macs"]),
+        ]
+        if with_latency:
+            cells.append("-" if row["latency_ms"] is None else f"{row['latency_ms']:.3f}")
+        cells.append(str(row["epochs"]))
+        cells.append("-" if row["seconds"] is None else f"{row['seconds']:.1f}")
+        table.add_row(*cells)
     return table
 
 

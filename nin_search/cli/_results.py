@@ -1,4 +1,4 @@
-"""`nin-search best`, `report` and `dashboard`: look at an existing study."""
+"""`nin-search best`, `trials`, `report` and `dashboard`: look at an existing study."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from nin_search.cli._common import (
     ReadStorageOption,
     app,
     console,
+    leaderboard_table,
     quiet_optuna,
     summary_table,
 )
@@ -38,6 +39,56 @@ def best(
         console.print_json(json.dumps(best_summary(study)))
         return
     console.print(summary_table(study))
+
+
+@app.command()
+def trials(
+    storage: ReadStorageOption = DEFAULT_STORAGE,
+    study_name: ExistingStudyOption = None,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top", min=1, help="Show the first N trials [default: all].", show_default=False
+        ),
+    ] = None,
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort",
+            help="accuracy (highest first; pruned trials by their last reported epoch), or a "
+            "cost, smallest first: params, macs or latency_ms.",
+        ),
+    ] = "accuracy",
+    states: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            help="Only trials in these states, comma-separated: complete, pruned, fail, "
+            "running, waiting [default: all].",
+            show_default=False,
+        ),
+    ] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV for spreadsheets.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """List the trials of an existing study, most accurate first: the leaderboard."""
+    if as_csv and as_json:
+        raise UserError("pass either --csv or --json, not both")
+    quiet_optuna()
+    from nin_search.study import load_study
+    from nin_search.summary import trials_csv, trials_table
+
+    study = load_study(storage, study_name)
+    rows = trials_table(
+        study, top=top, sort=sort, states=None if states is None else states.split(",")
+    )
+    if as_json:
+        console.print_json(json.dumps(rows))
+    elif as_csv:
+        console.out(trials_csv(rows), end="", highlight=False)
+    else:
+        total = len(study.get_trials(deepcopy=False))
+        console.print(leaderboard_table(study.study_name, rows, total=total, sort=sort))
 
 
 StudyNamesOption = Annotated[
