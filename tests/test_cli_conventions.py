@@ -8,7 +8,6 @@ import re
 import shlex
 import sys
 
-import click
 import optuna
 import pytest
 import typer
@@ -65,14 +64,14 @@ def test_every_command_has_examples_that_parse():
             assert words[:2] == ["nin-search", name], line
             arguments = [word for word in words[2:] if word != ">"]
             arguments = arguments[: arguments.index("trials.csv")] if ">" in line else arguments
-            with click.Context(group) as parent:
+            with typer.Context(group) as parent:
                 command.make_context(name, arguments, parent=parent)  # raises on a bad option
 
 
 def test_optimize_prints_a_line_per_trial_and_the_next_commands(tmp_path):
     study_file = write_study(tmp_path, TINY_DIGITS + "\n[ablation]\nafter_search = false\n")
     missing = run_cli("optimize", str(study_file), "--log-file", "no/such/t.jsonl", cwd=tmp_path)
-    assert missing.returncode == 2 and missing.stderr.startswith("error: --log-file")
+    assert missing.returncode == 2 and "--log-file does not exist" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "nin_search.db").exists()  # checked before anything was written
     first = run_cli(

@@ -24,7 +24,10 @@ from optuna.trial import TrialState, create_trial
 
 from nin_search import records
 from nin_search.analysis import answer_lines, find_ablation_study, get_answer
+from nin_search.config import load_study_config
 from nin_search.errors import UserError
+from nin_search.space import baseline_params
+from nin_search.study import open_study
 from nin_search.summary import TRIAL_KEYS, trial_summary, trials_csv, trials_table
 
 from .conftest import TINY_DIGITS, write_study
@@ -33,7 +36,11 @@ from .test_cli import checksum, in_process
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 # The plain baseline of the tiny study has 7,034 parameters: over this limit, it never trains.
-LIMITED_DIGITS = TINY_DIGITS + "\n[cost]\nmax_params = 5000\n"
+# Its baselines are enqueued at full width, as in a study made before nin-search narrowed them
+# to the limits: the plain one (7,034 params) then breaks max_params.
+LIMITED_DIGITS = TINY_DIGITS.replace("n_trials = 3", "n_trials = 3\nbaselines = false") + (
+    "\n[cost]\nmax_params = 5000\n"
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -164,6 +171,12 @@ def limited(tmp_path_factory) -> tuple[Path, optuna.Study]:
     """A 3-trial digits study with a parameter limit that the plain baseline breaks."""
     folder = tmp_path_factory.mktemp("limited")
     study_file = write_study(folder, LIMITED_DIGITS)
+    config = load_study_config(study_file)
+    storage_url = f"sqlite:///{folder / 'nin_search.db'}"
+    created = open_study(config, storage_url=storage_url, study_name="tiny")
+    for baseline in ("nin", "plain"):
+        params = baseline_params(config.space, config.train, baseline)
+        created.enqueue_trial(params, user_attrs={records.BASELINE: baseline})
     result = run_piped("optimize", str(study_file), cwd=folder)
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'nin_search.db'}")
