@@ -8,9 +8,10 @@ the same sampler seeds, through the code ``nin-search optimize --workers N`` run
 - ``C workers x 1 thread``: C spawned worker processes sharing the study, one thread each
   (``--workers C``; each process imports torch and loads the data itself, as it does for users).
 
-The clock runs from loading the data to the last trial (what the user waits for). Reported per
-side, as means over seeds: finished trials per hour, epochs per hour (pruned trials train fewer
-epochs, so this is the fairer throughput), best validation accuracy.
+The clock runs from loading the data to the last trial (what the user waits for); image
+folders are decoded once before either side runs, so both read the same warm decode cache.
+Reported per side, as means over seeds: finished trials per hour, epochs per hour (pruned
+trials train fewer epochs, so this is the fairer throughput), best validation accuracy.
 
     .venv/bin/python benchmarks/workers.py [--quick] [--seeds N] [--study FILE]
 
@@ -30,6 +31,7 @@ import torch
 from _common import epochs_trained, machine_line, print_result, print_table, timed
 
 from nin_search.config import StudyConfig, default_config, load_study_config
+from nin_search.data import load_search_data
 from nin_search.search import load_data, open_search, plan_search, run_search
 from nin_search.trials import finished_trials
 
@@ -89,6 +91,7 @@ def main() -> None:
     cores = usable_cores()
     sides = {f"1 worker x {cores} threads": 1, f"{cores} workers x 1 thread": cores}
     results: dict[str, list[tuple[float, dict[str, float]]]] = {side: [] for side in sides}
+    load_search_data(base.data, device="cpu")  # fills the decode cache: no side pays for it
     with tempfile.TemporaryDirectory() as folder:
         for seed in range(seeds):
             # Alternate which side goes first: a shared machine's load drifts.

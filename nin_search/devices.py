@@ -26,6 +26,7 @@ __all__ = [
     "cpu_has_native_bf16",
     "resolve_device",
     "resolve_precision",
+    "usable_cpu_cores",
 ]
 
 # glibc malloc thresholds (bytes) for CPU training: blocks up to this size come from the heap
@@ -128,6 +129,13 @@ def resolve_precision(precision: str, device: torch.device) -> Precision:
     return Precision("bf16" if cpu_has_native_bf16() else "fp32", device.type)
 
 
+def usable_cpu_cores() -> int:
+    """The cores this process may run on: its CPU affinity, else ``os.cpu_count()``."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def configure_cpu_threads(workers: int) -> int:
     """Shares this machine's cores between ``workers`` training processes.
 
@@ -146,11 +154,7 @@ def configure_cpu_threads(workers: int) -> int:
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, but got workers={workers!r}.")
-    if hasattr(os, "sched_getaffinity"):
-        cores = len(os.sched_getaffinity(0))
-    else:
-        cores = os.cpu_count() or 1
-    threads = max(1, cores // workers)
+    threads = max(1, usable_cpu_cores() // workers)
     torch.set_num_threads(threads)
     return threads
 

@@ -31,7 +31,7 @@ from nin_search.artifacts import (
 )
 from nin_search.config import StudyConfig
 from nin_search.data import SearchData, load_search_data
-from nin_search.devices import resolve_device
+from nin_search.devices import resolve_device, usable_cpu_cores
 from nin_search.errors import UserError
 from nin_search.objective import Objective
 from nin_search.outputs import check_folder, check_outputs
@@ -86,7 +86,7 @@ def plan_search(
     storage_url: str,
     study_name: str,
     artifact_dir: Path | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
     devices: str | None = None,
     log_file: Path | None = None,
 ) -> SearchPlan:
@@ -98,7 +98,9 @@ def plan_search(
         study_name: The study.
         artifact_dir: The artifact store folder; None for the config's (else beside the
             SQLite file).
-        workers: Worker processes sharing the study (>= 1).
+        workers: Worker processes sharing the study (>= 1); None for one per usable CPU core
+            when training on the CPU (faster than one worker using every core: see
+            benchmarks/RESULTS.md, workers vs threads), else one per device.
         devices: Comma-separated devices given to the workers in turn; None for the config's.
         log_file: A file to append one JSON line per finished trial to; checked here.
 
@@ -113,7 +115,7 @@ def plan_search(
     # Checked before the study exists: a folder that cannot be written leaves nothing behind.
     check_folder("--artifact-dir", folder)
     check_folder("the checkpoint folder", checkpoint_dir_for(folder, study_name))
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, but got {workers}")
     if log_file is not None:
         check_outputs([("--log-file", log_file)], storage_url=storage_url, artifact_dir=folder)
@@ -121,6 +123,9 @@ def plan_search(
     for device_name in device_names:
         resolve_device(device_name)
     training_device = resolve_device(device_names[0] if device_names else config.train.device)
+    if workers is None:
+        cpu = training_device.type == "cpu"
+        workers = usable_cpu_cores() if cpu else max(1, len(device_names))
     return SearchPlan(
         config=config,
         storage_url=storage_url,

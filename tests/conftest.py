@@ -40,6 +40,11 @@ def write_study(folder: Path, text: str = TINY_DIGITS, name: str = "study.toml")
     return path
 
 
+# `optimize` runs one worker per CPU core by default; the tests run one (in this process, so
+# that monkeypatches reach the trials, and reproducible to the digit) unless they ask for more.
+os.environ.setdefault("NIN_SEARCH_WORKERS", "1")
+
+
 @pytest.fixture
 def tiny_study(tmp_path: Path) -> Path:
     return write_study(tmp_path)

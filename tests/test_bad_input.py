@@ -437,6 +437,37 @@ CASES = [
         "no study named 'nope'",
     ),
     Case(
+        "unknown study name: trials",
+        ("trials", "--storage", "{good}", "--study-name", "nope"),
+        "no study named 'nope'",
+    ),
+    Case(
+        "trials: unknown sort key",
+        ("trials", "--storage", "{good}", "--sort", "speed"),
+        "--sort must be one of accuracy, params, macs, latency_ms, but got 'speed'",
+    ),
+    Case(
+        "trials: unknown state",
+        ("trials", "--storage", "{good}", "--state", "complete,done"),
+        "'done' unknown",
+    ),
+    Case(
+        "trials: --csv and --json",
+        ("trials", "--storage", "{good}", "--csv", "--json"),
+        "not both",
+    ),
+    Case("trials: --top 0", ("trials", "--storage", "{good}", "--top", "0"), "--top"),
+    Case(
+        "optimize: --log-file in a missing folder",
+        ("optimize", "{study}", "--storage", "sqlite:///{tmp}/w.db", "--log-file", "{tmp}/no/l"),
+        "--log-file does not exist",
+    ),
+    Case(
+        "optimize: --log-file is the database",
+        ("optimize", "{study}", "--storage", "{good}", "--log-file", "{tmp}/good.db"),
+        "--log-file",
+    ),
+    Case(
         "unknown study name: dashboard",
         ("dashboard", "--storage", "{good}", "--study-name", "nope", "--port", "0"),
         "nope",

@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -120,3 +121,41 @@ def test_optimize_prints_a_line_per_trial_and_the_next_commands(tmp_path):
     assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 4  # appended
     assert "Next:" not in quiet.stdout and "study 'tiny'" in quiet.stdout
     assert len(optuna.load_study(study_name="tiny", storage=storage).get_trials()) == 4
+
+
+def test_the_readme_signature_of_every_command_names_every_option():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    headings = dict(re.findall(r"^### `nin-search (\w+)(.*)`$", readme, flags=re.MULTILINE))
+    group = typer.main.get_command(app)
+    assert set(headings) == set(group.commands)
+    for name, command in group.commands.items():
+        words = set(re.findall(r"-{1,2}[\w-]+", headings[name]))
+        for parameter in command.params:
+            if parameter.param_type_name != "option" or parameter.hidden:
+                continue
+            if "--help" in parameter.opts:
+                continue
+            assert words & set(parameter.opts), f"README: nin-search {name} lacks {parameter.opts}"
+
+
+def test_optimize_runs_one_worker_per_cpu_core_by_default(tmp_path, monkeypatch):
+    from nin_search import search
+    from nin_search.config import default_config
+
+    monkeypatch.setattr(search, "usable_cpu_cores", lambda: 3)
+    config = default_config()
+    config = config.model_copy(update={"train": config.train.model_copy(update={"device": "cpu"})})
+    storage = f"sqlite:///{tmp_path / 'w.db'}"
+    plan = search.plan_search(config, storage_url=storage, study_name="w", workers=None)
+    assert plan.workers == 3 and plan.load_device == "cpu"
+    assert search.plan_search(config, storage_url=storage, study_name="w").workers == 1  # API
+    assert search.plan_search(config, storage_url=storage, study_name="w", workers=2).workers == 2
+
+
+def test_the_workers_default_can_come_from_the_environment(tmp_path, monkeypatch):
+    study_file = write_study(tmp_path, TINY_DIGITS.replace("n_trials = 3", "n_trials = 2"))
+    monkeypatch.setenv("NIN_SEARCH_WORKERS", "2")
+    result = run_cli("optimize", str(study_file), "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "2 worker(s) on cpu" in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("trial #")]) == 2

@@ -72,13 +72,16 @@ def optimize(
     ] = None,
     artifact_dir: ArtifactDirOption = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--workers",
-            help="Worker processes sharing the study on this machine (CPU cores are split "
-            "between them; with --devices each gets its own device).",
+            envvar="NIN_SEARCH_WORKERS",
+            help="Worker processes sharing the study on this machine; with --devices each gets "
+            "its own device. 1 gives a run reproducible to the digit. [default: one per CPU "
+            "core when training on the CPU (faster), else one per device]",
+            show_default=False,
         ),
-    ] = 1,
+    ] = None,
     devices: Annotated[
         str | None,
         typer.Option(
