@@ -57,9 +57,13 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("NIN_SEARCH_CACHE", str(cache))
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Runs ``python -m nin_search ARGS`` in a fresh process, as a user would."""
-    env = {**os.environ, "COLUMNS": "120", "PYTHONWARNINGS": "error::FutureWarning"}
+def run_cli(*args: str, cwd: Path, columns: int | None = 120) -> subprocess.CompletedProcess:
+    """Runs ``python -m nin_search ARGS`` in a fresh process, as a user would; ``columns=None``
+    as in ``... | less`` (a shell does not export COLUMNS)."""
+    env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
+    env["PYTHONWARNINGS"] = "error::FutureWarning"
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
     return subprocess.run(
         [sys.executable, "-m", "nin_search", *args],
         cwd=cwd,

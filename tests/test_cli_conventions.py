@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import sys
 from pathlib import Path
 
 import optuna
@@ -14,17 +13,10 @@ import pytest
 import typer
 
 from nin_search import __version__
-from nin_search.cli import EXAMPLES, app, main
+from nin_search.cli import EXAMPLES, app
 
 from .conftest import TINY_DIGITS, run_cli, write_study
-
-
-def in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["nin-search", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    return exited.value.code or 0, captured.out, captured.err
+from .test_cli import in_process
 
 
 def test_dash_h_is_help_and_version_prints_the_version(monkeypatch, capsys):

@@ -12,9 +12,7 @@ import csv
 import io
 import json
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -30,7 +28,7 @@ from nin_search.space import baseline_params
 from nin_search.study import open_study
 from nin_search.summary import TRIAL_KEYS, trial_summary, trials_csv, trials_table
 
-from .conftest import TINY_DIGITS, write_study
+from .conftest import TINY_DIGITS, run_cli, write_study
 from .test_cli import checksum, in_process
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -151,19 +149,8 @@ def test_trial_rows_are_plain_json_with_the_same_keys_as_csv_columns(every_state
 
 
 def run_piped(*args: str, cwd: Path, columns: int | None = None) -> subprocess.CompletedProcess:
-    """``python -m nin_search ARGS`` with stdout and stderr piped, as in ``... | less``: no
-    COLUMNS unless given (a shell does not export it)."""
-    env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
-    if columns is not None:
-        env["COLUMNS"] = str(columns)
-    return subprocess.run(
-        [sys.executable, "-m", "nin_search", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    """``python -m nin_search ARGS`` with stdout and stderr piped, as in ``... | less``."""
+    return run_cli(*args, cwd=cwd, columns=columns)
 
 
 @pytest.fixture(scope="module")
