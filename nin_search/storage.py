@@ -132,12 +132,24 @@ def _check_driver(parsed: sqlalchemy.engine.URL, url: str) -> None:
 def use_wal(url: str) -> None:
     """Puts a SQLite database in WAL mode (a property of the file, kept from then on), so
     that readers such as a live dashboard never block the workers' writes."""
+    import random
     import sqlite3
+    import time
 
     database = make_url(url).database
+    deadline = time.monotonic() + SQLITE_TIMEOUT
     connection = sqlite3.connect(database, timeout=SQLITE_TIMEOUT)
     try:
-        connection.execute("PRAGMA journal_mode=WAL")
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                # Workers that start together switch the same new file at once; SQLite then
+                # answers "locked" at once, without waiting on its busy timeout: retry.
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.01, 0.1))
     except sqlite3.DatabaseError as error:
         raise UserError(describe_storage_error(error, url) or _unusable(url, error)) from None
     finally:
