@@ -48,6 +48,7 @@ class Run:
 
     finished: list[tuple[float, float]]
     plain_baseline: float | None
+    complete_seconds: list[float]  # start to end of each trial trained for every epoch
 
     def best(self) -> float:
         return max((accuracy for _, accuracy in self.finished), default=0.0)
@@ -97,9 +98,11 @@ def run_side(side: str, folder: Path, seed: int, budget: float) -> Run:
         for trial in trials
         if trial.user_attrs.get("baseline") != "plain"  # the target, not a search result
     )
+    complete = [trial for trial in trials if trial.state == optuna.trial.TrialState.COMPLETE]
     return Run(
         finished=[item for item in finished if item[0] <= budget],
         plain_baseline=plain[0] if plain and plain[0] is not None else None,
+        complete_seconds=[trial.duration.total_seconds() for trial in complete],
     )
 
 
@@ -125,6 +128,13 @@ def main() -> None:
             order = sides if seed % 2 == 0 else tuple(reversed(sides))  # A B C, C B A, ...
             for side in order:
                 runs[side].append(run_side(side, folder, seed, budget))
+    for side in sides:
+        seconds = [second for run in runs[side] for second in run.complete_seconds]
+        if seconds:
+            print(
+                f"{side}: {len(seconds)} trials trained every epoch, median "
+                f"{statistics.median(seconds):.1f} s each (start to end, all seeds)"
+            )
     rows = []
     # The all-plain reference network's accuracy on that seed (nin-search's baseline trial).
     baseline = [run.plain_baseline or 0.0 for run in runs["nin-search tpe"]]
