@@ -161,7 +161,7 @@ def _switch_to_wal(url: str, barrier) -> str:
 def test_processes_that_switch_one_new_database_to_wal_together_all_succeed(tmp_path):
     # SQLite answers "locked" at once, without its busy timeout, to a journal-mode switch that
     # races another; before use_wal retried, about 1 round in 6 failed here (CI saw it).
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's threads' locks
     with context.Manager() as manager, context.Pool(4) as pool:
         for round_ in range(12):
             url = f"sqlite:///{tmp_path / f'wal{round_}.db'}"
