@@ -5,7 +5,8 @@ precision differs (``fp32`` vs ``bf16`` autocast). Two networks: the NIN CIFAR-1
 32x32 (batch 128, SGD) and the cifar10-mini study's typical widths (16-32) at 16x16. Runs
 alternate (fp32, bf16, bf16, fp32, ...) and the best run of each side is compared. With
 ``--accuracy`` it also trains the typical network on cifar10-mini (16x16, 4 epochs, 3 seeds) in
-both precisions and compares the mean validation accuracy.
+both precisions and compares the mean validation accuracy: the paired difference (same seed,
+same initial weights, same batches) with its 95% t-interval and n.
 
 The line ``native bf16`` says whether this CPU multiplies bf16 in hardware (AVX512-BF16, AMX,
 Arm BF16). Where it does not, PyTorch emulates bf16 (slower than float32), so
@@ -15,7 +16,7 @@ Arm BF16). Where it does not, PyTorch emulates bf16 (slower than float32), so
 
 Ends with ``RESULT cpu_bf16 <bf16 img/s / fp32 img/s on the NIN preset>`` (target >= 2 where
 bf16 is native) and, with ``--accuracy``, ``RESULT cpu_bf16_accuracy <bf16 - fp32 mean val acc,
-in points>`` (target within +-0.5).
+in points>`` (target within +-0.5; the interval says whether the seeds can tell).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 from _common import CIFAR10_MINI, machine_line, print_result, print_table, timed
 
 from nin_search import presets
+from nin_search.analysis import t_interval
 from nin_search.config import AugmentConfig, DataConfig
 from nin_search.data import DeviceData, load_search_data
 from nin_search.devices import configure_cpu_allocator, cpu_has_native_bf16, resolve_precision
@@ -103,7 +105,8 @@ def accuracy(seeds: int, epochs: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images and runs (~1 min)")
-    parser.add_argument("--accuracy", action="store_true", help="also 3 seeds on cifar10-mini")
+    parser.add_argument("--accuracy", action="store_true", help="also train on cifar10-mini")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds for --accuracy (default 3)")
     args = parser.parse_args()
     configure_cpu_allocator()
     native = cpu_has_native_bf16()
@@ -132,14 +135,21 @@ def main() -> None:
         print("bf16 is emulated on this CPU: the ratio above is why 'auto' keeps float32 here")
     print_result("cpu_bf16", ratios["NIN preset, 32x32"])
     if args.accuracy:
-        found = accuracy(seeds=3, epochs=4)
+        found = accuracy(seeds=args.seeds, epochs=4)
         means = {precision: statistics.mean(values) for precision, values in found.items()}
         print_table(
             "cifar10-mini 16x16, typical network, 4 epochs: validation accuracy",
             ["precision", "per seed", "mean"],
             [(p, " ".join(f"{v:.4f}" for v in found[p]), f"{means[p]:.4f}") for p in PRECISIONS],
         )
-        print_result("cpu_bf16_accuracy", 100 * (means["bf16"] - means["fp32"]))
+        paired = [100 * (b - f) for b, f in zip(found["bf16"], found["fp32"], strict=True)]
+        interval = t_interval(paired)
+        shown = "n/a" if interval is None else f"{interval[0]:+.2f}..{interval[1]:+.2f}"
+        print(
+            f"bf16 - fp32, paired by seed: {' '.join(f'{d:+.2f}' for d in paired)} points; "
+            f"mean {statistics.mean(paired):+.2f}, 95% CI {shown} (n={len(paired)} seeds)"
+        )
+        print_result("cpu_bf16_accuracy", statistics.mean(paired))
 
 
 if __name__ == "__main__":

@@ -279,10 +279,12 @@ class Trainer:
         for epoch in range(len(self.history) + 1, self.settings.epochs + 1):
             result = self.run_epoch(epoch)
             self.history.append(result)
-            if self.on_epoch is not None:
-                self.on_epoch(result)
+            # Saved before on_epoch reports the epoch: whatever the study says was done can
+            # be resumed, even by a kill that lands right after the report.
             if self.settings.checkpoint_path is not None:
                 self.save_checkpoint(self.settings.checkpoint_path)
+            if self.on_epoch is not None:
+                self.on_epoch(result)
         return TrainResult(
             tuple(self.history),
             compiled=self.forward is not self.model,
@@ -351,8 +353,8 @@ def train(
 ) -> TrainResult:
     """Trains ``model`` in place and evaluates it on ``val_split`` after every epoch.
 
-    With ``settings.checkpoint_path`` set, the state is saved after every epoch (after
-    ``on_epoch``) and a run that finds the file continues from it (see :class:`Trainer`).
+    With ``settings.checkpoint_path`` set, the state is saved after every epoch (before
+    ``on_epoch`` sees it) and a run that finds the file continues from it (see :class:`Trainer`).
 
     Args:
         model: The network, on the same device as the data.
