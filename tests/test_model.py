@@ -112,3 +112,20 @@ def test_params_are_counted_from_a_spec_with_the_keywords_of_count_macs():
     assert count_params(spec, in_channels=3, num_classes=10) == 966_986
     with pytest.raises(TypeError, match="num_classes=None"):
         count_params(spec, in_channels=3)
+
+
+@pytest.mark.parametrize("head", ["nin", "linear"])
+def test_weights_keep_pytorchs_default_initialisation(head):
+    # PyTorch's default (Kaiming-uniform with a = sqrt(5)) draws every weight within
+    # 1/sqrt(fan_in); the Kaiming-normal fan-out init that trained worse in short runs does not.
+    torch.manual_seed(0)
+    model = build_model(
+        spec_with(("mlp", "plain"), head=head, batch_norm=True), in_channels=3, num_classes=10
+    )
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) >= 4
+    for layer in layers:
+        fan_in = layer.weight[0].numel()
+        bound = 1 / fan_in**0.5
+        assert layer.weight.abs().max().item() <= bound
+        assert layer.weight.std().item() == pytest.approx(bound / 3**0.5, rel=0.3)

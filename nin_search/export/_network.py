@@ -76,20 +76,6 @@ class MLPConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.conv(x))'''
 
-INIT_WEIGHTS = """\
-    def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=0.01)
-                nn.init.zeros_(module.bias)"""
-
 
 def stage_node(index: int, stage: StageSpec, in_channels: str, dropout: float) -> Keyword:
     kernel = f"kernel_size={int(stage.kernel_size)}"
@@ -179,9 +165,6 @@ def model_class(spec: ArchSpec, info: ExportInfo, class_name: str) -> str:
             *_sequential(tuple(stages), "self.stages = "),
             f"        self.num_features = {channels}",
             *_sequential(_head(spec.head, channels), "self.head = "),
-            "        self._init_weights()",
-            "",
-            INIT_WEIGHTS,
             "",
             "    def forward_features(self, x: torch.Tensor) -> torch.Tensor:",
             *forward_lines,
