@@ -30,6 +30,7 @@ from nin_search.analysis import (
     regime_text,
     searched_study_names,
     seeds_for_half_width,
+    seeds_to_settle,
     t_interval,
 )
 from nin_search.report import get_stage_verdicts
@@ -399,6 +400,27 @@ def test_what_would_settle_it_uses_the_observed_sd_and_t_quantiles():
     assert ablation_settle_text(nine.matched) == (
         "`nin-search ablate --seeds 3` gives an interval (one seed gives none)"
     )
+
+
+@pytest.mark.parametrize("difference", [0.0, 0.35])
+def test_the_same_difference_on_every_seed_claims_no_certainty(difference):
+    # A saturated validation split: 285 of 288 images on both sides on every seed (or one
+    # image apart every time). The t-interval would have zero width; there is none.
+    kinds = ("plain", "plain")
+    trials = paired(3, 0, kinds, ("mlp", "plain"), [difference] * 3)
+    trials += paired(3, 0, kinds, ("mlp", "plain"), [0.5, -0.5, 0.1], variant="matched")
+    (ablation,) = get_ablation_info(ablation_study_of(trials))
+    flipped = ablation.flipped
+    assert flipped.interval is None and flipped.sd == pytest.approx(0.0, abs=1e-9)
+    assert flipped.verdict == (
+        f"unsure: difference {difference:+.1f} points, no interval "
+        "(n=3 seeds, the same difference on every seed)"
+    )
+    assert (
+        ablation.reading == "unsure: every seed gave the same difference, so there is no interval"
+    )
+    assert seeds_to_settle(flipped) is None
+    assert "more seeds cannot" in ablation_settle_text(flipped)
 
 
 @pytest.mark.parametrize(

@@ -99,7 +99,10 @@ def _reading(flipped: PairedEffect | None, matched: PairedEffect | None) -> str:
     if flipped is None:
         return "no flipped variant yet: only the matched comparison"
     if flipped.interval is None or matched.interval is None:
-        return "unsure: one seed gives no interval"
+        without = flipped if flipped.interval is None else matched
+        if without.n == 1:
+            return "unsure: one seed gives no interval"
+        return "unsure: every seed gave the same difference, so there is no interval"
     return _READINGS[direction(flipped.interval), direction(matched.interval)]
 
 
@@ -124,9 +127,14 @@ def _paired_effect(
             params = tuple(TrialRecord.from_trial(trial).param_count for trial in (mlp, plain))
     if not seeds:
         return None
-    interval = t_interval(differences, confidence)
     mean = float(np.mean(differences))
     count = f"n={len(seeds)} seed" + ("" if len(seeds) == 1 else "s")
+    tied = len(seeds) > 1 and len(set(differences)) == 1
+    # The same difference on every seed (a saturated validation split) has no spread to
+    # measure: its t-interval would have zero width and claim a certainty the seeds lack.
+    interval = None if tied else t_interval(differences, confidence)
+    if tied:
+        count += ", the same difference on every seed"
     return PairedEffect(
         source=source,
         stage=stage,

@@ -30,10 +30,11 @@ def seeds_to_settle(
 
     Returns:
         ``(seeds, half_width)``, or ``None`` when the interval already excludes 0, there is no
-        sd yet (one seed), or the target would need more than 1000 seeds.
+        sd yet (one seed) or a zero one (the same difference on every seed), or the target
+        would need more than 1000 seeds.
     """
-    if direction(effect.interval) in ("helps", "hurts") or effect.sd is None:
-        return None
+    if direction(effect.interval) in ("helps", "hurts") or not effect.sd:
+        return None  # settled, one seed (no sd), or tied on every seed (no spread to shrink)
     seeds = seeds_for_half_width(
         effect.sd, _target(effect.mean, smallest_effect), effect.confidence
     )
@@ -56,6 +57,11 @@ def ablation_settle_text(
         return None
     if effect.sd is None:
         return f"`{ABLATE} --seeds {FIRST_SEEDS}` gives an interval (one seed gives none)"
+    if effect.sd == 0:
+        return (
+            "every seed gave the same difference: the validation split is too small to "
+            "separate the two; a larger `data.val_fraction` can, more seeds cannot"
+        )
     settle = seeds_to_settle(effect, smallest_effect=smallest_effect)
     if settle is None:
         many = max(20, effect.n + 1)
