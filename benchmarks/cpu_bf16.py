@@ -12,7 +12,7 @@ The line ``native bf16`` says whether this CPU multiplies bf16 in hardware (AVX5
 Arm BF16). Where it does not, PyTorch emulates bf16 (slower than float32), so
 ``precision = "auto"`` stays float32 there, and the ratio below measures the emulation.
 
-    .venv/bin/python benchmarks/cpu_bf16.py [--quick] [--accuracy]
+    .venv/bin/python benchmarks/cpu_bf16.py [--quick] [--accuracy [--seeds N]] [--profile]
 
 Ends with ``RESULT cpu_bf16 <bf16 img/s / fp32 img/s on the NIN preset>`` (target >= 2 where
 bf16 is native) and, with ``--accuracy``, ``RESULT cpu_bf16_accuracy <bf16 - fp32 mean val acc,
@@ -102,11 +102,30 @@ def accuracy(seeds: int, epochs: int) -> dict[str, list[float]]:
     return found
 
 
+def profile(spec: ArchSpec, size: int, images: int) -> None:
+    """torch.profiler's most expensive ops in one epoch, per precision (after a warm-up)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    train_split, val_split = synthetic(images, size, 0), synthetic(128, size, 1)
+    for precision in PRECISIONS:
+        model = build_model(spec, in_channels=3, num_classes=10)
+        settings = TrainSettings(HPARAMS, epochs=1, seed=0, precision=precision)
+        train(model, train_split, val_split, settings)
+        with profiler(activities=[ProfilerActivity.CPU]) as result:
+            train(model, train_split, val_split, settings)
+        print(f"{precision}: one epoch of {images} images")
+        print(result.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images and runs (~1 min)")
     parser.add_argument("--accuracy", action="store_true", help="also train on cifar10-mini")
     parser.add_argument("--seeds", type=int, default=3, help="seeds for --accuracy (default 3)")
+    parser.add_argument(
+        "--profile", action="store_true", help="also torch.profiler's top ops, typical network"
+    )
     args = parser.parse_args()
     configure_cpu_allocator()
     native = cpu_has_native_bf16()
@@ -134,6 +153,8 @@ def main() -> None:
     if not native:
         print("bf16 is emulated on this CPU: the ratio above is why 'auto' keeps float32 here")
     print_result("cpu_bf16", ratios["NIN preset, 32x32"])
+    if args.profile:
+        profile(TYPICAL, 16, images * 2)
     if args.accuracy:
         found = accuracy(seeds=args.seeds, epochs=4)
         means = {precision: statistics.mean(values) for precision, values in found.items()}

@@ -70,6 +70,9 @@ def sides() -> dict[str, StudyConfig]:
         "successive-halving (reduction 8)": variant(
             "successive-halving", prune_random_trials=True, reduction_factor=8
         ),
+        "percentile 25 (5 startup trials)": variant(
+            "percentile", prune_random_trials=True, n_warmup_steps=0, n_startup_trials=5
+        ),
     }
 
 
