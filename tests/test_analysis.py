@@ -537,6 +537,27 @@ def test_consensus_checks_its_arguments_and_can_pool_the_mean_of_sources():
         get_consensus_info([study], method="reml")
 
 
+def test_consensus_leaves_out_an_ablation_tied_on_every_seed():
+    # Zero spread is no standard error: pooled, such an effect would take all the weight.
+    storage = optuna.storages.InMemoryStorage()
+    study = ablation_study_of([searched_trial("plain", 0.8, params=1e4)], storage=storage, name="s")
+    trials = paired(0, 0, ("plain",) * 2, ("mlp", "plain"), [0.35, 0.35, 0.35])
+    trials += paired(5, 0, ("plain",) * 2, ("mlp", "plain"), [3.0, 4.0, 5.0])
+    ablation = ablation_study_of(trials, storage=storage, name="s:ablation")
+    (stage,) = get_consensus_info([study], ablation_studies={"s": ablation}, sources="mean")
+    (effect,) = stage.effects
+    assert effect.difference == pytest.approx(4.0) and effect.n == 3
+
+    tied = ablation_study_of(trials[:6], storage=storage, name="t:ablation")
+    other = ablation_study_of([searched_trial("plain", 0.8, params=1e4)], storage=storage, name="t")
+    (stage,) = get_consensus_info([other], ablation_studies={"t": tied})
+    assert not stage.effects
+    assert stage.verdict == "no study has a flipped ablation with an interval here"
+    assert stage.left_out == [
+        "t: no flipped ablation with an interval (2 or more seeds whose differences vary)"
+    ]
+
+
 # ----------------------------------------------------------------------------------------------
 # The answer in words
 # ----------------------------------------------------------------------------------------------

@@ -65,9 +65,11 @@ def searched_study_names(names: Iterable[str]) -> list[str]:
 def _study_effect(
     study: optuna.Study, ablations: list[StageAblation], sources: str
 ) -> StudyEffect | str:
-    usable = [a for a in ablations if a.flipped is not None and a.flipped.sd is not None]
+    # An effect without an interval (one seed, or the same difference on every seed) has no
+    # standard error to weight it by: pooling it would give it all the weight.
+    usable = [a for a in ablations if a.flipped is not None and a.flipped.interval is not None]
     if not usable:
-        return "no flipped ablation with 2 or more seeds"
+        return "no flipped ablation with an interval (2 or more seeds whose differences vary)"
     if sources == "mean":
         means = [a.flipped.mean for a in usable]
         variances = [a.flipped.sd**2 / a.flipped.n for a in usable]
@@ -212,7 +214,7 @@ def _verdict(
     confidence: float,
 ) -> str:
     if not effects:
-        return "no study has a flipped ablation with 2 or more seeds here"
+        return "no study has a flipped ablation with an interval here"
     if pooled is None:
         only = effects[0]
         return f"one study only ({only.study_name}): {signed(only.difference)} points, n={only.n}"
