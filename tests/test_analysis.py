@@ -519,13 +519,23 @@ def test_studies_with_opposite_tight_effects_disagree_with_a_large_i2():
     assert stage.verdict.startswith("they disagree (I²=100%): pooled +0.0 points")
 
 
+def consensus_of_sources(*differences, storage=None, name="s", sources="mean"):
+    """One searched study whose ablation flips stage 0 of sources 0, 5, 10, ... with these
+    paired differences; its consensus at stage 0."""
+    storage = storage or optuna.storages.InMemoryStorage()
+    study = ablation_study_of(
+        [searched_trial("plain", 0.8, params=1e4)], storage=storage, name=name
+    )
+    trials = []
+    for index, values in enumerate(differences):
+        trials += paired(5 * index, 0, ("plain",) * 2, ("mlp", "plain"), values)
+    ablation = ablation_study_of(trials, storage=storage, name=f"{name}:ablation")
+    (stage,) = get_consensus_info([study], ablation_studies={name: ablation}, sources=sources)
+    return study, stage
+
+
 def test_consensus_checks_its_arguments_and_can_pool_the_mean_of_sources():
-    storage = optuna.storages.InMemoryStorage()
-    study = ablation_study_of([searched_trial("plain", 0.8, params=1e4)], storage=storage, name="s")
-    trials = paired(0, 0, ("plain",) * 2, ("mlp", "plain"), [1.0, 2.0, 3.0])
-    trials += paired(5, 0, ("plain",) * 2, ("mlp", "plain"), [3.0, 4.0, 5.0])
-    ablation = ablation_study_of(trials, storage=storage, name="s:ablation")
-    (stage,) = get_consensus_info([study], ablation_studies={"s": ablation}, sources="mean")
+    study, stage = consensus_of_sources([1.0, 2.0, 3.0], [3.0, 4.0, 5.0])
     (effect,) = stage.effects
     assert effect.source is None and effect.difference == pytest.approx(3.0)
     assert effect.standard_error == pytest.approx(math.sqrt(2 * (1 / 3)) / 2)
@@ -539,18 +549,11 @@ def test_consensus_checks_its_arguments_and_can_pool_the_mean_of_sources():
 
 def test_consensus_leaves_out_an_ablation_tied_on_every_seed():
     # Zero spread is no standard error: pooled, such an effect would take all the weight.
-    storage = optuna.storages.InMemoryStorage()
-    study = ablation_study_of([searched_trial("plain", 0.8, params=1e4)], storage=storage, name="s")
-    trials = paired(0, 0, ("plain",) * 2, ("mlp", "plain"), [0.35, 0.35, 0.35])
-    trials += paired(5, 0, ("plain",) * 2, ("mlp", "plain"), [3.0, 4.0, 5.0])
-    ablation = ablation_study_of(trials, storage=storage, name="s:ablation")
-    (stage,) = get_consensus_info([study], ablation_studies={"s": ablation}, sources="mean")
+    _, stage = consensus_of_sources([0.35, 0.35, 0.35], [3.0, 4.0, 5.0])
     (effect,) = stage.effects
     assert effect.difference == pytest.approx(4.0) and effect.n == 3
 
-    tied = ablation_study_of(trials[:6], storage=storage, name="t:ablation")
-    other = ablation_study_of([searched_trial("plain", 0.8, params=1e4)], storage=storage, name="t")
-    (stage,) = get_consensus_info([other], ablation_studies={"t": tied})
+    _, stage = consensus_of_sources([0.35, 0.35, 0.35], name="t", sources="best")
     assert not stage.effects
     assert stage.verdict == "no study has a flipped ablation with an interval here"
     assert stage.left_out == [
