@@ -423,6 +423,21 @@ def test_the_same_difference_on_every_seed_claims_no_certainty(difference):
     assert "more seeds cannot" in ablation_settle_text(flipped)
 
 
+def test_one_image_apart_on_every_seed_is_a_tie_despite_float_rounding():
+    # 285/288 - 284/288 and 284/288 - 283/288 differ in the last digit: still no interval.
+    kinds = ("plain", "plain")
+    trials = []
+    for seed, plain_correct in enumerate((284, 285, 283)):
+        trials.append(ablation_trial(3, 0, "original", seed, kinds, plain_correct / 288))
+        trials.append(
+            ablation_trial(3, 0, "flipped", seed, ("mlp", "plain"), (plain_correct + 1) / 288)
+        )
+    (ablation,) = get_ablation_info(ablation_study_of(trials))
+    assert len(set(ablation.flipped.differences)) > 1  # the rounding this test is about
+    assert ablation.flipped.interval is None and ablation.flipped.sd == 0.0
+    assert ablation.flipped.verdict.startswith("unsure: difference +0.3 points, no interval")
+
+
 @pytest.mark.parametrize(
     ("matched", "reading"),
     [

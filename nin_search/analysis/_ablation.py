@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nin_search import records
-from nin_search.analysis._defaults import CONFIDENCE
+from nin_search.analysis._defaults import CONFIDENCE, TIED_POINTS
 from nin_search.analysis._format import direction, verdict_text
 from nin_search.analysis._stats import t_interval
 from nin_search.analysis._trials import final_value, stage_kind
@@ -129,9 +129,12 @@ def _paired_effect(
         return None
     mean = float(np.mean(differences))
     count = f"n={len(seeds)} seed" + ("" if len(seeds) == 1 else "s")
-    tied = len(seeds) > 1 and len(set(differences)) == 1
-    # The same difference on every seed (a saturated validation split) has no spread to
-    # measure: its t-interval would have zero width and claim a certainty the seeds lack.
+    # The same difference on every seed (a saturated validation split: one image apart each
+    # time) has no spread to measure: its t-interval would have zero width (or one of float
+    # rounding, 285/288 - 284/288 and 284/288 - 283/288 differ in the last digit) and claim a
+    # certainty the seeds lack.
+    tied = len(seeds) > 1 and float(np.ptp(differences)) <= TIED_POINTS
+    sd = None if len(seeds) < 2 else 0.0 if tied else float(np.std(differences, ddof=1))
     interval = None if tied else t_interval(differences, confidence)
     if tied:
         count += ", the same difference on every seed"
@@ -144,7 +147,7 @@ def _paired_effect(
         differences=differences,
         n=len(seeds),
         mean=mean,
-        sd=float(np.std(differences, ddof=1)) if len(seeds) > 1 else None,
+        sd=sd,
         interval=interval,
         confidence=confidence,
         mlp_params=None if params[0] is None else int(params[0]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 CONFIDENCE = 0.95  # coverage of every interval (t-intervals, bootstrap intervals), in (0, 1)
 BOOTSTRAP_RESAMPLES = 2000  # resamples per bootstrap interval
 BOOTSTRAP_SEED = 0  # seed of every bootstrap; each stage and size range uses it afresh
+TIED_POINTS = 1e-9  # paired differences this close (float rounding) are one: no interval
 
 # The report's naive verdict (every completed trial, whatever sampled it).
 MIN_TRIALS_PER_KIND = 5  # completed trials each kind (plain, MLP conv) needs for a verdict
@@ -27,4 +28,4 @@ FIRST_SEEDS = 3  # seeds suggested when one seed gave no interval
 
 # Pooling several studies (datasets).
 AGREEMENT_I2 = 0.25  # below this heterogeneity I² (and with one sign) the studies agree
-MIN_VARIANCE = 1e-6  # points²: seeds that gave identical differences still get a finite weight
+MIN_VARIANCE = 1e-6  # points²: floor of a pooled effect's variance (tied ablations are left out)
