@@ -21,6 +21,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from nin_search.analysis import t_interval
 from nin_search.config import StudyConfig, StudySection
 from nin_search.data import SearchData
 from nin_search.objective import Objective
@@ -94,6 +95,14 @@ def summary(values: Sequence[float]) -> str:
     """``mean ± std`` (sample std; 0 for one value)."""
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.4f} ± {spread:.4f}"
+
+
+def paired_summary(differences: Sequence[float], unit: str) -> str:
+    """``+0.50 points, 95% CI +0.01..+0.99 (n=5 seeds)`` for paired differences."""
+    interval = t_interval(differences)
+    shown = "n/a" if interval is None else f"{interval[0]:+.2f}..{interval[1]:+.2f}"
+    mean = statistics.mean(differences)
+    return f"{mean:+.2f} points, 95% CI {shown} (n={len(differences)} {unit})"
 
 
 def print_result(name: str, value: float) -> None:

@@ -25,10 +25,9 @@ import argparse
 import statistics
 
 import torch
-from _common import CIFAR10_MINI, machine_line, print_result, print_table, timed
+from _common import CIFAR10_MINI, machine_line, paired_summary, print_result, print_table, timed
 
 from nin_search import presets
-from nin_search.analysis import t_interval
 from nin_search.config import AugmentConfig, DataConfig
 from nin_search.data import DeviceData, load_search_data
 from nin_search.devices import configure_cpu_allocator, cpu_has_native_bf16, resolve_precision
@@ -164,11 +163,9 @@ def main() -> None:
             [(p, " ".join(f"{v:.4f}" for v in found[p]), f"{means[p]:.4f}") for p in PRECISIONS],
         )
         paired = [100 * (b - f) for b, f in zip(found["bf16"], found["fp32"], strict=True)]
-        interval = t_interval(paired)
-        shown = "n/a" if interval is None else f"{interval[0]:+.2f}..{interval[1]:+.2f}"
         print(
             f"bf16 - fp32, paired by seed: {' '.join(f'{d:+.2f}' for d in paired)} points; "
-            f"mean {statistics.mean(paired):+.2f}, 95% CI {shown} (n={len(paired)} seeds)"
+            f"mean {paired_summary(paired, 'seeds')}"
         )
         print_result("cpu_bf16_accuracy", statistics.mean(paired))
 

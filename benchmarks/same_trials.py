@@ -34,10 +34,9 @@ from pathlib import Path
 import optuna
 import plain_optuna_imagefolder as plain
 import torch
-from _common import CIFAR10_MINI, REPO, machine_line, print_result, print_table
+from _common import CIFAR10_MINI, REPO, machine_line, paired_summary, print_result, print_table
 from torch import nn
 
-from nin_search.analysis import t_interval
 from nin_search.config import load_study_config
 from nin_search.data import load_search_data
 from nin_search.model import build_model
@@ -128,23 +127,15 @@ def main() -> None:
     reference = [accuracy for accuracy, _ in found["plain optuna"]]
     for side in SIDES[:-1]:
         paired = [100 * (a - b) for (a, _), b in zip(found[side], reference, strict=True)]
-        interval = t_interval(paired)
-        shown = "n/a" if interval is None else f"{interval[0]:+.2f}..{interval[1]:+.2f}"
         seconds = statistics.mean(s for _, s in found[side])
         print(
-            f"{side} - plain optuna: {statistics.mean(paired):+.2f} points, 95% CI {shown} "
-            f"(n={len(paired)} trials); {seconds:.1f} s per trial"
+            f"{side} - plain optuna: {paired_summary(paired, 'trials')}; {seconds:.1f} s per trial"
         )
     init = [
         100 * (a - b)
         for (a, _), (b, _) in zip(found["nin-search fp32"], found["kaiming fp32"], strict=True)
     ]
-    interval = t_interval(init)
-    shown = "n/a" if interval is None else f"{interval[0]:+.2f}..{interval[1]:+.2f}"
-    print(
-        f"default init - kaiming init (both fp32): {statistics.mean(init):+.2f} points, "
-        f"95% CI {shown} (n={len(init)} trials)"
-    )
+    print(f"default init - kaiming init (both fp32): {paired_summary(init, 'trials')}")
     plain_seconds = statistics.mean(s for _, s in found["plain optuna"])
     nin_seconds = statistics.mean(s for _, s in found["nin-search"])
     print_result("same_trials_speed", plain_seconds / nin_seconds)
