@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from nin_search.analysis import t_interval
-from nin_search.config import StudyConfig, StudySection
-from nin_search.data import SearchData
+from nin_search.config import DataConfig, StudyConfig, StudySection
+from nin_search.data import SearchData, read_dataset, split_indices
 from nin_search.objective import Objective
 from nin_search.spec import ArchSpec, StageSpec
 from nin_search.study import open_study, optimize
@@ -146,3 +146,23 @@ def run_digits_study(config: StudyConfig, data: SearchData, folder: Path) -> opt
 def epochs_trained(study: optuna.Study) -> int:
     """Epochs trained by all trials: each trial reports once per epoch."""
     return sum(len(trial.intermediate_values) for trial in study.get_trials(deepcopy=False))
+
+
+def same_validation_images(plain_validation: Sequence[str], data: DataConfig) -> int:
+    """How many validation images nin-search and the plain script share; raises unless all.
+
+    ``plain_validation``: the plain script's validation image paths. nin-search's come from its
+    own split of the same folder (``data.val_fraction``, ``data.split_seed``).
+    """
+    tensors = read_dataset(data, split="train")
+    _, val_index = split_indices(
+        tensors.labels, val_fraction=data.val_fraction, seed=data.split_seed
+    )
+    nin_search = {tensors.real_paths[index] for index in val_index.tolist()}
+    plain = {os.path.realpath(path) for path in plain_validation}
+    if nin_search != plain:
+        raise RuntimeError(
+            f"the two sides validate on different images ({len(nin_search & plain)} shared of "
+            f"{len(nin_search)} and {len(plain)}); their accuracies would not be comparable"
+        )
+    return len(plain)

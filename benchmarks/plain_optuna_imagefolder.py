@@ -1,11 +1,12 @@
 """The search a user writes without nin-search: plain Optuna + torchvision ImageFolder/DataLoader.
 
-This is the other side of ``benchmarks/vs_plain_optuna.py``, written the way the PyTorch and
+This is the other side of ``benchmarks/search_images.py``, written the way the PyTorch and
 optuna-examples tutorials teach it (``pytorch/pytorch_simple.py``): an ``ImageFolder`` with
-per-sample transforms, a random 80/20 split, ``DataLoader`` workers, a model class built from
-``trial.suggest_*`` calls, ``trial.report`` + ``should_prune`` every epoch, TPE and the median
-pruner. It searches the same space as ``studies/cifar10-mini-quick.toml`` (per stage plain conv or
-MLP conv, kernel, widths, 1x1 depth and widths, pooling; dropout, head; optimizer, learning rate,
+per-sample transforms, a stratified 80/20 split (scikit-learn's ``train_test_split``),
+``DataLoader`` workers, a model class built from ``trial.suggest_*`` calls, ``trial.report`` +
+``should_prune`` every epoch, TPE and the median pruner. It searches the same space as
+``studies/cifar10-mini-quick.toml`` (per stage plain conv or MLP conv, kernel, widths, 1x1 depth
+and widths, pooling; dropout, head; optimizer, learning rate,
 weight decay, batch size, label smoothing) with the same epochs and image size. It imports nothing
 from nin_search.
 
@@ -20,6 +21,7 @@ import os
 
 import optuna
 import torch
+from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
@@ -64,6 +66,12 @@ def build_model(trial: optuna.Trial, num_classes: int) -> nn.Module:
     return nn.Sequential(*layers)
 
 
+def split(targets: list[int]) -> tuple[list[int], list[int]]:
+    """Train / validation indices: stratified 80/20, seed 0 (the split nin-search makes too)."""
+    indices = list(range(len(targets)))
+    return train_test_split(indices, test_size=0.2, stratify=targets, random_state=0)
+
+
 def make_datasets(root: str) -> tuple[Subset, Subset]:
     """The train folder, split 80/20 once; augmentation on the training side only."""
     train_transform = transforms.Compose(
@@ -80,9 +88,8 @@ def make_datasets(root: str) -> tuple[Subset, Subset]:
     )
     train_folder = datasets.ImageFolder(os.path.join(root, "train"), train_transform)
     val_folder = datasets.ImageFolder(os.path.join(root, "train"), eval_transform)
-    order = torch.randperm(len(train_folder), generator=torch.Generator().manual_seed(0))
-    split = int(0.8 * len(order))
-    return Subset(train_folder, order[:split].tolist()), Subset(val_folder, order[split:].tolist())
+    train_index, val_index = split(train_folder.targets)
+    return Subset(train_folder, train_index), Subset(val_folder, val_index)
 
 
 def objective(trial: optuna.Trial, data: tuple[Subset, Subset], workers: int) -> float:

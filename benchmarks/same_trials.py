@@ -10,12 +10,12 @@ and trains each one, with the same seed, three ways:
   convs, N(0, 0.01) classifier, torchvision's ResNet habit) and float32 like the old code,
   so that the init change is measured on its own against the row ``nin-search fp32``;
 * ``plain optuna``: the objective of ``plain_optuna_imagefolder.py`` replayed through
-  ``optuna.trial.FixedTrial`` (ImageFolder + DataLoader, its own 80/20 split, no pruning).
+  ``optuna.trial.FixedTrial`` (ImageFolder + DataLoader, no pruning).
 
 Per trial: validation accuracy and seconds. Summary: the mean paired difference in accuracy to
-the plain script, with its 95% t-interval and n, and the ratio of seconds per trial. The two
-splits hold different images (2,000 each), so one accuracy carries about +-1.1 points of
-binomial noise; the mean over trials is what to read.
+the plain script, with its 95% t-interval and n, and the ratio of seconds per trial. Both sides
+validate on the same 2,000 images (checked at the start), so the paired differences carry no
+split noise; one accuracy still carries about +-1.1 points of binomial noise.
 
     .venv/bin/python benchmarks/same_trials.py [--quick] [--trials N] [--seed S]
 
@@ -34,7 +34,15 @@ from pathlib import Path
 import optuna
 import plain_optuna_imagefolder as plain
 import torch
-from _common import CIFAR10_MINI, REPO, machine_line, paired_summary, print_result, print_table
+from _common import (
+    CIFAR10_MINI,
+    REPO,
+    machine_line,
+    paired_summary,
+    print_result,
+    print_table,
+    same_validation_images,
+)
 from torch import nn
 
 from nin_search.config import load_study_config
@@ -84,6 +92,8 @@ def main() -> None:
         config = load_study_config(path)
     data = load_search_data(config.data, device="cpu")
     plain_data = plain.make_datasets(str(CIFAR10_MINI))
+    paths = [plain_data[1].dataset.samples[index][0] for index in plain_data[1].indices]
+    print(f"validation images: the same {same_validation_images(paths, config.data)} on both sides")
     sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed))
     found: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
     rows = []

@@ -36,7 +36,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from _common import CIFAR10_MINI, REPO, machine_line, print_result, print_table
+import plain_optuna_imagefolder as plain_script
+from _common import (
+    CIFAR10_MINI,
+    REPO,
+    machine_line,
+    print_result,
+    print_table,
+    same_validation_images,
+)
+
+from nin_search.config import load_study_config
 
 SIDES = ("nin-search tpe", "nin-search random", "plain optuna")
 
@@ -124,6 +134,12 @@ def main() -> None:
     runs: dict[str, list[Run]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
+        if "plain optuna" in sides:
+            config = load_study_config(study_file(folder, "tpe"))
+            _, val = plain_script.make_datasets(str(CIFAR10_MINI))
+            paths = [val.dataset.samples[index][0] for index in val.indices]
+            shared = same_validation_images(paths, config.data)
+            print(f"validation images: the same {shared} on both sides")
         for seed in seeds:
             order = sides if seed % 2 == 0 else tuple(reversed(sides))  # A B C, C B A, ...
             for side in order:
