@@ -116,8 +116,9 @@ PRUNER_FACTORIES: dict[str, Factory] = {
         "nin_search.pruning:DominatedPruner",
         {"min_dominators": 2, "margin": 0.01, "n_warmup_steps": 1},
     ),
-    # The default: stops a trial below the 25th percentile from its first epoch on, once two
-    # trials completed (the two baselines in a default study); see benchmarks/RESULTS.md §3.
+    # The default: keeps the top 25% (stops a trial below the completed trials' 75th percentile)
+    # from its first epoch on, once two trials completed (the two baselines in a default
+    # study); see benchmarks/RESULTS.md §3.
     "percentile": Factory(
         "optuna.pruners:PercentilePruner",
         {"percentile": 25.0, "n_startup_trials": 2, "n_warmup_steps": 0},
