@@ -59,7 +59,17 @@ def sides() -> dict[str, StudyConfig]:
         "median (no warm-up)": variant(
             "median", prune_random_trials=True, n_warmup_steps=0, n_startup_trials=2
         ),
-        "percentile 25 (random trials in full)": variant("percentile", prune_random_trials=False),
+        "percentile 25 (random trials in full)": variant(
+            "percentile", prune_random_trials=False, percentile=25.0
+        ),
+        # The default from 2026-11-28 to 2026-12-03 (percentile 10 since).
+        "percentile 25 (no warm-up)": variant(
+            "percentile",
+            prune_random_trials=True,
+            percentile=25.0,
+            n_warmup_steps=0,
+            n_startup_trials=2,
+        ),
         "percentile 10 (no warm-up)": variant(
             "percentile",
             prune_random_trials=True,
@@ -67,11 +77,22 @@ def sides() -> dict[str, StudyConfig]:
             n_warmup_steps=0,
             n_startup_trials=2,
         ),
+        "percentile 20 (no warm-up)": variant(
+            "percentile",
+            prune_random_trials=True,
+            percentile=20.0,
+            n_warmup_steps=0,
+            n_startup_trials=2,
+        ),
         "successive-halving (reduction 8)": variant(
             "successive-halving", prune_random_trials=True, reduction_factor=8
         ),
         "percentile 25 (5 startup trials)": variant(
-            "percentile", prune_random_trials=True, n_warmup_steps=0, n_startup_trials=5
+            "percentile",
+            prune_random_trials=True,
+            percentile=25.0,
+            n_warmup_steps=0,
+            n_startup_trials=5,
         ),
     }
 
