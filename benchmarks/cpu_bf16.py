@@ -13,6 +13,10 @@ Arm BF16). Where it does not, PyTorch emulates bf16 (slower than float32), so
 ``precision = "auto"`` stays float32 there, and the ratio below measures the emulation.
 
     .venv/bin/python benchmarks/cpu_bf16.py [--quick] [--accuracy [--seeds N]] [--profile]
+                                            [--step-parts]
+
+``--step-parts`` times the two parts of a step that bf16 does not shrink on the typical network
+(the optimizer step and dropout's random mask), with the alternatives PyTorch offers.
 
 Ends with ``RESULT cpu_bf16 <bf16 img/s / fp32 img/s on the NIN preset>`` (target >= 2 where
 bf16 is native) and, with ``--accuracy``, ``RESULT cpu_bf16_accuracy <bf16 - fp32 mean val acc,
@@ -23,9 +27,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections.abc import Callable
 
 import torch
-from _common import CIFAR10_MINI, machine_line, paired_summary, print_result, print_table, timed
+from _common import (
+    CIFAR10_MINI,
+    machine_line,
+    paired_summary,
+    print_result,
+    print_table,
+    timed,
+)
 
 from nin_search import presets
 from nin_search.config import AugmentConfig, DataConfig
@@ -117,6 +129,42 @@ def profile(spec: ArchSpec, size: int, images: int) -> None:
         print(result.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
 
 
+def best_ms(function: Callable[[], object], repeats: int = 200) -> float:
+    """Best wall milliseconds of ``repeats`` calls, after 10 warm-up calls."""
+    for _ in range(10):
+        function()
+    return 1000 * min(timed(function)[0] for _ in range(repeats))
+
+
+def step_parts() -> None:
+    """Milliseconds per optimizer step and per dropout mask, typical network, batch 128."""
+    parameters = list(build_model(TYPICAL, in_channels=3, num_classes=10).parameters())
+    for parameter in parameters:
+        parameter.grad = torch.randn_like(parameter)
+    elements = sum(parameter.numel() for parameter in parameters)
+    rows = []
+    for name, factory in (("SGD", torch.optim.SGD), ("AdamW", torch.optim.AdamW)):
+        options = {"lr": 1e-3, "weight_decay": 5e-4} | ({"momentum": 0.9} if name == "SGD" else {})
+        times = [
+            best_ms(factory(parameters, **options, **variant).step)
+            for variant in ({"foreach": False}, {"foreach": True}, {"fused": True})
+        ]
+        rows.append((name, *(f"{t:.2f}" for t in times)))
+    print_table(
+        f"Optimizer step, typical network ({len(parameters)} tensors, {elements:,} elements), ms",
+        ["optimizer", "for loop", "foreach (default)", "fused"],
+        rows,
+    )
+    activation = torch.randn(128, 32, 8, 8).contiguous(memory_format=torch.channels_last)
+    dropout = torch.nn.Dropout(0.1).train()
+    rows = [
+        ("nn.Dropout, fp32", f"{best_ms(lambda: dropout(activation)):.2f}"),
+        ("nn.Dropout, bf16", f"{best_ms(lambda: dropout(activation.bfloat16())):.2f}"),
+        ("rand_like > p (mask only)", f"{best_ms(lambda: torch.rand_like(activation) > 0.1):.2f}"),
+    ]
+    print_table("Dropout on one 128x32x8x8 activation, ms", ["variant", "ms"], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images and runs (~1 min)")
@@ -124,6 +172,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds for --accuracy (default 3)")
     parser.add_argument(
         "--profile", action="store_true", help="also torch.profiler's top ops, typical network"
+    )
+    parser.add_argument(
+        "--step-parts", action="store_true", help="also optimizer step and dropout, in ms"
     )
     args = parser.parse_args()
     configure_cpu_allocator()
@@ -154,6 +205,8 @@ def main() -> None:
     print_result("cpu_bf16", ratios["NIN preset, 32x32"])
     if args.profile:
         profile(TYPICAL, 16, images * 2)
+    if args.step_parts:
+        step_parts()
     if args.accuracy:
         found = accuracy(seeds=args.seeds, epochs=4)
         means = {precision: statistics.mean(values) for precision, values in found.items()}
