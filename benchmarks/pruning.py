@@ -42,6 +42,16 @@ def sides() -> dict[str, StudyConfig]:
         optuna_section = base.optuna.model_copy(update=update)
         return base.model_copy(update={"study": study, "optuna": optuna_section})
 
+    def percentile(value: float, startup: int = 2) -> StudyConfig:
+        """The percentile pruner from the first epoch on, random trials judged."""
+        return variant(
+            "percentile",
+            prune_random_trials=True,
+            percentile=value,
+            n_warmup_steps=0,
+            n_startup_trials=startup,
+        )
+
     return {
         "none": variant("none", prune_random_trials=False),
         DEFAULT: base,
@@ -63,37 +73,13 @@ def sides() -> dict[str, StudyConfig]:
             "percentile", prune_random_trials=False, percentile=25.0
         ),
         # The default from 2026-11-28 to 2026-12-03 (percentile 10 since).
-        "percentile 25 (no warm-up)": variant(
-            "percentile",
-            prune_random_trials=True,
-            percentile=25.0,
-            n_warmup_steps=0,
-            n_startup_trials=2,
-        ),
-        "percentile 10 (no warm-up)": variant(
-            "percentile",
-            prune_random_trials=True,
-            percentile=10.0,
-            n_warmup_steps=0,
-            n_startup_trials=2,
-        ),
-        "percentile 20 (no warm-up)": variant(
-            "percentile",
-            prune_random_trials=True,
-            percentile=20.0,
-            n_warmup_steps=0,
-            n_startup_trials=2,
-        ),
+        "percentile 25 (no warm-up)": percentile(25.0),
+        "percentile 10 (no warm-up)": percentile(10.0),
+        "percentile 20 (no warm-up)": percentile(20.0),
         "successive-halving (reduction 8)": variant(
             "successive-halving", prune_random_trials=True, reduction_factor=8
         ),
-        "percentile 25 (5 startup trials)": variant(
-            "percentile",
-            prune_random_trials=True,
-            percentile=25.0,
-            n_warmup_steps=0,
-            n_startup_trials=5,
-        ),
+        "percentile 25 (5 startup trials)": percentile(25.0, startup=5),
     }
 
 
