@@ -74,7 +74,7 @@ def sides() -> dict[str, StudyConfig]:
         ),
         # The default from 2026-11-28 to 2026-12-03 (percentile 10 since).
         "percentile 25 (no warm-up)": percentile(25.0),
-        "percentile 10 (no warm-up)": percentile(10.0),
+        "percentile 10 (no warm-up)": percentile(10.0),  # = the default since 2026-12-03
         "percentile 20 (no warm-up)": percentile(20.0),
         "successive-halving (reduction 8)": variant(
             "successive-halving", prune_random_trials=True, reduction_factor=8
