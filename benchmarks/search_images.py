@@ -15,11 +15,12 @@ was first beaten (the nin-search sides enqueue that baseline as trial 0), and th
 ``nin-search tpe`` and ``plain optuna`` needed to reach the accuracy both reached.
 
     .venv/bin/python benchmarks/search_images.py [--quick] [--budget S] [--seeds N] \
-        [--sides "nin-search tpe,plain optuna"]
+        [--first-seed K] [--sides "nin-search tpe,plain optuna"]
 
 Ends with ``RESULT search_images <mean best error of random / of TPE>`` and ``RESULT
 vs_plain_optuna <geometric mean over seeds of plain seconds / nin-search seconds to the common
-accuracy>`` (target >= 3); each only when its two sides ran.
+accuracy>`` (target >= 3), with the 95% t-interval of that geometric mean over seeds; each only
+when its two sides ran.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import plain_optuna_imagefolder as plain_script
 from _common import (
     CIFAR10_MINI,
     REPO,
+    geometric_mean_interval,
     machine_line,
     print_result,
     print_table,
@@ -120,7 +122,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, 150 s per side")
     parser.add_argument("--budget", type=float, default=None, help="seconds per search")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3)")
+    parser.add_argument("--seeds", type=int, default=None, help="how many seeds (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds K..K+N-1 (default 0)")
     parser.add_argument(
         "--sides", default=",".join(SIDES), help=f"comma-separated subset of {', '.join(SIDES)}"
     )
@@ -129,7 +132,7 @@ def main() -> None:
     if "nin-search tpe" not in sides or set(args.sides.split(",")) - set(SIDES):
         parser.error(f"--sides: a comma-separated subset of {SIDES} with 'nin-search tpe'")
     budget = args.budget or (150.0 if args.quick else 600.0)
-    seeds = range(args.seeds or (1 if args.quick else 3))
+    seeds = range(args.first_seed, args.first_seed + (args.seeds or (1 if args.quick else 3)))
     print(machine_line())
     runs: dict[str, list[Run]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory() as name:
@@ -178,13 +181,15 @@ def main() -> None:
     if "plain optuna" not in sides:
         return
     ratios = []
-    for nin, plain in zip(runs["nin-search tpe"], runs["plain optuna"], strict=True):
+    pairs = zip(seeds, runs["nin-search tpe"], runs["plain optuna"], strict=True)
+    for seed, nin, plain in pairs:
         target = min(nin.best(), plain.best())
         ratios.append(plain.seconds_to(target) / max(nin.seconds_to(target), 1e-9))
         print(
-            f"common accuracy {target:.4f}: nin-search {nin.seconds_to(target):.0f} s, "
-            f"plain optuna {plain.seconds_to(target):.0f} s"
+            f"seed {seed}, common accuracy {target:.4f}: nin-search {nin.seconds_to(target):.0f} s,"
+            f" plain optuna {plain.seconds_to(target):.0f} s, ratio {ratios[-1]:.2f}"
         )
+    print(f"vs_plain_optuna over seeds: {geometric_mean_interval(ratios)}")
     print_result("vs_plain_optuna", math.exp(statistics.mean(math.log(r) for r in ratios)))
 
 
