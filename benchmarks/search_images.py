@@ -43,6 +43,7 @@ from _common import (
     REPO,
     geometric_mean_interval,
     machine_line,
+    paired_summary,
     print_result,
     print_table,
     same_validation_images,
@@ -164,7 +165,7 @@ def main() -> None:
         rows.append(
             (
                 side,
-                statistics.mean(len(run.finished) for run in runs[side]),
+                f"{statistics.mean(len(run.finished) for run in runs[side]):.1f}",
                 f"{statistics.mean(run.best() for run in runs[side]):.4f}",
                 " / ".join(f"{seconds:.0f}" for seconds in beat),
             )
@@ -180,16 +181,18 @@ def main() -> None:
         print_result("search_images", random_error / max(errors["nin-search tpe"], 1e-9))
     if "plain optuna" not in sides:
         return
-    ratios = []
-    pairs = zip(seeds, runs["nin-search tpe"], runs["plain optuna"], strict=True)
-    for seed, nin, plain in pairs:
+    ratios, gaps = [], []
+    for seed, nin, plain in zip(seeds, runs["nin-search tpe"], runs["plain optuna"], strict=True):
         target = min(nin.best(), plain.best())
         ratios.append(plain.seconds_to(target) / max(nin.seconds_to(target), 1e-9))
+        gaps.append(100 * (nin.best() - plain.best()))
         print(
             f"seed {seed}, common accuracy {target:.4f}: nin-search {nin.seconds_to(target):.0f} s,"
-            f" plain optuna {plain.seconds_to(target):.0f} s, ratio {ratios[-1]:.2f}"
+            f" plain optuna {plain.seconds_to(target):.0f} s, ratio {ratios[-1]:.2f};"
+            f" best {nin.best():.4f} vs {plain.best():.4f}"
         )
     print(f"vs_plain_optuna over seeds: {geometric_mean_interval(ratios)}")
+    print(f"best val acc, nin-search - plain optuna: {paired_summary(gaps, 'seeds')}")
     print_result("vs_plain_optuna", math.exp(statistics.mean(math.log(r) for r in ratios)))
 
 
