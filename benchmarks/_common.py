@@ -106,7 +106,7 @@ def paired_summary(differences: Sequence[float], unit: str) -> str:
     return f"{mean:+.2f} points, 95% CI {shown} (n={len(differences)} {unit})"
 
 
-def geometric_mean_interval(ratios: Sequence[float]) -> tuple[float, str]:
+def geometric_mean_interval(ratios: Sequence[float], unit: str = "seeds") -> tuple[float, str]:
     """The geometric mean of ``ratios`` and ``1.99x, 95% CI 0.08..46.70x (n=3 seeds)``: the
     t-interval of the mean log ratio, exp'd."""
     logs = [math.log(ratio) for ratio in ratios]
@@ -115,7 +115,7 @@ def geometric_mean_interval(ratios: Sequence[float]) -> tuple[float, str]:
     shown = "n/a"
     if interval is not None:
         shown = f"{math.exp(interval[0]):.2f}..{math.exp(interval[1]):.2f}x"
-    return mean, f"{mean:.2f}x, 95% CI {shown} (n={len(ratios)} seeds)"
+    return mean, f"{mean:.2f}x, 95% CI {shown} (n={len(ratios)} {unit})"
 
 
 def print_result(name: str, value: float) -> None:

@@ -13,10 +13,18 @@ Arm BF16). Where it does not, PyTorch emulates bf16 (slower than float32), so
 ``precision = "auto"`` stays float32 there, and the ratio below measures the emulation.
 
     .venv/bin/python benchmarks/cpu_bf16.py [--quick] [--accuracy [--seeds N]] [--profile]
-                                            [--step-parts]
+                                            [--step-parts] [--dropout]
+
+Besides the best runs, each network's per-run ratio (the fp32 and bf16 runs of one repeat, side
+by side) is summarised as a geometric mean with its 95% interval over the repeats.
 
 ``--step-parts`` times the two parts of a step that bf16 does not shrink on the typical network
 (the optimizer step and dropout's random mask), with the alternatives PyTorch offers.
+``--dropout`` trains the typical network with ``torch.nn.Dropout`` and with nin-search's
+``Dropout`` (``nin_search/layers.py``: the same expectation, a cheaper random mask), alternating,
+and prints the speedup per precision (``RESULT cpu_dropout <bf16 speedup>``); with
+``--accuracy`` too, it also trains the typical network on cifar10-mini with each dropout (the
+precision ``auto`` picks, same seeds) and prints the paired accuracy difference.
 
 Ends with ``RESULT cpu_bf16 <bf16 img/s / fp32 img/s on the NIN preset>`` (target >= 2 where
 bf16 is native) and, with ``--accuracy``, ``RESULT cpu_bf16_accuracy <bf16 - fp32 mean val acc,
@@ -32,6 +40,7 @@ from collections.abc import Callable
 import torch
 from _common import (
     CIFAR10_MINI,
+    geometric_mean_interval,
     machine_line,
     paired_summary,
     print_result,
@@ -39,10 +48,12 @@ from _common import (
     timed,
 )
 
+import nin_search.model
 from nin_search import presets
 from nin_search.config import AugmentConfig, DataConfig
 from nin_search.data import DeviceData, load_search_data
 from nin_search.devices import configure_cpu_allocator, cpu_has_native_bf16, resolve_precision
+from nin_search.layers import Dropout
 from nin_search.model import build_model
 from nin_search.spec import ArchSpec, Hyperparameters, StageSpec
 from nin_search.train import TrainSettings, train
@@ -91,8 +102,14 @@ def speed(spec: ArchSpec, size: int, images: int, repeats: int) -> dict[str, lis
     return seconds
 
 
-def accuracy(seeds: int, epochs: int) -> dict[str, list[float]]:
-    """Validation accuracy of the typical network on cifar10-mini (16x16), per seed."""
+def accuracy(
+    seeds: int, epochs: int, sides: dict[str, tuple[str, type[torch.nn.Module]]] | None = None
+) -> dict[str, list[float]]:
+    """Validation accuracy of the typical network on cifar10-mini (16x16), per seed and side.
+
+    ``sides`` maps a name to (precision, dropout class); by default fp32 and bf16 with
+    nin-search's ``Dropout``."""
+    sides = sides or {precision: (precision, Dropout) for precision in PRECISIONS}
     config = DataConfig(
         dataset="imagefolder",
         root=str(CIFAR10_MINI),
@@ -100,16 +117,20 @@ def accuracy(seeds: int, epochs: int) -> dict[str, list[float]]:
         augment=AugmentConfig(crop_padding=2, flip=True),
     )
     data = load_search_data(config, device="cpu")
-    found: dict[str, list[float]] = {precision: [] for precision in PRECISIONS}
+    found: dict[str, list[float]] = {name: [] for name in sides}
     for seed in range(seeds):
-        for precision in PRECISIONS:
-            torch.manual_seed(seed)
-            model = build_model(TYPICAL, in_channels=3, num_classes=10)
+        for name, (precision, dropout) in sides.items():
+            nin_search.model.Dropout = dropout  # type: ignore[attr-defined,misc]
+            try:
+                torch.manual_seed(seed)
+                model = build_model(TYPICAL, in_channels=3, num_classes=10)
+            finally:
+                nin_search.model.Dropout = Dropout  # type: ignore[attr-defined,misc]
             settings = TrainSettings(
                 HPARAMS, epochs=epochs, seed=seed, augment=data.augment, precision=precision
             )
             result = train(model, data.train, data.val, settings)
-            found[precision].append(result.final_accuracy)
+            found[name].append(result.final_accuracy)
     return found
 
 
@@ -158,12 +179,43 @@ def step_parts() -> None:
     activation = torch.randn(128, 32, 8, 8).contiguous(memory_format=torch.channels_last)
     half = activation.bfloat16()  # converted once, so that the bf16 row times dropout alone
     dropout = torch.nn.Dropout(0.1).train()
+    ours = Dropout(0.1).train()
     rows = [
         ("nn.Dropout, fp32", f"{best_ms(lambda: dropout(activation)):.2f}"),
         ("nn.Dropout, bf16", f"{best_ms(lambda: dropout(half)):.2f}"),
         ("rand_like > p (mask only)", f"{best_ms(lambda: torch.rand_like(activation) > 0.1):.2f}"),
+        ("nin-search Dropout, fp32", f"{best_ms(lambda: ours(activation)):.2f}"),
+        ("nin-search Dropout, bf16", f"{best_ms(lambda: ours(half)):.2f}"),
     ]
     print_table("Dropout on one 128x32x8x8 activation, ms", ["variant", "ms"], rows)
+
+
+def dropout_speedup(size: int, images: int, repeats: int) -> dict[str, list[float]]:
+    """Per precision, ``nn.Dropout`` seconds / nin-search ``Dropout`` seconds for one epoch of
+    the typical network, per repeat (the two runs of a repeat back to back, order alternating)."""
+    train_split, val_split = synthetic(images, size, 0), synthetic(128, size, 1)
+
+    def run(dropout: type[torch.nn.Module], precision: str, split: DeviceData) -> float:
+        nin_search.model.Dropout = dropout  # type: ignore[attr-defined,misc]
+        try:
+            torch.manual_seed(0)
+            model = build_model(TYPICAL, in_channels=3, num_classes=10)
+        finally:
+            nin_search.model.Dropout = Dropout  # type: ignore[attr-defined,misc]
+        settings = TrainSettings(HPARAMS, epochs=1, seed=0, precision=precision)
+        return timed(lambda: train(model, split, val_split, settings))[0]
+
+    warm_up = DeviceData(train_split.images[:256], train_split.labels[:256])
+    sides = (torch.nn.Dropout, Dropout)
+    speedups: dict[str, list[float]] = {precision: [] for precision in PRECISIONS}
+    for precision in PRECISIONS:
+        for side in sides:
+            run(side, precision, warm_up)
+        for repeat in range(repeats):
+            order = sides if repeat % 2 == 0 else sides[::-1]
+            seconds = {side: run(side, precision, train_split) for side in order}
+            speedups[precision].append(seconds[torch.nn.Dropout] / seconds[Dropout])
+    return speedups
 
 
 def main() -> None:
@@ -177,6 +229,9 @@ def main() -> None:
     parser.add_argument(
         "--step-parts", action="store_true", help="also optimizer step and dropout, in ms"
     )
+    parser.add_argument(
+        "--dropout", action="store_true", help="also nn.Dropout vs nin-search's Dropout, epochs"
+    )
     args = parser.parse_args()
     configure_cpu_allocator()
     native = cpu_has_native_bf16()
@@ -188,11 +243,13 @@ def main() -> None:
         "NIN preset, 32x32": (presets.nin_cifar10(), 32, images // 2),
         "cifar10-mini typical, 16x16": (TYPICAL, 16, images * 2),
     }
-    rows, ratios = [], {}
+    rows, ratios, paired = [], {}, {}
     for name, (spec, size, count) in networks.items():
         seconds = speed(spec, size, count, repeats)
         rate = {precision: count / min(times) for precision, times in seconds.items()}
         ratios[name] = rate["bf16"] / rate["fp32"]
+        per_run = [f / b for f, b in zip(seconds["fp32"], seconds["bf16"], strict=True)]
+        paired[name] = geometric_mean_interval(per_run, "runs")[1]
         rows.append(
             (name, f"{rate['fp32']:,.0f}", f"{rate['bf16']:,.0f}", f"{ratios[name]:.2f}", count)
         )
@@ -201,6 +258,8 @@ def main() -> None:
         ["network", "fp32 img/s", "bf16 img/s", "bf16 / fp32", "images per run"],
         rows,
     )
+    for name, shown in paired.items():
+        print(f"{name}, bf16 / fp32 run by run: {shown}")
     if not native:
         print("bf16 is emulated on this CPU: the ratio above is why 'auto' keeps float32 here")
     print_result("cpu_bf16", ratios["NIN preset, 32x32"])
@@ -208,6 +267,25 @@ def main() -> None:
         profile(TYPICAL, 16, images * 2)
     if args.step_parts:
         step_parts()
+    if args.dropout:
+        speedups = dropout_speedup(16, images * 2, repeats + 1)
+        for precision, values in speedups.items():
+            shown = geometric_mean_interval(values, "runs")[1]
+            print(f"typical network, {precision}: nin-search Dropout vs nn.Dropout, {shown}")
+        print_result("cpu_dropout", geometric_mean_interval(speedups["bf16"])[0])
+        if args.accuracy:
+            auto_precision = "bf16" if native else "fp32"
+            sides = {
+                "nn.Dropout": (auto_precision, torch.nn.Dropout),
+                "nin-search Dropout": (auto_precision, Dropout),
+            }
+            found = accuracy(seeds=args.seeds, epochs=4, sides=sides)
+            paired = [100 * (ours - theirs) for theirs, ours in zip(*found.values(), strict=True)]
+            print(
+                f"cifar10-mini, typical network, {auto_precision}, 4 epochs: nin-search Dropout "
+                f"- nn.Dropout, paired by seed: {' '.join(f'{d:+.2f}' for d in paired)} points; "
+                f"mean {paired_summary(paired, 'seeds')}"
+            )
     if args.accuracy:
         found = accuracy(seeds=args.seeds, epochs=4)
         means = {precision: statistics.mean(values) for precision, values in found.items()}

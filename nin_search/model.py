@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nin_search.layers import ConvNormAct, MLPConv2d
+from nin_search.layers import ConvNormAct, Dropout, MLPConv2d
 from nin_search.spec import ArchSpec, StageSpec
 from nin_search.vocabulary import MLP, NO_POOL
 
@@ -41,7 +41,7 @@ def _make_stage(stage: StageSpec, in_channels: int, spec: ArchSpec) -> nn.Sequen
     if stage.pool != NO_POOL:
         layers["pool"] = _make_pool(stage.pool)
         if spec.dropout > 0:
-            layers["drop"] = nn.Dropout(spec.dropout)
+            layers["drop"] = Dropout(spec.dropout)
     return nn.Sequential(layers)
 
 

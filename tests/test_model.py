@@ -129,3 +129,44 @@ def test_weights_keep_pytorchs_default_initialisation(head):
         bound = 1 / fan_in**0.5
         assert layer.weight.abs().max().item() <= bound
         assert layer.weight.std().item() == pytest.approx(bound / 3**0.5, rel=0.3)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.5])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_dropout_drops_at_its_rate_and_keeps_the_expectation(rate, channels_last):
+    from nin_search.layers import Dropout
+
+    torch.manual_seed(0)
+    ones = torch.ones(64, 32, 8, 8)
+    if channels_last:
+        ones = ones.contiguous(memory_format=torch.channels_last)
+    ones.requires_grad_()
+    out = Dropout(rate).train()(ones)
+    kept = out != 0
+    # 131,072 Bernoulli draws: the kept fraction is within 0.01 of 1 - rate (> 7 sigma).
+    assert abs(kept.float().mean().item() - (1 - rate)) < 0.01
+    assert torch.allclose(out[kept], torch.full_like(out[kept], 1 / (1 - rate)), rtol=1e-3)
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+    out.sum().backward()
+    assert torch.equal(ones.grad, out.detach())  # the gradient goes through the same mask
+    # Each 15-bit field of a 64-bit draw is uniform: no position in the word is biased.
+    by_position = kept.flatten().reshape(-1, 4).float().mean(0)
+    assert (by_position - (1 - rate)).abs().max() < 0.02
+
+
+def test_dropout_is_seeded_and_passes_through_in_eval():
+    from nin_search.layers import Dropout
+
+    layer = Dropout(0.5).train()
+    torch.manual_seed(3)
+    first = layer(torch.ones(1000))
+    torch.manual_seed(3)
+    assert torch.equal(first, layer(torch.ones(1000)))
+    assert not torch.equal(first, layer(torch.ones(1000)))
+    images = torch.randn(2, 3, 4, 4)
+    assert torch.equal(layer.eval()(images), images)
+    # A non-contiguous input falls back to nn.Dropout, same rate.
+    strided = torch.ones(200, 200)[:, ::2]
+    assert abs((layer.train()(strided) == 0).float().mean().item() - 0.5) < 0.02
+    model = build_model(presets.nin_cifar10(), in_channels=3, num_classes=10)
+    assert isinstance(model.stages.s0.drop, Dropout)
