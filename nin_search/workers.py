@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import signal
 import socket
@@ -38,11 +37,13 @@ from nin_search.records import (
     SAMPLED_BY,
     WORKER,
 )
+from nin_search.worker_server import worker_context
 
 __all__ = [
     "RunOutcome",
     "Terminated",
     "WorkerSpec",
+    "adopt_environment",
     "fail_dead_local_trials",
     "failure_summary",
     "handle_sigterm",
@@ -168,10 +169,21 @@ class WorkerSpec:
     quota: int
     artifact_dir: str
     worker_index: int = 0
+    # The starting command's environment: a worker forked from the fork server would otherwise
+    # see the server's, from when it started.
+    environment: dict[str, str] | None = None
+
+
+def adopt_environment(environment: dict[str, str] | None) -> None:
+    """Makes this process's environment ``environment`` (None: leaves it as it is)."""
+    if environment is not None and environment != os.environ:
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 def run_worker(spec: WorkerSpec) -> None:
     """One worker process: data on its device, then its share of the study's trials."""
+    adopt_environment(spec.environment)
     import torch
 
     from nin_search.artifacts import KeepBestWeights, checkpoint_dir_for, make_artifact_store
@@ -252,8 +264,9 @@ def interrupted_outcome(study: optuna.Study, interrupt: KeyboardInterrupt) -> Ru
 
 
 def _start_workers(specs: list[WorkerSpec]) -> list[Any]:
-    """One spawned process per spec; SIGTERM to this process is forwarded to each."""
-    context = multiprocessing.get_context("spawn")
+    """One process per spec (forked from the fork server, or spawned: ``worker_context``);
+    SIGTERM to this process is forwarded to each."""
+    context = worker_context()
     processes = []
     for spec in specs:
         process = context.Process(
@@ -300,7 +313,7 @@ def run_workers(
     devices: list[str],
     on_poll: Callable[[optuna.Study], None] | None = None,
 ) -> RunOutcome:
-    """Runs ``quota`` trials of ``study`` in ``workers`` spawned processes and waits for them.
+    """Runs ``quota`` trials of ``study`` in ``workers`` processes and waits for them.
 
     Args:
         study: The study, already created.
@@ -326,6 +339,7 @@ def run_workers(
             quota=share,
             artifact_dir=str(artifact_dir),
             worker_index=index,
+            environment=dict(os.environ),
         )
         for index, share in enumerate(split_quota(quota, workers))
     ]

@@ -119,6 +119,10 @@ def optimize(
     config = resolve_config(
         study_file, n_trials=n_trials, timeout=timeout, device=device, seed=seed
     )
+    if workers != 1:  # workers may be needed: their fork server imports torch meanwhile
+        from nin_search.worker_server import start_worker_server
+
+        start_worker_server()
     from nin_search.search import load_data, open_search, plan_search
 
     plan = plan_search(

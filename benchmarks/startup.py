@@ -1,0 +1,115 @@
+"""Benchmark: how long a search takes to start, workers forked from the fork server vs spawned.
+
+The same command as ``search_images.py``'s race (``nin-search optimize`` on
+``studies/cifar10-mini-quick.toml`` with TPE from the first trial, 2 workers on this 2-core CPU),
+run for a short budget, with the workers forked from multiprocessing's fork server (the default,
+which imports torch while the command loads the data) and spawned (``NIN_SEARCH_START_METHOD=
+spawn``, how nin-search started them before). Each run is a fresh process; cold runs start with
+an empty decode cache, warm runs with the cache the previous run wrote. The plain-Optuna script
+runs too, as the reference a user compares with. Sides alternate per repeat.
+
+Reported per side: the seconds from the process start until the first trial started and until the
+first sampled (not enqueued-baseline) trial finished, median over the repeats.
+
+    .venv/bin/python benchmarks/startup.py [--quick] [--repeats N] [--budget S]
+
+Ends with ``RESULT startup <spawned / forked seconds to the first trial's start, cold cache>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+from _common import geometric_mean_interval, machine_line, print_result, print_table
+from search_images import command
+
+from nin_search.worker_server import START_METHOD_ENV
+
+SIDES = {  # name: (search_images side, start method, cache warm)
+    "nin-search, fork server, cold cache": ("nin-search tpe", "forkserver", False),
+    "nin-search, spawned, cold cache": ("nin-search tpe", "spawn", False),
+    "nin-search, fork server, warm cache": ("nin-search tpe", "forkserver", True),
+    "nin-search, spawned, warm cache": ("nin-search tpe", "spawn", True),
+    "plain optuna": ("plain optuna", "", False),
+}
+
+
+def run(name: str, folder: Path, repeat: int, budget: float) -> tuple[float, float]:
+    """Seconds from the process start to the first trial's start and to the first sampled
+    trial's end."""
+    side, method, warm = SIDES[name]
+    run_folder = folder / f"{repeat}-{name.replace(' ', '').replace(',', '-')}"
+    run_folder.mkdir()
+    argv, storage, study_name = command(side, run_folder, seed=repeat, budget=budget)
+    cache = folder / f"cache-{repeat}-{method}"  # warm: the cold run of this method wrote it
+    environment = {**os.environ, "NIN_SEARCH_CACHE": str(cache)}
+    if method:
+        environment[START_METHOD_ENV] = method
+    if not warm:
+        subprocess.run(["rm", "-rf", str(cache)], check=True)
+    started = time.time()
+    subprocess.run(argv, check=True, env=environment, capture_output=True, cwd=run_folder)
+    trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
+    first_start = min(t.datetime_start.timestamp() for t in trials if t.datetime_start)
+    sampled_ends = [
+        t.datetime_complete.timestamp()
+        for t in trials
+        if t.datetime_complete and not t.user_attrs.get("baseline")
+    ]
+    return first_start - started, min(sampled_ends, default=float("inf")) - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 repeat")
+    parser.add_argument("--repeats", type=int, default=None, help="default 3")
+    parser.add_argument("--budget", type=float, default=45.0, help="seconds per run")
+    args = parser.parse_args()
+    repeats = args.repeats or (1 if args.quick else 3)
+    print(machine_line())
+    found: dict[str, list[tuple[float, float]]] = {name: [] for name in SIDES}
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        for repeat in range(repeats):
+            # Cold runs first (a warm run reuses its method's cold cache); the method that goes
+            # first alternates.
+            methods = ("fork server", "spawned") if repeat % 2 == 0 else ("spawned", "fork server")
+            order = [f"nin-search, {m}, {c} cache" for c in ("cold", "warm") for m in methods]
+            order.append("plain optuna")
+            for side in order:
+                found[side].append(run(side, folder, repeat, args.budget))
+    rows = []
+    for side, values in found.items():
+        starts, ends = zip(*values, strict=True)
+        rows.append(
+            (
+                side,
+                " / ".join(f"{s:.1f}" for s in starts),
+                f"{statistics.median(starts):.1f}",
+                f"{statistics.median(ends):.1f}",
+            )
+        )
+    print_table(
+        f"Seconds from the process start, {repeats} repeat(s), {args.budget:.0f} s budget",
+        ("side", "first trial starts (per repeat)", "median", "first sampled trial ends (median)"),
+        rows,
+    )
+    ratios = {}
+    for cache in ("cold", "warm"):
+        forked = found[f"nin-search, fork server, {cache} cache"]
+        spawned = found[f"nin-search, spawned, {cache} cache"]
+        per_repeat = [s[0] / f[0] for f, s in zip(forked, spawned, strict=True)]
+        ratios[cache], shown = geometric_mean_interval(per_repeat, "repeats")
+        print(f"{cache} cache, spawned / forked seconds to the first trial's start: {shown}")
+    print_result("startup", ratios["cold"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Workers start from a fork server that imported torch once, and see the starting command's
+environment."""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import sys
+
+import pytest
+
+from nin_search.worker_server import WORKER_MODULES, start_worker_server, worker_context
+from nin_search.workers import adopt_environment
+
+
+def _report(environment: dict[str, str], queue) -> None:  # runs in the worker process
+    adopt_environment(environment)
+    import os
+
+    queue.put((os.environ.get("NIN_SEARCH_TEST_MARK"), "torch" in sys.modules))
+
+
+def test_every_preloaded_module_imports():
+    for name in WORKER_MODULES:
+        importlib.import_module(name)
+
+
+@pytest.mark.skipif(
+    "forkserver" not in multiprocessing.get_all_start_methods(), reason="no fork server here"
+)
+def test_a_worker_forked_later_sees_the_current_environment_and_preloaded_torch(monkeypatch):
+    import os
+
+    context = worker_context()
+    assert context.get_start_method() == "forkserver"
+    start_worker_server()  # the server's environment is this one, without the mark
+    monkeypatch.setenv("NIN_SEARCH_TEST_MARK", "after the server started")
+    queue = context.Queue()
+    process = context.Process(target=_report, args=(dict(os.environ), queue))
+    process.start()
+    mark, torch_loaded = queue.get(timeout=120)
+    process.join(timeout=60)
+    assert process.exitcode == 0
+    assert mark == "after the server started"
+    assert torch_loaded  # imported by the server before the fork, not by the worker
