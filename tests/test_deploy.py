@@ -435,7 +435,11 @@ def test_the_exported_search_model_scores_the_trial_s_accuracy_on_validation_fil
         Image.fromarray(tensors.images[index, 0].numpy(), mode="L").save(path)
         with Image.open(path) as image:
             batches.append(module.preprocess(image))
-    with torch.no_grad():
+    # Evaluated in the precision the trial was (bf16 autocast on a CPU with native bf16).
+    from nin_search.records import PRECISION
+
+    bf16 = study.best_trial.user_attrs[PRECISION] == "bf16"
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         predicted = network(torch.cat(batches)).argmax(dim=1)
     correct = int((predicted == tensors.labels[val_index]).sum())
     assert correct / len(val_index) == study.best_trial.value
