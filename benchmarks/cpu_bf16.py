@@ -102,6 +102,16 @@ def speed(spec: ArchSpec, size: int, images: int, repeats: int) -> dict[str, lis
     return seconds
 
 
+def typical_with(dropout: type[torch.nn.Module], *, seed: int) -> torch.nn.Module:
+    """The typical network built with ``dropout`` as its dropout layer, seeded."""
+    nin_search.model.Dropout = dropout  # type: ignore[attr-defined,misc]
+    try:
+        torch.manual_seed(seed)
+        return build_model(TYPICAL, in_channels=3, num_classes=10)
+    finally:
+        nin_search.model.Dropout = Dropout  # type: ignore[attr-defined,misc]
+
+
 def accuracy(
     seeds: int, epochs: int, sides: dict[str, tuple[str, type[torch.nn.Module]]] | None = None
 ) -> dict[str, list[float]]:
@@ -120,12 +130,7 @@ def accuracy(
     found: dict[str, list[float]] = {name: [] for name in sides}
     for seed in range(seeds):
         for name, (precision, dropout) in sides.items():
-            nin_search.model.Dropout = dropout  # type: ignore[attr-defined,misc]
-            try:
-                torch.manual_seed(seed)
-                model = build_model(TYPICAL, in_channels=3, num_classes=10)
-            finally:
-                nin_search.model.Dropout = Dropout  # type: ignore[attr-defined,misc]
+            model = typical_with(dropout, seed=seed)
             settings = TrainSettings(
                 HPARAMS, epochs=epochs, seed=seed, augment=data.augment, precision=precision
             )
@@ -196,12 +201,7 @@ def dropout_speedup(size: int, images: int, repeats: int) -> dict[str, list[floa
     train_split, val_split = synthetic(images, size, 0), synthetic(128, size, 1)
 
     def run(dropout: type[torch.nn.Module], precision: str, split: DeviceData) -> float:
-        nin_search.model.Dropout = dropout  # type: ignore[attr-defined,misc]
-        try:
-            torch.manual_seed(0)
-            model = build_model(TYPICAL, in_channels=3, num_classes=10)
-        finally:
-            nin_search.model.Dropout = Dropout  # type: ignore[attr-defined,misc]
+        model = typical_with(dropout, seed=0)
         settings = TrainSettings(HPARAMS, epochs=1, seed=0, precision=precision)
         return timed(lambda: train(model, split, val_split, settings))[0]
 

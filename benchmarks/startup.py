@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -53,7 +54,7 @@ def run(name: str, folder: Path, repeat: int, budget: float) -> tuple[float, flo
     if method:
         environment[START_METHOD_ENV] = method
     if not warm:
-        subprocess.run(["rm", "-rf", str(cache)], check=True)
+        shutil.rmtree(cache, ignore_errors=True)
     started = time.time()
     subprocess.run(argv, check=True, env=environment, capture_output=True, cwd=run_folder)
     trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
