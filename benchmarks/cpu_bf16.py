@@ -48,7 +48,6 @@ from _common import (
     timed,
 )
 
-import nin_search.model
 from nin_search import presets
 from nin_search.config import AugmentConfig, DataConfig
 from nin_search.data import DeviceData, load_search_data
@@ -102,18 +101,19 @@ def speed(spec: ArchSpec, size: int, images: int, repeats: int) -> dict[str, lis
     return seconds
 
 
-def typical_with(dropout: type[torch.nn.Module], *, seed: int) -> torch.nn.Module:
-    """The typical network built with ``dropout`` as its dropout layer, seeded."""
-    nin_search.model.Dropout = dropout  # type: ignore[attr-defined,misc]
-    try:
-        torch.manual_seed(seed)
-        return build_model(TYPICAL, in_channels=3, num_classes=10)
-    finally:
-        nin_search.model.Dropout = Dropout  # type: ignore[attr-defined,misc]
+def typical_with(dropout: type[torch.nn.Dropout], *, seed: int) -> torch.nn.Module:
+    """The typical network, seeded, with each dropout layer made a ``dropout`` of its rate
+    (a dropout layer draws no random numbers when built, so the weights are the same)."""
+    torch.manual_seed(seed)
+    model = build_model(TYPICAL, in_channels=3, num_classes=10)
+    for stage in model.stages:
+        if hasattr(stage, "drop"):
+            stage.drop = dropout(stage.drop.p)
+    return model
 
 
 def accuracy(
-    seeds: int, epochs: int, sides: dict[str, tuple[str, type[torch.nn.Module]]] | None = None
+    seeds: int, epochs: int, sides: dict[str, tuple[str, type[torch.nn.Dropout]]] | None = None
 ) -> dict[str, list[float]]:
     """Validation accuracy of the typical network on cifar10-mini (16x16), per seed and side.
 
@@ -200,7 +200,7 @@ def dropout_speedup(size: int, images: int, repeats: int) -> dict[str, list[floa
     the typical network, per repeat (the two runs of a repeat back to back, order alternating)."""
     train_split, val_split = synthetic(images, size, 0), synthetic(128, size, 1)
 
-    def run(dropout: type[torch.nn.Module], precision: str, split: DeviceData) -> float:
+    def run(dropout: type[torch.nn.Dropout], precision: str, split: DeviceData) -> float:
         model = typical_with(dropout, seed=0)
         settings = TrainSettings(HPARAMS, epochs=1, seed=0, precision=precision)
         return timed(lambda: train(model, split, val_split, settings))[0]
@@ -274,17 +274,13 @@ def main() -> None:
             print(f"typical network, {precision}: nin-search Dropout vs nn.Dropout, {shown}")
         print_result("cpu_dropout", geometric_mean_interval(speedups["bf16"])[0])
         if args.accuracy:
-            auto_precision = "bf16" if native else "fp32"
-            sides = {
-                "nn.Dropout": (auto_precision, torch.nn.Dropout),
-                "nin-search Dropout": (auto_precision, Dropout),
-            }
+            sides = {"nn.Dropout": (auto, torch.nn.Dropout), "nin-search Dropout": (auto, Dropout)}
             found = accuracy(seeds=args.seeds, epochs=4, sides=sides)
-            paired = [100 * (ours - theirs) for theirs, ours in zip(*found.values(), strict=True)]
+            gaps = [100 * (ours - theirs) for theirs, ours in zip(*found.values(), strict=True)]
             print(
-                f"cifar10-mini, typical network, {auto_precision}, 4 epochs: nin-search Dropout "
-                f"- nn.Dropout, paired by seed: {' '.join(f'{d:+.2f}' for d in paired)} points; "
-                f"mean {paired_summary(paired, 'seeds')}"
+                f"cifar10-mini, typical network, {auto}, 4 epochs: nin-search Dropout "
+                f"- nn.Dropout, paired by seed: {' '.join(f'{d:+.2f}' for d in gaps)} points; "
+                f"mean {paired_summary(gaps, 'seeds')}"
             )
     if args.accuracy:
         found = accuracy(seeds=args.seeds, epochs=4)

@@ -607,6 +607,20 @@ def test_bad_input_gives_one_line_exit_2_and_changes_no_database(
     run_case(case, studies, tmp_path, monkeypatch, capsys)
 
 
+def test_a_bad_worker_start_method_is_refused_before_the_study_opens(
+    studies, tmp_path, monkeypatch, capsys
+):
+    from nin_search.worker_server import START_METHOD_ENV
+
+    monkeypatch.setenv(START_METHOD_ENV, "fork")
+    case = Case(
+        "bad start method",
+        ("optimize", "{study}", "--storage", "sqlite:///{tmp}/new-study.db", "--workers", "2"),
+        f"{START_METHOD_ENV} must be 'spawn' or 'forkserver', but got 'fork'",
+    )
+    run_case(case, studies, tmp_path, monkeypatch, capsys)
+
+
 # ----------------------------------------------------------------------------------------------
 # Weights files: no command takes a user's weights file yet, so load_weights directly
 # ----------------------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ def test_every_preloaded_module_imports():
 def test_a_worker_forked_later_sees_the_current_environment_and_preloaded_torch(monkeypatch):
     import os
 
+    from nin_search.worker_server import START_METHOD_ENV
+
+    monkeypatch.delenv(START_METHOD_ENV, raising=False)  # the default, whatever the shell set
     context = worker_context()
     assert context.get_start_method() == "forkserver"
     start_worker_server()  # the server's environment is this one, without the mark
