@@ -13,13 +13,17 @@ Arm BF16). Where it does not, PyTorch emulates bf16 (slower than float32), so
 ``precision = "auto"`` stays float32 there, and the ratio below measures the emulation.
 
     .venv/bin/python benchmarks/cpu_bf16.py [--quick] [--accuracy [--seeds N]] [--profile]
-                                            [--step-parts] [--dropout]
+                                            [--step-parts] [--dropout] [--without]
 
 Besides the best runs, each network's per-run ratio (the fp32 and bf16 runs of one repeat, side
 by side) is summarised as a geometric mean with its 95% interval over the repeats.
 
 ``--step-parts`` times the two parts of a step that bf16 does not shrink on the typical network
 (the optimizer step and dropout's random mask), with the alternatives PyTorch offers.
+``--without`` times one training step of the typical network (batch 128) in each precision,
+whole and with one kind of layer taken out (BatchNorm, dropout), alternating, so that the
+difference is what that kind costs per step in each precision (the profiler's per-op times
+move too much from run to run on this VM to say it).
 ``--dropout`` trains the typical network with ``torch.nn.Dropout`` and with nin-search's
 ``Dropout`` (``nin_search/layers.py``: the same expectation, a cheaper random mask), alternating,
 and prints the speedup per precision (``RESULT cpu_dropout <bf16 speedup>``); with
@@ -195,6 +199,62 @@ def step_parts() -> None:
     print_table("Dropout on one 128x32x8x8 activation, ms", ["variant", "ms"], rows)
 
 
+def without_parts(repeats: int) -> None:
+    """Milliseconds per training step of the typical network, whole and without each kind of
+    layer, per precision (best of ``repeats`` alternating rounds of 30 steps)."""
+    images = torch.randn(128, 3, 16, 16).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (128,))
+    removed = {"whole": None, "no BatchNorm": torch.nn.BatchNorm2d, "no dropout": torch.nn.Dropout}
+
+    def stepper(precision: str, kind: type[torch.nn.Module] | None) -> Callable[[], None]:
+        torch.manual_seed(0)
+        model = build_model(TYPICAL, in_channels=3, num_classes=10)
+        model = model.to(memory_format=torch.channels_last)
+        for module in list(model.modules()):
+            for name, child in list(module.named_children()):
+                if kind is not None and isinstance(child, kind):
+                    setattr(module, name, torch.nn.Identity())
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+        criterion = torch.nn.CrossEntropyLoss()
+        context = resolve_precision(precision, torch.device("cpu"))
+
+        def step() -> None:
+            with context.autocast():
+                loss = criterion(model(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        return step
+
+    steps = {(p, name): stepper(p, kind) for p in PRECISIONS for name, kind in removed.items()}
+    for step in steps.values():  # warm-up
+        for _ in range(10):
+            step()
+    best = dict.fromkeys(steps, float("inf"))
+    keys = list(steps)
+    for repeat in range(repeats):
+        for key in keys if repeat % 2 == 0 else keys[::-1]:
+            seconds, _ = timed(lambda step=steps[key]: [step() for _ in range(30)])
+            best[key] = min(best[key], 1000 * seconds / 30)
+    rows = []
+    for name in removed:
+        cost = {p: best[(p, "whole")] - best[(p, name)] for p in PRECISIONS}
+        rows.append(
+            (
+                name,
+                *(f"{best[(p, name)]:.2f}" for p in PRECISIONS),
+                *("" if name == "whole" else f"{cost[p]:.2f}" for p in PRECISIONS),
+                f"{best[('fp32', name)] / best[('bf16', name)]:.2f}",
+            )
+        )
+    print_table(
+        f"Typical network, one training step (batch 128), ms: best of {repeats} rounds",
+        ["network", "fp32", "bf16", "its cost fp32", "its cost bf16", "bf16 speedup"],
+        rows,
+    )
+
+
 def dropout_speedup(size: int, images: int, repeats: int) -> dict[str, list[float]]:
     """Per precision, ``nn.Dropout`` seconds / nin-search ``Dropout`` seconds for one epoch of
     the typical network, per repeat (the two runs of a repeat back to back, order alternating)."""
@@ -232,6 +292,9 @@ def main() -> None:
     parser.add_argument(
         "--dropout", action="store_true", help="also nn.Dropout vs nin-search's Dropout, epochs"
     )
+    parser.add_argument(
+        "--without", action="store_true", help="also ms per step without BatchNorm / dropout"
+    )
     args = parser.parse_args()
     configure_cpu_allocator()
     native = cpu_has_native_bf16()
@@ -267,6 +330,8 @@ def main() -> None:
         profile(TYPICAL, 16, images * 2)
     if args.step_parts:
         step_parts()
+    if args.without:
+        without_parts(repeats + 4)
     if args.dropout:
         speedups = dropout_speedup(16, images * 2, repeats + 1)
         for precision, values in speedups.items():
