@@ -13,7 +13,7 @@ Arm BF16). Where it does not, PyTorch emulates bf16 (slower than float32), so
 ``precision = "auto"`` stays float32 there, and the ratio below measures the emulation.
 
     .venv/bin/python benchmarks/cpu_bf16.py [--quick] [--accuracy [--seeds N]] [--profile]
-                                            [--step-parts] [--dropout] [--without]
+                                            [--step-parts] [--dropout] [--without] [--layers]
 
 Besides the best runs, each network's per-run ratio (the fp32 and bf16 runs of one repeat, side
 by side) is summarised as a geometric mean with its 95% interval over the repeats.
@@ -24,6 +24,8 @@ by side) is summarised as a geometric mean with its 95% interval over the repeat
 whole and with one kind of layer taken out (BatchNorm, dropout), alternating, so that the
 difference is what that kind costs per step in each precision (the profiler's per-op times
 move too much from run to run on this VM to say it).
+``--layers`` times each kind of layer of the typical network alone (forward + backward, at its
+sizes) in each precision: which layers bf16 speeds up, and which it does not.
 ``--dropout`` trains the typical network with ``torch.nn.Dropout`` and with nin-search's
 ``Dropout`` (``nin_search/layers.py``: the same expectation, a cheaper random mask), alternating,
 and prints the speedup per precision (``RESULT cpu_dropout <bf16 speedup>``); with
@@ -55,7 +57,12 @@ from _common import (
 from nin_search import presets
 from nin_search.config import AugmentConfig, DataConfig
 from nin_search.data import DeviceData, load_search_data
-from nin_search.devices import configure_cpu_allocator, cpu_has_native_bf16, resolve_precision
+from nin_search.devices import (
+    Precision,
+    configure_cpu_allocator,
+    cpu_has_native_bf16,
+    resolve_precision,
+)
 from nin_search.layers import Dropout
 from nin_search.model import build_model
 from nin_search.spec import ArchSpec, Hyperparameters, StageSpec
@@ -255,6 +262,80 @@ def without_parts(repeats: int) -> None:
     )
 
 
+def layer_costs(repeats: int) -> None:
+    """Microseconds of forward + backward of each kind of layer of the typical network alone, at
+    its sizes (batch 128, channels-last), per precision: a bf16 input, and autocast around the
+    layer as in training; the gradients of the input and of the layer's parameters, as a
+    training step computes them. Best of ``repeats`` alternating blocks of 50 calls."""
+    big, small = (128, 32, 16, 16), (128, 32, 8, 8)
+    layers: dict[str, tuple[Callable[[], torch.nn.Module], tuple[int, ...]]] = {
+        "conv 3x3, 32 -> 32, 16x16": (lambda: torch.nn.Conv2d(32, 32, 3, padding=1), big),
+        "conv 1x1, 32 -> 32, 16x16": (lambda: torch.nn.Conv2d(32, 32, 1), big),
+        "BatchNorm, 32 ch, 16x16": (lambda: torch.nn.BatchNorm2d(32), big),
+        "ReLU (in place), 32 ch, 16x16": (lambda: torch.nn.ReLU(inplace=True), big),
+        "max pool 3x3/2, 32 ch, 16x16": (lambda: torch.nn.MaxPool2d(3, 2, padding=1), big),
+        "avg pool 3x3/2, 32 ch, 8x8": (
+            lambda: torch.nn.AvgPool2d(3, 2, padding=1, count_include_pad=False),
+            small,
+        ),
+        "nin-search Dropout 0.1, 32 ch, 8x8": (lambda: Dropout(0.1), small),
+    }
+
+    def caller(
+        precision: str, make: Callable[[], torch.nn.Module], shape: tuple[int, ...]
+    ) -> Callable[[], float]:
+        layer = make().to(memory_format=torch.channels_last).train()
+        dtype = torch.float32 if precision == "fp32" else torch.bfloat16
+        base = torch.randn(shape).to(dtype).contiguous(memory_format=torch.channels_last)
+        base.requires_grad_()
+        context = resolve_precision(precision, torch.device("cpu"))
+        with context.autocast():
+            grad = torch.randn_like(layer(base.clone()))
+        wrt = list(layer.parameters())
+
+        def block() -> float:
+            total = 0.0
+            for _ in range(50):
+                inputs = base.clone()  # a fresh non-leaf input, so an in-place layer can run
+                seconds, _ = timed(
+                    lambda inputs=inputs: torch.autograd.grad(
+                        _forward(layer, inputs, context), [inputs, *wrt], grad
+                    )
+                )
+                total += seconds
+            return 1e6 * total / 50
+
+        return block
+
+    blocks = {(name, p): caller(p, *layers[name]) for name in layers for p in PRECISIONS}
+    best = dict.fromkeys(blocks, float("inf"))
+    keys = list(blocks)
+    for repeat in range(repeats + 1):  # the first round warms up
+        for key in keys if repeat % 2 == 0 else keys[::-1]:
+            microseconds = blocks[key]()
+            if repeat:
+                best[key] = min(best[key], microseconds)
+    rows = [
+        (
+            name,
+            f"{best[(name, 'fp32')]:.0f}",
+            f"{best[(name, 'bf16')]:.0f}",
+            f"{best[(name, 'fp32')] / best[(name, 'bf16')]:.2f}",
+        )
+        for name in layers
+    ]
+    print_table(
+        f"Typical network's layers alone, forward + backward, microseconds: best of {repeats}",
+        ["layer (batch 128, channels-last)", "fp32", "bf16", "bf16 speedup"],
+        rows,
+    )
+
+
+def _forward(layer: torch.nn.Module, inputs: torch.Tensor, context: Precision) -> torch.Tensor:
+    with context.autocast():
+        return layer(inputs)
+
+
 def dropout_speedup(size: int, images: int, repeats: int) -> dict[str, list[float]]:
     """Per precision, ``nn.Dropout`` seconds / nin-search ``Dropout`` seconds for one epoch of
     the typical network, per repeat (the two runs of a repeat back to back, order alternating)."""
@@ -295,6 +376,9 @@ def main() -> None:
     parser.add_argument(
         "--without", action="store_true", help="also ms per step without BatchNorm / dropout"
     )
+    parser.add_argument(
+        "--layers", action="store_true", help="also each kind of layer alone, microseconds"
+    )
     args = parser.parse_args()
     configure_cpu_allocator()
     native = cpu_has_native_bf16()
@@ -332,6 +416,8 @@ def main() -> None:
         step_parts()
     if args.without:
         without_parts(repeats + 4)
+    if args.layers:
+        layer_costs(repeats + 4)
     if args.dropout:
         speedups = dropout_speedup(16, images * 2, repeats + 1)
         for precision, values in speedups.items():
