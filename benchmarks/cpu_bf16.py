@@ -264,13 +264,18 @@ def without_parts(repeats: int) -> None:
 
 def layer_costs(repeats: int) -> None:
     """Microseconds of forward + backward of each kind of layer of the typical network alone, at
-    its sizes (batch 128, channels-last), per precision: a bf16 input, and autocast around the
-    layer as in training; the gradients of the input and of the layer's parameters, as a
-    training step computes them. Best of ``repeats`` alternating blocks of 50 calls."""
+    its largest size there (batch 128, channels-last), per precision: a bf16 input and autocast
+    around the layer, as in training; the gradients of the input (not of the images) and of
+    the layer's parameters. Best of ``repeats`` alternating blocks of 50 calls."""
     big, small = (128, 32, 16, 16), (128, 32, 8, 8)
     layers: dict[str, tuple[Callable[[], torch.nn.Module], tuple[int, ...]]] = {
-        "conv 3x3, 32 -> 32, 16x16": (lambda: torch.nn.Conv2d(32, 32, 3, padding=1), big),
+        # the first conv: its input is the images, so no input gradient (as in training)
+        "conv 3x3, 3 -> 32, 16x16 (first)": (
+            lambda: torch.nn.Conv2d(3, 32, 3, padding=1),
+            (128, 3, 16, 16),
+        ),
         "conv 1x1, 32 -> 32, 16x16": (lambda: torch.nn.Conv2d(32, 32, 1), big),
+        "conv 5x5, 32 -> 32, 8x8": (lambda: torch.nn.Conv2d(32, 32, 5, padding=2), small),
         "BatchNorm, 32 ch, 16x16": (lambda: torch.nn.BatchNorm2d(32), big),
         "ReLU (in place), 32 ch, 16x16": (lambda: torch.nn.ReLU(inplace=True), big),
         "max pool 3x3/2, 32 ch, 16x16": (lambda: torch.nn.MaxPool2d(3, 2, padding=1), big),
@@ -287,7 +292,8 @@ def layer_costs(repeats: int) -> None:
         layer = make().to(memory_format=torch.channels_last).train()
         dtype = torch.float32 if precision == "fp32" else torch.bfloat16
         base = torch.randn(shape).to(dtype).contiguous(memory_format=torch.channels_last)
-        base.requires_grad_()
+        first = shape[1] == 3  # the images: no gradient for them
+        base.requires_grad_(not first)
         context = resolve_precision(precision, torch.device("cpu"))
         with context.autocast():
             grad = torch.randn_like(layer(base.clone()))
@@ -297,9 +303,10 @@ def layer_costs(repeats: int) -> None:
             total = 0.0
             for _ in range(50):
                 inputs = base.clone()  # a fresh non-leaf input, so an in-place layer can run
+                wanted = wrt if first else [inputs, *wrt]
                 seconds, _ = timed(
-                    lambda inputs=inputs: torch.autograd.grad(
-                        _forward(layer, inputs, context), [inputs, *wrt], grad
+                    lambda inputs=inputs, wanted=wanted: torch.autograd.grad(
+                        _forward(layer, inputs, context), wanted, grad
                     )
                 )
                 total += seconds
