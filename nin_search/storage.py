@@ -333,14 +333,19 @@ def _connect_storage(
             ),
         }
     opened_url = _read_only_url(url) if sqlite and read_only else url
-    for attempt in range(STORAGE_ATTEMPTS if sqlite and create else 1):
+    for attempt in range(STORAGE_ATTEMPTS if create else 1):
         try:
             storage = optuna.storages.RDBStorage(opened_url, engine_kwargs=engine_kwargs, **options)
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as error:
-            # Workers that start together race to create the schema of a new database: wait
-            # and retry. A lock held past the busy timeout is another process's: report it.
-            locked = "locked" in str(error)
-            if not sqlite or locked or attempt == STORAGE_ATTEMPTS - 1:
+        except (
+            sqlalchemy.exc.OperationalError,
+            sqlalchemy.exc.IntegrityError,
+            sqlalchemy.exc.ProgrammingError,
+        ) as error:
+            # Workers (or a worker and a dashboard) that start together race to create the
+            # schema of a new database: wait and retry. On a server the loser's CREATE TABLE
+            # fails with a duplicate key (PostgreSQL's pg_type) or "already exists". A SQLite
+            # lock held past the busy timeout is another process's: report it.
+            if attempt == STORAGE_ATTEMPTS - 1 or not _lost_schema_race(error, sqlite=sqlite):
                 raise
             time.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
             continue
@@ -348,6 +353,13 @@ def _connect_storage(
             _lock_on_begin(storage.engine)
         return storage
     raise AssertionError("unreachable")
+
+
+def _lost_schema_race(error: sqlalchemy.exc.DBAPIError, *, sqlite: bool) -> bool:
+    """Whether opening a storage failed because another process was creating its schema."""
+    if sqlite:
+        return not isinstance(error, sqlalchemy.exc.ProgrammingError) and "locked" not in str(error)
+    return isinstance(error, sqlalchemy.exc.IntegrityError) or "already exists" in str(error)
 
 
 def _lock_on_begin(engine: sqlalchemy.engine.Engine) -> None:
