@@ -333,7 +333,10 @@ def _connect_storage(
             ),
         }
     opened_url = _read_only_url(url) if sqlite and read_only else url
-    for attempt in range(STORAGE_ATTEMPTS if create else 1):
+    # Creating a schema races with other creators; a SQLite reader also races with a writer
+    # creating it (it can see the file before its tables). Other errors are reported at once.
+    attempts = STORAGE_ATTEMPTS if create or sqlite else 1
+    for attempt in range(attempts):
         try:
             storage = optuna.storages.RDBStorage(opened_url, engine_kwargs=engine_kwargs, **options)
         except (
@@ -345,7 +348,7 @@ def _connect_storage(
             # schema of a new database: wait and retry. On a server the loser's CREATE TABLE
             # fails with a duplicate key (PostgreSQL's pg_type) or "already exists". A SQLite
             # lock held past the busy timeout is another process's: report it.
-            if attempt == STORAGE_ATTEMPTS - 1 or not _lost_schema_race(error, sqlite=sqlite):
+            if attempt == attempts - 1 or not _lost_schema_race(error, sqlite=sqlite):
                 raise
             time.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
             continue

@@ -52,3 +52,13 @@ def test_a_race_that_never_ends_is_reported_after_the_last_attempt(monkeypatch):
     with pytest.raises(UserError, match="duplicate key"):
         storage.open_storage(URL, heartbeat=False)
     assert len(calls) == storage.STORAGE_ATTEMPTS
+
+
+def test_opening_an_existing_database_is_not_retried_and_reports_its_error(monkeypatch):
+    # create=False on a server (report, export, ...): one attempt, and its error, never
+    # "unreachable".
+    calls = losing_storage(monkeypatch, failures=99, error=DUPLICATE)
+    monkeypatch.setattr(storage, "_check_server_schema", lambda url, engine_kwargs: None)
+    with pytest.raises(UserError, match="duplicate key"):
+        storage.open_storage(URL, heartbeat=False, create=False)
+    assert len(calls) == 1
