@@ -87,6 +87,11 @@ RUN_TIMEOUT = 300  # seconds one `optimize` process may take before the test fai
 SIGNAL_TIMEOUT = 60  # seconds a signalled process may take to exit
 POLL_INTERVAL = 0.3  # seconds between two reads of the dashboard API
 HTTP_TIMEOUT = 30  # seconds for one API request
+# optuna-dashboard serves a study's trials from a cache it refreshes at most every 2 s while the
+# study has under 100 trials (optuna_dashboard/_storage.py, get_trials): a read within 2 s of the
+# last one may show a trial as running that has since finished. The read after the run waits this
+# long, so that it shows the study as the database holds it.
+DASHBOARD_TRIALS_TTL = 2.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -325,6 +330,7 @@ def run_with_reader(
             time.sleep(POLL_INTERVAL)
         code, stderr = finish(process, timeout=RUN_TIMEOUT, cwd=cwd, log="load")
         wall = time.monotonic() - started
+        time.sleep(DASHBOARD_TRIALS_TTL + 0.5)  # past the dashboard's cache of the last poll
         reader.poll()  # after the run: the reader sees the final study
     finally:
         if process.poll() is None:
