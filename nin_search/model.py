@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from nin_search.layers import ConvNormAct, Dropout, MLPConv2d
 from nin_search.spec import ArchSpec, StageSpec
@@ -147,17 +147,51 @@ def count_params(
     return sum(param.numel() for param in model.parameters() if param.requires_grad)
 
 
+def _two(value: Any) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (value[0], value[1])
+
+
+def _window_output(size: tuple[int, int], window: nn.Module) -> tuple[int, int]:
+    """The output height and width of a conv or pooling window, by PyTorch's size rule."""
+    if isinstance(getattr(window, "padding", 0), str) or getattr(window, "ceil_mode", False):
+        raise NotImplementedError(f"count_macs cannot follow {window!r}")  # not built here
+    kernel, stride, padding = (
+        _two(getattr(window, name)) for name in ("kernel_size", "stride", "padding")
+    )
+    dilation = _two(getattr(window, "dilation", 1))
+    return (
+        (size[0] + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1,
+        (size[1] + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1,
+    )
+
+
 def count_macs(spec: ArchSpec, *, in_channels: int, num_classes: int, image_size: int) -> int:
     """Multiply-accumulates per image (convs and linear layers), as PyTorch counts them.
 
-    Builds the network on the meta device and runs one image through it: no memory, no compute.
+    Builds the network on the meta device (no memory) and walks its layers in the order they
+    run (the stages and the head are one chain), following the image's size through each conv
+    and pooling window: no compute. ``torch.utils.flop_counter.FlopCounterMode`` gives the
+    same count (a test compares them on sampled architectures), but its forward pass on the
+    meta device cost about a second the first time in each process: every worker's first
+    trial paid it.
     """
     with torch.device("meta"):
-        model = build_model(spec, in_channels=in_channels, num_classes=num_classes).eval()
-        image = torch.zeros(1, in_channels, image_size, image_size)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(image)
-    return counter.get_total_flops() // 2
+        model = build_model(spec, in_channels=in_channels, num_classes=num_classes)
+    size = (image_size, image_size)
+    macs = 0
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            size = _window_output(size, module)
+            kernel = module.kernel_size[0] * module.kernel_size[1]
+            per_output = kernel * module.in_channels // module.groups
+            macs += size[0] * size[1] * module.out_channels * per_output
+        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+            size = _window_output(size, module)
+        elif isinstance(module, nn.AdaptiveAvgPool2d):
+            size = _two(module.output_size)
+        elif isinstance(module, nn.Linear):
+            macs += module.in_features * module.out_features
+    return macs
 
 
 def measure_latency_ms(

@@ -170,3 +170,35 @@ def test_dropout_is_seeded_and_passes_through_in_eval():
     assert abs((layer.train()(strided) == 0).float().mean().item() - 0.5) < 0.02
     model = build_model(presets.nin_cifar10(), in_channels=3, num_classes=10)
     assert isinstance(model.stages.s0.drop, Dropout)
+
+
+@pytest.mark.parametrize("image_size", [5, 8, 15, 28, 32])
+def test_macs_are_what_pytorchs_flop_counter_counts_on_sampled_architectures(image_size):
+    # count_macs follows the image's size through the layers without running them; PyTorch's
+    # FlopCounterMode runs the network (on the meta device) and counts each conv and matmul.
+    import optuna
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from nin_search.config import SpaceConfig
+    from nin_search.space import suggest_arch
+
+    space = SpaceConfig(
+        num_stages=[1, 2, 3, 4],
+        kernel_sizes=[1, 3, 5, 7],
+        widths=[3, 16, 40],
+        mlp_depth=[1, 2, 3],
+        mlp_widths=[5, 16],
+        pool=["max", "avg"],
+        batch_norm=[True, False],
+        activation=["relu", "silu"],
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=image_size))
+    for _ in range(12):
+        spec = suggest_arch(study.ask(), space)
+        shape = {"in_channels": 3, "num_classes": 7}
+        with torch.device("meta"):
+            model = build_model(spec, **shape).eval()
+            image = torch.zeros(1, 3, image_size, image_size)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(image)
+        assert count_macs(spec, image_size=image_size, **shape) == counter.get_total_flops() // 2
