@@ -26,9 +26,12 @@ START_METHOD_ENV = "NIN_SEARCH_START_METHOD"  # "spawn" or "forkserver" (the def
 
 # What a worker imports (nin_search.workers.run_worker, and scikit-learn for the stratified
 # split, 1.7 s on its own); the console script's module too, because a worker started from
-# `nin-search` imports it as its main module.
+# `nin-search` imports it as its main module. torch._dynamo too: PyTorch imports it the first
+# time a process builds an optimizer (``Optimizer.add_param_group`` is wrapped in
+# ``torch._disable_dynamo``), which cost each worker's first trial 1.2-1.5 s here.
 WORKER_MODULES = [
     "torch",
+    "torch._dynamo",
     "optuna",
     "sklearn.model_selection",
     "nin_search.cli",
