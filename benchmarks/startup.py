@@ -84,6 +84,10 @@ def run(
     return first_start - started, first_end - started, first_sampled_end - started
 
 
+def _per_repeat(seconds: tuple[float, ...]) -> str:
+    return " / ".join(f"{value:.1f}" for value in seconds)
+
+
 def against(code: Path, repeats: int, budget: float) -> None:
     """This checkout's library against ``code``'s, fork server, cold cache."""
     name = "nin-search, fork server, cold cache"
@@ -98,15 +102,8 @@ def against(code: Path, repeats: int, budget: float) -> None:
     rows = []
     for side, values in found.items():
         starts, firsts, sampled = zip(*values, strict=True)
-        rows.append(
-            (
-                side,
-                " / ".join(f"{s:.1f}" for s in starts),
-                " / ".join(f"{s:.1f}" for s in firsts),
-                " / ".join(f"{s:.1f}" for s in sampled),
-                f"{statistics.median(sampled):.1f}",
-            )
-        )
+        columns = (_per_repeat(starts), _per_repeat(firsts), _per_repeat(sampled))
+        rows.append((side, *columns, f"{statistics.median(sampled):.1f}"))
     print_table(
         f"Seconds from the process start, {repeats} repeat(s), {budget:.0f} s budget, "
         "fork server, cold cache",
@@ -157,7 +154,7 @@ def main() -> None:
         rows.append(
             (
                 side,
-                " / ".join(f"{s:.1f}" for s in starts),
+                _per_repeat(starts),
                 f"{statistics.median(starts):.1f}",
                 f"{statistics.median(ends):.1f}",
             )
