@@ -1,0 +1,77 @@
+"""The race figures benchmarks/RESULTS.md quotes from saved trials are what ``--load`` prints.
+
+``search_images.py --save`` keeps every trial's finish time and accuracy; ``--load`` recomputes
+the summary from them without training. These tests rerun that summary on the committed files
+and check each quoted figure, so a change to the summary's statistics, or a figure edited by
+hand in RESULTS.md, fails here.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+RESULTS = REPO / "benchmarks" / "results"
+DAY_1 = "search_images-2026-12-04.json"
+DAY_1_MORE = "search_images-2026-12-04-seeds10-19.json"
+DAY_2 = "search_images-2026-12-05-seeds20-27.json"
+TPE_RANDOM = "search_images-2026-12-05-tpe-random.json"
+
+
+@pytest.mark.parametrize(
+    ("files", "printed", "quoted"),
+    [
+        (
+            [DAY_2],
+            [
+                "vs_plain_optuna over seeds: 3.40x, 95% CI 1.82..6.36x (n=8 seeds)",
+                "+4.05 points, 95% CI +2.17..+5.93 (n=8 seeds)",
+                "RESULT vs_plain_optuna 3.4\n",
+            ],
+            ["3.40x, 95% CI 1.82..6.36x (n=8 seeds)", "+4.05 points, 95% CI +2.17..+5.93 (n=8)"],
+        ),
+        (
+            [DAY_1, DAY_1_MORE, DAY_2],
+            [
+                "vs_plain_optuna over seeds: 3.20x, 95% CI 2.45..4.18x (n=28 seeds)",
+                "+3.75 points, 95% CI +2.93..+4.56 (n=28 seeds)",
+            ],
+            ["3.20x, 95% CI 2.45..4.18x\n  (n=28)", "+3.75 points (CI +2.93..+4.56)"],
+        ),
+        (
+            [TPE_RANDOM],
+            [
+                "best val acc, tpe - random: +2.33 points, 95% CI +0.55..+4.12 (n=6 seeds)",
+                "s to beat all-plain, random / tpe: 1.04x, 95% CI 0.87..1.25x (n=6 seeds)",
+                "RESULT search_images 1.05\n",
+            ],
+            [
+                "TPE +2.33 points, 95% CI +0.55..+4.12 (n=6 seeds)",
+                "random ÷ TPE 1.04x, 95% CI\n  0.87..1.25x (n=6)",
+                "`RESULT search_images 1.05`",
+            ],
+        ),
+    ],
+    ids=["12-05 seeds 20-27", "28 saved seeds pooled", "tpe vs random"],
+)
+def test_search_images_load_prints_the_figures_results_md_quotes(files, printed, quoted):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/search_images.py",
+            "--load",
+            *(str(RESULTS / f) for f in files),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    for line in printed:
+        assert line in result.stdout, f"--load no longer prints {line!r}:\n{result.stdout}"
+    recorded = (REPO / "benchmarks" / "RESULTS.md").read_text()
+    for figure in quoted:
+        assert figure in recorded, f"RESULTS.md no longer quotes {figure!r}"
