@@ -14,9 +14,17 @@ Arm BF16). Where it does not, PyTorch emulates bf16 (slower than float32), so
 
     .venv/bin/python benchmarks/cpu_bf16.py [--quick] [--accuracy [--seeds N]] [--profile]
                                             [--step-parts] [--dropout] [--without] [--layers]
+                                            [--sample N]
 
 Besides the best runs, each network's per-run ratio (the fp32 and bf16 runs of one repeat, side
 by side) is summarised as a geometric mean with its 95% interval over the repeats.
+
+``--sample N`` draws N architectures and batch sizes at random from each CIFAR study's space
+(``studies/cifar10-mini.toml`` at 32x32, widths 32-64; ``studies/cifar10-mini-quick.toml`` at
+16x16, widths 16-32; a seeded random sampler, so every run times the same ones) and times one
+epoch of each in both precisions (best of 3 alternating runs): what a search of that study gains
+from bf16, as the geometric mean over the architectures with its 95% interval
+(``RESULT cpu_bf16_study <ratio on cifar10-mini>``, ``RESULT cpu_bf16_study_quick <ratio>``).
 
 ``--step-parts`` times the two parts of a step that bf16 does not shrink on the typical network
 (the optimizer step and dropout's random mask), with the alternatives PyTorch offers.
@@ -40,12 +48,14 @@ in points>`` (target within +-0.5; the interval says whether the seeds can tell)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 from collections.abc import Callable
 
+import optuna
 import torch
 from _common import (
-    CIFAR10_MINI,
+    REPO,
     geometric_mean_interval,
     machine_line,
     paired_summary,
@@ -55,7 +65,7 @@ from _common import (
 )
 
 from nin_search import presets
-from nin_search.config import AugmentConfig, DataConfig
+from nin_search.config import load_study_config
 from nin_search.data import DeviceData, load_search_data
 from nin_search.devices import (
     Precision,
@@ -65,6 +75,7 @@ from nin_search.devices import (
 )
 from nin_search.layers import Dropout
 from nin_search.model import build_model
+from nin_search.space import suggest_arch, suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters, StageSpec
 from nin_search.train import TrainSettings, train
 
@@ -89,7 +100,13 @@ def synthetic(count: int, size: int, seed: int) -> DeviceData:
     return DeviceData(images.contiguous(memory_format=torch.channels_last), labels)
 
 
-def speed(spec: ArchSpec, size: int, images: int, repeats: int) -> dict[str, list[float]]:
+# The studies whose spaces --sample draws from, largest images first.
+SAMPLED_STUDIES = ("cifar10-mini", "cifar10-mini-quick")
+
+
+def speed(
+    spec: ArchSpec, size: int, images: int, repeats: int, hparams: Hyperparameters = HPARAMS
+) -> dict[str, list[float]]:
     """Seconds per run of one epoch over ``images`` images, per precision (alternating)."""
     train_split, val_split = synthetic(images, size, 0), synthetic(128, size, 1)
     torch.manual_seed(0)
@@ -98,7 +115,7 @@ def speed(spec: ArchSpec, size: int, images: int, repeats: int) -> dict[str, lis
     def run(precision: str, split: DeviceData) -> float:
         model = build_model(spec, in_channels=3, num_classes=10)
         model.load_state_dict(initial)
-        settings = TrainSettings(HPARAMS, epochs=1, seed=0, precision=precision)
+        settings = TrainSettings(hparams, epochs=1, seed=0, precision=precision)
         seconds, _ = timed(lambda: train(model, split, val_split, settings))
         return seconds
 
@@ -112,38 +129,108 @@ def speed(spec: ArchSpec, size: int, images: int, repeats: int) -> dict[str, lis
     return seconds
 
 
-def typical_with(dropout: type[torch.nn.Dropout], *, seed: int) -> torch.nn.Module:
-    """The typical network, seeded, with each dropout layer made a ``dropout`` of its rate
-    (a dropout layer draws no random numbers when built, so the weights are the same)."""
+def describe(spec: ArchSpec) -> str:
+    """``mlp5-64(48) plain3-32 ...``: each stage's kind, kernel, width and 1x1 widths."""
+    return " ".join(
+        f"{stage.kind}{stage.kernel_size}-{stage.width}"
+        + (f"({','.join(map(str, stage.mlp_widths))})" if stage.mlp_widths else "")
+        for stage in spec.stages
+    )
+
+
+def drawn(study: str, count: int) -> list[tuple[ArchSpec, int]]:
+    """``count`` (architecture, batch size) drawn at random from ``studies/<study>.toml``'s
+    space, by a random sampler with a fixed seed: the same ones on every run."""
+    config = load_study_config(REPO / "studies" / f"{study}.toml")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    found = []
+    for _ in range(count):
+        trial = draws.ask()
+        spec = suggest_arch(trial, config.space)
+        found.append((spec, suggest_hyperparameters(trial, config.train).batch_size))
+        draws.tell(trial, 0.0)
+    return found
+
+
+def sampled_speedups(study: str, count: int, images: int) -> list[tuple[str, int, float, float]]:
+    """(architecture, batch size, fp32 img/s, bf16 / fp32) of the first ``count`` architectures
+    :func:`drawn` from ``study``'s space, each timed for one epoch of ``images`` (x 32 / the
+    study's image size) images of the study's size (best of 3 alternating runs per precision)."""
+    size = load_study_config(REPO / "studies" / f"{study}.toml").data.image_size
+    images = images * 32 // size  # more of the smaller images, as for the typical network
+    found = []
+    for spec, batch_size in drawn(study, count):
+        hparams = dataclasses.replace(HPARAMS, batch_size=batch_size)
+        seconds = speed(spec, size, images, 3, hparams)
+        best = {precision: min(times) for precision, times in seconds.items()}
+        found.append(
+            (describe(spec), batch_size, images / best["fp32"], best["fp32"] / best["bf16"])
+        )
+    return found
+
+
+def print_sampled(count: int, images: int) -> None:
+    """--sample: the bf16 speedup over architectures drawn from each CIFAR study's space."""
+    for study in SAMPLED_STUDIES:
+        found = sampled_speedups(study, count, images)
+        size = load_study_config(REPO / "studies" / f"{study}.toml").data.image_size
+        print_table(
+            f"studies/{study}.toml ({size}x{size}): {count} architectures drawn at random, "
+            f"one epoch of {images * 32 // size} images each, best of 3 alternating runs",
+            ["architecture (kind kernel-width(1x1 widths))", "batch", "fp32 img/s", "bf16 / fp32"],
+            [(arch, batch, f"{rate:,.0f}", f"{ratio:.2f}") for arch, batch, rate, ratio in found],
+        )
+        mean, shown = geometric_mean_interval([ratio for *_, ratio in found], "architectures")
+        print(f"studies/{study}.toml, bf16 / fp32 over its space: {shown}")
+        print_result("cpu_bf16_study" + ("_quick" if study.endswith("quick") else ""), mean)
+
+
+def typical_with(
+    dropout: type[torch.nn.Dropout], *, seed: int, spec: ArchSpec = TYPICAL
+) -> torch.nn.Module:
+    """``spec``'s network (the typical one by default), seeded, with each dropout layer made a
+    ``dropout`` of its rate (a dropout layer draws no random numbers when built, so the weights
+    are the same)."""
     torch.manual_seed(seed)
-    model = build_model(TYPICAL, in_channels=3, num_classes=10)
+    model = build_model(spec, in_channels=3, num_classes=10)
     for stage in model.stages:
         if hasattr(stage, "drop"):
             stage.drop = dropout(stage.drop.p)
     return model
 
 
+def accuracy_network(study: str) -> ArchSpec:
+    """The network ``--accuracy`` trains for ``study``: the typical one of the quick study, the
+    first architecture ``--sample`` draws for the others."""
+    return TYPICAL if study == "cifar10-mini-quick" else drawn(study, 1)[0][0]
+
+
 def accuracy(
-    seeds: int, epochs: int, sides: dict[str, tuple[str, type[torch.nn.Dropout]]] | None = None
+    seeds: int,
+    sides: dict[str, tuple[str, type[torch.nn.Dropout]]] | None = None,
+    *,
+    study: str = "cifar10-mini-quick",
 ) -> dict[str, list[float]]:
-    """Validation accuracy of the typical network on cifar10-mini (16x16), per seed and side.
+    """Validation accuracy of :func:`accuracy_network`'s network trained on cifar10-mini as
+    ``studies/<study>.toml`` does (image size, augmentation, epochs), per seed and side.
 
     ``sides`` maps a name to (precision, dropout class); by default fp32 and bf16 with
     nin-search's ``Dropout``."""
     sides = sides or {precision: (precision, Dropout) for precision in PRECISIONS}
-    config = DataConfig(
-        dataset="imagefolder",
-        root=str(CIFAR10_MINI),
-        image_size=16,
-        augment=AugmentConfig(crop_padding=2, flip=True),
-    )
-    data = load_search_data(config, device="cpu")
+    config = load_study_config(REPO / "studies" / f"{study}.toml")
+    spec = accuracy_network(study)
+    data = load_search_data(config.data, device="cpu")  # its root: ../shared/data/cifar10-mini
     found: dict[str, list[float]] = {name: [] for name in sides}
     for seed in range(seeds):
         for name, (precision, dropout) in sides.items():
-            model = typical_with(dropout, seed=seed)
+            model = typical_with(dropout, seed=seed, spec=spec)
             settings = TrainSettings(
-                HPARAMS, epochs=epochs, seed=seed, augment=data.augment, precision=precision
+                HPARAMS,
+                epochs=config.train.epochs,
+                seed=seed,
+                augment=data.augment,
+                precision=precision,
             )
             result = train(model, data.train, data.val, settings)
             found[name].append(result.final_accuracy)
@@ -386,6 +473,20 @@ def main() -> None:
     parser.add_argument(
         "--layers", action="store_true", help="also each kind of layer alone, microseconds"
     )
+    parser.add_argument(
+        "--study",
+        choices=SAMPLED_STUDIES,
+        default="cifar10-mini-quick",
+        help="--accuracy trains as this study does: the quick study's typical network (default)"
+        " or the first architecture --sample draws from cifar10-mini's space, 32x32",
+    )
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also N architectures drawn from each CIFAR study's space, one epoch each",
+    )
     args = parser.parse_args()
     configure_cpu_allocator()
     native = cpu_has_native_bf16()
@@ -425,6 +526,8 @@ def main() -> None:
         without_parts(repeats + 4)
     if args.layers:
         layer_costs(repeats + 4)
+    if args.sample:
+        print_sampled(args.sample, images)
     if args.dropout:
         speedups = dropout_speedup(16, images * 2, repeats + 1)
         for precision, values in speedups.items():
@@ -433,7 +536,7 @@ def main() -> None:
         print_result("cpu_dropout", geometric_mean_interval(speedups["bf16"])[0])
         if args.accuracy:
             sides = {"nn.Dropout": (auto, torch.nn.Dropout), "nin-search Dropout": (auto, Dropout)}
-            found = accuracy(seeds=args.seeds, epochs=4, sides=sides)
+            found = accuracy(args.seeds, sides)
             gaps = [100 * (ours - theirs) for theirs, ours in zip(*found.values(), strict=True)]
             print(
                 f"cifar10-mini, typical network, {auto}, 4 epochs: nin-search Dropout "
@@ -441,10 +544,13 @@ def main() -> None:
                 f"mean {paired_summary(gaps, 'seeds')}"
             )
     if args.accuracy:
-        found = accuracy(seeds=args.seeds, epochs=4)
+        found = accuracy(args.seeds, study=args.study)
         means = {precision: statistics.mean(values) for precision, values in found.items()}
+        config = load_study_config(REPO / "studies" / f"{args.study}.toml")
+        size, network = config.data.image_size, describe(accuracy_network(args.study))
         print_table(
-            "cifar10-mini 16x16, typical network, 4 epochs: validation accuracy",
+            f"cifar10-mini {size}x{size} as studies/{args.study}.toml trains it "
+            f"({config.train.epochs} epochs), {network}: validation accuracy",
             ["precision", "per seed", "mean"],
             [(p, " ".join(f"{v:.4f}" for v in found[p]), f"{means[p]:.4f}") for p in PRECISIONS],
         )
