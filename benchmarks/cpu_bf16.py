@@ -65,7 +65,7 @@ from _common import (
 )
 
 from nin_search import presets
-from nin_search.config import load_study_config
+from nin_search.config import StudyConfig, load_study_config
 from nin_search.data import DeviceData, load_search_data
 from nin_search.devices import (
     Precision,
@@ -102,6 +102,12 @@ def synthetic(count: int, size: int, seed: int) -> DeviceData:
 
 # The studies whose spaces --sample draws from, largest images first.
 SAMPLED_STUDIES = ("cifar10-mini", "cifar10-mini-quick")
+
+
+def study_config(study: str) -> StudyConfig:
+    """``studies/<study>.toml`` of this checkout (its space is read even where the images are
+    not; training on them needs ../shared/data/cifar10-mini)."""
+    return load_study_config(REPO / "studies" / f"{study}.toml")
 
 
 def speed(
@@ -141,7 +147,7 @@ def describe(spec: ArchSpec) -> str:
 def drawn(study: str, count: int) -> list[tuple[ArchSpec, int]]:
     """``count`` (architecture, batch size) drawn at random from ``studies/<study>.toml``'s
     space, by a random sampler with a fixed seed: the same ones on every run."""
-    config = load_study_config(REPO / "studies" / f"{study}.toml")
+    config = study_config(study)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     found = []
@@ -157,7 +163,7 @@ def sampled_speedups(study: str, count: int, images: int) -> list[tuple[str, int
     """(architecture, batch size, fp32 img/s, bf16 / fp32) of the first ``count`` architectures
     :func:`drawn` from ``study``'s space, each timed for one epoch of ``images`` (x 32 / the
     study's image size) images of the study's size (best of 3 alternating runs per precision)."""
-    size = load_study_config(REPO / "studies" / f"{study}.toml").data.image_size
+    size = study_config(study).data.image_size
     images = images * 32 // size  # more of the smaller images, as for the typical network
     found = []
     for spec, batch_size in drawn(study, count):
@@ -174,7 +180,7 @@ def print_sampled(count: int, images: int) -> None:
     """--sample: the bf16 speedup over architectures drawn from each CIFAR study's space."""
     for study in SAMPLED_STUDIES:
         found = sampled_speedups(study, count, images)
-        size = load_study_config(REPO / "studies" / f"{study}.toml").data.image_size
+        size = study_config(study).data.image_size
         print_table(
             f"studies/{study}.toml ({size}x{size}): {count} architectures drawn at random, "
             f"one epoch of {images * 32 // size} images each, best of 3 alternating runs",
@@ -218,7 +224,7 @@ def accuracy(
     ``sides`` maps a name to (precision, dropout class); by default fp32 and bf16 with
     nin-search's ``Dropout``."""
     sides = sides or {precision: (precision, Dropout) for precision in PRECISIONS}
-    config = load_study_config(REPO / "studies" / f"{study}.toml")
+    config = study_config(study)
     spec = accuracy_network(study)
     data = load_search_data(config.data, device="cpu")  # its root: ../shared/data/cifar10-mini
     found: dict[str, list[float]] = {name: [] for name in sides}
@@ -488,6 +494,8 @@ def main() -> None:
         help="also N architectures drawn from each CIFAR study's space, one epoch each",
     )
     args = parser.parse_args()
+    if args.sample < 0:
+        parser.error(f"--sample must be 0 or more architectures, but got {args.sample}")
     configure_cpu_allocator()
     native = cpu_has_native_bf16()
     auto = resolve_precision("auto", torch.device("cpu")).name
@@ -546,7 +554,7 @@ def main() -> None:
     if args.accuracy:
         found = accuracy(args.seeds, study=args.study)
         means = {precision: statistics.mean(values) for precision, values in found.items()}
-        config = load_study_config(REPO / "studies" / f"{args.study}.toml")
+        config = study_config(args.study)
         size, network = config.data.image_size, describe(accuracy_network(args.study))
         print_table(
             f"cifar10-mini {size}x{size} as studies/{args.study}.toml trains it "
