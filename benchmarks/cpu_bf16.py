@@ -8,9 +8,11 @@ alternate (fp32, bf16, bf16, fp32, ...) and the best run of each side is compare
 both precisions and compares the mean validation accuracy: the paired difference (same seed,
 same initial weights, same batches) with its 95% t-interval and n.
 
-The line ``native bf16`` says whether this CPU multiplies bf16 in hardware (AVX512-BF16, AMX,
-Arm BF16). Where it does not, PyTorch emulates bf16 (slower than float32), so
-``precision = "auto"`` stays float32 there, and the ratio below measures the emulation.
+The line ``native bf16`` says whether this CPU multiplies bf16 in hardware, and with which of
+its flags (``avx512_bf16``, ``amx_bf16``, Arm ``bf16``): AMX's matrix tiles gain far more than
+AVX512-BF16's dot products alone (benchmarks/RESULTS.md §3b). Where it does not, PyTorch
+emulates bf16 (slower than float32), so ``precision = "auto"`` stays float32 there, and the
+ratio below measures the emulation.
 
     .venv/bin/python benchmarks/cpu_bf16.py [--quick] [--accuracy [--seeds N]] [--profile]
                                             [--step-parts] [--dropout] [--without] [--layers]
@@ -70,7 +72,7 @@ from nin_search.data import DeviceData, load_search_data
 from nin_search.devices import (
     Precision,
     configure_cpu_allocator,
-    cpu_has_native_bf16,
+    cpu_bf16_flags,
     resolve_precision,
 )
 from nin_search.layers import Dropout
@@ -243,7 +245,7 @@ def accuracy(
     return found
 
 
-def profile(spec: ArchSpec, size: int, images: int) -> None:
+def profile(name: str, spec: ArchSpec, size: int, images: int) -> None:
     """torch.profiler's most expensive ops in one epoch, per precision (after a warm-up)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as profiler
@@ -255,7 +257,7 @@ def profile(spec: ArchSpec, size: int, images: int) -> None:
         train(model, train_split, val_split, settings)
         with profiler(activities=[ProfilerActivity.CPU]) as result:
             train(model, train_split, val_split, settings)
-        print(f"{precision}: one epoch of {images} images")
+        print(f"{name}, {precision}: one epoch of {images} images")
         print(result.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
 
 
@@ -465,7 +467,7 @@ def main() -> None:
     parser.add_argument("--accuracy", action="store_true", help="also train on cifar10-mini")
     parser.add_argument("--seeds", type=int, default=3, help="seeds for --accuracy (default 3)")
     parser.add_argument(
-        "--profile", action="store_true", help="also torch.profiler's top ops, typical network"
+        "--profile", action="store_true", help="also torch.profiler's top ops, both networks"
     )
     parser.add_argument(
         "--step-parts", action="store_true", help="also optimizer step and dropout, in ms"
@@ -497,10 +499,12 @@ def main() -> None:
     if args.sample < 0:
         parser.error(f"--sample must be 0 or more architectures, but got {args.sample}")
     configure_cpu_allocator()
-    native = cpu_has_native_bf16()
+    flags = cpu_bf16_flags()
+    native = bool(flags)
     auto = resolve_precision("auto", torch.device("cpu")).name
     print(machine_line())
-    print(f"native bf16: {'yes' if native else 'no'}; precision = 'auto' trains in {auto} here")
+    kind = f"yes ({', '.join(sorted(flags))})" if native else "no"
+    print(f"native bf16: {kind}; precision = 'auto' trains in {auto} here")
     images, repeats = (512, 3) if args.quick else (2048, 5)
     networks = {
         "NIN preset, 32x32": (presets.nin_cifar10(), 32, images // 2),
@@ -527,7 +531,8 @@ def main() -> None:
         print("bf16 is emulated on this CPU: the ratio above is why 'auto' keeps float32 here")
     print_result("cpu_bf16", ratios["NIN preset, 32x32"])
     if args.profile:
-        profile(TYPICAL, 16, images * 2)
+        for name, (spec, size, count) in networks.items():
+            profile(name, spec, size, count)
     if args.step_parts:
         step_parts()
     if args.without:

@@ -23,6 +23,7 @@ __all__ = [
     "Precision",
     "configure_cpu_allocator",
     "configure_cpu_threads",
+    "cpu_bf16_flags",
     "cpu_has_native_bf16",
     "resolve_device",
     "resolve_precision",
@@ -69,18 +70,25 @@ def resolve_device(name: str) -> torch.device:
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 
-def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether this CPU has bf16 dot-product instructions (elsewhere bf16 is emulated: slower
-    than float32). Reads the kernel's CPU flags; False where there are none (macOS, Windows)."""
+def cpu_bf16_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The bf16 flags of :data:`NATIVE_BF16_FLAGS` this CPU has (``/proc/cpuinfo``): which kind
+    of native bf16 it is matters, AMX's tiles gain far more than AVX512-BF16's dot products
+    (benchmarks/RESULTS.md §3b). Empty where the kernel lists none (macOS, Windows)."""
     try:
         text = cpuinfo.read_text()
     except OSError:
-        return False
+        return frozenset()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("flags", "Features"):  # x86, Arm
-            return bool(NATIVE_BF16_FLAGS & set(value.split()))
-    return False
+            return NATIVE_BF16_FLAGS & set(value.split())
+    return frozenset()
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has bf16 dot-product instructions (elsewhere bf16 is emulated: slower
+    than float32). Reads the kernel's CPU flags; False where there are none (macOS, Windows)."""
+    return bool(cpu_bf16_flags(cpuinfo))
 
 
 @dataclass(frozen=True)

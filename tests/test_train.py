@@ -109,21 +109,23 @@ def test_a_run_resumed_from_a_checkpoint_continues_exactly_as_if_never_stopped(d
 
 
 @pytest.mark.parametrize(
-    ("flags", "native"),
+    ("flags", "found"),
     [
-        ("flags\t\t: fpu sse2 avx2 fma", False),  # this kind of machine: AVX2 only
-        ("flags\t\t: fpu avx2 avx512f avx512_bf16", True),  # Zen 4, Cooper Lake, Sapphire Rapids
-        ("flags\t\t: fpu avx2 amx_tile amx_bf16", True),
-        ("Features\t: fp asimd bf16 i8mm", True),  # Arm (Graviton 3, Neoverse V1)
-        ("processor\t: 0", False),  # no flags line
+        ("flags\t\t: fpu sse2 avx2 fma", set()),  # AVX2 only (the AMD EPYC of 11-28)
+        ("flags\t\t: fpu avx2 avx512f avx512_bf16", {"avx512_bf16"}),  # Zen 4/5, Cooper Lake
+        ("flags\t\t: fpu avx512_bf16 amx_tile amx_bf16", {"avx512_bf16", "amx_bf16"}),  # SPR
+        ("Features\t: fp asimd bf16 i8mm", {"bf16"}),  # Arm (Graviton 3, Neoverse V1)
+        ("processor\t: 0", set()),  # no flags line
     ],
 )
-def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
-    from nin_search.devices import cpu_has_native_bf16
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, found):
+    from nin_search.devices import cpu_bf16_flags, cpu_has_native_bf16
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\n{flags}\n")
-    assert cpu_has_native_bf16(cpuinfo) is native
+    assert cpu_bf16_flags(cpuinfo) == found
+    assert cpu_has_native_bf16(cpuinfo) is bool(found)
+    assert cpu_bf16_flags(tmp_path / "missing") == frozenset()
     assert cpu_has_native_bf16(tmp_path / "missing") is False  # macOS, Windows
 
 
