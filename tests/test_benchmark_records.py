@@ -18,6 +18,10 @@ DAY_1 = "search_images-2026-12-04.json"
 DAY_1_MORE = "search_images-2026-12-04-seeds10-19.json"
 DAY_2 = "search_images-2026-12-05-seeds20-27.json"
 TPE_RANDOM = "search_images-2026-12-05-tpe-random.json"
+ZEN5 = [
+    "search_images-2026-12-06-zen5-seeds0-2.json",
+    "search_images-2026-12-06-zen5-seeds3-5.json",
+]
 
 
 @pytest.mark.parametrize(
@@ -41,6 +45,19 @@ TPE_RANDOM = "search_images-2026-12-05-tpe-random.json"
             ["3.20x, 95% CI 2.45..4.18x (n=28)", "+3.75 points (CI +2.93..+4.56)"],
         ),
         (
+            ZEN5,
+            [
+                "vs_plain_optuna over seeds: 5.80x, 95% CI 2.45..13.73x (n=6 seeds)",
+                "+3.92 points, 95% CI +2.26..+5.59 (n=6 seeds)",
+            ],
+            ["5.80x, 95% CI 2.45..13.73x (n=6 seeds)", "+3.92 points, 95% CI +2.26..+5.59 (n=6)"],
+        ),
+        (
+            [DAY_1, DAY_1_MORE, DAY_2, *ZEN5],
+            ["vs_plain_optuna over seeds: 3.55x, 95% CI 2.75..4.60x (n=34 seeds)"],
+            ["3.55x, CI 2.75..4.60x"],
+        ),
+        (
             [TPE_RANDOM],
             [
                 "best val acc, tpe - random: +2.33 points, 95% CI +0.55..+4.12 (n=6 seeds)",
@@ -54,7 +71,13 @@ TPE_RANDOM = "search_images-2026-12-05-tpe-random.json"
             ],
         ),
     ],
-    ids=["12-05 seeds 20-27", "28 saved seeds pooled", "tpe vs random"],
+    ids=[
+        "12-05 seeds 20-27",
+        "28 saved seeds pooled",
+        "zen 5 seeds 0-5",
+        "34 saved seeds pooled",
+        "tpe vs random",
+    ],
 )
 def test_search_images_load_prints_the_figures_results_md_quotes(files, printed, quoted):
     result = subprocess.run(
