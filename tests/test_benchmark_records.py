@@ -22,6 +22,12 @@ ZEN5 = [
     "search_images-2026-12-06-zen5-seeds0-2.json",
     "search_images-2026-12-06-zen5-seeds3-5.json",
 ]
+ZEN5_MORE = [
+    "search_images-2026-12-06-zen5-seeds6-8.json",
+    "search_images-2026-12-06-zen5-seeds9-11.json",
+    "search_images-2026-12-06-zen5-seeds12-14.json",
+    "search_images-2026-12-06-zen5-seeds15-17.json",
+]
 
 
 @pytest.mark.parametrize(
@@ -58,6 +64,31 @@ ZEN5 = [
             ["3.55x, CI 2.75..4.60x"],
         ),
         (
+            ZEN5_MORE,
+            [
+                "vs_plain_optuna over seeds: 2.58x, 95% CI 1.52..4.38x (n=12 seeds)",
+                "+3.31 points, 95% CI +2.00..+4.62 (n=12 seeds)",
+                "RESULT vs_plain_optuna 2.58\n",
+            ],
+            ["2.58x, 95% CI 1.52..4.38x (n=12 seeds)", "+3.31 points, 95% CI +2.00..+4.62 (n=12)"],
+        ),
+        (
+            [*ZEN5, *ZEN5_MORE],
+            [
+                "vs_plain_optuna over seeds: 3.38x, 95% CI 2.17..5.28x (n=18 seeds)",
+                "+3.51 points, 95% CI +2.57..+4.46 (n=18 seeds)",
+            ],
+            ["3.38x, 95% CI 2.17..5.28x (n=18 seeds)", "+3.51 points (CI +2.57..+4.46)"],
+        ),
+        (
+            [DAY_1, DAY_1_MORE, DAY_2, *ZEN5, *ZEN5_MORE],
+            [
+                "vs_plain_optuna over seeds: 3.27x, 95% CI 2.60..4.11x (n=46 seeds)",
+                "+3.66 points, 95% CI +3.06..+4.25 (n=46 seeds)",
+            ],
+            ["3.27x, 95% CI 2.60..4.11x (n=46)", "+3.66 points (CI +3.06..+4.25)"],
+        ),
+        (
             [TPE_RANDOM],
             [
                 "best val acc, tpe - random: +2.33 points, 95% CI +0.55..+4.12 (n=6 seeds)",
@@ -76,6 +107,9 @@ ZEN5 = [
         "28 saved seeds pooled",
         "zen 5 seeds 0-5",
         "34 saved seeds pooled",
+        "zen 5 seeds 6-17",
+        "zen 5 all 18 seeds",
+        "46 saved seeds pooled",
         "tpe vs random",
     ],
 )
