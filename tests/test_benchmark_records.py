@@ -3,15 +3,21 @@
 ``search_images.py --save`` keeps every trial's finish time and accuracy; ``--load`` recomputes
 the summary from them without training. These tests rerun that summary on the committed files
 and check each quoted figure, so a change to the summary's statistics, or a figure edited by
-hand in RESULTS.md, fails here.
+hand in RESULTS.md, fails here. The figures pooled over every seed run (the saved ones and
+12-03's ten, whose trials were not saved) and the same-seed comparison of the two CPUs are
+recomputed from the per-seed ratios ``--load`` prints, as RESULTS.md §3c says.
 """
 
+import re
 import subprocess
 import sys
 
 import pytest
 
 from .conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _common import geometric_mean_interval
 
 RESULTS = REPO / "benchmarks" / "results"
 DAY_1 = "search_images-2026-12-04.json"
@@ -28,6 +34,29 @@ ZEN5_MORE = [
     "search_images-2026-12-06-zen5-seeds12-14.json",
     "search_images-2026-12-06-zen5-seeds15-17.json",
 ]
+
+
+def load(files: list[str]) -> str:
+    """What ``search_images.py --load`` prints for these saved trial files."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/search_images.py",
+            "--load",
+            *(str(RESULTS / f) for f in files),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def recorded(name: str = "benchmarks/RESULTS.md") -> str:
+    """The file's text with its lines rewrapped, so that reflowing it changes nothing here."""
+    return " ".join((REPO / name).read_text().split())
 
 
 @pytest.mark.parametrize(
@@ -114,22 +143,37 @@ ZEN5_MORE = [
     ],
 )
 def test_search_images_load_prints_the_figures_results_md_quotes(files, printed, quoted):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/search_images.py",
-            "--load",
-            *(str(RESULTS / f) for f in files),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    stdout = load(files)
     for line in printed:
-        assert line in result.stdout, f"--load no longer prints {line!r}:\n{result.stdout}"
-    # Compared with the lines rewrapped, so that reflowing RESULTS.md changes nothing here.
-    recorded = " ".join((REPO / "benchmarks" / "RESULTS.md").read_text().split())
+        assert line in stdout, f"--load no longer prints {line!r}:\n{stdout}"
+    text = recorded()
     for figure in quoted:
-        assert figure in recorded, f"RESULTS.md no longer quotes {figure!r}"
+        assert figure in text, f"RESULTS.md no longer quotes {figure!r}"
+
+
+def seed_ratios(files: list[str]) -> list[tuple[int, float]]:
+    """(seed, plain s / nin-search s) for each seed run ``--load`` prints."""
+    found = re.findall(r"^seed (\d+), .*? ratio ([\d.]+);", load(files), re.MULTILINE)
+    return [(int(seed), float(ratio)) for seed, ratio in found]
+
+
+# 12-03's ten seeds, whose trials were not saved: the ratios RESULTS.md §3c tabulates.
+DAY_0_RATIOS = [2.85, 0.52, 2.66, 1.53, 2.51, 2.74, 3.73, 4.39, 2.10, 1.10]
+
+
+def test_the_pooled_race_figures_follow_from_the_per_seed_ratios():
+    intel = seed_ratios([DAY_1, DAY_1_MORE, DAY_2])
+    zen5 = seed_ratios([*ZEN5, *ZEN5_MORE])
+    assert (len(intel), len(zen5)) == (28, 18)
+    every_run = DAY_0_RATIOS + [ratio for _, ratio in intel + zen5]
+    pooled = geometric_mean_interval(every_run, "seed runs")[1]
+    assert pooled == "3.02x, 95% CI 2.46..3.70x (n=56 seed runs)"
+    assert pooled in recorded()
+    assert "3.02x as fast (95% CI 2.46..3.70x, n=56 seed runs" in recorded("README.md")
+    assert (sum(r > 1 for r in every_run), sum(r >= 3 for r in every_run)) == (54, 29)
+    assert "faster on 54 of 56, 3x or more on 29" in recorded()
+    on_intel = dict(intel)  # seeds 0-27 once each
+    same_seed = [ratio / on_intel[seed] for seed, ratio in zen5]
+    shown = geometric_mean_interval(same_seed)[1]
+    assert shown == "1.11x, 95% CI 0.71..1.72x (n=18 seeds)"
+    assert shown in recorded()
