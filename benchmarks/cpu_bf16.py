@@ -107,8 +107,9 @@ SAMPLED_STUDIES = ("cifar10-mini", "cifar10-mini-quick")
 
 
 def study_config(study: str) -> StudyConfig:
-    """``studies/<study>.toml`` of this checkout (its space is read even where the images are
-    not; training on them needs ../shared/data/cifar10-mini)."""
+    """``studies/<study>.toml`` of this checkout. Reading it needs ../shared/data/cifar10-mini
+    beside the checkout, as every load of a shipped CIFAR study does (``load_study_config``
+    refuses it in one line where the images are not)."""
     return load_study_config(REPO / "studies" / f"{study}.toml")
 
 

@@ -7,12 +7,17 @@ import pytest
 
 from nin_search.config import load_study_config
 
-from .conftest import REPO
+from .conftest import CIFAR10_MINI, REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 cpu_bf16 = pytest.importorskip("cpu_bf16")
+# Loading a shipped CIFAR study checks that its images are beside the checkout.
+needs_images = pytest.mark.skipif(
+    not CIFAR10_MINI.is_dir(), reason="needs ../shared/data/cifar10-mini"
+)
 
 
+@needs_images
 @pytest.mark.parametrize("study", ["cifar10-mini", "cifar10-mini-quick"])
 def test_sample_draws_varied_architectures_from_the_study_space_the_same_on_every_run(study):
     config = load_study_config(REPO / "studies" / f"{study}.toml")
@@ -32,6 +37,7 @@ def test_sample_draws_varied_architectures_from_the_study_space_the_same_on_ever
             assert stage.mlp_widths == () or depth.low <= len(stage.mlp_widths) <= depth.high
 
 
+@needs_images
 def test_the_network_accuracy_trains_is_the_quick_study_s_typical_or_the_first_drawn():
     assert cpu_bf16.describe(cpu_bf16.accuracy_network("cifar10-mini-quick")) == (
         "mlp3-32(32) plain5-32 mlp3-16(16)"

@@ -3,7 +3,7 @@ import pytest
 from nin_search import UserError, default_config, load_study_config
 from nin_search.config import FloatRange, IntRange
 
-from .conftest import REPO, write_study
+from .conftest import CIFAR10_MINI, REPO, write_study
 
 
 def test_the_shipped_digits_study_is_the_embedded_default():
@@ -12,7 +12,13 @@ def test_the_shipped_digits_study_is_the_embedded_default():
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "studies").glob("*.toml")))
 def test_every_shipped_study_file_is_valid(name):
-    load_study_config(REPO / "studies" / name)
+    try:
+        load_study_config(REPO / "studies" / name)
+    except UserError as error:
+        # The images of a shipped CIFAR study are checked after its TOML and every value are:
+        # without ../shared/data/cifar10-mini beside the checkout, that check is what fails.
+        assert not CIFAR10_MINI.is_dir(), error
+        assert "needs its image folder" in str(error), error
 
 
 def test_values_can_be_fixed_chosen_or_ranged(tmp_path):
