@@ -333,10 +333,11 @@ def _connect_storage(
             ),
         }
     opened_url = _read_only_url(url) if sqlite and read_only else url
-    # Creating a schema races with other creators; a SQLite reader also races with a writer
-    # creating it (it can see the file before its tables). Other errors are reported at once.
-    attempts = STORAGE_ATTEMPTS if create or sqlite else 1
-    for attempt in range(attempts):
+    # Creating a schema races with other creators, and so does opening one: a reader (report,
+    # dashboard) can see the file or the tables before the creator has finished, and Optuna
+    # itself stamps a missing version row and alembic table even with skip_table_creation.
+    # Only errors of that race are retried; others are reported at once.
+    for attempt in range(STORAGE_ATTEMPTS):
         try:
             storage = optuna.storages.RDBStorage(opened_url, engine_kwargs=engine_kwargs, **options)
         except (
@@ -348,7 +349,7 @@ def _connect_storage(
             # schema of a new database: wait and retry. On a server the loser's CREATE TABLE
             # fails with a duplicate key (PostgreSQL's pg_type) or "already exists". A SQLite
             # lock held past the busy timeout is another process's: report it.
-            if attempt == attempts - 1 or not _lost_schema_race(error, sqlite=sqlite):
+            if attempt == STORAGE_ATTEMPTS - 1 or not _lost_schema_race(error, sqlite=sqlite):
                 raise
             time.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
             continue
