@@ -14,6 +14,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 CIFAR10_MINI = SHARED_DATA / "cifar10-mini"
+# The PostgreSQL database the server tests use; .ci/run starts a server and sets it.
+POSTGRES_URL_VARIABLE = "NIN_SEARCH_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> str:
+    """The test server's URL; skips the calling test, with the reason, where none is set."""
+    url = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not url:
+        pytest.skip(
+            f"{POSTGRES_URL_VARIABLE} is not set: .ci/run starts a PostgreSQL server and sets it"
+        )
+    return url
+
 
 # A digits study small enough for tests: 2 epochs, small widths (well under a second a trial).
 TINY_DIGITS = """

@@ -4,7 +4,6 @@ on a real PostgreSQL server (skipped without one)."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -15,6 +14,8 @@ import sqlalchemy
 
 from nin_search import storage
 from nin_search.errors import UserError
+
+from .conftest import postgres_url
 
 URL = "postgresql+psycopg://nin_search@127.0.0.1:1/fresh"
 # What PostgreSQL says to the loser of two concurrent CREATE TABLEs (seen in CI).
@@ -83,7 +84,6 @@ def test_a_reader_reports_an_unreachable_server_at_once(monkeypatch):
 # The same race on a real server: readers open a new schema while two creators create it
 # ----------------------------------------------------------------------------------------------
 
-POSTGRES_URL_VARIABLE = "NIN_SEARCH_TEST_POSTGRES_URL"
 RACE_ROUNDS = 10  # fresh schemas; before the readers retried, 20 rounds gave 26 failed opens
 READERS = 6
 CREATORS = 2
@@ -126,9 +126,7 @@ def _race_once(url: str) -> list[str]:
 
 
 def test_readers_and_creators_of_a_new_postgresql_schema_all_open_it():
-    base = os.environ.get(POSTGRES_URL_VARIABLE)
-    if not base:
-        pytest.skip(f"{POSTGRES_URL_VARIABLE} is not set: .ci/run starts a PostgreSQL server")
+    base = postgres_url()
     admin = sqlalchemy.create_engine(base)
     errors: list[str] = []
     try:

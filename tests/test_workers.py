@@ -31,7 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nin_search.dashboard import make_http_server
 from nin_search.errors import UserError
 
-from .conftest import write_study
+from .conftest import postgres_url, write_study
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +82,6 @@ pruner = "none"
 
 # What a worker prints when it ran a trial that another worker ran and finished first.
 CLAIMED_TWICE = ("Cannot tell a ", "has already finished and can not be updated")
-POSTGRES_URL_VARIABLE = "NIN_SEARCH_TEST_POSTGRES_URL"
 RUN_TIMEOUT = 300  # seconds one `optimize` process may take before the test fails
 SIGNAL_TIMEOUT = 60  # seconds a signalled process may take to exit
 POLL_INTERVAL = 0.3  # seconds between two reads of the dashboard API
@@ -414,11 +413,7 @@ def test_parallel_workers_sample_different_parameters(sqlite_load_run):
 def test_three_workers_on_postgresql_finish_exactly_the_target_while_a_dashboard_reads(
     tmp_path,
 ):
-    storage_url = os.environ.get(POSTGRES_URL_VARIABLE)
-    if not storage_url:
-        pytest.skip(
-            f"{POSTGRES_URL_VARIABLE} is not set: .ci/run starts a PostgreSQL server and sets it"
-        )
+    storage_url = postgres_url()
     study_name = f"load-{uuid.uuid4().hex[:12]}"
     try:
         run = load_run(
@@ -450,15 +445,7 @@ def test_two_workers_never_claim_the_same_enqueued_trial(tmp_path, backend):
     from nin_search.config import StudyConfig
     from nin_search.study import open_study
 
-    if backend == "sqlite":
-        storage_url = f"sqlite:///{tmp_path / 'race.db'}"
-    else:
-        storage_url = os.environ.get(POSTGRES_URL_VARIABLE)
-        if not storage_url:
-            pytest.skip(
-                f"{POSTGRES_URL_VARIABLE} is not set: .ci/run starts a PostgreSQL server and "
-                "sets it"
-            )
+    storage_url = f"sqlite:///{tmp_path / 'race.db'}" if backend == "sqlite" else postgres_url()
     study_name = f"race-{uuid.uuid4().hex[:12]}"
     config = StudyConfig.model_validate({"study": {"name": study_name}, "train": {"device": "cpu"}})
     worker_a = open_study(config, storage_url=storage_url, study_name=study_name)
