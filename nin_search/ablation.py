@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from nin_search import __version__, records
-from nin_search.artifacts import checkpoint_dir_for
+from nin_search.artifacts import check_artifact_folders, checkpoint_dir_for
 from nin_search.compat import storage_of
 from nin_search.config import StudyConfig
 from nin_search.data import SearchData
@@ -277,7 +277,8 @@ def prepare_ablation(
         on_epoch: Called after every epoch of every ablation trial.
 
     Raises:
-        UserError: For a trial that cannot be ablated or data that is not the study's.
+        UserError: For a trial that cannot be ablated, data that is not the study's, or an
+            artifact folder that cannot hold the checkpoints.
     """
     top = config.ablation.top if top is None else top
     seeds = config.ablation.seeds if seeds is None else seeds
@@ -289,6 +290,7 @@ def prepare_ablation(
             f"the data has {data.num_classes} classes but study {study.study_name!r} was "
             f"searched on {recorded['num_classes']}; ablate with the study's own data"
         )
+    check_artifact_folders(artifact_dir, ablation_study_name(study.study_name))
     sources = source_trials(study, trial_number=trial_number, top=top)
     shape = {"in_channels": data.in_channels, "num_classes": data.num_classes}
     jobs = plan_ablation(sources, config, seeds=seeds, **shape)

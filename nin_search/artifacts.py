@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from nin_search.compat import delete_trial_attrs, storage_of, trial_id_of
 from nin_search.errors import UserError
+from nin_search.outputs import check_folder, check_input_folder
 from nin_search.records import (
     BASELINE,
     OPTUNA_ARTIFACT_PREFIX,
@@ -24,8 +25,10 @@ from nin_search.records import (
 from nin_search.trials import best_trials, recorded_config
 
 __all__ = [
+    "READ_ARTIFACTS_FIX",
     "KeepBestWeights",
     "artifact_dir_for",
+    "check_artifact_folders",
     "checkpoint_dir_for",
     "download_weights",
     "forget_missing_weights",
@@ -33,6 +36,9 @@ __all__ = [
     "prune_weights",
     "study_artifact_dir",
 ]
+
+# What a command that reads stored weights says about a bad --artifact-dir.
+READ_ARTIFACTS_FIX = "pass the artifact folder `nin-search optimize` wrote the weights to"
 
 
 def artifact_dir_for(storage_url: str, configured: str | None = None) -> Path:
@@ -47,9 +53,29 @@ def artifact_dir_for(storage_url: str, configured: str | None = None) -> Path:
 
 
 def study_artifact_dir(study: optuna.Study, storage_url: str, artifacts: Path | None) -> Path:
-    """``artifacts``, else the study's configured artifact folder, else beside the database."""
+    """``artifacts``, else the study's configured artifact folder, else beside the database.
+
+    Raises:
+        UserError: When ``artifacts`` (given by the user) is not an existing folder.
+    """
+    if artifacts is not None:
+        check_input_folder("--artifact-dir", Path(artifacts), READ_ARTIFACTS_FIX)
     configured = (recorded_config(study) or {}).get("optuna", {}).get("artifact_dir")
     return artifact_dir_for(storage_url, str(artifacts) if artifacts else configured)
+
+
+def check_artifact_folders(artifact_dir: Path, study_name: str) -> None:
+    """Checks, before a study is written, that the artifact store and the study's checkpoint
+    folder beside it exist or can be created, and can be written.
+
+    Raises:
+        UserError: For a file in their place, a missing folder to hold the store, or a folder
+            that cannot be written.
+    """
+    check_folder("--artifact-dir", artifact_dir)
+    check_folder(
+        "the checkpoint folder", checkpoint_dir_for(artifact_dir, study_name), parents=True
+    )
 
 
 def checkpoint_dir_for(artifact_dir: Path, study_name: str) -> Path:

@@ -270,6 +270,12 @@ class StudyConfig(_Frozen):
                     f"{self.space.max_stages}; lower num_stages or raise data.image_size"
                 )
             size = downsampled_size(size)
+        size, kernel = self.data.resolved_image_size, max(self.space.kernel_sizes)
+        if kernel > size:
+            raise ValueError(
+                f"space.kernel_sizes: a {kernel}x{kernel} kernel is larger than the {size}x{size} "
+                f"images (it would mostly multiply padding); use kernels <= {size}"
+            )
         return self
 
     def space_fingerprint(self) -> dict:
@@ -309,11 +315,24 @@ def _location(loc: tuple) -> str:
     return text
 
 
+def _member_of_input(error: dict) -> bool:
+    """Whether the error comes from the union member of the input's own kind: a list's from
+    ``list[...]``, a table's from a range (not "Input should be a valid integer")."""
+    tags = [part for part in error["loc"] if isinstance(part, str) and "[" in part]
+    tags += [part for part in error["loc"] if part in _UNION_TAGS]
+    if isinstance(error.get("input"), list):
+        return any("list[" in tag for tag in tags)
+    if isinstance(error.get("input"), dict):
+        return any("Range" in tag for tag in tags)
+    return True
+
+
 def _format_validation_error(error: ValidationError) -> str:
     """One line for the most specific of pydantic's errors (unions report one per member)."""
     errors = error.errors()
     field = errors[0]["loc"][:2]
     same_field = [e for e in errors if e["loc"][:2] == field]
+    same_field = [e for e in same_field if _member_of_input(e)] or same_field
     custom = [e for e in same_field if e["type"] == "value_error"]
     best = custom[0] if custom else max(same_field, key=lambda e: len(e["loc"]))
     location = _location(best["loc"])
@@ -322,6 +341,8 @@ def _format_validation_error(error: ValidationError) -> str:
             f"unknown key '{location}' (check the spelling against the commented study file "
             "`nin-search init` writes)"
         )
+    if best["type"] == "too_short" and best.get("input") == []:
+        return f"{location} is an empty list; list at least one choice"
     message = best["msg"].removeprefix("Value error, ")
     if best["type"] != "value_error" and "input" in best:
         message = f"{message}, but got {best['input']!r}"
@@ -344,6 +365,11 @@ def study_file_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise UserError(
+            f"{str(path)!r} is a folder; pass a study file (.toml), or write one with "
+            "`nin-search init -o my-study.toml`"
+        )
     shipped = SHIPPED_STUDIES_DIR / f"{path.name.removesuffix('.toml')}.toml"
     if len(path.parts) == 1 and shipped.is_file():
         return shipped

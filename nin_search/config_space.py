@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from nin_search.vocabulary import (
     ACTIVATIONS,
@@ -41,6 +41,7 @@ __all__ = [
     "ReferenceStage",
     "SpaceConfig",
     "check_positive",
+    "choice_list",
     "choices_of",
     "some_of",
 ]
@@ -49,8 +50,9 @@ MAX_LAYER_PARAMETERS = 10**9  # weights of one conv layer (4 GB as float32): pas
 MAX_MLP_DEPTH = 64  # 1x1 convs in one MLP conv stage (NIN uses 2)
 
 
-# Every config section: unknown keys are refused, values never change.
-FROZEN = ConfigDict(extra="forbid", frozen=True)
+# Every config section: unknown keys are refused, values never change, and no value is coerced
+# (``true`` is not the width 1, ``8.5`` not 8 epochs; an integer is still a float).
+FROZEN = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class _Frozen(BaseModel):
@@ -91,17 +93,30 @@ class FloatRange(_Frozen):
         return self
 
 
+def _distinct(values: list) -> list:
+    """A choice list names each choice once (a repeat would weigh it double in sampling)."""
+    for index, value in enumerate(values):
+        if value in values[:index]:
+            raise ValueError(f"lists {value!r} twice; list each choice once")
+    return values
+
+
+def choice_list(item: Any) -> Any:
+    """The field type of a categorical choice: a non-empty list of distinct ``item`` values."""
+    return Annotated[list[item], Field(min_length=1), AfterValidator(_distinct)]
+
+
 def some_of(choices: tuple[str, ...]) -> Any:
     """The field type of a non-empty list of vocabulary names (each one of ``choices``)."""
-    return Annotated[list[Literal[choices]], Field(min_length=1)]  # type: ignore[valid-type]
+    return choice_list(Literal[choices])  # type: ignore[valid-type]
 
 
 _StageKinds = some_of(STAGE_KINDS)
 _Pools = some_of(POOLS)
 _Heads = some_of(HEADS)
 _Activations = some_of(ACTIVATIONS)
-IntParam = int | Annotated[list[int], Field(min_length=1)] | IntRange
-FloatParam = float | Annotated[list[float], Field(min_length=1)] | FloatRange
+IntParam = int | choice_list(int) | IntRange
+FloatParam = float | choice_list(float) | FloatRange
 
 
 def choices_of(param: int | float | list | IntRange | FloatRange) -> list:
@@ -127,14 +142,14 @@ class SpaceConfig(_Frozen):
 
     num_stages: IntParam = [2, 3]
     stage_types: _StageKinds = list(STAGE_KINDS)
-    kernel_sizes: Annotated[list[int], Field(min_length=1)] = [3, 5]  # odd, "same" padding
+    kernel_sizes: choice_list(int) = [3, 5]  # odd, "same" padding
     widths: IntParam = [16, 32, 64]  # out channels of each stage's k x k conv
     mlp_depth: IntParam = IntRange(low=1, high=2)  # number of 1x1 convs in an MLP stage
     mlp_widths: IntParam = [16, 32, 64]  # out channels of each 1x1 conv
     pool: _Pools = ["max"]  # 3x3/2
     dropout: FloatParam = FloatRange(low=0.0, high=0.5)  # after each downsampling
     head: _Heads = list(HEADS)
-    batch_norm: Annotated[list[bool], Field(min_length=1)] = [True]
+    batch_norm: choice_list(bool) = [True]
     activation: _Activations = ["relu"]
 
     @model_validator(mode="after")

@@ -26,9 +26,10 @@ import optuna_dashboard
 from optuna.trial import FrozenTrial, TrialState
 
 from nin_search import analysis, records, report
-from nin_search.artifacts import artifact_dir_for, forget_missing_weights
+from nin_search.artifacts import READ_ARTIFACTS_FIX, artifact_dir_for, forget_missing_weights
 from nin_search.compat import study_id_of
 from nin_search.errors import UserError
+from nin_search.outputs import check_input_folder
 from nin_search.storage import check_storage_url, open_storage
 from nin_search.study import load_studies, load_study
 from nin_search.trials import baseline_trials, best_trials, recorded_config
@@ -248,13 +249,8 @@ def _artifact_store(
     With no ``artifact_dir`` and no default folder, the dashboard runs without artifacts.
     """
     if artifact_dir is not None:
-        directory = Path(artifact_dir).expanduser().resolve()
-        if not directory.is_dir():
-            raise UserError(
-                f"artifact folder {str(directory)!r} does not exist; pass --artifact-dir (formerly "
-                "--artifacts) with the folder `nin-search optimize` wrote the weights to"
-            )
-        return optuna.artifacts.FileSystemArtifactStore(directory)
+        check_input_folder("--artifact-dir", Path(artifact_dir), READ_ARTIFACTS_FIX)
+        return optuna.artifacts.FileSystemArtifactStore(Path(artifact_dir).expanduser().resolve())
     directory = artifact_dir_for(storage_url)
     if not directory.is_dir():
         return None

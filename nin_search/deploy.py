@@ -29,9 +29,18 @@ from nin_search.devices import resolve_device
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_metadata, export_source
 from nin_search.model import build_model
-from nin_search.outputs import check_outputs, write_text_atomic
+from nin_search.outputs import check_folder, check_outputs, write_text_atomic
 from nin_search.preprocessing import Preprocessing
-from nin_search.records import ARCH, DATA, MACS, PARAMS, PREPROCESSING, SEED
+from nin_search.records import (
+    ABLATION_SUFFIX,
+    ARCH,
+    DATA,
+    MACS,
+    PARAMS,
+    PREPROCESSING,
+    SEED,
+    is_ablation_study_name,
+)
 from nin_search.retrain import RetrainEpoch, RetrainResult, retrain
 from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
@@ -49,6 +58,7 @@ __all__ = [
     "RetrainPlan",
     "Written",
     "export_trial",
+    "load_searched_study",
     "load_trial_model",
     "prepare_retrain",
     "retrain_trial",
@@ -77,9 +87,25 @@ def study_data_info(study: optuna.Study) -> dict[str, Any]:
     if not info:
         raise UserError(
             f"study {study.study_name!r} was not created by nin-search (no data attrs); "
-            "export and train work on studies written by `nin-search optimize`"
+            "export, train and predict work on studies written by `nin-search optimize`"
         )
     return info
+
+
+def load_searched_study(storage_url: str, study_name: str | None) -> optuna.Study:
+    """The study of ``optimize`` whose trials export, train and predict use.
+
+    Raises:
+        UserError: For a missing study, or a companion ablation study (its runs are variants
+            of the searched study's trials, not networks to deploy).
+    """
+    if study_name is not None and is_ablation_study_name(study_name):
+        searched = study_name.removesuffix(ABLATION_SUFFIX)
+        raise UserError(
+            f"study {study_name!r} holds the ablation runs of study {searched!r}; pass "
+            f"--study-name {searched!r}"
+        )
+    return load_study(storage_url, study_name)
 
 
 def study_preprocessing(study: optuna.Study) -> Preprocessing:
@@ -201,7 +227,7 @@ def export_trial(
         from nin_search.onnx_export import check_onnx_available
 
         check_onnx_available()
-    study = load_study(storage_url, study_name)
+    study = load_searched_study(storage_url, study_name)
     outputs = [("--output", output), ("--weights", weights), ("--onnx", onnx)]
     check_outputs(
         [(option, path) for option, path in outputs if path is not None],
@@ -331,9 +357,8 @@ def prepare_retrain(
     """
     if schedule not in SCHEDULES:
         raise UserError(f"--schedule must be cosine or step, but got {schedule!r}")
-    if output.exists() and not output.is_dir():
-        raise UserError(f"--output {str(output)!r} is a file; pass a folder")
-    study = load_study(storage_url, study_name)
+    check_folder("--output", output)  # created by the command, in a folder that exists
+    study = load_searched_study(storage_url, study_name)
     trial = pick_trial(study, trial_number)
     recorded = recorded_config(study)
     if recorded is None:

@@ -1,4 +1,5 @@
-"""Output paths: every one checked before any work, every file written atomically.
+"""Output paths: every one checked before any work, every file written atomically; and the
+input paths a command reads, whose messages tell a missing path from one of the wrong kind.
 
 No command may write over its own storage, its artifact store or another of its own outputs,
 or fail after hours of work because an output cannot be written. A command lists the files it
@@ -30,6 +31,8 @@ from nin_search.errors import UserError
 __all__ = [
     "JsonLines",
     "check_folder",
+    "check_input_file",
+    "check_input_folder",
     "check_outputs",
     "default_file_mode",
     "sqlite_files",
@@ -42,6 +45,7 @@ T = TypeVar("T")
 
 # A SQLite database is several files: the database and, beside it, its journals.
 SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 
 def _real(path: Path) -> Path:
@@ -77,6 +81,15 @@ def sqlite_files(storage_url: str | None) -> list[Path]:
     return [database.with_name(database.name + suffix) for suffix in SQLITE_COMPANIONS]
 
 
+def _is_sqlite_database(path: Path) -> bool:
+    """Whether ``path`` is an SQLite database (any study's storage, not only this command's)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
+
+
 def _probe_writable(folder: Path, what: str) -> None:
     """Creates and removes a file in ``folder``: the only test that root, read-only mounts and
     immutable folders all answer truthfully."""
@@ -109,22 +122,53 @@ def _check_location(option: str, path: Path, folder: Path, *, create: bool) -> N
     _probe_writable(existing, shown)
 
 
-def check_folder(option: str, folder: Path, *, create: bool = True) -> None:
+def check_folder(option: str, folder: Path, *, create: bool = True, parents: bool = False) -> None:
     """Checks that ``folder`` is, or can be created as, a folder this process can write.
 
     Args:
         option: What names the folder, for messages (``"--artifact-dir"``).
         folder: The folder.
-        create: Whether a missing folder (and missing parents) may be created.
+        create: Whether a missing folder may be created.
+        parents: Whether its missing parent folders may be created too (else, as for every
+            output, the folder that holds it must exist).
 
     Raises:
-        UserError: If the folder is a file, lies under a file, is missing (``create=False``)
-            or cannot be written.
+        UserError: If the folder is a file, lies under a file, is missing (``create=False``),
+            lies in a missing folder (``parents=False``) or cannot be written.
     """
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{option} {str(folder)!r} is a file; pass a folder")
+    missing_parent = not folder.exists() and not folder.parent.exists()
+    if create and not parents and missing_parent and _existing_ancestor(folder).is_dir():
+        raise UserError(f"folder {str(folder.parent)!r} for {option} does not exist; create it")
     _check_location(option, folder, folder, create=create)
+
+
+def check_input_file(what: str, path: Path, fix: str) -> None:
+    """Checks that a file a command reads exists and is a file.
+
+    Raises:
+        UserError: ``"<what> '<path>' not found; <fix>"``, or ``"... is a folder; <fix>"``.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"{what} {str(path)!r} is a folder; {fix}")
+    if not path.exists():
+        raise UserError(f"{what} {str(path)!r} not found; {fix}")
+
+
+def check_input_folder(what: str, path: Path, fix: str) -> None:
+    """Checks that a folder a command reads exists and is a folder.
+
+    Raises:
+        UserError: ``"<what> '<path>' not found; <fix>"``, or ``"... is a file; <fix>"``.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {str(path)!r} is a file; {fix}")
+    if not path.exists():
+        raise UserError(f"{what} {str(path)!r} not found; {fix}")
 
 
 def check_outputs(
@@ -147,8 +191,9 @@ def check_outputs(
 
     Raises:
         UserError: For an output that is a folder, lies under a file, sits in a missing or
-            unwritable folder, is the storage, lies in the artifact store or a protected path,
-            or is the same file as another output. Nothing is written.
+            unwritable folder, is the storage or any other SQLite database, lies in the
+            artifact store or a protected path, or is the same file as another output.
+            Nothing is written.
     """
     database = sqlite_files(storage_url)
     guarded = [(f"the study's database (--storage {storage_url})", path) for path in database]
@@ -179,6 +224,11 @@ def check_outputs(
             continue  # written in place, like a terminal
         if path.exists() and not path.is_file():
             raise UserError(f"{shown} is a device, not a file; pass a file path")
+        if path.is_file() and _is_sqlite_database(path):
+            raise UserError(
+                f"{option} {str(path)!r} is an SQLite database (a study's storage?): writing "
+                "it would destroy it; pass another path"
+            )
         _check_location(option, path, path.parent, create=create_folders)
 
 

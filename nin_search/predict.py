@@ -25,6 +25,7 @@ from nin_search.deploy import RETRAINED_MODEL, RETRAINED_WEIGHTS
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_source, info_from_metadata
 from nin_search.image_files import find_images
+from nin_search.outputs import check_input_file, check_input_folder
 from nin_search.spec import ArchSpec
 from nin_search.weights import load_weights, read_metadata
 
@@ -41,6 +42,7 @@ __all__ = [
 
 BATCH_SIZE = 256  # images per forward pass
 MAX_CONFUSIONS = 10  # (true, predicted) pairs an evaluation lists
+MODEL_FIX = "pass a `nin-search train` output folder or the model.py `nin-search export` wrote"
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,7 @@ def _run_module(source: str, name: str) -> types.ModuleType:
 
 
 def _import_file(path: Path) -> types.ModuleType:
-    if not path.is_file():
-        raise UserError(f"model file {str(path)!r} not found; check the path")
+    check_input_file("model file", path, "pass the model.py `nin-search export` wrote")
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(f"nin_search_model_{digest}", path)
     if spec is None or spec.loader is None:
@@ -156,12 +157,16 @@ def _from_trial(
     storage_url: str, study_name: str | None, trial_number: int | None, artifacts: Path | None
 ) -> Classifier:
     from nin_search.artifacts import study_artifact_dir
-    from nin_search.deploy import load_trial_model, study_preprocessing, trial_export_info
+    from nin_search.deploy import (
+        load_searched_study,
+        load_trial_model,
+        study_preprocessing,
+        trial_export_info,
+    )
     from nin_search.records import ARCH
-    from nin_search.study import load_study
     from nin_search.trials import accuracy_of, pick_trial
 
-    study = load_study(storage_url, study_name)
+    study = load_searched_study(storage_url, study_name)
     trial = pick_trial(study, trial_number)
     spec = ArchSpec.from_dict(trial.user_attrs[ARCH])
     info = trial_export_info(
@@ -208,6 +213,7 @@ def load_classifier(
         weights = weights or model / RETRAINED_WEIGHTS
         model = model / RETRAINED_MODEL
     if model is not None:
+        check_input_file("--model", model, MODEL_FIX)
         if weights is None:
             raise UserError(
                 f"--model {model} needs --weights FILE (the safetensors file exported with it)"
@@ -286,8 +292,7 @@ def evaluate_folder(classifier: Classifier, folder: Path) -> Evaluation:
     """
     from torchvision.datasets import ImageFolder
 
-    if not folder.is_dir():
-        raise UserError(f"--eval folder {str(folder)!r} not found; pass a folder of class folders")
+    check_input_folder("--eval", folder, "pass a folder of class folders")
     try:
         dataset = ImageFolder(str(folder))
     except (FileNotFoundError, RuntimeError) as error:

@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial
 from nin_search.artifacts import (
     KeepBestWeights,
     artifact_dir_for,
+    check_artifact_folders,
     checkpoint_dir_for,
     forget_missing_weights,
     make_artifact_store,
@@ -34,7 +35,7 @@ from nin_search.data import SearchData, load_search_data
 from nin_search.devices import resolve_device, usable_cpu_cores
 from nin_search.errors import UserError
 from nin_search.objective import Objective
-from nin_search.outputs import check_folder, check_outputs
+from nin_search.outputs import check_outputs
 from nin_search.records import PREPROCESSING
 from nin_search.storage import check_storage_url
 from nin_search.study import check_study_name, open_study, optimize
@@ -113,13 +114,14 @@ def plan_search(
         storage_url, str(artifact_dir) if artifact_dir else config.optuna.artifact_dir
     )
     # Checked before the study exists: a folder that cannot be written leaves nothing behind.
-    check_folder("--artifact-dir", folder)
-    check_folder("the checkpoint folder", checkpoint_dir_for(folder, study_name))
+    check_artifact_folders(folder, study_name)
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, but got {workers}")
     if log_file is not None:
         check_outputs([("--log-file", log_file)], storage_url=storage_url, artifact_dir=folder)
     device_names = [d.strip() for d in devices.split(",") if d.strip()] if devices else []
+    if devices is not None and not device_names:
+        raise UserError(f"--devices {devices!r} names no device; pass e.g. cuda:0,cuda:1 or cpu")
     for device_name in device_names:
         resolve_device(device_name)
     training_device = resolve_device(device_names[0] if device_names else config.train.device)

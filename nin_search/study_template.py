@@ -112,7 +112,8 @@ def study_file_text(
         root_text = os.path.relpath(resolved, base) if inside else str(resolved)
     template = (SHIPPED_STUDIES_DIR / _TEMPLATE).read_text(encoding="utf-8")
     body = template[template.index("[study]") :]
-    body = re.sub(r'^name = ".*"$', f"name = {_toml_string(name)}", body, count=1, flags=re.M)
+    name_line = f"name = {_toml_string(name)}"  # a function: re.sub reads no escapes in it
+    body = re.sub(r'^name = ".*"$', lambda _: name_line, body, count=1, flags=re.M)
     start, end = body.index("[data]\n"), body.index("[space]\n")
     body = body[:start] + _data_section(dataset, root_text) + body[end:]
     header = (

@@ -12,7 +12,9 @@ from pathlib import Path
 import torch
 
 from nin_search.errors import UserError
-from nin_search.outputs import write_bytes_atomic
+from nin_search.outputs import check_input_file, write_bytes_atomic
+
+WEIGHTS_FIX = "pass the .safetensors file `nin-search export --weights` or `train` wrote"
 
 __all__ = ["load_weights", "read_metadata", "save_weights"]
 
@@ -54,8 +56,7 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file {str(path)!r} not found; check the path")
+    check_input_file("weights file", path, WEIGHTS_FIX)
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
@@ -71,8 +72,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file {str(path)!r} not found; check the path")
+    check_input_file("weights file", path, WEIGHTS_FIX)
     try:
         with safe_open(str(path), framework="pt") as file:
             return dict(file.metadata() or {})

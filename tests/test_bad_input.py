@@ -88,6 +88,18 @@ def file_instead_of_folder(folder: Path) -> None:
     (folder / "afile").write_text("not a folder\n")
 
 
+def ablation_study_only(folder: Path) -> None:
+    """abl.db: only a companion ablation study, as a user might name it by mistake."""
+    import optuna
+
+    from nin_search import __version__
+    from nin_search.records import CREATED_BY
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="s:ablation", storage=f"sqlite:///{folder / 'abl.db'}")
+    study.set_user_attr(CREATED_BY, __version__)  # as nin-search marks its companion studies
+
+
 def _image(path: Path, seed: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = np.random.default_rng(seed).integers(0, 256, (12, 12, 3), dtype=np.uint8)
@@ -493,6 +505,98 @@ CASES = [
         ("train", "-o", "{tmp}/afile", "--storage", "{good}"),
         "is a file; pass a folder",
         file_instead_of_folder,
+    ),
+    Case(
+        "study file is a folder",
+        ("optimize", "{tmp}", "--storage", "sqlite:///{tmp}/w.db"),
+        "is a folder; pass a study file (.toml)",
+    ),
+    Case(
+        "optimize: --artifact-dir in a missing folder",
+        (
+            "optimize",
+            "{study}",
+            "--storage",
+            "sqlite:///{tmp}/w.db",
+            "--artifact-dir",
+            "{tmp}/no/a",
+        ),
+        "folder '{tmp}/no' for --artifact-dir does not exist; create it",
+    ),
+    Case(
+        "ablate: --artifact-dir is a file",
+        ("ablate", "--storage", "{good}", "--artifact-dir", "{tmp}/afile"),
+        "--artifact-dir '{tmp}/afile' is a file; pass a folder",
+        file_instead_of_folder,
+    ),
+    Case(
+        "ablate: --artifact-dir in a missing folder",
+        ("ablate", "--storage", "{good}", "--artifact-dir", "{tmp}/no/a"),
+        "folder '{tmp}/no' for --artifact-dir does not exist; create it",
+    ),
+    Case(
+        "export: --artifact-dir is a file",
+        (
+            "export",
+            "-o",
+            "{tmp}/m.py",
+            "--weights",
+            "{tmp}/w.safetensors",
+            "--storage",
+            "{good}",
+            "--artifact-dir",
+            "{tmp}/afile",
+        ),
+        "--artifact-dir '{tmp}/afile' is a file; pass the artifact folder",
+        file_instead_of_folder,
+    ),
+    Case(
+        "dashboard: --artifact-dir is a file",
+        ("dashboard", "--storage", "{good}", "--artifact-dir", "{tmp}/afile", "--port", "0"),
+        "--artifact-dir '{tmp}/afile' is a file; pass the artifact folder",
+        file_instead_of_folder,
+    ),
+    Case(
+        "train --output in a missing folder",
+        ("train", "-o", "{tmp}/no/final", "--storage", "{good}"),
+        "folder '{tmp}/no' for --output does not exist; create it",
+    ),
+    Case(
+        "export -o onto an SQLite database of another storage",
+        ("export", "-o", "{tmp}/pruned.db", "--storage", "{good}"),
+        "'{tmp}/pruned.db' is an SQLite database",
+    ),
+    Case(
+        "predict: --model that does not exist",
+        ("predict", "{tmp}/afile", "--model", "{tmp}/nowhere"),
+        "--model '{tmp}/nowhere' not found",
+        file_instead_of_folder,
+    ),
+    Case(
+        "predict: --weights is a folder",
+        ("predict", "{tmp}/afile", "--weights", "{tmp}/good-artifacts"),
+        "weights file '{tmp}/good-artifacts' is a folder",
+        file_instead_of_folder,
+    ),
+    Case(
+        "predict: --eval is a file",
+        ("predict", "--eval", "{tmp}/afile", "--storage", "{good}"),
+        "--eval '{tmp}/afile' is a file; pass a folder of class folders",
+        file_instead_of_folder,
+    ),
+    Case(
+        "export of an ablation study",
+        (
+            "export",
+            "-o",
+            "{tmp}/m.py",
+            "--storage",
+            "sqlite:///{tmp}/abl.db",
+            "--study-name",
+            "s:ablation",
+        ),
+        "holds the ablation runs of study 's'; pass --study-name 's'",
+        ablation_study_only,
     ),
     Case(
         "train unknown --schedule",

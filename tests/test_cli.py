@@ -137,6 +137,30 @@ BAD_INPUTS = [
     ("unknown device", None, ["--device", "tpu"], "unknown device 'tpu'"),
     ("threshold pruner without bound", "[optuna]\npruner = 'threshold'", [], "needs a bound"),
     ("bad pruner option", "[optuna]\npruner_options = { warmup = 3 }", [], "pruner_options"),
+    (
+        "a boolean as a width",
+        "[space]\nwidths = [true]",
+        [],
+        "space.widths[0]: Input should be a valid integer, but got True",
+    ),
+    ("a fraction as epochs", "[train]\nepochs = 8.5", [], "train.epochs"),
+    ("a boolean as dropout", "[space]\ndropout = true", [], "space.dropout"),
+    (
+        "a choice twice",
+        "[space]\nwidths = [16, 32, 16]",
+        [],
+        "space.widths: lists 16 twice; list each choice once",
+    ),
+    ("empty width list", "[space]\nwidths = []", [], "space.widths is an empty list"),
+    (
+        "kernel larger than the images",
+        "[space]\nkernel_sizes = [3, 99]",
+        [],
+        "space.kernel_sizes: a 99x99 kernel is larger than the 8x8 images",
+    ),
+    ("empty --storage", None, ["--storage", ""], "bad storage URL ''"),
+    ("empty --device", None, ["--device", ""], "--device is empty"),
+    ("--devices naming no device", None, ["--devices", ","], "--devices ',' names no device"),
 ]
 
 

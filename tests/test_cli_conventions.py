@@ -151,3 +151,22 @@ def test_the_workers_default_can_come_from_the_environment(tmp_path, monkeypatch
     assert result.returncode == 0, result.stderr
     assert "2 worker(s) on cpu" in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.startswith("trial #")]) == 2
+
+
+def test_the_ablation_after_a_search_follows_no_progress_and_quiet(tmp_path):
+    ablated = TINY_DIGITS + "\n[ablation]\nafter_search = true\nseeds = 1\n"
+    study_file = write_study(tmp_path, ablated)
+    plain = run_cli("optimize", str(study_file), "--no-progress", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert "━" not in plain.stderr  # no progress bar, the search's or the ablation's
+    storage = f"sqlite:///{tmp_path / 'nin_search.db'}"
+    runs = optuna.load_study(study_name="tiny:ablation", storage=storage).get_trials()
+    lines = [line for line in plain.stderr.splitlines() if line.startswith("ablation run #")]
+    assert len(lines) == len(runs) >= 3  # a line per finished run, as for the trials
+    assert all(re.search(r"  complete  \d+\.\d\d%  2 epochs  \d+\.\d s$", line) for line in lines)
+
+    quiet_file = write_study(tmp_path, ablated.replace('name = "tiny"', 'name = "quiet"'), "q.toml")
+    quiet = run_cli("optimize", str(quiet_file), "-q", cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    assert "Answer" in quiet.stdout

@@ -229,7 +229,7 @@ def test_a_missing_database_or_artifact_folder_is_a_user_error(searched, tmp_pat
     folder, _ = searched
     with pytest.raises(UserError, match="run `nin-search optimize` first"):
         make_app(storage_url(tmp_path))
-    with pytest.raises(UserError, match="--artifacts"):
+    with pytest.raises(UserError, match="--artifact-dir .*missing. not found; pass the artifact"):
         make_app(storage_url(folder), artifact_dir=tmp_path / "missing")
 
 

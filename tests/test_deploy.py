@@ -520,7 +520,7 @@ def test_predict_takes_a_folder_of_images(digits_run, tmp_path):
     [
         (None, ["missing.png"], "'missing.png' not found"),
         ("text", ["notes.png"], "cannot decode image 'notes.png'"),
-        (None, ["--eval", "nowhere"], "--eval folder 'nowhere' not found"),
+        (None, ["--eval", "nowhere"], "--eval 'nowhere' not found"),
         (None, [], "nothing to classify"),
         (None, ["x.png", "--model", "model.py"], "needs --weights FILE"),
         (

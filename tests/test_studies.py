@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -120,6 +121,14 @@ def test_init_for_an_image_folder_points_at_it_and_augments(tmp_path, monkeypatc
     assert config.data.augment.crop_padding == 4 and config.data.augment.flip
 
 
+@pytest.mark.parametrize("name", ['a"b\nc', "back\\slash \\n", "tab\there", "ünï ✓"])
+def test_init_writes_any_study_name_as_a_toml_string(name, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = in_process(monkeypatch, capsys, "init", "-o", "s.toml", "--name", name)
+    assert code == 0, err
+    assert load_study_config(tmp_path / "s.toml").study.name == name
+
+
 @pytest.mark.parametrize("dataset", ["cifar10", "mnist", "svhn"])
 def test_init_for_a_torchvision_dataset_writes_a_valid_study(dataset, tmp_path):
     from nin_search.study_template import study_file_text
@@ -139,15 +148,22 @@ def test_init_for_a_torchvision_dataset_writes_a_valid_study(dataset, tmp_path):
         (("-o", "exists.toml"), "exists.toml exists; pass --force"),
         (("-o", "no/such/folder.toml"), "for --output does not exist"),
         (("--name", "x" * 201), "at most 200 characters"),
+        (("-o", "adir"), "--output 'adir' is a folder; pass a file path"),
+        (("-o", "study.db", "--force"), "'study.db' is an SQLite database"),
     ],
 )
 def test_init_refuses_bad_input_in_one_line(args, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "exists.toml").write_text("# mine\n")
+    (tmp_path / "adir").mkdir()
+    database = tmp_path / "study.db"
+    sqlite3.connect(database).execute("CREATE TABLE studies (id INTEGER)").connection.close()
+    stored = database.read_bytes()
     code, _, err = in_process(monkeypatch, capsys, "init", *args)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert message in err
     assert (tmp_path / "exists.toml").read_text() == "# mine\n"
+    assert database.read_bytes() == stored
     assert not (tmp_path / "study.toml").exists()
 
 

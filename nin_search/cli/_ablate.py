@@ -76,7 +76,9 @@ def ablate(
         raise UserError("pass --trial N or --top K, not both")
     quiet_optuna()
     file_config = load_study_config(study_file) if study_file is not None else None
-    storage_url = storage or (file_config.optuna.storage if file_config else DEFAULT_STORAGE)
+    if storage is None:
+        storage = file_config.optuna.storage if file_config else DEFAULT_STORAGE
+    storage_url = storage
     name = study_name or (file_config.study.name if file_config else None)
 
     from nin_search.ablation import study_config
@@ -87,7 +89,7 @@ def ablate(
     config = study_config(study)
     if file_config is not None:  # the file's [ablation] settings; the search's own config
         config = config.model_copy(update={"ablation": file_config.ablation})
-    if device:
+    if device is not None:
         config = config.model_copy(
             update={"train": config.train.model_copy(update={"device": device})}
         )
@@ -112,15 +114,18 @@ def run_ablation_with_progress(
     trial_number: int | None = None,
     top: int | None = None,
     seeds: int | None = None,
+    live: bool = True,
+    quiet: bool = False,
 ) -> None:
-    """Loads the data (unless given), queues the ablation, trains it with a progress bar and
-    prints the answer. Ctrl-C / SIGTERM exit 130 / 143; a re-run continues."""
+    """Loads the data (unless given), queues the ablation and trains it: with a progress bar
+    when ``live``, else a line per finished run (none when ``quiet``, as ``optimize -q``).
+    Ctrl-C / SIGTERM exit 130 / 143; a re-run continues."""
     from nin_search.ablation import prepare_ablation, run_ablation
     from nin_search.workers import Terminated, handle_sigterm
 
     if data is None:
         data = _load_data(config)
-    progress = progress_bar()
+    progress = progress_bar(disable=not live)
     epoch_task = progress.add_task("run", total=config.train.epochs, info="", visible=False)
 
     def on_epoch(trial: Any, result: Any) -> None:
@@ -143,7 +148,8 @@ def run_ablation_with_progress(
         on_epoch=on_epoch,
     )
     plan = prepared.plan
-    err_console.print(
+    say = err_console.print if not quiet else lambda *args, **kwargs: None
+    say(
         f"ablation of trial(s) {prepared.sources} in study {prepared.study.study_name!r}: "
         f"{plan.total} runs, {plan.done} done before, {plan.queued} to train",
         highlight=False,
@@ -153,6 +159,8 @@ def run_ablation_with_progress(
     def on_trial(ablation: Any, trial: Any) -> None:
         progress.advance(runs_task)
         progress.reset(epoch_task, total=config.train.epochs, visible=False)
+        if not live:
+            say(_run_line(trial), markup=False, highlight=False, soft_wrap=True)
 
     handle_sigterm()
     try:
@@ -165,9 +173,7 @@ def run_ablation_with_progress(
             "kept; run the same command again to train only the rest"
         )
         raise typer.Exit(code) from None
-    err_console.print(
-        f"ablation: {plan.total} runs in study {prepared.study.study_name!r}", highlight=False
-    )
+    say(f"ablation: {plan.total} runs in study {prepared.study.study_name!r}", highlight=False)
 
 
 def _load_data(config: Any) -> Any:
@@ -177,6 +183,18 @@ def _load_data(config: Any) -> Any:
     training_device = resolve_device(config.train.device)
     with err_console.status(f"loading {config.data.dataset} onto {training_device}"):
         return load_search_data(config.data, device=training_device)
+
+
+def _run_line(trial: Any) -> str:
+    """A finished ablation run in one line: which run, state, accuracy, epochs, seconds."""
+    parts = [f"ablation run {_run_label(trial.user_attrs)}", trial.state.name.lower()]
+    if trial.value is not None:
+        parts.append(format_accuracy(trial.value))
+    epochs = len(trial.intermediate_values)
+    parts.append(f"{epochs} epoch{'s' * (epochs != 1)}")
+    if trial.duration is not None:
+        parts.append(f"{trial.duration.total_seconds():.1f} s")
+    return "  ".join(parts)
 
 
 def _run_label(attrs: dict[str, Any]) -> str:

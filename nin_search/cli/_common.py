@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nin_search.config import DEFAULT_STORAGE, StudyConfig, default_config, load_study_config
+from nin_search.errors import UserError
 
 app = typer.Typer(
     name="nin-search",  # its help is the callback's docstring (cli/__init__.py)
@@ -47,6 +48,16 @@ def _console(*, stderr: bool = False) -> Console:
 console = _console()
 err_console = _console(stderr=True)
 
+DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps"
+
+
+def refuse_empty_device(value: str | None) -> str | None:
+    """``--device ""`` (an unset shell variable, say) is refused, not read as "not given"."""
+    if value is not None and not value.strip():
+        raise UserError(f"--device is empty; pass {DEVICE_HELP}")
+    return value
+
+
 StorageOption = Annotated[
     str | None,
     typer.Option(
@@ -66,8 +77,9 @@ StudyDeviceOption = Annotated[
     str | None,
     typer.Option(
         "--device",
-        help="auto, cpu, cuda, cuda:N or mps [default: the study's].",
+        help=f"{DEVICE_HELP} [default: the study's].",
         show_default=False,
+        callback=refuse_empty_device,
     ),
 ]
 # The commands that read an existing study.
@@ -95,7 +107,7 @@ def resolve_config(study_file: Path | None, **overrides: Any) -> StudyConfig:
     study_updates = {k: v for k, v in study_updates.items() if v is not None}
     if study_updates:
         config = config.model_copy(update={"study": config.study.model_copy(update=study_updates)})
-    if overrides.get("device"):
+    if overrides.get("device") is not None:
         config = config.model_copy(
             update={"train": config.train.model_copy(update={"device": overrides["device"]})}
         )

@@ -35,11 +35,10 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a fully commented study file (every key with its default) to edit and optimize."""
-    from nin_search.outputs import write_text_atomic
+    from nin_search.outputs import check_outputs, write_text_atomic
     from nin_search.study_template import study_file_text
 
-    if not output.parent.is_dir():
-        raise UserError(f"folder {str(output.parent)!r} for --output does not exist; create it")
+    check_outputs([("--output", output)])
     if output.exists() and not force:
         raise UserError(f"{output} exists; pass --force to overwrite it, or another --output")
     text = study_file_text(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from nin_search.cli._common import (
+    DEVICE_HELP,
     ArtifactDirOption,
     StorageOption,
     StudyNameOption,
@@ -17,6 +18,7 @@ from nin_search.cli._common import (
     format_accuracy,
     progress_bar,
     quiet_optuna,
+    refuse_empty_device,
     resolve_config,
     summary_table,
     trials_info,
@@ -56,8 +58,9 @@ def optimize(
         str | None,
         typer.Option(
             "--device",
-            help="auto, cpu, cuda, cuda:N or mps [default: the study file's].",
+            help=f"{DEVICE_HELP} [default: the study file's].",
             show_default=False,
+            callback=refuse_empty_device,
         ),
     ] = None,
     seed: Annotated[
@@ -127,7 +130,7 @@ def optimize(
 
     plan = plan_search(
         config,
-        storage_url=storage or config.optuna.storage,
+        storage_url=config.optuna.storage if storage is None else storage,
         study_name=config.study.name if study_name is None else study_name,
         artifact_dir=artifact_dir,
         workers=workers,
@@ -152,7 +155,12 @@ def optimize(
         from nin_search.cli._ablate import run_ablation_with_progress
 
         run_ablation_with_progress(
-            study, config, data if plan.workers == 1 else None, plan.artifact_dir
+            study,
+            config,
+            data if plan.workers == 1 else None,
+            plan.artifact_dir,
+            live=not (quiet or no_progress),
+            quiet=quiet,
         )
     from nin_search.dashboard import refresh_study_note
 
