@@ -55,6 +55,11 @@ def test_nin_search_best_and_report_read_the_plugin_study(plugin_study):
     assert best["number"] == study.best_trial.number
     assert best["arch"] == study.best_trial.user_attrs[records.ARCH]
     assert best["num_params"] == study.best_trial.user_attrs[records.PARAMS] > 0
+    table = run_cli("best", "--storage", url_of(plugin_study), cwd=plugin_study)
+    assert table.returncode == 0, table.stderr
+    rate = study.best_trial.params["learning_rate"]
+    # No optimizer or batch size among the plugin's params: "-" keeps each value in its place.
+    assert re.search(rf"opt, lr, batch\s+│\s+-, {rate:.3g}, -\s", table.stdout), table.stdout
     write_report(study, plugin_study / "report.html")
     assert (plugin_study / "report.html").stat().st_size > 0
 

@@ -130,10 +130,14 @@ def _trial_column(trial: Any) -> list[str]:
 
     record = TrialRecord.from_trial(trial)
     hparams = ("optimizer", "learning_rate", "batch_size")
+    # A value in its place, "-" for one the study does not search (a plugin study's own names).
     training = ", ".join(
-        f"{trial.params[k]:.3g}" if isinstance(trial.params.get(k), float) else str(trial.params[k])
+        "-"
+        if k not in trial.params
+        else f"{trial.params[k]:.3g}"
+        if isinstance(trial.params[k], float)
+        else str(trial.params[k])
         for k in hparams
-        if k in trial.params
     )
     accuracy = record.accuracy
     value = format_accuracy(accuracy) if accuracy is not None else trial.state.name.lower()
