@@ -139,23 +139,26 @@ def check_folder(option: str, folder: Path, *, create: bool = True, parents: boo
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{option} {str(folder)!r} is a file; pass a folder")
-    missing_parent = not folder.exists() and not folder.parent.exists()
-    if create and not parents and missing_parent and _existing_ancestor(folder).is_dir():
-        raise UserError(f"folder {str(folder.parent)!r} for {option} does not exist; create it")
-    _check_location(option, folder, folder, create=create)
+    if folder.exists() or parents or not create:
+        _check_location(option, folder, folder, create=create)
+    else:  # created here: the folder that holds it must exist, as for every output
+        _check_location(option, folder, folder.parent, create=False)
 
 
 def check_input_file(what: str, path: Path, fix: str) -> None:
     """Checks that a file a command reads exists and is a file.
 
     Raises:
-        UserError: ``"<what> '<path>' not found; <fix>"``, or ``"... is a folder; <fix>"``.
+        UserError: ``"<what> '<path>' not found; <fix>"``, or ``"... is a folder; <fix>"``
+            (or not a regular file).
     """
     path = Path(path).expanduser()
     if path.is_dir():
         raise UserError(f"{what} {str(path)!r} is a folder; {fix}")
     if not path.exists():
         raise UserError(f"{what} {str(path)!r} not found; {fix}")
+    if not path.is_file():  # a pipe or a device: reading it could block
+        raise UserError(f"{what} {str(path)!r} is not a regular file; {fix}")
 
 
 def check_input_folder(what: str, path: Path, fix: str) -> None:

@@ -88,6 +88,11 @@ def file_instead_of_folder(folder: Path) -> None:
     (folder / "afile").write_text("not a folder\n")
 
 
+def weights_pipe(folder: Path) -> None:
+    file_instead_of_folder(folder)  # afile: the image argument
+    os.mkfifo(folder / "pipe.safetensors")  # reading it would block until someone writes
+
+
 def ablation_study_only(folder: Path) -> None:
     """abl.db: only a companion ablation study, as a user might name it by mistake."""
     import optuna
@@ -577,6 +582,12 @@ CASES = [
         ("predict", "{tmp}/afile", "--weights", "{tmp}/good-artifacts"),
         "weights file '{tmp}/good-artifacts' is a folder",
         file_instead_of_folder,
+    ),
+    Case(
+        "predict: --weights is a pipe",
+        ("predict", "{tmp}/afile", "--weights", "{tmp}/pipe.safetensors"),
+        "weights file '{tmp}/pipe.safetensors' is not a regular file",
+        weights_pipe,
     ),
     Case(
         "predict: --eval is a file",

@@ -76,9 +76,9 @@ def ablate(
         raise UserError("pass --trial N or --top K, not both")
     quiet_optuna()
     file_config = load_study_config(study_file) if study_file is not None else None
-    if storage is None:
-        storage = file_config.optuna.storage if file_config else DEFAULT_STORAGE
     storage_url = storage
+    if storage_url is None:
+        storage_url = file_config.optuna.storage if file_config else DEFAULT_STORAGE
     name = study_name or (file_config.study.name if file_config else None)
 
     from nin_search.ablation import study_config
