@@ -2,9 +2,11 @@
 
 Every tunable default of nin-search lives in this file and in :mod:`nin_search.config_space`
 (searchable values, the architecture space and the reference network; its types are re-exported
-here). A study file only needs the keys it changes; ``StudyConfig()`` *is* the embedded default
-study (digits, runs on a laptop CPU). The names a choice accepts come from
-:mod:`nin_search.vocabulary`, where the samplers' and pruners' defaults sit with their factories.
+here). A study file only needs the keys it changes: a key left out takes its ``StudyConfig``
+default. :func:`default_config` is the embedded default study (digits, runs on a laptop CPU),
+the same but for three keys (``study_template.left_out_defaults`` lists them). The names a
+choice accepts come from :mod:`nin_search.vocabulary`, where the samplers' and pruners' defaults
+sit with their factories.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ MAX_FAILURES_IN_A_ROW = 5  # a worker stops after this many failed trials in a r
 MAX_SEED = 2**32 - 1  # samplers and numpy take 32-bit seeds
 RETRAIN_EPOCHS_PER_SEARCH_EPOCH = 3  # `nin-search train`: by default 3x a trial's epochs
 WARMUP_FRACTION = 0.05  # of all steps, cosine schedule: linear warm-up, then decay to 0
+SCHEDULE = "cosine"  # learning-rate schedule of trials and of `nin-search train` (SCHEDULES)
+MAX_STUDY_NAME = 200  # characters in a study name (Optuna stores up to 512)
+DASHBOARD_HOST, DASHBOARD_PORT = "127.0.0.1", 8080  # where `nin-search dashboard` listens
 # The study files that ship with nin-search (package data; `studies/` in the repository).
 SHIPPED_STUDIES_DIR = Path(__file__).parent / "studies"
 _Optimizers = some_of(OPTIMIZERS)
@@ -116,7 +121,7 @@ class CostConfig(_Frozen):
 
 
 class StudySection(_Frozen):
-    name: str = Field("digits", min_length=1, max_length=200)
+    name: str = Field("digits", min_length=1, max_length=MAX_STUDY_NAME)
     seed: int = Field(0, ge=0, le=MAX_SEED)  # sampler seed; trial seeds derive from it
     n_trials: int = Field(30, ge=1)  # target number of finished trials (a re-run resumes)
     timeout: float | None = Field(None, gt=0)  # seconds for one `optimize` run; None = no limit

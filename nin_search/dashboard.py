@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nin_search import analysis, records, report
 from nin_search.artifacts import READ_ARTIFACTS_FIX, artifact_dir_for, forget_missing_weights
 from nin_search.compat import study_id_of
+from nin_search.config import DASHBOARD_HOST, DASHBOARD_PORT
 from nin_search.errors import UserError
 from nin_search.outputs import check_input_folder
 from nin_search.storage import check_storage_url, open_storage
@@ -301,8 +302,8 @@ def make_app(storage_url: str, *, artifact_dir: str | Path | None = None) -> Any
 def make_http_server(
     storage_url: str,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
+    host: str = DASHBOARD_HOST,
+    port: int = DASHBOARD_PORT,
     artifact_dir: str | Path | None = None,
 ) -> WSGIServer:
     """A threaded, quiet HTTP server for :func:`make_app`, bound but not yet serving.
@@ -344,8 +345,8 @@ class Dashboard:
 def open_dashboard(
     storage_url: str,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
+    host: str = DASHBOARD_HOST,
+    port: int = DASHBOARD_PORT,
     artifact_dir: str | Path | None = None,
     study_name: str | None = None,
 ) -> Dashboard:

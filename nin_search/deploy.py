@@ -24,7 +24,7 @@ from optuna.trial import FixedTrial, FrozenTrial
 from torch import nn
 
 from nin_search.artifacts import artifact_dir_for, download_weights, study_artifact_dir
-from nin_search.config import RETRAIN_EPOCHS_PER_SEARCH_EPOCH, StudyConfig
+from nin_search.config import RETRAIN_EPOCHS_PER_SEARCH_EPOCH, SCHEDULE, StudyConfig
 from nin_search.devices import resolve_device
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_metadata, export_source
@@ -335,7 +335,7 @@ def prepare_retrain(
     *,
     output: Path,
     epochs: int | None = None,
-    schedule: str = "cosine",
+    schedule: str = SCHEDULE,
     device: str | None = None,
     seed: int | None = None,
 ) -> RetrainPlan:
@@ -356,7 +356,7 @@ def prepare_retrain(
             written by ``nin-search optimize``, or an unusable device.
     """
     if schedule not in SCHEDULES:
-        raise UserError(f"--schedule must be cosine or step, but got {schedule!r}")
+        raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}, but got {schedule!r}")
     check_folder("--output", output)  # created by the command, in a folder that exists
     study = load_searched_study(storage_url, study_name)
     trial = pick_trial(study, trial_number)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from nin_search.config import StudyConfig
+from nin_search.config import SCHEDULE, StudyConfig
 from nin_search.data import DeviceData, load_final_data
 from nin_search.errors import UserError
 from nin_search.model import build_model
@@ -62,7 +62,7 @@ def retrain(
     epochs: int,
     seed: int,
     device: torch.device,
-    schedule: str = "cosine",
+    schedule: str = SCHEDULE,
     on_epoch: Callable[[RetrainEpoch], None] | None = None,
     classes: tuple[str, ...] | None = None,
 ) -> RetrainResult:

@@ -36,6 +36,7 @@ from nin_search.config import (
     STORAGE_ATTEMPTS,
 )
 from nin_search.errors import UserError
+from nin_search.outputs import SQLITE_HEADER
 
 __all__ = [
     "check_storage_url",
@@ -47,7 +48,6 @@ __all__ = [
 
 # Facts of the backends and of Optuna's schema, not tunable (the timeouts are in config).
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
-SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
 OPTUNA_TABLES = ("studies", "version_info")  # tables every Optuna RDB storage has
 # pip packages of the database drivers SQLAlchemy imports, by driver name.
 DRIVER_PACKAGES = {

@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nin_search import __version__
 from nin_search.artifacts import checkpoint_dir_for
 from nin_search.compat import set_study_system_attr, storage_of
-from nin_search.config import CREATION_WAIT, MAX_FAILURES_IN_A_ROW, StudyConfig
+from nin_search.config import CREATION_WAIT, MAX_FAILURES_IN_A_ROW, MAX_STUDY_NAME, StudyConfig
 from nin_search.errors import UserError
 from nin_search.model import count_macs, count_params
 from nin_search.records import (
@@ -51,8 +51,8 @@ __all__ = [
     "optimize",
 ]
 
-# Limits, not tunable defaults: what a study name must fit (the waits are in config).
-MAX_STUDY_NAME = 200  # characters (Optuna stores up to 512)
+# A limit, not a tunable default: what the checkpoint folder's name must fit (config has the
+# study name's).
 MAX_FILE_NAME = 255  # bytes in one file name (the checkpoint folder is named after the study)
 
 

@@ -1,8 +1,9 @@
 """``nin-search init``: a fully commented study file to edit, for any dataset.
 
-The file is the shipped ``digits`` study (every key, with its default and a comment; a test
-keeps it equal to the embedded default) with the study name and the ``[data]`` section written
-for the chosen dataset. No torch, no optuna here.
+The file is the shipped ``digits`` study (every key, with its value and a comment; a test
+keeps it equal to the embedded default) with the study name and the ``[data]`` section
+written for the chosen dataset; its header names the keys whose built-in default (a key
+left out) differs from the value shown. No torch, no optuna here.
 """
 
 from __future__ import annotations
@@ -10,16 +11,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import textwrap
 from pathlib import Path
 
 import tomllib
 from pydantic import ValidationError
 
-from nin_search.config import NATIVE_IMAGE_SIZES, SHIPPED_STUDIES_DIR, StudyConfig
+from nin_search.config import (
+    NATIVE_IMAGE_SIZES,
+    SHIPPED_STUDIES_DIR,
+    StudyConfig,
+    default_config,
+)
 from nin_search.errors import UserError
 from nin_search.vocabulary import DATASETS
 
-__all__ = ["study_file_text"]
+__all__ = ["left_out_defaults", "study_file_text"]
 
 _TEMPLATE = "digits.toml"
 _TORCHVISION_ROOT = "~/.cache/nin-search/datasets"
@@ -37,6 +44,50 @@ _AUGMENT = {
 
 def _toml_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)  # a TOML basic string takes JSON's escapes
+
+
+def _leaves(table: dict, prefix: str = "") -> dict[str, object]:
+    """``{"study": {"seed": 0}}`` -> ``{"study.seed": 0}`` (a range table stays one value)."""
+    leaves: dict[str, object] = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and not {"low", "high"} <= set(value):
+            leaves.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
+
+
+def left_out_defaults() -> dict[str, object]:
+    """The keys whose value in the default study differs from what leaving them out gives.
+
+    The file ``init`` writes shows the embedded default study (:func:`default_config`); a key
+    left out of a study file takes :class:`StudyConfig`'s default instead, the same value for
+    every key but these (a few-second digits study can afford more random trials and the
+    ablation at the end than a study file of unknown cost gets without asking).
+
+    Returns:
+        ``{"study.random_trials": 10, ...}``: dotted key -> the value a file without it gets.
+    """
+    built_in = _leaves(StudyConfig().model_dump(mode="json"))
+    shown = _leaves(default_config().model_dump(mode="json"))
+    return {key: value for key, value in built_in.items() if shown[key] != value}
+
+
+def _header() -> str:
+    exceptions = ", ".join(
+        f"{key} = {json.dumps(value)}" for key, value in left_out_defaults().items()
+    )
+    lines = [
+        "A nin-search study, written by `nin-search init`: edit it, then run",
+        "    nin-search optimize THIS_FILE",
+        "Every key is shown with the default study's value; a study file only needs the keys it",
+        "changes. A key left out takes its built-in default, which is the value shown except for",
+        *textwrap.wrap(exceptions + ".", width=94),
+        "",
+        "A searchable value is a scalar (fixed), a list (a choice), or a table { low, high, log }",
+        "(a range; an integer range when both bounds are integers).",
+    ]
+    return "".join(f"# {line}\n" if line else "#\n" for line in lines) + "\n"
 
 
 def _data_section(dataset: str, root: str | None) -> str:
@@ -116,16 +167,7 @@ def study_file_text(
     body = re.sub(r'^name = ".*"$', lambda _: name_line, body, count=1, flags=re.M)
     start, end = body.index("[data]\n"), body.index("[space]\n")
     body = body[:start] + _data_section(dataset, root_text) + body[end:]
-    header = (
-        "# A nin-search study, written by `nin-search init`: edit it, then run\n"
-        "#     nin-search optimize THIS_FILE\n"
-        "# Every key is shown with its default; a study file only needs the keys it changes.\n"
-        "#\n"
-        "# A searchable value is a scalar (fixed), a list (a choice), or a table { low, high, "
-        "log }\n"
-        "# (a range; an integer range when both bounds are integers).\n\n"
-    )
-    text = header + body
+    text = _header() + body
     try:
         StudyConfig.model_validate(tomllib.loads(text))
     except ValidationError as error:  # only the name can make it invalid

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from nin_search.batches import iterate_batches
-from nin_search.config import AugmentConfig, TrainConfig
+from nin_search.config import SCHEDULE, AugmentConfig, TrainConfig
 from nin_search.data import DeviceData
 from nin_search.devices import configure_cpu_allocator, resolve_precision
 from nin_search.optimization import build_optimizer, build_scheduler
@@ -118,7 +118,7 @@ class TrainSettings:
     eval_batch_size: int = _TRAIN_DEFAULTS.eval_batch_size
     precision: str = _TRAIN_DEFAULTS.precision
     compile: bool = False
-    schedule: str = "cosine"
+    schedule: str = SCHEDULE
     checkpoint_path: Path | None = None
 
     def __post_init__(self) -> None:

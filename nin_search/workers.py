@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nin_search.compat import storage_of, trial_id_of
+from nin_search.config import MAX_RETRY
 from nin_search.records import (
     BASELINE,
     FAIL_REASON,
@@ -108,7 +109,7 @@ def _interrupted(trial: FrozenTrial) -> bool:
     return bool(trial.user_attrs.get(INTERRUPTED)) or reason.startswith("interrupted (")
 
 
-def requeue_interrupted(study: optuna.Study, *, max_retry: int = 2) -> list[int]:
+def requeue_interrupted(study: optuna.Study, *, max_retry: int = MAX_RETRY) -> list[int]:
     """Enqueues again, with the same parameters, failed trials marked for a retry.
 
     A trial is marked when Ctrl-C or SIGTERM stopped it or its worker died. Each retry

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib.util
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -16,7 +19,7 @@ import tomllib
 
 from nin_search import config as config_module
 from nin_search.cli._common import resolve_config
-from nin_search.config import default_config, load_study_config, shipped_studies
+from nin_search.config import StudyConfig, default_config, load_study_config, shipped_studies
 from nin_search.errors import UserError
 
 from .conftest import CIFAR10_MINI, REPO
@@ -230,3 +233,41 @@ def test_an_installed_wheel_ships_the_studies_and_finds_them_by_name(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "shipped study 'cifar10-mini' needs its image folder" in result.stdout
+
+
+def test_the_init_file_says_what_each_key_left_out_becomes(tmp_path):
+    """Deleting a key from the file ``init`` writes changes nothing, except for the keys its
+    header names, which then take the value the header gives."""
+    from nin_search.study_template import left_out_defaults, study_file_text
+
+    text = study_file_text(dataset="digits", name="digits", folder=tmp_path)
+    exceptions = left_out_defaults()
+    header = " ".join(line for line in text.splitlines() if line.startswith("# "))
+    for key, value in exceptions.items():
+        assert f"{key} = {json.dumps(value)}" in header
+    full = tomllib.loads(text)
+    assert StudyConfig.model_validate(full) == default_config()
+    shown_values = default_config().model_dump(mode="json")
+    checked = 0
+    for path in _key_paths(full):
+        trimmed = copy.deepcopy(full)
+        *tables, key = path
+        table = functools.reduce(dict.__getitem__, tables, trimmed)
+        del table[key]
+        dumped = StudyConfig.model_validate(trimmed).model_dump(mode="json")
+        name = ".".join(path)
+        shown = functools.reduce(dict.__getitem__, path, shown_values)
+        assert functools.reduce(dict.__getitem__, path, dumped) == exceptions.get(name, shown), name
+        checked += 1
+    assert checked >= 30  # every key of every table (39 today)
+
+
+def _key_paths(table: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every key of a TOML document, as a path; a range table { low, high } is one value."""
+    paths = []
+    for key, value in table.items():
+        if isinstance(value, dict) and "low" not in value:
+            paths += _key_paths(value, (*prefix, key))
+        else:
+            paths.append((*prefix, key))
+    return paths

@@ -34,7 +34,7 @@ def init(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a fully commented study file (every key with its default) to edit and optimize."""
+    """Write a fully commented study file (every key, the default study's values) to edit."""
     from nin_search.outputs import check_outputs, write_text_atomic
     from nin_search.study_template import study_file_text
 

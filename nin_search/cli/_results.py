@@ -19,7 +19,7 @@ from nin_search.cli._common import (
     quiet_optuna,
     summary_table,
 )
-from nin_search.config import DEFAULT_STORAGE
+from nin_search.config import DASHBOARD_HOST, DASHBOARD_PORT, DEFAULT_STORAGE
 from nin_search.errors import UserError
 
 
@@ -186,8 +186,8 @@ def report(
 @app.command()
 def dashboard(
     storage: ReadStorageOption = DEFAULT_STORAGE,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = DASHBOARD_HOST,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = DASHBOARD_PORT,
     artifact_dir: ArtifactDirOption = None,
     study_name: Annotated[
         str | None,

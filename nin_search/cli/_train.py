@@ -19,7 +19,8 @@ from nin_search.cli._common import (
     progress_bar,
     quiet_optuna,
 )
-from nin_search.config import DEFAULT_STORAGE, MAX_SEED
+from nin_search.config import DEFAULT_STORAGE, MAX_SEED, SCHEDULE
+from nin_search.vocabulary import SCHEDULES
 
 
 @app.command(name="train")
@@ -40,8 +41,8 @@ def train_command(
         ),
     ] = None,
     schedule: Annotated[
-        str, typer.Option("--schedule", help="Learning-rate schedule: cosine or step.")
-    ] = "cosine",
+        str, typer.Option("--schedule", help=f"Learning-rate schedule: {' or '.join(SCHEDULES)}.")
+    ] = SCHEDULE,
     device: StudyDeviceOption = None,
     seed: Annotated[
         int | None,
