@@ -38,12 +38,19 @@ from nin_search.analysis._defaults import (
     MIN_TRIALS_PER_KIND,
 )
 from nin_search.analysis._design_space import DesignSpaceEffect, EdfCurve, get_design_space_info
-from nin_search.analysis._format import effect_text, percent_label, verdict_text
+from nin_search.analysis._format import (
+    direction,
+    effect_text,
+    interval_range,
+    percent_label,
+    verdict_text,
+)
 from nin_search.analysis._regime import RegimeEffect, regime_text, size_label
 from nin_search.analysis._settle import ablation_settle_text, seeds_to_settle
 from nin_search.analysis._stats import (
     NormalisedDifference,
     half_width_for_seeds,
+    mean_difference_interval,
     normalised_difference,
     seeds_for_half_width,
     t_interval,
@@ -67,6 +74,7 @@ __all__ = [
     "ablation_settle_text",
     "answer_lines",
     "consensus_lines",
+    "direction",
     "effect_text",
     "find_ablation_study",
     "get_ablation_info",
@@ -74,6 +82,8 @@ __all__ = [
     "get_consensus_info",
     "get_design_space_info",
     "half_width_for_seeds",
+    "interval_range",
+    "mean_difference_interval",
     "normalised_difference",
     "percent_label",
     "regime_text",

@@ -291,6 +291,44 @@ def _binned_difference_interval(
     )
 
 
+def mean_difference_interval(
+    plain: Sequence[float],
+    mlp: Sequence[float],
+    *,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float] | None:
+    """Bootstrap interval of ``mean(mlp) - mean(plain)``, resampling each group on its own
+    (BCa, percentile where BCa is undefined); ``None`` below two values a group.
+
+    Args:
+        plain: One group's values.
+        mlp: The other group's values.
+        confidence: Coverage, in (0, 1).
+        n_resamples: Bootstrap resamples.
+        seed: Seed of the resampling.
+    """
+    _check_confidence(confidence)
+    plain_values, mlp_values = np.asarray(plain, dtype=float), np.asarray(mlp, dtype=float)
+    if len(plain_values) < 2 or len(mlp_values) < 2:
+        return None
+
+    def statistic(plain_index: np.ndarray, mlp_index: np.ndarray, axis: int = -1) -> np.ndarray:
+        plain_index = np.moveaxis(plain_index, axis, -1).astype(int)
+        mlp_index = np.moveaxis(mlp_index, axis, -1).astype(int)
+        return mlp_values[mlp_index].mean(axis=-1) - plain_values[plain_index].mean(axis=-1)
+
+    return _bootstrap(
+        statistic,
+        len(plain_values),
+        len(mlp_values),
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+
+
 def _bootstrap(
     statistic, n_plain: int, n_mlp: int, *, confidence: float, n_resamples: int, seed: int
 ) -> tuple[float, float] | None:

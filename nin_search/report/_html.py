@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import TrialState
 
-from nin_search.analysis import Answer, find_ablation_study, get_answer, percent_label
+from nin_search.analysis import (
+    Answer,
+    find_ablation_study,
+    get_answer,
+    interval_range,
+    percent_label,
+)
 from nin_search.report._analysis_html import analysis_html, answer_html
 from nin_search.report._data import (
     BestArchitecture,
@@ -54,8 +60,7 @@ def _verdict_table(verdicts: Sequence[StageVerdict]) -> str:
     for verdict in verdicts:
         interval = "–"
         if verdict.confidence_interval is not None:
-            low, high = (bound * 100 for bound in verdict.confidence_interval)
-            interval = f"{low:+.1f}..{high:+.1f}"
+            interval = interval_range(tuple(bound * 100 for bound in verdict.confidence_interval))
         equal = verdict.equal_epoch
         rows.append(
             [

@@ -7,7 +7,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -16,7 +15,10 @@ from nin_search.analysis import (
     BOOTSTRAP_SEED,
     CONFIDENCE,
     MIN_TRIALS_PER_KIND,
+    direction,
     effect_text,
+    mean_difference_interval,
+    verdict_text,
 )
 from nin_search.records import TrialRecord
 from nin_search.report._trials import mean, trial_stages
@@ -42,7 +44,8 @@ class StageVerdict(NamedTuple):
     """Does an MLP conv help at one stage? Accuracies are completed trials' values.
 
     ``difference`` is ``mlp_mean - plain_mean``; ``confidence_interval`` is the bootstrap
-    interval of that difference (``None`` when either type has fewer than ``min_trials``).
+    interval of that difference (``None`` when either type has fewer than ``min_trials``
+    completed trials).
     """
 
     stage: int
@@ -55,22 +58,9 @@ class StageVerdict(NamedTuple):
     difference: float | None
     confidence_interval: tuple[float, float] | None
     confidence: float
+    min_trials: int
     verdict: str
     equal_epoch: EqualEpochComparison | None
-
-
-def _bootstrap_interval(
-    plain: list[float], mlp: list[float], *, n_bootstrap: int, confidence: float, seed: int
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``mean(mlp) - mean(plain)``, resampling each group."""
-    generator = np.random.default_rng(seed)
-    plain_values, mlp_values = np.asarray(plain), np.asarray(mlp)
-    plain_indices = generator.integers(0, len(plain_values), size=(n_bootstrap, len(plain_values)))
-    mlp_indices = generator.integers(0, len(mlp_values), size=(n_bootstrap, len(mlp_values)))
-    differences = mlp_values[mlp_indices].mean(axis=1) - plain_values[plain_indices].mean(axis=1)
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(differences, [tail, 1.0 - tail])
-    return float(low), float(high)
 
 
 def _equal_epoch_comparison(
@@ -106,20 +96,19 @@ def _equal_epoch_comparison(
     )
 
 
-def _verdict(n_plain: int, n_mlp: int, interval: tuple[float, float] | None) -> str:
-    if interval is None:
-        return f"too few trials to tell (n_plain={n_plain}, n_mlp={n_mlp})"
-    if interval[0] > 0:
-        return "MLP conv helps"
-    if interval[1] < 0:
-        return "MLP conv hurts"
-    return f"no clear evidence (n={n_plain + n_mlp})"
+# The short verdict (the report's table and figure) from the interval's position to 0.
+_VERDICTS = {
+    "helps": "MLP conv helps",
+    "hurts": "MLP conv hurts",
+    "none": "no effect detected",
+    None: "too few trials",
+}
 
 
 def get_stage_verdicts(
     study: optuna.Study,
     *,
-    n_bootstrap: int = BOOTSTRAP_RESAMPLES,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
     confidence: float = CONFIDENCE,
     seed: int = BOOTSTRAP_SEED,
     min_trials: int = MIN_TRIALS_PER_KIND,
@@ -127,14 +116,14 @@ def get_stage_verdicts(
     """Compares plain and MLP conv stage by stage.
 
     The verdict uses completed trials: ``"MLP conv helps"`` when the bootstrap interval of
-    ``mean(mlp) - mean(plain)`` lies entirely above 0, ``"MLP conv hurts"`` when entirely below,
-    ``"no clear evidence (n=...)"`` otherwise, and ``"too few trials to tell (...)"`` when
-    either type has fewer than ``min_trials`` trials. Pruned trials enter only the separate
-    :class:`EqualEpochComparison`.
+    ``mean(mlp) - mean(plain)`` (:func:`nin_search.analysis.mean_difference_interval`) lies
+    entirely above 0, ``"MLP conv hurts"`` when entirely below, ``"no effect detected"``
+    otherwise, and ``"too few trials"`` when either type has fewer than ``min_trials``
+    trials. Pruned trials enter only the separate :class:`EqualEpochComparison`.
 
     Args:
         study: A study whose value is a validation accuracy in [0, 1].
-        n_bootstrap: Number of bootstrap resamples.
+        n_resamples: Number of bootstrap resamples.
         confidence: Coverage of the interval, in (0, 1).
         seed: Seed of the bootstrap; each stage uses it afresh, so results do not depend on
             other stages.
@@ -143,14 +132,14 @@ def get_stage_verdicts(
     Returns:
         One verdict per stage index seen in completed or pruned trials, in stage order.
     """
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 1:
-        raise ValueError(f"n_bootstrap must be an integer >= 1, but got n_bootstrap={n_bootstrap}.")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be an integer >= 1, but got n_resamples={n_resamples}.")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
     if isinstance(min_trials, bool) or not isinstance(min_trials, int) or min_trials < 1:
         raise ValueError(f"min_trials must be an integer >= 1, but got min_trials={min_trials}.")
     finished = _finished_by_stage(study)
-    options = dict(n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+    options = dict(n_resamples=n_resamples, confidence=confidence, seed=seed)
     return [
         _stage_verdict(stage, finished[stage], min_trials=min_trials, **options)
         for stage in sorted(finished)
@@ -185,7 +174,7 @@ def _stage_verdict(
     stage: int,
     trials_by_kind: dict[str, list[FrozenTrial]],
     *,
-    n_bootstrap: int,
+    n_resamples: int,
     confidence: float,
     seed: int,
     min_trials: int,
@@ -196,8 +185,8 @@ def _stage_verdict(
     difference = None if plain_mean is None or mlp_mean is None else mlp_mean - plain_mean
     interval = None
     if len(plain) >= min_trials and len(mlp) >= min_trials:
-        interval = _bootstrap_interval(
-            plain, mlp, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
+        interval = mean_difference_interval(
+            plain, mlp, n_resamples=n_resamples, confidence=confidence, seed=seed
         )
     return StageVerdict(
         stage=stage,
@@ -210,40 +199,48 @@ def _stage_verdict(
         difference=difference,
         confidence_interval=interval,
         confidence=confidence,
-        verdict=_verdict(len(plain), len(mlp), interval),
+        min_trials=min_trials,
+        verdict=_VERDICTS[direction(interval)],
         equal_epoch=_equal_epoch_comparison(trials_by_kind),
     )
+
+
+def _points(value: float | None) -> float | None:
+    return None if value is None else value * 100
+
+
+def _interval_points(verdict: StageVerdict) -> tuple[float, float] | None:
+    interval = verdict.confidence_interval
+    return None if interval is None else (interval[0] * 100, interval[1] * 100)
 
 
 def interval_text(verdict: StageVerdict) -> str:
     """``+2.1 points, 95% CI +0.8..+3.3`` (points are accuracy percentage points)."""
     if verdict.difference is None:
         return ""
-    interval = verdict.confidence_interval
-    return effect_text(
-        verdict.difference * 100,
-        None if interval is None else (interval[0] * 100, interval[1] * 100),
-        verdict.confidence,
-    )
+    return effect_text(_points(verdict.difference), _interval_points(verdict), verdict.confidence)
 
 
 def verdict_lines(verdicts: Sequence[StageVerdict]) -> list[str]:
-    """One line per stage for the terminal.
+    """One line per stage for the terminal, worded as the answer's lines are
+    (:func:`nin_search.analysis.verdict_text`).
 
     Args:
         verdicts: From :func:`get_stage_verdicts`.
 
     Returns:
-        Lines like ``stage 0: MLP conv helps (+2.1 points, 95% CI +0.8..+3.3; plain n=9,
-        mlp n=12)``; a stage with too few trials shows only its verdict.
+        Lines like ``stage 0: MLP conv helps (+2.1 points, 95% CI +0.8..+3.3, plain n=9,
+        mlp n=12)``, ``stage 1: no effect detected: difference +0.2 points, 95% CI -1.0..+1.4
+        (plain n=9, mlp n=12)``; with too few trials for an interval, ``unsure: difference
+        ... no interval (...; an interval needs 5 of each)``.
     """
     lines = []
     for verdict in verdicts:
+        count = f"plain n={verdict.n_plain}, mlp n={verdict.n_mlp}"
         if verdict.confidence_interval is None:
-            lines.append(f"stage {verdict.stage}: {verdict.verdict}")
-            continue
-        counts = f"plain n={verdict.n_plain}, mlp n={verdict.n_mlp}"
-        lines.append(
-            f"stage {verdict.stage}: {verdict.verdict} ({interval_text(verdict)}; {counts})"
+            count += f"; an interval needs {verdict.min_trials} of each"
+        text = verdict_text(
+            _points(verdict.difference), _interval_points(verdict), verdict.confidence, count
         )
+        lines.append(f"stage {verdict.stage}: {text}")
     return lines
