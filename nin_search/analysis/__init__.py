@@ -7,14 +7,14 @@ Two kinds of evidence, both per stage:
   seeds; the mean paired difference with its t-interval and n.
 - **Design space** (:func:`get_design_space_info`): randomly sampled trials only, at equal
   epochs, complexity-normalised as Radosavovic et al. 2019 ("On Network Design Spaces for
-  Visual Recognition"): bootstrap interval, weighted error EDFs and their KS statistic, and the
-  effect per size range.
+  Visual Recognition"): a Welch t-interval over the size bins, weighted error EDFs and their
+  KS statistic, and the effect per size range.
 
 :func:`get_answer` puts them together per stage, :func:`answer_lines` says it in words, and
 :func:`get_consensus_info` pools the ablation effects of several studies (datasets). Every
 difference is MLP minus plain conv, in accuracy points. This package reads trials; it never
-trains, and nothing here prints. The statistical defaults (confidence, bootstrap resamples
-and seed, bins, thresholds) live in one block, :mod:`nin_search.analysis._defaults`.
+trains, and nothing here prints. The statistical defaults (confidence, bins,
+thresholds) live in one block, :mod:`nin_search.analysis._defaults`.
 """
 
 from nin_search.analysis._ablation import (
@@ -32,8 +32,6 @@ from nin_search.analysis._consensus import (
     searched_study_names,
 )
 from nin_search.analysis._defaults import (
-    BOOTSTRAP_RESAMPLES,
-    BOOTSTRAP_SEED,
     CONFIDENCE,
     MIN_TRIALS_PER_KIND,
 )
@@ -57,8 +55,6 @@ from nin_search.analysis._stats import (
 )
 
 __all__ = [
-    "BOOTSTRAP_RESAMPLES",
-    "BOOTSTRAP_SEED",
     "CONFIDENCE",
     "MIN_TRIALS_PER_KIND",
     "Answer",

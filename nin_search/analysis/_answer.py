@@ -7,15 +7,10 @@ from typing import NamedTuple
 import optuna
 
 from nin_search.analysis._ablation import PairedEffect, StageAblation, get_ablation_info
-from nin_search.analysis._defaults import (
-    BOOTSTRAP_RESAMPLES,
-    BOOTSTRAP_SEED,
-    CONFIDENCE,
-    SMALLEST_EFFECT,
-)
+from nin_search.analysis._defaults import CONFIDENCE, SIZE_RATIO_TOLERANCE, SMALLEST_EFFECT
 from nin_search.analysis._design_space import DesignSpaceEffect, get_design_space_info
 from nin_search.analysis._format import effect_text, params_text, percent_label, plural, signed
-from nin_search.analysis._regime import size_label
+from nin_search.analysis._regime import RegimeEffect, size_label
 from nin_search.analysis._settle import (
     ABLATE,
     ablation_settle_text,
@@ -53,8 +48,6 @@ def get_answer(
     ablation_study: optuna.Study | None = None,
     *,
     confidence: float = CONFIDENCE,
-    n_resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
     smallest_effect: float = SMALLEST_EFFECT,
 ) -> Answer:
     """When does an MLP conv beat a plain conv in this study? Per stage, with the evidence.
@@ -64,8 +57,6 @@ def get_answer(
         ablation_study: Its companion ablation study (:func:`find_ablation_study`), or
             ``None`` when there is none yet.
         confidence: Coverage of every interval, in (0, 1).
-        n_resamples: Bootstrap resamples of the design-space intervals.
-        seed: Seed of the bootstraps.
         smallest_effect: The narrowest half-width (points) "what would settle it" asks for.
 
     Returns:
@@ -74,10 +65,7 @@ def get_answer(
     if not smallest_effect > 0:
         raise ValueError(f"smallest_effect must be > 0, but got smallest_effect={smallest_effect}.")
     design = {
-        effect.stage: effect
-        for effect in get_design_space_info(
-            study, confidence=confidence, n_resamples=n_resamples, seed=seed
-        )
+        effect.stage: effect for effect in get_design_space_info(study, confidence=confidence)
     }
     ablations = (
         [] if ablation_study is None else get_ablation_info(ablation_study, confidence=confidence)
@@ -132,6 +120,35 @@ def _paired_text(effect: PairedEffect | None) -> str:
     return f"{effect.verdict}; {sizes}"
 
 
+def _size_ratio_text(ratio: float | None) -> str:
+    """How equal the weighted sizes came out: a few bins equalise them only roughly."""
+    if ratio is None:
+        return ""
+    text = f"weighted MLP nets have {ratio:.2f}x the plain nets' params"
+    if not 1 / SIZE_RATIO_TOLERANCE <= ratio <= SIZE_RATIO_TOLERANCE:
+        text += " (not equal: the size bins are too coarse for these trials)"
+    return text
+
+
+def _left_out_text(effect: DesignSpaceEffect, epoch: str) -> str:
+    left_out = effect.n_left_out_plain + effect.n_left_out_mlp
+    if not left_out:
+        return ""
+    return (
+        f"; left out: {plural(left_out, 'random trial')} with no accuracy at {epoch} "
+        f"(plain {effect.n_left_out_plain}, mlp {effect.n_left_out_mlp}; diverged or stopped "
+        "before it), which can flatter the kind that lost more"
+    )
+
+
+def _regime_effect_text(regime: RegimeEffect) -> str:
+    if regime.difference is None:
+        return "no data"
+    if regime.interval is None:
+        return f"unsure: {signed(regime.difference)} points, no interval"
+    return effect_text(regime.difference, regime.interval, regime.confidence)
+
+
 def _design_lines(effect: DesignSpaceEffect) -> list[str]:
     epoch = "final values" if effect.epoch is None else f"epoch {effect.epoch}"
     if effect.difference is None:
@@ -142,23 +159,19 @@ def _design_lines(effect: DesignSpaceEffect) -> list[str]:
             reason = f"only {'plain' if plain else 'MLP'} conv sampled here ({plain + mlp} trials)"
         else:
             reason = f"no size range holds both kinds (plain n={plain}, mlp n={mlp})"
-        lines = [f"design space (random trials, equal params): {reason}"]
+        lines = [f"design space (random trials, weighted to equal params): {reason}"]
     else:
         bins = plural(effect.bins_used, "size bin")
         if effect.bins_dropped:
             bins += f", {effect.bins_dropped} dropped ({effect.trials_dropped} trials)"
         lines = [
-            f"design space (random trials at {epoch}, equal params): {effect.verdict}; "
-            f"KS {effect.ks_statistic:.2f}, {bins}"
+            f"design space (random trials at {epoch}, weighted to equal params in {bins}): "
+            f"{effect.verdict}; KS {effect.ks_statistic:.2f}; "
+            f"{_size_ratio_text(effect.size_ratio)}{_left_out_text(effect, epoch)}"
         ]
         sizes = "; ".join(
-            f"{size_label(regime)} "
-            + (
-                "no data"
-                if regime.difference is None
-                else effect_text(regime.difference, regime.interval, regime.confidence)
-            )
-            + f" (n={regime.n_plain + regime.n_mlp})"
+            f"{size_label(regime)} {_regime_effect_text(regime)} "
+            f"(plain n={regime.n_plain}, mlp n={regime.n_mlp})"
             for regime in effect.regimes
         )
         lines.append(f"by size: {effect.regime}" + (f" [{sizes}]" if sizes else ""))
@@ -199,4 +212,29 @@ def answer_lines(answer: Answer) -> list[str]:
         if stage.design_space is not None:
             lines += [f"    {line}" for line in _design_lines(stage.design_space)]
         lines += [f"    to settle it: {text}" for text in stage.settle]
+    count = _interval_count(answer)
+    if count > 1:
+        chance = count * (1.0 - answer.confidence)
+        lines.append(
+            f"  {count} intervals above, each at {percent_label(answer.confidence)}: with no "
+            f"effect anywhere, about {chance:.1f} of them would exclude 0 by chance alone (no "
+            'correction for the many comparisons), so one lone "helps" or "hurts" is weak '
+            "evidence"
+        )
     return lines
+
+
+def _interval_count(answer: Answer) -> int:
+    """How many intervals the answer shows: the chances it gives a false "detected"."""
+    count = 0
+    for stage in answer.stages:
+        for ablation in stage.ablations:
+            count += sum(
+                effect is not None and effect.interval is not None
+                for effect in (ablation.flipped, ablation.matched)
+            )
+        design = stage.design_space
+        if design is not None:
+            count += design.interval is not None
+            count += sum(regime.interval is not None for regime in design.regimes)
+    return count

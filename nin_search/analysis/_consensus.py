@@ -3,7 +3,8 @@
 A random-effects meta-analysis (``statsmodels.stats.meta_analysis.combine_effects``): one
 effect per study (its best source trial, or the mean over its sources) with the squared
 standard error of its paired mean as variance; the pooled estimate, its interval and the
-heterogeneity I² say whether the studies agree.
+heterogeneity I² say whether the studies agree. The interval uses a t quantile with
+(studies - 1) degrees of freedom: with two or three studies it is wide, as it should be.
 """
 
 from __future__ import annotations
@@ -111,7 +112,11 @@ def _pool(
             method_re=method,
             alpha=1.0 - confidence,
         )
-        low, high = result.conf_int(alpha=1.0 - confidence)[1]
+        # The random-effects interval with a t quantile, (studies - 1) df. With a normal one,
+        # each study's 3-seed standard error counts as known: with no effect anywhere, 12-14%
+        # of simulated 2-, 3- and 5-study poolings excluded 0 at 95%; with t, 0.0-3.6%
+        # (Hartung-Knapp's rescaled variant: 9-11%, it trusts those standard errors more).
+        low, high = result.conf_int(alpha=1.0 - confidence, use_t=True)[1]
     degrees = len(effects) - 1
     q = float(result.q)
     i2 = max(0.0, (q - degrees) / q) if q > 0 else 0.0  # Higgins & Thompson, floored at 0

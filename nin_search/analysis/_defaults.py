@@ -7,10 +7,9 @@ points (percent) unless said otherwise.
 
 from __future__ import annotations
 
-# Intervals and bootstrap.
-CONFIDENCE = 0.95  # coverage of every interval (t-intervals, bootstrap intervals), in (0, 1)
-BOOTSTRAP_RESAMPLES = 2000  # resamples per bootstrap interval
-BOOTSTRAP_SEED = 0  # seed of every bootstrap; each stage and size range uses it afresh
+# Intervals (all t-intervals: paired, or Welch's over complexity bins, conservative df).
+CONFIDENCE = 0.95  # coverage of every interval, in (0, 1)
+POINTS_RANGE = (-100.0, 100.0)  # where a difference of two accuracies (points) can lie at all
 TIED_POINTS = 1e-9  # paired differences this close (float rounding) are one: no interval
 
 # The report's naive verdict (every completed trial, whatever sampled it).
@@ -20,6 +19,7 @@ MIN_TRIALS_PER_KIND = 5  # completed trials each kind (plain, MLP conv) needs fo
 TRIALS_PER_BIN = 8  # pooled trials per complexity bin, on average
 MAX_BINS = 10  # complexity bins at most
 MIN_REGIME_TRIALS = 9  # pooled random trials before they are split into three size ranges
+SIZE_RATIO_TOLERANCE = 1.25  # weighted MLP / plain params beyond this (or 1/this): not equal
 
 # What would settle an open question.
 MAX_SEEDS = 1000  # seeds_for_half_width gives up beyond this many seeds

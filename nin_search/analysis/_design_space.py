@@ -10,7 +10,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nin_search.analysis._defaults import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE
+from nin_search.analysis._defaults import CONFIDENCE, POINTS_RANGE
 from nin_search.analysis._format import verdict_text
 from nin_search.analysis._regime import RegimeEffect, get_regime_effects, regime_text
 from nin_search.analysis._stats import NormalisedDifference, normalised_difference, weighted_edf
@@ -38,14 +38,17 @@ class DesignSpaceEffect(NamedTuple):
     Accuracies are in points (percent). ``epoch`` is the largest epoch every included trial
     (completed or pruned) reported a finite validation accuracy at; ``None`` when the trials
     report no epochs and their final values are used. ``difference``/``interval`` are the
-    complexity-normalised difference and its bootstrap interval; ``n_plain``/``n_mlp`` count
+    complexity-normalised difference and its t-interval; ``n_plain``/``n_mlp`` count
     the trials in the complexity bins both kinds fill (``bins_used``); ``trials_dropped``
     count those in the ``bins_dropped`` bins only one kind fills. ``unweighted_difference``
     is the plain difference of means of the same random trials at the same epoch;
     ``naive_difference`` that of every completed trial's final value, whatever sampled it
     (confounded by the sampler and by parameter count). ``n_random_plain``/``n_random_mlp``
     count the random trials of each kind at the stage, ``n_unknown_origin`` trials with no
-    recorded ``sampled_by``.
+    recorded ``sampled_by``. ``n_left_out_plain``/``n_left_out_mlp`` count random trials with
+    no accuracy at that epoch (diverged, or stopped, before reporting one): left out, they could
+    flatter the kind that loses more of them. ``standard_error`` is the difference's;
+    ``size_ratio`` the MLP models' weighted parameter count over the plain ones' (1.0: equal).
     """
 
     stage: int
@@ -70,6 +73,10 @@ class DesignSpaceEffect(NamedTuple):
     regimes: list[RegimeEffect]
     regime: str
     verdict: str
+    standard_error: float | None = None
+    size_ratio: float | None = None
+    n_left_out_plain: int = 0
+    n_left_out_mlp: int = 0
 
 
 def _finished(study: optuna.Study) -> list[FrozenTrial]:
@@ -106,8 +113,6 @@ def get_design_space_info(
     study: optuna.Study,
     *,
     confidence: float = CONFIDENCE,
-    n_resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
 ) -> list[DesignSpaceEffect]:
     """Plain vs MLP conv per stage on the randomly sampled trials, complexity-normalised.
 
@@ -120,22 +125,19 @@ def get_design_space_info(
     Args:
         study: A study whose first value is a validation accuracy in [0, 1].
         confidence: Coverage of the intervals, in (0, 1).
-        n_resamples: Bootstrap resamples per interval.
-        seed: Seed of every bootstrap (each stage and size range uses it afresh).
 
     Returns:
         One effect per stage index seen in finished trials, in stage order.
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be an integer >= 1, but got n_resamples={n_resamples}.")
     by_stage: dict[int, list[tuple[FrozenTrial, str]]] = defaultdict(list)
     for trial in _finished(study):
         for row in trial_stages(trial):
             by_stage[row.stage].append((trial, row.kind))
-    options = dict(confidence=confidence, n_resamples=n_resamples, seed=seed)
-    return [_stage_effect(stage, by_stage[stage], **options) for stage in sorted(by_stage)]
+    return [
+        _stage_effect(stage, by_stage[stage], confidence=confidence) for stage in sorted(by_stage)
+    ]
 
 
 def _naive_values(stage_trials: list[tuple[FrozenTrial, str]]) -> dict[str, list[float]]:
@@ -175,8 +177,6 @@ def _stage_effect(
     stage_trials: list[tuple[FrozenTrial, str]],
     *,
     confidence: float,
-    n_resamples: int,
-    seed: int,
 ) -> DesignSpaceEffect:
     """The design-space effect at ``stage`` from its finished trials and their kinds there."""
     kinds = {trial.number: kind for trial, kind in stage_trials}
@@ -186,9 +186,12 @@ def _stage_effect(
     accuracies = [value * 100 for _, value in values]
     params = [float(TrialRecord.from_trial(trial).param_count) for trial, _ in values]
     is_mlp = [kinds[trial.number] == "mlp" for trial, _ in values]
-    options = dict(confidence=confidence, n_resamples=n_resamples, seed=seed)
-    result = normalised_difference(accuracies, params, is_mlp, **options)
-    regimes = get_regime_effects(accuracies, params, is_mlp, **options)
+    result = normalised_difference(
+        accuracies, params, is_mlp, confidence=confidence, bounds=POINTS_RANGE
+    )
+    compared = {trial.number for trial, _ in values}
+    left_out = [kinds[trial.number] for trial in random_trials if trial.number not in compared]
+    regimes = get_regime_effects(accuracies, params, is_mlp, confidence=confidence)
     count = f"plain n={result.n_plain}, mlp n={result.n_mlp}"
     return DesignSpaceEffect(
         stage=stage,
@@ -218,4 +221,8 @@ def _stage_effect(
         regimes=regimes,
         regime=regime_text(regimes),
         verdict=verdict_text(result.difference, result.interval, confidence, count),
+        standard_error=result.standard_error,
+        size_ratio=result.size_ratio,
+        n_left_out_plain=left_out.count("plain"),
+        n_left_out_mlp=left_out.count("mlp"),
     )

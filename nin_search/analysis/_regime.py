@@ -7,12 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nin_search.analysis._defaults import (
-    BOOTSTRAP_RESAMPLES,
-    BOOTSTRAP_SEED,
-    CONFIDENCE,
-    MIN_REGIME_TRIALS,
-)
+from nin_search.analysis._defaults import CONFIDENCE, MIN_REGIME_TRIALS, POINTS_RANGE
 from nin_search.analysis._format import direction, params_text
 from nin_search.analysis._stats import normalised_difference
 
@@ -60,8 +55,6 @@ def get_regime_effects(
     is_mlp: Sequence[bool],
     *,
     confidence: float = CONFIDENCE,
-    n_resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
 ) -> list[RegimeEffect]:
     """The complexity-normalised difference within each parameter-count tercile.
 
@@ -70,8 +63,6 @@ def get_regime_effects(
         params: Parameter counts, > 0.
         is_mlp: Whether each trial has an MLP conv at the stage.
         confidence: Coverage of the intervals.
-        n_resamples: Bootstrap resamples per interval.
-        seed: Seed of each bootstrap.
 
     Returns:
         Up to three effects, small to large; empty with fewer than 9 trials or one kind only.
@@ -92,8 +83,7 @@ def get_regime_effects(
             params_array[inside],
             mlp_array[inside],
             confidence=confidence,
-            n_resamples=n_resamples,
-            seed=seed,
+            bounds=POINTS_RANGE,
         )
         effects.append(
             RegimeEffect(
@@ -131,6 +121,14 @@ def regime_text(regimes: Sequence[RegimeEffect]) -> str:
             return "no difference detected at any size"
         if len(set(words)) == 1 and words[0] != _WORDS[None]:
             return f"{words[0]} at every size"
+        missing = sum(regime.interval is None for regime in regimes)
+        if missing == len(regimes):
+            return "unsure whether it depends on size (no size range has an interval)"
+        if missing:
+            return (
+                f"unsure whether it depends on size ({missing} of {len(regimes)} size ranges "
+                "have no interval, the others' intervals overlap)"
+            )
         return "unsure whether it depends on size (the size ranges' intervals overlap)"
     if len(set(words)) == 1:
         largest = max(regimes, key=lambda regime: regime.difference or 0.0)

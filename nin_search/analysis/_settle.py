@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import scipy.stats
+
 from nin_search.analysis._ablation import PairedEffect
 from nin_search.analysis._defaults import FIRST_SEEDS, SMALLEST_EFFECT
 from nin_search.analysis._design_space import DesignSpaceEffect
@@ -79,8 +81,9 @@ def random_trials_to_settle(
 ) -> str | None:
     """How many more random trials would narrow the design-space interval, or ``None``.
 
-    The bootstrap half-width shrinks about as 1/sqrt(number of trials), so the trials needed
-    are ``n * (half_width / target)**2``.
+    The standard error shrinks about as 1/sqrt(number of trials), and with many trials the
+    interval is about ``z * standard_error`` wide each way (z: the normal quantile), so the
+    trials needed are ``n * (z * standard_error / target)**2``.
     """
     if direction(effect.interval) in ("helps", "hurts"):
         return None
@@ -90,10 +93,9 @@ def random_trials_to_settle(
         return f"{more}: none recorded for this stage yet{older}"
     if not effect.n_random_plain or not effect.n_random_mlp:
         return None  # one kind only: the space does not search this stage's kind
-    if effect.interval is None or effect.difference is None:
+    if effect.interval is None or effect.difference is None or not effect.standard_error:
         return f"{more}: each kind needs at least 2 in a shared size range"
-    low, high = effect.interval
-    half_width = (high - low) / 2
+    half_width = scipy.stats.norm.ppf((1.0 + effect.confidence) / 2.0) * effect.standard_error
     target = _target(effect.difference, smallest_effect)
     used = effect.n_plain + effect.n_mlp
     needed = math.ceil(used * (half_width / target) ** 2) - used

@@ -36,8 +36,8 @@ _METHOD = (
     "paired difference with its t-interval. <b>Design space</b>: randomly sampled trials only "
     "(the sampler's choices are confounded), compared at the largest epoch every one of them "
     "reached, each weighted so that both kinds have the same distribution of log parameter "
-    "count (Radosavovic et al. 2019); bootstrap interval, and the KS statistic between the "
-    "weighted error EDFs.</p>"
+    "count (Radosavovic et al. 2019); a Welch t-interval over the size bins, and the KS "
+    "statistic between the weighted error EDFs.</p>"
 )
 
 
@@ -62,6 +62,8 @@ def _design_space_table(effects: Sequence[DesignSpaceEffect]) -> str:
             "–" if effect.interval is None else interval_range(effect.interval),
             "–" if effect.ks_statistic is None else f"{effect.ks_statistic:.2f}",
             f"{effect.bins_used} / {effect.bins_dropped} ({effect.trials_dropped} trials)",
+            "–" if effect.size_ratio is None else f"{effect.size_ratio:.2f}x",
+            f"{effect.n_left_out_plain} / {effect.n_left_out_mlp}",
             number(effect.unweighted_difference),
             number(effect.naive_difference),
         ]
@@ -73,10 +75,12 @@ def _design_space_table(effects: Sequence[DesignSpaceEffect]) -> str:
         "epoch",
         "plain n",
         "mlp n",
-        "mlp − plain, equal params (points)",
-        f"{percent} CI",
+        "mlp − plain, weighted to equal params (points)",
+        f"{percent} CI (Welch t)",
         "KS",
         "bins used / dropped",
+        "weighted params, mlp / plain",
+        "left out (no accuracy): plain / mlp",
         "random trials, unweighted",
         "naive (all completed)",
     ]
@@ -92,7 +96,9 @@ def analysis_html(answer: Answer) -> list[str]:
     if not answer.has_ablation_study:
         parts.append("<p>no ablation yet: run <code>nin-search ablate</code></p>")
     parts.append(figure_html(plot_ablation_forest(ablations), "ablation-forest"))
-    parts.append("<h2>Evidence: the design space (random trials, equal complexity)</h2>")
+    parts.append(
+        "<h2>Evidence: the design space (random trials, weighted to equal complexity)</h2>"
+    )
     parts.append(_design_space_table(effects))
     parts += [
         figure_html(plot_design_space_edf(effect), f"edf-stage-{effect.stage}")

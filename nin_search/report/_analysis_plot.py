@@ -31,7 +31,7 @@ def plot_design_space_edf(effect: DesignSpaceEffect) -> go.Figure:
         effect: One entry of :func:`nin_search.analysis.get_design_space_info`.
     """
     at = "final values" if effect.epoch is None else f"epoch {effect.epoch}"
-    title = f"Stage {effect.stage}: error EDF of random trials at {at}, equal params"
+    title = f"Stage {effect.stage}: error EDF of random trials at {at}, weighted to equal params"
     if len(effect.curves) < 2:
         return note_figure(title, "needs random trials of both kinds in a shared size range")
     figure = go.Figure()
@@ -147,7 +147,9 @@ def plot_regime(effects: Sequence[DesignSpaceEffect]) -> go.Figure:
     Args:
         effects: From :func:`nin_search.analysis.get_design_space_info`.
     """
-    title = "When does MLP conv help? Effect by network size (random trials, equal params)"
+    title = (
+        "When does MLP conv help? Effect by network size (random trials, weighted to equal params)"
+    )
     with_sizes = [
         effect
         for effect in effects
@@ -197,16 +199,18 @@ def plot_consensus_forest(consensus: StageConsensus) -> go.Figure:
     if not consensus.effects:
         return note_figure(title, html.escape(consensus.verdict))
     figure = go.Figure()
-    z = 1.959963984540054  # the study rows show +-1.96 standard errors
+    z = 1.959963984540054  # a study row without its own t-interval (a mean of sources)
     rows = [
         (
             f"{html.escape(effect.study_name)} (n={effect.n})",
             effect.difference,
-            (
+            effect.interval
+            or (
                 effect.difference - z * effect.standard_error,
                 effect.difference + z * effect.standard_error,
             ),
-            f"{effect.difference:+.2f} ± {effect.standard_error:.2f} se",
+            f"{effect.difference:+.2f} ± {effect.standard_error:.2f} se"
+            + ("" if effect.interval else ", bar ±1.96 se"),
         )
         for effect in consensus.effects
     ]

@@ -169,7 +169,7 @@ def write_report(
         "The answer above controls both; this is kept for contrast.</p>",
         f"<ul>{lines}</ul>" if completed else f"<p>{NO_COMPLETED_TRIALS}</p>",
         _verdict_table(verdicts),
-        "<p>Verdicts compare completed trials with a bootstrap interval of the difference of "
+        "<p>Verdicts compare completed trials with Welch's t-interval of the difference of "
         "means. The common epoch is the largest epoch every completed or pruned trial of the "
         "stage reached; the means there include pruned trials.</p>",
         *(figure_html(figure, name) for name, figure in _study_figures(study, verdicts)),

@@ -1,4 +1,4 @@
-"""Per-stage verdicts: does an MLP conv beat a plain conv? Bootstrap intervals, terminal lines."""
+"""Per-stage verdicts: does an MLP conv beat a plain conv? Welch intervals, terminal lines."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nin_search.analysis import (
-    BOOTSTRAP_RESAMPLES,
-    BOOTSTRAP_SEED,
     CONFIDENCE,
     MIN_TRIALS_PER_KIND,
     direction,
@@ -43,8 +41,8 @@ class EqualEpochComparison(NamedTuple):
 class StageVerdict(NamedTuple):
     """Does an MLP conv help at one stage? Accuracies are completed trials' values.
 
-    ``difference`` is ``mlp_mean - plain_mean``; ``confidence_interval`` is the bootstrap
-    interval of that difference (``None`` when either type has fewer than ``min_trials``
+    ``difference`` is ``mlp_mean - plain_mean``; ``confidence_interval`` is Welch's
+    t-interval of that difference (``None`` when either type has fewer than ``min_trials``
     completed trials).
     """
 
@@ -108,14 +106,12 @@ _VERDICTS = {
 def get_stage_verdicts(
     study: optuna.Study,
     *,
-    n_resamples: int = BOOTSTRAP_RESAMPLES,
     confidence: float = CONFIDENCE,
-    seed: int = BOOTSTRAP_SEED,
     min_trials: int = MIN_TRIALS_PER_KIND,
 ) -> list[StageVerdict]:
     """Compares plain and MLP conv stage by stage.
 
-    The verdict uses completed trials: ``"MLP conv helps"`` when the bootstrap interval of
+    The verdict uses completed trials: ``"MLP conv helps"`` when Welch's t-interval of
     ``mean(mlp) - mean(plain)`` (:func:`nin_search.analysis.mean_difference_interval`) lies
     entirely above 0, ``"MLP conv hurts"`` when entirely below, ``"no effect detected"``
     otherwise, and ``"too few trials"`` when either type has fewer than ``min_trials``
@@ -123,25 +119,19 @@ def get_stage_verdicts(
 
     Args:
         study: A study whose value is a validation accuracy in [0, 1].
-        n_resamples: Number of bootstrap resamples.
         confidence: Coverage of the interval, in (0, 1).
-        seed: Seed of the bootstrap; each stage uses it afresh, so results do not depend on
-            other stages.
         min_trials: Completed trials each type needs before a verdict is given.
 
     Returns:
         One verdict per stage index seen in completed or pruned trials, in stage order.
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be an integer >= 1, but got n_resamples={n_resamples}.")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
     if isinstance(min_trials, bool) or not isinstance(min_trials, int) or min_trials < 1:
         raise ValueError(f"min_trials must be an integer >= 1, but got min_trials={min_trials}.")
     finished = _finished_by_stage(study)
-    options = dict(n_resamples=n_resamples, confidence=confidence, seed=seed)
     return [
-        _stage_verdict(stage, finished[stage], min_trials=min_trials, **options)
+        _stage_verdict(stage, finished[stage], min_trials=min_trials, confidence=confidence)
         for stage in sorted(finished)
     ]
 
@@ -174,9 +164,7 @@ def _stage_verdict(
     stage: int,
     trials_by_kind: dict[str, list[FrozenTrial]],
     *,
-    n_resamples: int,
     confidence: float,
-    seed: int,
     min_trials: int,
 ) -> StageVerdict:
     plain = _completed_accuracies(trials_by_kind["plain"])
@@ -185,9 +173,7 @@ def _stage_verdict(
     difference = None if plain_mean is None or mlp_mean is None else mlp_mean - plain_mean
     interval = None
     if len(plain) >= min_trials and len(mlp) >= min_trials:
-        interval = mean_difference_interval(
-            plain, mlp, n_resamples=n_resamples, confidence=confidence, seed=seed
-        )
+        interval = mean_difference_interval(plain, mlp, confidence)
     return StageVerdict(
         stage=stage,
         plain_accuracies=plain,
