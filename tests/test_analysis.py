@@ -326,7 +326,7 @@ def test_the_regime_is_unsure_when_the_size_ranges_overlap():
     assert regime_text([]).startswith("unsure how it depends on size")
     no_interval = RegimeEffect("large", None, None, 36.3, None, 0.95, 6, 1)
     assert regime_text([*overlapping, no_interval]) == (
-        "unsure whether it depends on size (1 of 3 size ranges have no interval, the others' "
+        "unsure whether it depends on size (1 of 3 size ranges has no interval, the others' "
         "intervals overlap)"
     )
     assert regime_text([no_interval, no_interval._replace(size="small")]) == (

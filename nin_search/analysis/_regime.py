@@ -125,9 +125,10 @@ def regime_text(regimes: Sequence[RegimeEffect]) -> str:
         if missing == len(regimes):
             return "unsure whether it depends on size (no size range has an interval)"
         if missing:
+            have = "has" if missing == 1 else "have"
             return (
                 f"unsure whether it depends on size ({missing} of {len(regimes)} size ranges "
-                "have no interval, the others' intervals overlap)"
+                f"{have} no interval, the others' intervals overlap)"
             )
         return "unsure whether it depends on size (the size ranges' intervals overlap)"
     if len(set(words)) == 1:
