@@ -177,7 +177,8 @@ def _read_digits(split: str) -> ImageTensors:
 
 
 def _folder_fingerprint(samples: list[tuple[str, int]], root: Path, size: int) -> str:
-    digest = hashlib.sha256(f"v2|{size}".encode())  # v2: resized by transforms.resize_image
+    # v3: 16-bit grey scaled to 0..255, not clamped (v2: resized by transforms.resize_image)
+    digest = hashlib.sha256(f"v3|{size}".encode())
     for path, label in samples:
         stat = os.stat(path)
         relative = os.path.relpath(path, root)

@@ -20,7 +20,7 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FixedTrial, FrozenTrial
+from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from torch import nn
 
 from nin_search.artifacts import artifact_dir_for, download_weights, study_artifact_dir
@@ -128,6 +128,16 @@ def study_preprocessing(study: optuna.Study) -> Preprocessing:
         raise UserError(f"study {study.study_name!r}: unusable data attrs ({error})") from None
 
 
+def _pruned_note(study: optuna.Study, trial: FrozenTrial) -> str | None:
+    """``pruned after epoch 1 of 8`` for a trial that did not train every epoch, else None:
+    its validation accuracy is an early one."""
+    if trial.state != TrialState.PRUNED:
+        return None
+    note = f"pruned after epoch {max(trial.intermediate_values, default=0)}"
+    epochs = (recorded_config(study) or {}).get("train", {}).get("epochs")
+    return note + (f" of {epochs}" if isinstance(epochs, int) else "")
+
+
 def trial_export_info(
     study: optuna.Study,
     trial: FrozenTrial,
@@ -138,6 +148,7 @@ def trial_export_info(
     classes: tuple[str, ...] | None = None,
     weights_file: str | None = None,
     module_name: str | None = None,
+    val_note: str | None = None,
 ) -> ExportInfo:
     """The facts of an exported file, from the study's data attrs and the trial."""
     data_info = study_data_info(study)
@@ -155,6 +166,7 @@ def trial_export_info(
         weights_file=weights_file,
         preprocessing=preprocessing,
         module_name=module_name,
+        val_note=val_note,
     )
 
 
@@ -243,6 +255,7 @@ def export_trial(
         val_accuracy=accuracy_of(trial),
         weights_file=weights.name if weights else None,
         module_name=output.stem if output else None,
+        val_note=_pruned_note(study, trial),
     )
     try:
         source = export_source(spec, info, class_name=class_name)

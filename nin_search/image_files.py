@@ -177,7 +177,8 @@ def class_labels(
 
 
 def find_images(paths: list[Path]) -> list[Path]:
-    """Files as given, and the image files under folders (recursively, sorted).
+    """Files as given, and the image files under folders (recursively, sorted; hidden files
+    and folders skipped, as training skips them).
 
     Raises:
         UserError: For a path that does not exist, or folders without images.
@@ -189,7 +190,11 @@ def find_images(paths: list[Path]) -> list[Path]:
             found.append(path)
         elif path.is_dir():
             images = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in suffixes
+                and not any(_hidden(part) for part in p.relative_to(path).parts)
             )
             if not images:
                 raise UserError(

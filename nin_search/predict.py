@@ -24,7 +24,7 @@ from torch import nn
 from nin_search.deploy import RETRAINED_MODEL, RETRAINED_WEIGHTS
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_source, info_from_metadata
-from nin_search.image_files import find_images
+from nin_search.image_files import find_images, scan_image_folder
 from nin_search.outputs import check_input_file, check_input_folder
 from nin_search.spec import ArchSpec
 from nin_search.weights import load_weights, read_metadata
@@ -73,6 +73,10 @@ class Classifier:
         try:
             with Image.open(path) as image:
                 return self.preprocess(image)
+        except Image.DecompressionBombError as error:
+            raise UserError(
+                f"image {str(path)!r} is too large to decode safely ({error}); shrink it"
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError) as error:
             raise UserError(
                 f"cannot decode image {str(path)!r} ({error.__class__.__name__}); "
@@ -284,22 +288,19 @@ class Evaluation:
 def evaluate_folder(classifier: Classifier, folder: Path) -> Evaluation:
     """Classifies every image of an ImageFolder-layout folder (``folder/<class>/*``).
 
-    Class folders are matched to the network's classes by name (as training's ImageFolder
-    named them); the folder may hold a subset of the classes.
+    The folder is read as training reads its image folders
+    (:func:`nin_search.image_files.scan_image_folder`: hidden files and folders skipped, links
+    followed safely), so on the split ``train`` scored it gives ``train``'s count. Class
+    folders are matched to the network's classes by name; the folder may hold a subset.
 
     Raises:
         UserError: For a missing folder, no images, or a class folder the network does not know.
     """
-    from torchvision.datasets import ImageFolder
-
     check_input_folder("--eval", folder, "pass a folder of class folders")
     try:
-        dataset = ImageFolder(str(folder))
-    except (FileNotFoundError, RuntimeError) as error:
-        raise UserError(
-            f"--eval {folder}: no images in ImageFolder layout ({str(error)[:200]}); put the "
-            "images in one sub-folder per class"
-        ) from None
+        dataset = scan_image_folder(folder)
+    except UserError as error:
+        raise UserError(f"--eval {error}") from None
     unknown = [name for name in dataset.classes if name not in classifier.classes]
     if unknown:
         raise UserError(

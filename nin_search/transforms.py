@@ -19,7 +19,17 @@ __all__ = ["image_to_tensor", "normalize", "resize_image", "to_model_input", "to
 
 
 def image_to_tensor(image: Any, channels: int) -> torch.Tensor:
-    """A decoded Pillow image -> uint8 ``channels x H x W`` (mode "L" for 1 channel, else "RGB")."""
+    """A decoded Pillow image -> uint8 ``channels x H x W`` (mode "L" for 1 channel, else "RGB").
+
+    16-bit grey (Pillow modes "I;16*" and "I", as a 16-bit PNG opens) is scaled from 0..65535
+    to 0..255 and rounded: Pillow's own conversion would clamp every value above 255 to white.
+    """
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        wide = image.convert("I")  # int32, whatever the file's byte order
+        width, height = wide.size
+        values = torch.frombuffer(bytearray(wide.tobytes()), dtype=torch.int32)
+        grey = (values.to(torch.float64) * (255.0 / 65535.0)).round().clamp(0, 255)
+        return grey.to(torch.uint8).view(1, height, width).expand(channels, -1, -1).contiguous()
     converted = image.convert("L" if channels == 1 else "RGB")
     width, height = converted.size
     pixels = torch.frombuffer(bytearray(converted.tobytes()), dtype=torch.uint8)

@@ -612,7 +612,7 @@ CASES = [
     Case(
         "train unknown --schedule",
         ("train", "-o", "{tmp}/final", "--storage", "{good}", "--schedule", "linear"),
-        "--schedule must be cosine or step",
+        "--schedule must be one of cosine, step",
     ),
 ]
 

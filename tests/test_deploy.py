@@ -20,9 +20,11 @@ import os
 import shutil
 import site
 import sqlite3
+import struct
 import subprocess
 import sys
 import textwrap
+import zlib
 from contextlib import closing, redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -508,11 +510,48 @@ def test_predict_classifies_files_from_every_source_alike(digits_run, tmp_path):
     assert text.startswith(f"{files[0]}: ") and text.count("%") == 3
 
 
+def test_exporting_a_pruned_trial_says_its_accuracy_is_an_early_one(digits_run, tmp_path):
+    copy_database(digits_run / "nin_search.db", tmp_path / "nin_search.db")
+    study = optuna.load_study(study_name=None, storage=storage(tmp_path))
+    (done,) = study.get_trials()
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.PRUNED,
+            params=done.params,
+            distributions=done.distributions,
+            user_attrs=done.user_attrs,
+            intermediate_values={1: 0.5},
+            value=0.5,  # as Optuna records a pruned trial: its last reported value
+        )
+    )
+    run_ok("export", "--trial", "1", "-o", "early.py", cwd=tmp_path)
+    epochs = recorded_config(study)["train"]["epochs"]
+    header = (tmp_path / "early.py").read_text(encoding="utf-8")
+    assert f"Validation accuracy: 50.00% (pruned after epoch 1 of {epochs})" in header
+    run_ok("export", "--trial", "0", "-o", "done.py", cwd=tmp_path)
+    assert "pruned" not in (tmp_path / "done.py").read_text(encoding="utf-8")
+
+
 def test_predict_takes_a_folder_of_images(digits_run, tmp_path):
     digits_test_files(tmp_path / "digits")
+    images = len(list((tmp_path / "digits" / "3").glob("*.png")))
+    # Hidden files and folders are not images, for predict as for training: a notebook's
+    # checkpoint copy, and macOS's "._" resource file (not even an image).
+    (tmp_path / "digits" / "3" / ".ipynb_checkpoints").mkdir()
+    shutil.copy(
+        next((tmp_path / "digits" / "3").glob("*.png")),
+        tmp_path / "digits" / "3" / ".ipynb_checkpoints" / "copy.png",
+    )
+    (tmp_path / "digits" / "3" / "._0000.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (tmp_path / "digits" / ".hidden-class").mkdir()
     out = run_ok("predict", str(tmp_path / "digits" / "3"), "--json", cwd=digits_run)
     predictions = json.loads(out)["predictions"]
-    assert len(predictions) == len(list((tmp_path / "digits" / "3").glob("*.png")))
+    assert len(predictions) == images
+    # --eval reads the folder as training reads one: the same images, the hidden ones skipped.
+    out = run_ok("predict", "--eval", str(tmp_path / "digits"), "--json", cwd=digits_run)
+    evaluation = json.loads(out)["eval"]
+    shown = [path for path in (tmp_path / "digits").glob("[0-9]/*.png") if path.name[0] != "."]
+    assert evaluation["total"] == len(shown)
 
 
 @pytest.mark.parametrize(
@@ -536,6 +575,7 @@ def test_predict_takes_a_folder_of_images(digits_run, tmp_path):
         ("bare", ["x.png", "--weights", "bare.safetensors"], "does not say what network it is"),
         (None, ["x.png", "--weights", "model.safetensors", "--trial", "0"], "not both"),
         ("eval", ["--eval", "pets"], "are not classes of the network"),
+        ("bomb", ["bomb.png"], "'bomb.png' is too large to decode safely"),
     ],
 )
 def test_predict_refuses_bad_input_in_one_line(digits_run, make, args, message, tmp_path):
@@ -555,6 +595,13 @@ def test_predict_refuses_bad_input_in_one_line(digits_run, make, args, message, 
         from safetensors.torch import save_file
 
         save_file({"w": torch.zeros(1)}, str(tmp_path / "bare.safetensors"))
+    elif make == "bomb":  # a small PNG whose header says 20000 x 20000 pixels
+        buffer = io.BytesIO()
+        Image.new("L", (8, 8)).save(buffer, format="PNG")
+        png = bytearray(buffer.getvalue())
+        png[16:24] = struct.pack(">II", 20000, 20000)  # IHDR's width and height
+        png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))  # and its checksum
+        (tmp_path / "bomb.png").write_bytes(bytes(png))
     elif make == "eval":
         (tmp_path / "pets" / "cat").mkdir(parents=True)
         Image.new("L", (8, 8)).save(tmp_path / "pets" / "cat" / "0.png")

@@ -84,6 +84,28 @@ def test_an_image_file_of_any_size_becomes_exactly_the_tensor_the_data_path_trai
         assert torch.equal(actual[0], expected[index]), path.name
 
 
+def test_a_16_bit_grey_png_is_scaled_to_8_bits_not_clamped_to_white(tmp_path):
+    wide = np.linspace(0, 65535, 48, dtype=np.float64).round().astype(np.uint16).reshape(6, 8)
+    Image.fromarray(wide).save(tmp_path / "grey16.png")
+    expected = torch.from_numpy(np.round(wide * (255 / 65535)).astype(np.uint8))
+    with Image.open(tmp_path / "grey16.png") as image:
+        assert image.mode == "I;16"  # as Pillow opens a 16-bit grey PNG
+        for channels in (1, 3):
+            pixels = image_to_tensor(image, channels)
+            assert pixels.shape == (channels, 6, 8)
+            assert all(torch.equal(channel, expected) for channel in pixels)  # 0..255, not 255s
+        assert torch.equal(image_to_tensor(image.convert("I"), 1)[0], expected)
+    # The data path decodes image folders with the same function: a 16-bit training image
+    # is the picture, as the exported model will see it.
+    for index in range(4):
+        path = tmp_path / "data" / "train" / f"class{index % 2}" / f"{index}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(wide).save(path)
+    config = DataConfig(dataset="imagefolder", root=str(tmp_path / "data"), image_size=8)
+    images = read_dataset(config, split="train").images
+    assert torch.equal(images[0, 0], resize_image(expected[None], 8)[0])
+
+
 def test_resizing_is_torch_s_not_pillow_s_so_both_sides_can_reproduce_it(tmp_path):
     _write(tmp_path / "big.png", (40, 40), 0)
     with Image.open(tmp_path / "big.png") as image:

@@ -79,7 +79,9 @@ def header(spec: ArchSpec, info: ExportInfo, class_name: str) -> str:
     if info.trial_number is not None:
         rows.append(("Trial", str(int(info.trial_number))))
     if info.val_accuracy is not None:
-        rows.append(("Validation accuracy", f"{100 * float(info.val_accuracy):.2f}%"))
+        note = safe_text(info.val_note or "", max_length=_MAX_STUDY_NAME_LENGTH)
+        accuracy = f"{100 * float(info.val_accuracy):.2f}%" + (f" ({note})" if note else "")
+        rows.append(("Validation accuracy", accuracy))
     if info.test_accuracy is not None:
         rows.append(("Test accuracy", f"{100 * float(info.test_accuracy):.2f}%"))
     if info.params is not None:

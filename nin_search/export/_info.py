@@ -38,6 +38,8 @@ class ExportInfo:
         test_accuracy: Test accuracy in [0, 1] (after ``nin-search train``).
         module_name: The name the file is imported by in the usage example (``model`` for
             ``model.py``); a name that is not an identifier gives ``model``.
+        val_note: Said after the validation accuracy, e.g. ``pruned after epoch 1 of 8``
+            (shown in a reduced, safe form).
     """
 
     in_channels: int
@@ -54,6 +56,7 @@ class ExportInfo:
     preprocessing: Preprocessing | None = None
     test_accuracy: float | None = None
     module_name: str | None = None
+    val_note: str | None = None
 
     def __post_init__(self) -> None:
         self._check_numbers()
@@ -80,7 +83,7 @@ class ExportInfo:
                 raise ValueError(f"{name} must be in [0, 1], but got {name}={accuracy!r}.")
 
     def _check_texts(self) -> None:
-        for name in ("study_name", "created", "module_name"):
+        for name in ("study_name", "created", "module_name", "val_note"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(
                     f"{name} must be a string, but got {name}={getattr(self, name)!r}."
