@@ -39,6 +39,7 @@ from nin_search.records import (
     PARAMS,
     PREPROCESSING,
     SEED,
+    TrialRecord,
     is_ablation_study_name,
 )
 from nin_search.retrain import RetrainEpoch, RetrainResult, retrain
@@ -150,7 +151,9 @@ def trial_export_info(
     module_name: str | None = None,
     val_note: str | None = None,
 ) -> ExportInfo:
-    """The facts of an exported file, from the study's data attrs and the trial."""
+    """The facts of an exported file, from the study's data attrs and the trial (its seed
+    and precision as it recorded them)."""
+    record = TrialRecord.from_trial(trial)
     data_info = study_data_info(study)
     return ExportInfo(
         in_channels=data_info["in_channels"],
@@ -167,6 +170,8 @@ def trial_export_info(
         preprocessing=preprocessing,
         module_name=module_name,
         val_note=val_note,
+        seed=record.seed,
+        precision=record.precision,
     )
 
 
@@ -425,6 +430,8 @@ def retrain_trial(
         preprocessing=result.preprocessing,
         class_names=result.classes,
         test_accuracy=result.test_accuracy,
+        seed=plan.seed,
+        precision=result.precision,
     )
     history = retrain_history(
         plan.study_name,

@@ -14,6 +14,7 @@ from torch import nn
 
 from nin_search.config import SCHEDULE, StudyConfig
 from nin_search.data import DeviceData, load_final_data
+from nin_search.devices import resolve_precision
 from nin_search.errors import UserError
 from nin_search.model import build_model
 from nin_search.preprocessing import Preprocessing
@@ -40,6 +41,7 @@ class RetrainResult:
     num_test: int
     preprocessing: Preprocessing  # of the images trained on (statistics of train + validation)
     classes: tuple[str, ...]
+    precision: str  # what it trained in (train.precision resolved); tested in float32
 
     @property
     def test_accuracy(self) -> float:
@@ -108,6 +110,7 @@ def retrain(
         len(test_split),
         preprocessing=info["preprocessing"],
         classes=tuple(info["classes"]),
+        precision=resolve_precision(settings.precision, device).name,
     )
 
 

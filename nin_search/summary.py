@@ -66,6 +66,8 @@ TRIAL_KEYS = (
     "baseline",
     "epochs",
     "seconds",
+    "seed",
+    "precision",
 )
 # The accuracy a pruned or running trial is listed by: its last reported epoch's.
 _LAST_REPORTED_STATES = (TrialState.PRUNED, TrialState.RUNNING)
@@ -117,7 +119,8 @@ def trial_summary(trial: FrozenTrial) -> dict[str, Any]:
     parameters); ``arch``, ``arch_summary``, ``num_params``, ``macs``, ``latency_ms``
     (``None`` when not recorded); ``baseline`` (``"nin"``, ``"plain"`` or ``None``);
     ``epochs`` (how many epochs it reported) and ``seconds`` (its duration; ``None`` while
-    it runs).
+    it runs); ``seed`` (its training seed) and ``precision`` (what it trained and was
+    validated in: ``fp32``, ``bf16`` or ``fp16``; ``None`` when not recorded).
     """
     record = TrialRecord.from_trial(trial)
     accuracy, is_final = _accuracy(trial, record)
@@ -138,6 +141,8 @@ def trial_summary(trial: FrozenTrial) -> dict[str, Any]:
         "baseline": record.baseline,
         "epochs": len(trial.intermediate_values),
         "seconds": _seconds(trial),
+        "seed": record.seed,
+        "precision": record.precision,
     }
 
 
@@ -303,6 +308,7 @@ def retrain_history(
         "epochs": epochs,
         "schedule": schedule,
         "seed": seed,
+        "precision": result.precision,
         "num_train": result.num_train,
         "num_test": result.num_test,
         "search_val_accuracy": accuracy_of(trial),

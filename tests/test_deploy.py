@@ -371,9 +371,16 @@ def test_the_weights_file_alone_says_what_it_is(digits_run):
         best.number,
         best.value,
     )
+    assert (info.seed, info.precision) == (best.user_attrs["seed"], best.user_attrs["precision"])
+    header = (digits_run / "model.py").read_text(encoding="utf-8")
+    assert f"Trained with:        seed {info.seed}, {info.precision} (this file runs float32)" in (
+        header
+    )
     history = json.loads((digits_run / "final" / "history.json").read_text())
     _, final = info_from_metadata(read_metadata(digits_run / "final" / "weights.safetensors"))
     assert final.test_accuracy == history["test_accuracy"]
+    assert (final.seed, final.precision) == (history["seed"], history["precision"])
+    assert history["precision"] in ("fp32", "bf16")
     assert final.preprocessing == Preprocessing.from_dict(history["preprocessing"])
     assert final.preprocessing != recorded  # train's statistics are of train + validation
 

@@ -575,11 +575,16 @@ def test_the_deployable_file_passes_ruff_with_the_project_settings(command, tmp_
 def test_export_info_refuses_preprocessing_of_another_shape():
     with pytest.raises(ValueError, match="must give 3 x 8 x 8 inputs"):
         deployable_info(image_size=8)
+    with pytest.raises(ValueError, match="precision=.auto."):
+        deployable_info(precision="auto")  # a run's precision is resolved
 
 
 def test_metadata_round_trips_every_fact_as_strings():
-    info = deployable_info(params=1234, macs=56789, created="2025-06-01")
+    info = deployable_info(
+        params=1234, macs=56789, created="2025-06-01", seed=3756574777, precision="bf16"
+    )
     metadata = export_metadata(MIXED, info)
+    assert (metadata["seed"], metadata["precision"]) == ("3756574777", "bf16")
     assert all(isinstance(key, str) and isinstance(value, str) for key, value in metadata.items())
     spec, back = info_from_metadata(metadata, weights_file=info.weights_file)
     assert spec == MIXED

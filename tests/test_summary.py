@@ -207,6 +207,10 @@ def test_trials_lists_every_trial_as_the_json_and_csv_rows_say(limited):
         assert row["arch_summary"] == trial.user_attrs["arch_summary"]
         assert row["epochs"] == len(trial.intermediate_values)
         assert row["seconds"] == pytest.approx(trial.duration.total_seconds(), abs=0.01)
+        if row["feasible"]:  # trained: its seed and precision, as the trial recorded them
+            assert row["seed"] == trial.user_attrs[records.SEED]
+            assert row["precision"] == trial.user_attrs[records.PRECISION]
+            assert row["precision"] in ("fp32", "bf16")
     over = [row for row in rows if not row["feasible"]]  # no accuracy: listed last
     assert 1 in _numbers(over) and rows[-len(over) :] == over
     assert all(row["accuracy"] is None for row in over)

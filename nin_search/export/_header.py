@@ -84,6 +84,16 @@ def header(spec: ArchSpec, info: ExportInfo, class_name: str) -> str:
         rows.append(("Validation accuracy", accuracy))
     if info.test_accuracy is not None:
         rows.append(("Test accuracy", f"{100 * float(info.test_accuracy):.2f}%"))
+    if info.seed is not None or info.precision is not None:
+        trained = ", ".join(
+            part
+            for part in (
+                None if info.seed is None else f"seed {int(info.seed)}",
+                None if info.precision is None else f"{info.precision} (this file runs float32)",
+            )
+            if part
+        )
+        rows.append(("Trained with", trained))
     if info.params is not None:
         rows.append(("Parameters", f"{int(info.params):,}"))
     if info.macs is not None:

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 from nin_search.preprocessing import Preprocessing
+from nin_search.vocabulary import RUN_PRECISIONS
 
 MAX_CLASS_NAME_LENGTH = 60  # characters; keeps `model = ClassName()` lines short
 _DEFAULT_CLASS_NAME = "NinSearchNet"
@@ -40,6 +41,9 @@ class ExportInfo:
             ``model.py``); a name that is not an identifier gives ``model``.
         val_note: Said after the validation accuracy, e.g. ``pruned after epoch 1 of 8``
             (shown in a reduced, safe form).
+        seed: The seed the weights were trained with.
+        precision: What they were trained (and the accuracies measured) in: ``fp32``,
+            ``bf16`` or ``fp16``. The exported file runs float32.
     """
 
     in_channels: int
@@ -57,6 +61,8 @@ class ExportInfo:
     test_accuracy: float | None = None
     module_name: str | None = None
     val_note: str | None = None
+    seed: int | None = None
+    precision: str | None = None
 
     def __post_init__(self) -> None:
         self._check_numbers()
@@ -65,12 +71,13 @@ class ExportInfo:
         if self.created is not None:
             parse_date(self.created)
         self._check_preprocessing()
+        self._check_precision()
 
     def _check_numbers(self) -> None:
         _check_int("in_channels", self.in_channels, minimum=1)
         _check_int("num_classes", self.num_classes, minimum=2)
         _check_int("image_size", self.image_size, minimum=1)
-        for name in ("trial_number", "params", "macs"):
+        for name in ("trial_number", "params", "macs", "seed"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=0)
         for name in ("val_accuracy", "test_accuracy"):
@@ -81,6 +88,13 @@ class ExportInfo:
                 or not 0.0 <= accuracy <= 1.0
             ):
                 raise ValueError(f"{name} must be in [0, 1], but got {name}={accuracy!r}.")
+
+    def _check_precision(self) -> None:
+        if self.precision is not None and self.precision not in RUN_PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(RUN_PRECISIONS)}, but got "
+                f"precision={self.precision!r}."
+            )
 
     def _check_texts(self) -> None:
         for name in ("study_name", "created", "module_name", "val_note"):

@@ -27,6 +27,8 @@ METADATA_KEYS = (
     "image_size",
     "classes",
     "preprocessing",
+    "seed",
+    "precision",
 )
 
 
@@ -40,7 +42,8 @@ def export_metadata(spec: ArchSpec, info: ExportInfo) -> dict[str, str]:
     Returns:
         The keys of :data:`METADATA_KEYS` that are known: ``producer``, ``exported`` (ISO
         date), ``arch`` (the spec as JSON), ``arch_summary``, shape and counts as decimal
-        strings, ``classes`` and ``preprocessing`` as JSON, accuracies as decimal fractions.
+        strings, ``classes`` and ``preprocessing`` as JSON, accuracies as decimal fractions,
+        ``seed`` and ``precision`` (``fp32``, ``bf16``, ``fp16``) of the training.
     """
     created = parse_date(info.created) if info.created else datetime.date.today()
     metadata = {
@@ -59,6 +62,8 @@ def export_metadata(spec: ArchSpec, info: ExportInfo) -> dict[str, str]:
         "test_accuracy": info.test_accuracy,
         "params": info.params,
         "macs": info.macs,
+        "seed": info.seed,
+        "precision": info.precision,
     }
     metadata.update({key: str(value) for key, value in optional.items() if value is not None})
     if info.class_names:
@@ -86,7 +91,15 @@ def info_from_metadata(
         preprocessing = metadata.get("preprocessing")
         numbers = {
             key: int(metadata[key])
-            for key in ("in_channels", "num_classes", "image_size", "trial", "params", "macs")
+            for key in (
+                "in_channels",
+                "num_classes",
+                "image_size",
+                "trial",
+                "params",
+                "macs",
+                "seed",
+            )
             if key in metadata
         }
         accuracies = {
@@ -102,6 +115,8 @@ def info_from_metadata(
             trial_number=numbers.get("trial"),
             params=numbers.get("params"),
             macs=numbers.get("macs"),
+            seed=numbers.get("seed"),
+            precision=metadata.get("precision"),
             class_names=tuple(json.loads(metadata.get("classes", "[]"))),
             weights_file=weights_file,
             created=metadata.get("exported"),
