@@ -17,6 +17,11 @@ only module to fix (checked against Optuna 4.x and 5.0).
   multi-objective trial's curve, which ``Trial.report`` refuses.
 * ``optuna.storages._rdb.models`` and ``_CachedStorage._backend``: Optuna's storages cannot
   delete an attr, so :func:`delete_trial_attrs` deletes the rows itself.
+* Trial system attrs Optuna writes for itself: ``failed_trial`` (the trial a heartbeat retry
+  repeats; ``RetryFailedTrialCallback.retried_trial_number`` reads it but is experimental and
+  warns on every call), ``fail_reason`` (why an objective's exception failed a trial) and
+  ``fixed_params`` (set by ``enqueue_trial``): :func:`optuna_retried_trial`,
+  :func:`optuna_fail_reason`, :func:`is_enqueued`.
 
 The study's id uses the public ``BaseStorage.get_study_id_from_name``.
 """
@@ -33,6 +38,9 @@ from optuna.trial import FrozenTrial
 __all__ = [
     "OPTUNA_SCHEMA_TABLES",
     "delete_trial_attrs",
+    "is_enqueued",
+    "optuna_fail_reason",
+    "optuna_retried_trial",
     "record_intermediate_value",
     "set_study_system_attr",
     "storage_of",
@@ -51,6 +59,21 @@ def _schema_tables() -> frozenset[str]:
 # Every table of Optuna's RDB schema (this Optuna version's models): a database holding only
 # some of them is an Optuna storage that another process is still creating.
 OPTUNA_SCHEMA_TABLES = _schema_tables()
+
+
+def optuna_retried_trial(trial: FrozenTrial) -> int | None:
+    """The trial Optuna's heartbeat retry (``RetryFailedTrialCallback``) repeats, if any."""
+    return trial.system_attrs.get("failed_trial")
+
+
+def optuna_fail_reason(trial: FrozenTrial) -> str | None:
+    """Why Optuna failed the trial (the objective's exception, in words), if it says."""
+    return trial.system_attrs.get("fail_reason")
+
+
+def is_enqueued(trial: FrozenTrial) -> bool:
+    """Whether the trial's parameters came from ``enqueue_trial`` (not from the sampler)."""
+    return "fixed_params" in trial.system_attrs
 
 
 def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:

@@ -23,7 +23,7 @@ from nin_search.data import SearchData
 from nin_search.devices import resolve_precision
 from nin_search.dominated import DominatedCurvePruner
 from nin_search.model import build_model, count_macs, count_params, measure_latency_ms
-from nin_search.records import TrialRecord
+from nin_search.records import RANDOM, TrialRecord
 from nin_search.space import suggest_arch, suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.train import EpochResult, NonFiniteLossError, Trainer, TrainSettings
@@ -257,7 +257,7 @@ class Objective:
         # says otherwise, so that plain and MLP conv are compared after the whole short run.
         prunable = (
             self.config.study.prune_random_trials
-            or TrialRecord.from_trial(trial).sampled_by != "random"
+            or TrialRecord.from_trial(trial).sampled_by != RANDOM
         )
 
         def report(result: EpochResult) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from nin_search.config_space import NIN_REFERENCE, Reference
 from nin_search.spec import ArchSpec, StageSpec
+from nin_search.vocabulary import MLP, PLAIN
 
 __all__ = ["nin_cifar10", "plain_cifar10"]
 
@@ -19,7 +20,7 @@ def _build(reference: Reference, *, kind: str) -> ArchSpec:
             kind,
             kernel_size=stage.kernel_size,
             width=stage.width,
-            mlp_widths=stage.mlp_widths if kind == "mlp" else (),
+            mlp_widths=stage.mlp_widths if kind == MLP else (),
             pool=stage.pool,
         )
         for stage in reference.stages
@@ -41,9 +42,9 @@ def nin_cifar10() -> ArchSpec:
     conv 3x3/192 -> cccp 192; head: 1x1 conv to the classes + global average pooling.
     No BatchNorm, conv biases on: 966,986 parameters for 3 input channels and 10 classes.
     """
-    return _build(NIN_REFERENCE, kind="mlp")
+    return _build(NIN_REFERENCE, kind=MLP)
 
 
 def plain_cifar10() -> ArchSpec:
     """:func:`nin_cifar10` with every 1x1 layer removed: each stage one plain k x k conv."""
-    return _build(NIN_REFERENCE, kind="plain")
+    return _build(NIN_REFERENCE, kind=PLAIN)

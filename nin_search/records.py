@@ -32,17 +32,20 @@ __all__ = [
     "CREATED_BY",
     "CREATION_SYSTEM_ATTRS",
     "DATA",
+    "ENQUEUED",
     "FAIL_REASON",
     "HPARAMS",
     "INTERRUPTED",
     "LATENCY_MS",
     "MACS",
+    "MODEL",
     "OPTUNA_ARTIFACT_PREFIX",
     "ORIGINAL_STAGE",
     "PARAMS",
     "PRECISION",
     "PREPROCESSING",
     "PRUNE_REASON",
+    "RANDOM",
     "REMOVED_WEIGHTS",
     "REQUIRED_USER_ATTRS",
     "RESUMED_FROM_EPOCH",
@@ -122,7 +125,10 @@ CREATED_BY = "nin_search_version"
 # design-space statistics use), by the model-based sampler (TPE, GP, NSGA-II), or enqueued
 # (baselines, retries).
 SAMPLED_BY = "sampled_by"
-SAMPLED_BY_VALUES = ("random", "model", "enqueued")
+# Who chose a trial's parameters: the uniform random draws the design-space verdict reads,
+# the sampler's model (TPE, ...), or enqueue_trial (baselines, retries).
+RANDOM, MODEL, ENQUEUED = "random", "model", "enqueued"
+SAMPLED_BY_VALUES = (RANDOM, MODEL, ENQUEUED)
 
 # Ablation trials live in a companion study (see :func:`ablation_study_name`).
 ABLATION_SOURCE = "ablation_source"  # number of the searched trial that is ablated

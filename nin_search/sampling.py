@@ -16,10 +16,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nin_search.compat import storage_of, trial_id_of
+from nin_search.compat import is_enqueued, storage_of, trial_id_of
 from nin_search.config import OptunaConfig
 from nin_search.errors import UserError
-from nin_search.records import SAMPLED_BY
+from nin_search.records import ENQUEUED, MODEL, RANDOM, SAMPLED_BY
 from nin_search.vocabulary import PRUNER_FACTORIES, SAMPLER_FACTORIES
 
 __all__ = [
@@ -92,16 +92,16 @@ class RandomFirstSampler(optuna.samplers.BaseSampler):
         self._origins: dict[int, str] = {}
 
     def _origin(self, study: optuna.Study, trial: FrozenTrial) -> str:
-        if "fixed_params" in trial.system_attrs:
-            return str(trial.user_attrs.get(SAMPLED_BY, "enqueued"))
+        if is_enqueued(trial):
+            return str(trial.user_attrs.get(SAMPLED_BY, ENQUEUED))
         if isinstance(self.sampler, optuna.samplers.RandomSampler):
-            return "random"
+            return RANDOM
         drawn = sum(
-            other.user_attrs.get(SAMPLED_BY) == "random" and other.state != TrialState.FAIL
+            other.user_attrs.get(SAMPLED_BY) == RANDOM and other.state != TrialState.FAIL
             for other in study.get_trials(deepcopy=False)
             if other.number != trial.number
         )
-        return "random" if drawn < self.n_random else "model"
+        return RANDOM if drawn < self.n_random else MODEL
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         origin = self._origin(study, trial)
@@ -112,7 +112,7 @@ class RandomFirstSampler(optuna.samplers.BaseSampler):
         self.sampler.before_trial(study, trial)
 
     def _drawn_at_random(self, trial: FrozenTrial) -> bool:
-        return self._origins.get(trial_id_of(trial)) == "random"
+        return self._origins.get(trial_id_of(trial)) == RANDOM
 
     def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
         if self._drawn_at_random(trial):

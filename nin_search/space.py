@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from nin_search.config import TrainConfig
 from nin_search.config_space import NIN_REFERENCE, FloatRange, IntRange, SpaceConfig, choices_of
 from nin_search.spec import ArchSpec, Hyperparameters, StageSpec
-from nin_search.vocabulary import BASELINES, NO_POOL
+from nin_search.vocabulary import BASELINES, MLP, NO_POOL, PLAIN
 
 if TYPE_CHECKING:
     import optuna
@@ -48,7 +48,7 @@ def _suggest_stage(
     kernel_size = _suggest(trial, f"{prefix}_kernel_size", space.kernel_sizes)
     width = _suggest(trial, f"{prefix}_width", space.widths)
     mlp_widths: list[int] = []
-    if kind == "mlp":
+    if kind == MLP:
         depth = _suggest(trial, f"{prefix}_mlp_depth", space.mlp_depth)
         mlp_widths = [
             _suggest(trial, f"{prefix}_mlp{layer}_width", space.mlp_widths)
@@ -171,7 +171,7 @@ def _baseline_stage(
     widest_mlp = width_scale * max(choices_of(space.mlp_widths))
     ratio = reference.width / NIN_REFERENCE.widest
     baseline.near(f"{prefix}_width", space.widths, ratio * widest)
-    if kind == "mlp":
+    if kind == MLP:
         depth = baseline.near(f"{prefix}_mlp_depth", space.mlp_depth, len(reference.mlp_widths))
         for layer in range(1, depth + 1):
             width = reference.mlp_widths[min(layer, len(reference.mlp_widths)) - 1]
@@ -203,7 +203,7 @@ def baseline_params(
         raise ValueError(f"baseline must be one of {BASELINES}, but got baseline={baseline!r}.")
     params = _Baseline()
     num_stages = params.near("num_stages", space.num_stages, len(NIN_REFERENCE.stages))
-    kind = "mlp" if baseline == "nin" else "plain"
+    kind = MLP if baseline == "nin" else PLAIN
     for index in range(num_stages):
         last = index == num_stages - 1
         _baseline_stage(params, space, index, kind=kind, last=last, width_scale=width_scale)

@@ -13,8 +13,10 @@ from typing import Any
 from nin_search.vocabulary import (
     ACTIVATIONS,
     HEADS,
+    MLP,
     NO_POOL,
     OPTIMIZERS,
+    PLAIN,
     POOLS,
     STAGE_KINDS,
     is_odd_kernel_size,
@@ -80,11 +82,11 @@ class StageSpec:
         _check_int("width", self.width, minimum=1)
         for index, width in enumerate(self.mlp_widths, start=1):
             _check_int(f"mlp{index}_width", width, minimum=1)
-        if self.kind == "plain" and self.mlp_widths:
+        if self.kind == PLAIN and self.mlp_widths:
             raise SpecError(
                 f"a plain stage has no 1x1 layers, but got mlp_widths={list(self.mlp_widths)}."
             )
-        if self.kind == "mlp" and not self.mlp_widths:
+        if self.kind == MLP and not self.mlp_widths:
             raise SpecError("an mlp stage needs at least one 1x1 layer, but got mlp_widths=[].")
         _check_choice("pool", self.pool, _SPEC_POOLS)
 

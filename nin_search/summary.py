@@ -23,6 +23,7 @@ from nin_search import analysis
 from nin_search.errors import UserError
 from nin_search.records import BASELINE, TrialRecord
 from nin_search.trials import accuracy_of, baseline_trials, best_trials
+from nin_search.vocabulary import BASELINES
 
 __all__ = [
     "TRIAL_KEYS",
@@ -192,7 +193,7 @@ def best_summary(study: optuna.Study) -> dict[str, Any]:
         },
         "best": _optional_summary(front[0] if front else None),
         "pareto_front": [trial_summary(trial) for trial in front],
-        "baselines": {kind: _optional_summary(baselines.get(kind)) for kind in ("nin", "plain")},
+        "baselines": {kind: _optional_summary(baselines.get(kind)) for kind in BASELINES},
         "verdict": _verdict(study),
     }
 

@@ -23,6 +23,7 @@ from nin_search.config_space import NIN_REFERENCE
 from nin_search.model import count_params
 from nin_search.records import ORIGINAL_STAGE
 from nin_search.spec import ArchSpec, StageSpec
+from nin_search.vocabulary import MLP, PLAIN
 
 __all__ = ["PARAM_TOLERANCE", "Variant", "ablation_variants", "flip_stage", "match_params"]
 
@@ -57,11 +58,11 @@ def flip_stage(arch: ArchSpec, index: int) -> ArchSpec:
         IndexError: If the network has no stage ``index``.
     """
     stage = arch.stages[index]
-    if stage.kind == "mlp":
-        flipped = dataclasses.replace(stage, kind="plain", mlp_widths=())
+    if stage.kind == MLP:
+        flipped = dataclasses.replace(stage, kind=PLAIN, mlp_widths=())
     else:
         widths = (stage.width,) * _nin_depth(index)
-        flipped = dataclasses.replace(stage, kind="mlp", mlp_widths=widths)
+        flipped = dataclasses.replace(stage, kind=MLP, mlp_widths=widths)
     return _with_stage(arch, index, flipped)
 
 
@@ -97,8 +98,8 @@ def match_params(arch: ArchSpec, index: int, *, in_channels: int, num_classes: i
 
     target = count(arch)
     stage = arch.stages[index]
-    if stage.kind == "mlp":  # plain, widened
-        plain = dataclasses.replace(stage, kind="plain", mlp_widths=())
+    if stage.kind == MLP:  # plain, widened
+        plain = dataclasses.replace(stage, kind=PLAIN, mlp_widths=())
 
         def widened(width: int) -> ArchSpec:
             return _with_stage(arch, index, dataclasses.replace(plain, width=width))
@@ -107,7 +108,7 @@ def match_params(arch: ArchSpec, index: int, *, in_channels: int, num_classes: i
     depth = _nin_depth(index)
 
     def narrowed(width: int) -> ArchSpec:  # the 1x1 layers only
-        mlp = dataclasses.replace(stage, kind="mlp", mlp_widths=(width,) * depth)
+        mlp = dataclasses.replace(stage, kind=MLP, mlp_widths=(width,) * depth)
         return _with_stage(arch, index, mlp)
 
     best, params = _closest(narrowed, 1, stage.width, target, count)
@@ -115,7 +116,7 @@ def match_params(arch: ArchSpec, index: int, *, in_channels: int, num_classes: i
         return best
 
     def scaled(width: int) -> ArchSpec:  # the k x k conv and the 1x1 layers together
-        mlp = dataclasses.replace(stage, kind="mlp", width=width, mlp_widths=(width,) * depth)
+        mlp = dataclasses.replace(stage, kind=MLP, width=width, mlp_widths=(width,) * depth)
         return _with_stage(arch, index, mlp)
 
     other, other_params = _closest(scaled, 1, stage.width, target, count)

@@ -26,7 +26,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nin_search.compat import storage_of, trial_id_of
+from nin_search.compat import optuna_fail_reason, optuna_retried_trial, storage_of, trial_id_of
 from nin_search.config import MAX_RETRY
 from nin_search.records import (
     BASELINE,
@@ -121,7 +121,7 @@ def requeue_interrupted(study: optuna.Study, *, max_retry: int = MAX_RETRY) -> l
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get(RETRY_OF) for t in trials}
     # Optuna's own heartbeat retry (RetryHeartbeatStaleTrialCallback) also counts.
-    retried |= {t.system_attrs.get("failed_trial") for t in trials}
+    retried |= {optuna_retried_trial(t) for t in trials}
     requeued = []
     for trial in trials:
         if trial.state != TrialState.FAIL or not trial.user_attrs.get(RETRY):
@@ -145,7 +145,7 @@ def requeue_interrupted(study: optuna.Study, *, max_retry: int = MAX_RETRY) -> l
 def failure_summary(trials: list[FrozenTrial]) -> list[tuple[str, int]]:
     """Failed trials grouped by reason, most frequent first."""
     reasons = Counter(
-        str(t.user_attrs.get(FAIL_REASON) or t.system_attrs.get("fail_reason") or "unknown")
+        str(t.user_attrs.get(FAIL_REASON) or optuna_fail_reason(t) or "unknown")
         for t in trials
         if t.state == TrialState.FAIL
     )

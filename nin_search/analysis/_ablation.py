@@ -21,6 +21,7 @@ from nin_search.analysis._stats import t_interval
 from nin_search.analysis._trials import final_value, stage_kind
 from nin_search.compat import storage_of
 from nin_search.records import TrialRecord
+from nin_search.vocabulary import MLP, PLAIN
 
 ORIGINAL, FLIPPED, MATCHED = records.VARIANTS
 
@@ -118,9 +119,9 @@ def _paired_effect(
     for seed in sorted(originals.keys() & variants.keys()):
         original, changed = originals[seed], variants[seed]
         kinds = (stage_kind(original, stage), stage_kind(changed, stage))
-        if sorted(kinds, key=str) != ["mlp", "plain"]:
+        if sorted(kinds, key=str) != [MLP, PLAIN]:
             continue  # the pair does not differ in kind at this stage: not this comparison
-        mlp, plain = (original, changed) if kinds[0] == "mlp" else (changed, original)
+        mlp, plain = (original, changed) if kinds[0] == MLP else (changed, original)
         seeds.append(seed)
         differences.append((final_value(mlp) - final_value(plain)) * 100)
         if params is None:

@@ -15,9 +15,8 @@ from nin_search.analysis._format import verdict_text
 from nin_search.analysis._regime import RegimeEffect, get_regime_effects, regime_text
 from nin_search.analysis._stats import NormalisedDifference, normalised_difference, weighted_edf
 from nin_search.analysis._trials import final_value, finite_steps, trial_stages
-from nin_search.records import TrialRecord
-
-RANDOM = "random"
+from nin_search.records import RANDOM, TrialRecord
+from nin_search.vocabulary import MLP, PLAIN
 
 
 class EdfCurve(NamedTuple):
@@ -142,7 +141,7 @@ def get_design_space_info(
 
 def _naive_values(stage_trials: list[tuple[FrozenTrial, str]]) -> dict[str, list[float]]:
     """Every completed trial's final accuracy (points) by kind, whatever sampled it."""
-    naive: dict[str, list[float]] = {"plain": [], "mlp": []}
+    naive: dict[str, list[float]] = {PLAIN: [], MLP: []}
     for trial, kind in stage_trials:
         value = final_value(trial) if trial.state == TrialState.COMPLETE else None
         if value is not None:
@@ -165,8 +164,8 @@ def _edf_curves(result: NormalisedDifference) -> list[EdfCurve]:
     return [
         EdfCurve(kind, *weighted_edf(100.0 - np.asarray(values), np.asarray(weights)))
         for kind, values, weights in (
-            ("plain", result.plain_values, result.plain_weights),
-            ("mlp", result.mlp_values, result.mlp_weights),
+            (PLAIN, result.plain_values, result.plain_weights),
+            (MLP, result.mlp_values, result.mlp_weights),
         )
         if values
     ]
@@ -185,7 +184,7 @@ def _stage_effect(
     epoch, values = _values_at_equal_epoch(random_trials)
     accuracies = [value * 100 for _, value in values]
     params = [float(TrialRecord.from_trial(trial).param_count) for trial, _ in values]
-    is_mlp = [kinds[trial.number] == "mlp" for trial, _ in values]
+    is_mlp = [kinds[trial.number] == MLP for trial, _ in values]
     result = normalised_difference(
         accuracies, params, is_mlp, confidence=confidence, bounds=POINTS_RANGE
     )
@@ -209,11 +208,11 @@ def _stage_effect(
             [value for value, mlp in zip(accuracies, is_mlp, strict=True) if not mlp],
             [value for value, mlp in zip(accuracies, is_mlp, strict=True) if mlp],
         ),
-        naive_difference=_mean_difference(naive["plain"], naive["mlp"]),
-        naive_n_plain=len(naive["plain"]),
-        naive_n_mlp=len(naive["mlp"]),
-        n_random_plain=sum(kinds[trial.number] == "plain" for trial in random_trials),
-        n_random_mlp=sum(kinds[trial.number] == "mlp" for trial in random_trials),
+        naive_difference=_mean_difference(naive[PLAIN], naive[MLP]),
+        naive_n_plain=len(naive[PLAIN]),
+        naive_n_mlp=len(naive[MLP]),
+        n_random_plain=sum(kinds[trial.number] == PLAIN for trial in random_trials),
+        n_random_mlp=sum(kinds[trial.number] == MLP for trial in random_trials),
         n_unknown_origin=sum(
             TrialRecord.from_trial(trial).sampled_by is None for trial, _ in stage_trials
         ),
@@ -223,6 +222,6 @@ def _stage_effect(
         verdict=verdict_text(result.difference, result.interval, confidence, count),
         standard_error=result.standard_error,
         size_ratio=result.size_ratio,
-        n_left_out_plain=left_out.count("plain"),
-        n_left_out_mlp=left_out.count("mlp"),
+        n_left_out_plain=left_out.count(PLAIN),
+        n_left_out_mlp=left_out.count(MLP),
     )

@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial
 
 from nin_search.records import TrialRecord
 from nin_search.spec import ArchSpec, SpecError
+from nin_search.vocabulary import MLP, PLAIN
 
 
 class BestStageRow(NamedTuple):
@@ -50,9 +51,9 @@ def trial_stages(trial: FrozenTrial) -> list[BestStageRow]:
     for index in range(num_stages):
         prefix = f"s{index}"
         kind = params.get(f"{prefix}_type")
-        if kind not in ("plain", "mlp"):
+        if kind not in (PLAIN, MLP):
             return rows
-        depth = params.get(f"{prefix}_mlp_depth", 0) if kind == "mlp" else 0
+        depth = params.get(f"{prefix}_mlp_depth", 0) if kind == MLP else 0
         mlp_widths = tuple(
             params.get(f"{prefix}_mlp{layer}_width") for layer in range(1, depth + 1)
         )

@@ -7,7 +7,7 @@ from nin_search.config import downsampled_size
 from nin_search.export._format import Call, Keyword, Node, render, tuple_node
 from nin_search.export._info import ExportInfo
 from nin_search.spec import ArchSpec, StageSpec
-from nin_search.vocabulary import NO_POOL
+from nin_search.vocabulary import MLP, NO_POOL
 
 # Code snippets by choice, keyed by the vocabulary's names (a test asserts the keys agree): a
 # spec's strings select code, they are never written into it.
@@ -79,7 +79,7 @@ class MLPConv2d(nn.Module):
 
 def stage_node(index: int, stage: StageSpec, in_channels: str, dropout: float) -> Keyword:
     kernel = f"kernel_size={int(stage.kernel_size)}"
-    if stage.kind == "mlp":
+    if stage.kind == MLP:
         block = Call(
             "MLPConv2d",
             (

@@ -18,6 +18,7 @@ from nin_search.export._preprocess import (
     transform_functions,
 )
 from nin_search.spec import ArchSpec
+from nin_search.vocabulary import MLP
 
 # Names the generated module defines or uses: a model class must not shadow them.
 _GENERATED_NAMES = {
@@ -87,7 +88,7 @@ def export_source(spec: ArchSpec, info: ExportInfo, *, class_name: str | None = 
     name = (
         check_class_name(class_name) if class_name is not None else class_name_for(info.study_name)
     )
-    uses_mlp = any(stage.kind == "mlp" for stage in spec.stages)
+    uses_mlp = any(stage.kind == MLP for stage in spec.stages)
     if info.preprocessing is None:
         imports = "from collections import OrderedDict\n\nimport torch\nfrom torch import nn"
         top = [header(spec, info, name), imports, all_list([name])]

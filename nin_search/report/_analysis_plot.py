@@ -18,9 +18,10 @@ from nin_search.analysis import (
     size_label,
 )
 from nin_search.report._plot import note_figure
+from nin_search.vocabulary import MLP, PLAIN
 
-_COLORS = {"plain": "#636efa", "mlp": "#ef553b", "flipped": "#ef553b", "matched": "#00a087"}
-_KIND_NAMES = {"plain": "plain conv", "mlp": "MLP conv"}
+_COLORS = {PLAIN: "#636efa", MLP: "#ef553b", "flipped": "#ef553b", "matched": "#00a087"}
+_KIND_NAMES = {PLAIN: "plain conv", MLP: "MLP conv"}
 _DIFFERENCE_AXIS = "MLP conv − plain conv (accuracy points)"
 
 

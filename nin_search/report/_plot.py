@@ -12,8 +12,9 @@ import plotly.graph_objects as go
 from nin_search.report._data import AccuracyGroup, CostInfo, CostPoint, MlpDepthInfo, MlpWidthInfo
 from nin_search.report._trials import NO_COMPLETED_TRIALS, completed_trials
 from nin_search.report._verdicts import StageVerdict, interval_text
+from nin_search.vocabulary import MLP, PLAIN
 
-_COLORS = {"plain": "#636efa", "mlp": "#ef553b"}
+_COLORS = {PLAIN: "#636efa", MLP: "#ef553b"}
 _BASELINE_SYMBOLS = ("star", "diamond", "square", "triangle-up")
 
 
@@ -42,10 +43,10 @@ def plot_stage_verdicts(verdicts: Sequence[StageVerdict]) -> go.Figure:
     if not any(verdict.n_plain + verdict.n_mlp for verdict in verdicts):
         return note_figure(title, NO_COMPLETED_TRIALS)
     figure = go.Figure()
-    for kind, label in (("plain", "plain conv"), ("mlp", "MLP conv")):
+    for kind, label in ((PLAIN, "plain conv"), (MLP, "MLP conv")):
         x, y = [], []
         for verdict in verdicts:
-            values = verdict.plain_accuracies if kind == "plain" else verdict.mlp_accuracies
+            values = verdict.plain_accuracies if kind == PLAIN else verdict.mlp_accuracies
             x += [f"stage {verdict.stage}"] * len(values)
             y += values
         figure.add_trace(

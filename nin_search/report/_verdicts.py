@@ -20,6 +20,7 @@ from nin_search.analysis import (
 )
 from nin_search.records import TrialRecord
 from nin_search.report._trials import mean, trial_stages
+from nin_search.vocabulary import MLP, PLAIN
 
 
 class EqualEpochComparison(NamedTuple):
@@ -66,7 +67,7 @@ def _equal_epoch_comparison(
 ) -> EqualEpochComparison | None:
     finished = [
         (kind, trial)
-        for kind in ("plain", "mlp")
+        for kind in (PLAIN, MLP)
         for trial in trials_by_kind[kind]
         if any(math.isfinite(value) for value in trial.intermediate_values.values())
     ]
@@ -81,15 +82,15 @@ def _equal_epoch_comparison(
     if not common_steps:
         return None
     epoch = max(common_steps)
-    values: dict[str, list[float]] = {"plain": [], "mlp": []}
+    values: dict[str, list[float]] = {PLAIN: [], MLP: []}
     for kind, trial in finished:
         values[kind].append(trial.intermediate_values[epoch])
     return EqualEpochComparison(
         epoch=epoch,
-        plain_mean=mean(values["plain"]),
-        mlp_mean=mean(values["mlp"]),
-        n_plain=len(values["plain"]),
-        n_mlp=len(values["mlp"]),
+        plain_mean=mean(values[PLAIN]),
+        mlp_mean=mean(values[MLP]),
+        n_plain=len(values[PLAIN]),
+        n_mlp=len(values[MLP]),
         n_pruned=sum(trial.state == TrialState.PRUNED for _, trial in finished),
     )
 
@@ -138,9 +139,7 @@ def get_stage_verdicts(
 
 def _finished_by_stage(study: optuna.Study) -> dict[int, dict[str, list[FrozenTrial]]]:
     """Completed and pruned trials within the study's limits, by stage and kind there."""
-    finished: dict[int, dict[str, list[FrozenTrial]]] = defaultdict(
-        lambda: {"plain": [], "mlp": []}
-    )
+    finished: dict[int, dict[str, list[FrozenTrial]]] = defaultdict(lambda: {PLAIN: [], MLP: []})
     states = (TrialState.COMPLETE, TrialState.PRUNED)
     for trial in study.get_trials(deepcopy=False, states=states):
         if not TrialRecord.from_trial(trial).feasible:
@@ -167,8 +166,8 @@ def _stage_verdict(
     confidence: float,
     min_trials: int,
 ) -> StageVerdict:
-    plain = _completed_accuracies(trials_by_kind["plain"])
-    mlp = _completed_accuracies(trials_by_kind["mlp"])
+    plain = _completed_accuracies(trials_by_kind[PLAIN])
+    mlp = _completed_accuracies(trials_by_kind[MLP])
     plain_mean, mlp_mean = mean(plain), mean(mlp)
     difference = None if plain_mean is None or mlp_mean is None else mlp_mean - plain_mean
     interval = None
