@@ -103,7 +103,10 @@ def plan_search(
             when training on the CPU (faster than one worker using every core: see
             benchmarks/RESULTS.md, workers vs threads), else one per device.
         devices: Comma-separated devices given to the workers in turn; None for the config's.
-        log_file: A file to append one JSON line per finished trial to; checked here.
+        log_file: A file to append one JSON line per finished trial to; checked here (so
+            that a bad one stops the run before anything is written). :func:`run_search` does
+            not write it: pass :class:`nin_search.summary.TrialLog` ``(study, plan.log_file)``
+            its ``update`` as ``on_trial``/``on_poll``, as ``nin-search optimize`` does.
 
     Raises:
         UserError: For any input the user can fix.

@@ -14,6 +14,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -21,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nin_search import analysis
 from nin_search.errors import UserError
+from nin_search.outputs import JsonLines
 from nin_search.records import BASELINE, TrialRecord
 from nin_search.trials import accuracy_of, baseline_trials, best_trials
 from nin_search.vocabulary import BASELINES
@@ -29,6 +31,7 @@ __all__ = [
     "TRIAL_KEYS",
     "TRIAL_SORT_KEYS",
     "TRIAL_STATES",
+    "TrialLog",
     "best_summary",
     "retrain_history",
     "trial_summary",
@@ -145,6 +148,47 @@ def trial_summary(trial: FrozenTrial) -> dict[str, Any]:
         "seed": record.seed,
         "precision": record.precision,
     }
+
+
+class TrialLog:
+    """The newly finished trials of a study, each once, appended to a JSON-lines file
+    (``--log-file``: the :func:`trial_summary` keys plus ``study``) when ``path`` is given.
+
+    Call :meth:`update` as often as wanted (e.g. as ``run_search``'s ``on_trial`` and
+    ``on_poll``): it returns (and writes) the trials finished since the last call, in trial
+    order; trials finished before the log was made are not. Close it at the end::
+
+        log = TrialLog(study, plan.log_file)
+        try:
+            run_search(plan, study, data, on_trial=lambda s, _: log.update(s), on_poll=log.update)
+            log.update(study)
+        finally:
+            log.close()
+    """
+
+    def __init__(self, study: optuna.Study, path: Path | None) -> None:
+        self._lines = None if path is None else JsonLines(path)
+        self._seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+    def update(self, study: optuna.Study) -> list[FrozenTrial]:
+        """Writes the trials that finished since the last call; returns them, in order."""
+        new = sorted(
+            (
+                trial
+                for trial in study.get_trials(deepcopy=False)
+                if trial.state.is_finished() and trial.number not in self._seen
+            ),
+            key=lambda trial: trial.number,
+        )
+        for trial in new:
+            self._seen.add(trial.number)
+            if self._lines is not None:
+                self._lines.write({"study": study.study_name, **trial_summary(trial)})
+        return new
+
+    def close(self) -> None:
+        if self._lines is not None:
+            self._lines.close()
 
 
 def _optional_summary(trial: FrozenTrial | None) -> dict[str, Any] | None:

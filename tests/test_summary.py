@@ -26,7 +26,7 @@ from nin_search.config import load_study_config
 from nin_search.errors import UserError
 from nin_search.space import baseline_params
 from nin_search.study import open_study
-from nin_search.summary import TRIAL_KEYS, trial_summary, trials_csv, trials_table
+from nin_search.summary import TRIAL_KEYS, TrialLog, trial_summary, trials_csv, trials_table
 
 from .conftest import TINY_DIGITS, run_cli, write_study
 from .test_cli import checksum, in_process
@@ -276,3 +276,22 @@ def test_bad_trials_options_are_one_line_and_exit_2(limited, monkeypatch, capsys
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert message in err and "Traceback" not in out + err
     assert checksum(database) == before
+
+
+def test_the_trial_log_writes_each_newly_finished_trial_once(every_state, tmp_path):
+    log = TrialLog(every_state, tmp_path / "trials.jsonl")
+    assert log.update(every_state) == []  # finished before the log: not written
+    every_state.add_trial(_trial(TrialState.COMPLETE, value=0.9, curve={1: 0.9}, params=10))
+    every_state.add_trial(_trial(TrialState.PRUNED, curve={1: 0.4}, params=20))
+    assert [trial.number for trial in log.update(every_state)] == [7, 8]
+    assert log.update(every_state) == []
+    log.close()
+    lines = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
+    assert [(line["study"], line["number"], line["state"]) for line in lines] == [
+        (every_state.study_name, 7, "complete"),
+        (every_state.study_name, 8, "pruned"),
+    ]
+    assert all(tuple(line)[1:] == TRIAL_KEYS for line in lines)
+    quiet = TrialLog(every_state, None)  # no file: only which trials are new
+    every_state.add_trial(_trial(TrialState.FAIL, params=30))
+    assert [trial.number for trial in quiet.update(every_state)] == [9]

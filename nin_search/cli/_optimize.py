@@ -249,43 +249,23 @@ def trial_line(trial: Any) -> str:
     return "  ".join(parts)
 
 
-class _TrialLines:
-    """Prints one line per trial as it finishes (from this process or from the workers), and
-    appends it as JSON to the log file, if any."""
-
-    def __init__(self, study: Any, console: Any, *, enabled: bool, log: Any) -> None:
-        self.console = console
-        self.enabled = enabled
-        self.log = log
-        self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-
-    def update(self, study: Any) -> None:
-        new = [
-            trial
-            for trial in study.get_trials(deepcopy=False)
-            if trial.state.is_finished() and trial.number not in self.seen
-        ]
-        for trial in sorted(new, key=lambda trial: trial.number):
-            self.seen.add(trial.number)
-            if self.log is not None:
-                from nin_search.summary import trial_summary
-
-                self.log.write({"study": study.study_name, **trial_summary(trial)})
-            if self.enabled:
-                self.console.print(trial_line(trial), markup=False, highlight=False, soft_wrap=True)
-
-
 def _run_with_progress(plan: Any, opened: Any, data: Any, *, live: bool, quiet: bool) -> Any:
     """Runs the search with a line per finished trial and, when ``live``, progress bars:
     trials with the time left (and, in this process, the epochs of the running trial)."""
     from nin_search.search import run_search
+    from nin_search.summary import TrialLog
 
     config = plan.config
-    from nin_search.outputs import JsonLines
-
     progress = progress_bar(disable=not live)
-    log = None if plan.log_file is None else JsonLines(plan.log_file)
-    lines = _TrialLines(opened.study, progress.console, enabled=not quiet, log=log)
+    log = TrialLog(opened.study, plan.log_file)
+
+    def print_lines(study: Any) -> None:
+        for trial in log.update(study):  # written to the log file, if any
+            if not quiet:
+                progress.console.print(
+                    trial_line(trial), markup=False, highlight=False, soft_wrap=True
+                )
+
     trials_task = progress.add_task(
         "trials", total=config.study.n_trials, completed=opened.finished, info=""
     )
@@ -305,24 +285,23 @@ def _run_with_progress(plan: Any, opened: Any, data: Any, *, live: bool, quiet: 
         done, info = trials_info(study)
         progress.update(trials_task, completed=done, info=info)
         progress.reset(epoch_task, total=config.train.epochs, description="trial", info="")
-        lines.update(study)
+        print_lines(study)
 
     def on_poll(study: Any) -> None:
         done, info = trials_info(study)
         progress.update(trials_task, completed=done, info=f"{info} | {plan.workers} workers")
-        lines.update(study)
+        print_lines(study)
 
     try:
         with progress:
             outcome = run_search(
                 plan, opened.study, data, on_epoch=on_epoch, on_trial=on_trial, on_poll=on_poll
             )
-            lines.update(opened.study)  # trials that finished after the last poll
+            print_lines(opened.study)  # trials that finished after the last poll
             progress.update(epoch_task, visible=False)  # no trial is running any more
             return outcome
     finally:
-        if log is not None:
-            log.close()
+        log.close()
 
 
 def _print_failures(trials: list[Any]) -> None:
