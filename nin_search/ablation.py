@@ -1,8 +1,9 @@
 """The paired ablation of a study's winner(s), as Optuna trials in a companion study.
 
 For each source trial (the best, or the best k) and each of its stages, three networks are
-trained with the same S seeds: the original, the stage flipped (MLP conv <-> plain) and the flip
-at the original's parameter count (:mod:`nin_search.variants`). Everything else is the source
+trained with the same S fresh seeds (not the searched run's: :func:`ablation_seed`): the
+original, the stage flipped (MLP conv <-> plain) and the flip at the original's parameter
+count (:mod:`nin_search.variants`). Everything else is the source
 trial's: other stages, hyperparameters, epochs, data split. The trials live in the study
 ``<name>:ablation`` in the same storage, each naming its source trial, stage, variant and seed
 index in user attrs, so optuna-dashboard shows them and a re-run after a crash or Ctrl-C
@@ -55,7 +56,7 @@ class AblationJob(NamedTuple):
     source: int  # searched trial number
     stage: int  # changed stage; ORIGINAL_STAGE for the original
     variant: str  # "original", "flipped" or "matched"
-    seed_index: int  # 0..S-1, the same for every variant (paired)
+    seed_index: int  # 1..S, the same for every variant (paired)
     seed: int
     arch: ArchSpec
     hparams: Hyperparameters
@@ -90,10 +91,11 @@ class AblationPlan(NamedTuple):
 
 
 def ablation_seed(source_seed: int, seed_index: int) -> int:
-    """Seed ``seed_index`` of a source trial's ablation: index 0 is the source trial's own seed
-    (so the original with seed 0 repeats the searched run), the others derive from it."""
-    if seed_index == 0:
-        return source_seed
+    """Seed ``seed_index`` (1..S) of a source trial's ablation, derived from the source trial's
+    seed and never equal to it: the searched run itself was picked as the best on the same
+    validation images, so replaying it would favour the original (the winner's curse)."""
+    if seed_index == records.REPLAYED_SEED_INDEX:
+        raise ValueError(f"seed_index must be >= 1, but got seed_index={seed_index}.")
     digest = hashlib.sha256(f"{source_seed}|ablation|{seed_index}".encode())
     return int.from_bytes(digest.digest()[:4], "little")
 
@@ -163,7 +165,7 @@ def plan_ablation(
         hparams = suggest_hyperparameters(FixedTrial(trial.params), config.train)
         variants = ablation_variants(arch, in_channels=in_channels, num_classes=num_classes)
         source_seed = record.seed if record.seed is not None else 0
-        for seed_index in range(seeds):
+        for seed_index in range(1, seeds + 1):
             seed = ablation_seed(source_seed, seed_index)
             jobs.extend(
                 AblationJob(trial.number, stage, name, seed_index, seed, variant, hparams)

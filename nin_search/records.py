@@ -47,6 +47,7 @@ __all__ = [
     "PRUNE_REASON",
     "RANDOM",
     "REMOVED_WEIGHTS",
+    "REPLAYED_SEED_INDEX",
     "REQUIRED_USER_ATTRS",
     "RESUMED_FROM_EPOCH",
     "RETRY",
@@ -134,7 +135,12 @@ SAMPLED_BY_VALUES = (RANDOM, MODEL, ENQUEUED)
 ABLATION_SOURCE = "ablation_source"  # number of the searched trial that is ablated
 ABLATION_STAGE = "ablation_stage"  # the changed stage; ORIGINAL_STAGE for the original
 ABLATION_VARIANT = "ablation_variant"  # one of VARIANTS
-ABLATION_SEED = "ablation_seed"  # seed index 0..S-1, shared by all variants (paired)
+ABLATION_SEED = "ablation_seed"  # seed index 1..S, shared by all variants (paired)
+# Seed index 0 was, before 2026-12-07, the source trial's own seed: its original replayed the
+# searched run, the one the search picked as best on these validation images, so it favoured
+# the original (the winner's curse). Ablations now use fresh seeds 1..S; the analysis leaves
+# index 0 out of older companion studies.
+REPLAYED_SEED_INDEX = 0
 ORIGINAL_STAGE = -1
 # "original": the source trial's network; "flipped": one stage's kind changed (MLP conv ->
 # plain: its 1x1 layers removed; plain -> MLP conv: 1x1 layers added); "matched": the flipped

@@ -169,6 +169,8 @@ def _get_runs(ablation_study: optuna.Study) -> _Runs:
         source, stage, seed = record.ablation_source, record.ablation_stage, record.ablation_seed
         if source is None or stage is None or seed is None:
             continue
+        if seed == records.REPLAYED_SEED_INDEX:  # an older study's replay of the searched run
+            continue
         stage = records.ORIGINAL_STAGE if variant == ORIGINAL else stage
         runs[source, stage, variant][seed] = trial
     return runs
@@ -180,7 +182,8 @@ def get_ablation_info(
     """The paired flipped and matched effects of every ablated (source trial, stage).
 
     Completed trials with a finite value count; for a repeated (source, stage, variant, seed),
-    the latest trial wins. A seed counts for a pair only when both members have it.
+    the latest trial wins. A seed counts for a pair only when both members have it. Seed index
+    0 of older studies (the searched run replayed: selected, so biased) is left out.
 
     Args:
         ablation_study: The companion study (user attrs ``ablation_source``,
