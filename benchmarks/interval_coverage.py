@@ -155,6 +155,14 @@ def consensus_rates(draws: int) -> tuple[list[str], list[float]]:
     return rows, coverages
 
 
+def print_table(title: str, header: list[str], rows: list[str]) -> None:
+    """A markdown table under its title; the first column left-aligned, the others right."""
+    print(f"\n{title}")
+    print("| " + " | ".join(header) + " |")
+    print("|---|" + "---:|" * (len(header) - 1))
+    print("\n".join(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 draws a cell, not 1000")
@@ -162,19 +170,22 @@ def main() -> None:
     draws = 200 if arguments.quick else 1000
     start = time.perf_counter()
     rows, coverages = design_space_rates(draws)
-    print(f"Design space, no effect ({draws} draws a row): share of 95% intervals excluding 0")
-    print("| accuracies | plain / mlp n | nin-search (Welch t over bins) | bootstrap (BCa) |")
-    print("|---|---|---:|---:|")
-    print("\n".join(rows))
-    print(f"\nPower: a true +5-point effect (1 sd), normal accuracies ({draws} draws a row)")
-    print("| plain / mlp n | nin-search detects it |")
-    print("|---|---:|")
-    print("\n".join(power(draws, 5.0)))
+    print_table(
+        f"Design space, no effect ({draws} draws a row): share of 95% intervals excluding 0",
+        ["accuracies", "plain / mlp n", "nin-search (Welch t over bins)", "bootstrap (BCa)"],
+        rows,
+    )
+    print_table(
+        f"Power: a true +5-point effect (1 sd), normal accuracies ({draws} draws a row)",
+        ["plain / mlp n", "nin-search detects it"],
+        power(draws, 5.0),
+    )
     consensus, consensus_coverages = consensus_rates(draws)
-    print(f"\nConsensus, no effect ({draws} draws a row): share of 95% intervals excluding 0")
-    print("| pooled | nin-search (t, studies - 1 df) | normal quantile |")
-    print("|---|---:|---:|")
-    print("\n".join(consensus))
+    print_table(
+        f"Consensus, no effect ({draws} draws a row): share of 95% intervals excluding 0",
+        ["pooled", "nin-search (t, studies - 1 df)", "normal quantile"],
+        consensus,
+    )
     print(f"\n{time.perf_counter() - start:.0f} s")
     print(f"RESULT interval_coverage {min(coverages + consensus_coverages):.3f}")
 
