@@ -344,6 +344,7 @@ class RetrainPlan:
     schedule: str
     seed: int
     device: torch.device
+    onnx: Path | None = None  # also the retrained network as ONNX
 
 
 def prepare_retrain(
@@ -356,6 +357,7 @@ def prepare_retrain(
     schedule: str = SCHEDULE,
     device: str | None = None,
     seed: int | None = None,
+    onnx: Path | None = None,
 ) -> RetrainPlan:
     """Checks everything ``nin-search train`` needs before the long retraining starts.
 
@@ -368,14 +370,19 @@ def prepare_retrain(
         schedule: ``"cosine"`` or ``"step"``.
         device: The training device; None for the study's.
         seed: The seed; None for the trial's.
+        onnx: Also write the retrained network as ONNX here (needs the onnx extra).
 
     Raises:
         UserError: For a bad schedule or output, an unknown study or trial, a study not
-            written by ``nin-search optimize``, or an unusable device.
+            written by ``nin-search optimize``, an unusable device, or a missing onnx extra.
     """
     if schedule not in SCHEDULES:
         raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}, but got {schedule!r}")
     check_folder("--output", output)  # created by the command, in a folder that exists
+    if onnx is not None:
+        from nin_search.onnx_export import check_onnx_available
+
+        check_onnx_available()
     study = load_searched_study(storage_url, study_name)
     trial = pick_trial(study, trial_number)
     recorded = recorded_config(study)
@@ -385,7 +392,8 @@ def prepare_retrain(
     # Checked before the long retraining: a study without data attrs fails now, not after.
     info = trial_export_info(study, trial, preprocessing=None, val_accuracy=None)
     check_outputs(
-        [("--output", output / name) for name in RETRAIN_FILES],
+        [("--output", output / name) for name in RETRAIN_FILES]
+        + ([] if onnx is None else [("--onnx", onnx)]),
         storage_url=storage_url,
         artifact_dir=artifact_dir_for(storage_url, config.optuna.artifact_dir),
         create_folders=True,
@@ -402,6 +410,7 @@ def prepare_retrain(
         schedule=schedule,
         seed=trial.user_attrs.get(SEED, 0) if seed is None else seed,
         device=resolve_device(device or config.train.device),
+        onnx=onnx,
     )
 
 
@@ -411,7 +420,8 @@ def retrain_trial(
     """Retrains ``plan``'s trial on train+val, scores it on test and writes the output folder.
 
     Returns:
-        The retraining's result and the files written (weights, model.py, history.json).
+        The retraining's result and the files written (weights, model.py, history.json, and
+        the ONNX file when the plan has one).
     """
     result = retrain(
         plan.config,
@@ -443,4 +453,16 @@ def retrain_trial(
         schedule=plan.schedule,
         seed=plan.seed,
     )
-    return result, save_retrained(plan.output, result.model, plan.spec, info, history)
+    written = save_retrained(plan.output, result.model, plan.spec, info, history)
+    if plan.onnx is not None:
+        from nin_search.onnx_export import export_onnx
+
+        export_onnx(
+            result.model,
+            plan.onnx,
+            in_channels=info.in_channels,
+            image_size=info.image_size,
+            metadata=export_metadata(plan.spec, info),  # as the weights file's
+        )
+        written.append(Written(plan.onnx, "ONNX, dynamic batch, the same metadata"))
+    return result, written

@@ -176,7 +176,7 @@ def digits_run(tmp_path_factory) -> Path:
         "model.onnx",
         cwd=folder,
     )
-    run_ok("train", "-o", "final", "--epochs", "2", cwd=folder)
+    run_ok("train", "-o", "final", "--epochs", "2", "--onnx", "final.onnx", cwd=folder)
     return folder
 
 
@@ -480,6 +480,31 @@ def test_onnx_gives_pytorch_s_logits_for_any_batch_and_carries_the_preprocessing
     assert session.get_modelmeta().custom_metadata_map == metadata
     facts = json.loads(metadata["preprocessing"])
     assert facts == study_of(digits_run).user_attrs["data"]["preprocessing"]
+
+
+def test_train_writes_the_retrained_network_as_onnx_with_the_weights_metadata(digits_run):
+    import onnx
+    import onnxruntime
+
+    module = _import(digits_run / "final" / "model.py", "retrained_onnx")
+    (class_name,) = [n for n in module.__all__ if n[0].isupper() and not n.isupper()]
+    network = getattr(module, class_name)()
+    weights = digits_run / "final" / "weights.safetensors"
+    network.load_state_dict(load_weights(weights), strict=True)
+    session = onnxruntime.InferenceSession(
+        str(digits_run / "final.onnx"), providers=["CPUExecutionProvider"]
+    )
+    pixels = torch.randint(0, 256, (9, 1, 8, 8), dtype=torch.uint8)
+    images = module.preprocess(pixels)
+    with torch.no_grad():
+        expected = network.eval()(images).numpy()
+    (actual,) = session.run(["logits"], {"images": images.numpy()})
+    assert np.abs(actual - expected).max() <= ONNX_TOLERANCE
+    metadata = {
+        prop.key: prop.value for prop in onnx.load(digits_run / "final.onnx").metadata_props
+    }
+    assert metadata == read_metadata(weights)
+    assert "test_accuracy" in metadata  # the retrained network's facts, not the search trial's
 
 
 def test_the_exported_module_passes_torch_export_with_a_dynamic_batch(digits_run):

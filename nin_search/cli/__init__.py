@@ -83,6 +83,7 @@ EXAMPLES = {
     "train": [
         "nin-search train -o final/",
         "nin-search train --trial 12 --epochs 60 --seed 1 -o final-12/",
+        "nin-search train -o final/ --onnx final.onnx",
     ],
     "predict": [
         "nin-search predict --model final/ photo1.jpg photo2.png",

@@ -50,6 +50,15 @@ def train_command(
             "--seed", min=0, max=MAX_SEED, help="Seed [default: the trial's].", show_default=False
         ),
     ] = None,
+    onnx: Annotated[
+        Path | None,
+        typer.Option(
+            "--onnx",
+            help="Also write the retrained network as ONNX, e.g. final.onnx (needs "
+            "pip install 'nin-search[onnx]').",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Retrain a trial's architecture from scratch on train+val; report test accuracy."""
     quiet_optuna()
@@ -64,6 +73,7 @@ def train_command(
         schedule=schedule,
         device=device,
         seed=seed,
+        onnx=onnx,
     )
     progress = progress_bar()
     task = progress.add_task(f"trial #{plan.trial.number}", total=plan.epochs, info="")
