@@ -94,10 +94,14 @@ def ablation_seed(source_seed: int, seed_index: int) -> int:
     """Seed ``seed_index`` (1..S) of a source trial's ablation, derived from the source trial's
     seed and never equal to it: the searched run itself was picked as the best on the same
     validation images, so replaying it would favour the original (the winner's curse)."""
-    if seed_index == records.REPLAYED_SEED_INDEX:
-        raise ValueError(f"seed_index must be >= 1, but got seed_index={seed_index}.")
-    digest = hashlib.sha256(f"{source_seed}|ablation|{seed_index}".encode())
-    return int.from_bytes(digest.digest()[:4], "little")
+    if isinstance(seed_index, bool) or not isinstance(seed_index, int) or seed_index < 1:
+        raise ValueError(f"seed_index must be an integer >= 1, but got seed_index={seed_index!r}.")
+    text = f"{source_seed}|ablation|{seed_index}"
+    while True:
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+        if seed != source_seed:  # a 1 in 2**32 collision: hash again
+            return seed
+        text += "|again"
 
 
 def study_config(study: optuna.Study) -> StudyConfig:

@@ -176,9 +176,38 @@ def class_labels(
     return [index[classes[label]] for label in labels]
 
 
+def _images_under(folder: Path) -> list[Path]:
+    """The image files under ``folder``, as training reads folders: symbolic links followed,
+    each real folder and image read once, a link back up to a folder holding ``folder`` left
+    alone (a loop), hidden entries skipped."""
+    root = os.path.realpath(folder)
+    found: list[Path] = []
+    seen_folders: set[str] = set()
+    seen_images: set[str] = set()
+    pending = [str(folder)]
+    while pending:
+        path = pending.pop()
+        real = os.path.realpath(path)
+        if real in seen_folders:
+            continue
+        seen_folders.add(real)
+        for entry in _entries(path):
+            if _hidden(entry.name):
+                continue
+            if entry.is_dir():  # a link to a folder too
+                if not _is_within(root, os.path.realpath(entry.path)):  # else a loop
+                    pending.append(entry.path)
+            elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                image = os.path.realpath(entry.path)
+                if image not in seen_images:
+                    seen_images.add(image)
+                    found.append(Path(entry.path))
+    return sorted(found)
+
+
 def find_images(paths: list[Path]) -> list[Path]:
-    """Files as given, and the image files under folders (recursively, sorted; hidden files
-    and folders skipped, as training skips them).
+    """Files as given, and the image files under folders (recursively, sorted), read as
+    training reads folders: links followed, hidden files and folders skipped.
 
     Raises:
         UserError: For a path that does not exist, or folders without images.
@@ -189,13 +218,7 @@ def find_images(paths: list[Path]) -> list[Path]:
         if path.is_file():
             found.append(path)
         elif path.is_dir():
-            images = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in suffixes
-                and not any(_hidden(part) for part in p.relative_to(path).parts)
-            )
+            images = _images_under(path)
             if not images:
                 raise UserError(
                     f"folder {str(path)!r} holds no image files ({', '.join(suffixes)})"

@@ -57,31 +57,40 @@ def _leaves(table: dict, prefix: str = "") -> dict[str, object]:
     return leaves
 
 
-def left_out_defaults() -> dict[str, object]:
-    """The keys whose value in the default study differs from what leaving them out gives.
+def left_out_defaults(config: StudyConfig | None = None) -> dict[str, object]:
+    """The keys whose value in ``config`` differs from what leaving them out gives.
 
-    The file ``init`` writes shows the embedded default study (:func:`default_config`); a key
-    left out of a study file takes :class:`StudyConfig`'s default instead, the same value for
-    every key but these (a few-second digits study can afford more random trials and the
-    ablation at the end than a study file of unknown cost gets without asking).
+    A key left out of a study file takes :class:`StudyConfig`'s default. The file ``init``
+    writes shows the embedded default study (:func:`default_config`), which differs from those
+    defaults in three keys (a few-second digits study can afford more random trials and the
+    ablation at the end than a study file of unknown cost gets without asking), and in the
+    study name and the ``[data]`` section ``init`` writes.
+
+    Args:
+        config: The study a file shows; None for the embedded default study.
 
     Returns:
-        ``{"study.random_trials": 10, ...}``: dotted key -> the value a file without it gets.
+        ``{"study.random_trials": 10, ...}``: dotted key -> the value a file without it gets
+        (``None``: unset).
     """
     built_in = _leaves(StudyConfig().model_dump(mode="json"))
-    shown = _leaves(default_config().model_dump(mode="json"))
+    shown = _leaves((config or default_config()).model_dump(mode="json"))
     return {key: value for key, value in built_in.items() if shown[key] != value}
 
 
-def _header() -> str:
+def _toml_value(value: object) -> str:
+    return "unset" if value is None else json.dumps(value)
+
+
+def _header(config: StudyConfig) -> str:
     exceptions = ", ".join(
-        f"{key} = {json.dumps(value)}" for key, value in left_out_defaults().items()
+        f"{key} = {_toml_value(value)}" for key, value in left_out_defaults(config).items()
     )
     lines = [
         "A nin-search study, written by `nin-search init`: edit it, then run",
         "    nin-search optimize THIS_FILE",
-        "Every key is shown with the default study's value; a study file only needs the keys it",
-        "changes. A key left out takes its built-in default, which is the value shown except for",
+        "Every key is shown with its value; a study file only needs the keys it changes. A key",
+        "left out takes its built-in default, which is the value shown except for",
         *textwrap.wrap(exceptions + ".", width=94),
         "",
         "A searchable value is a scalar (fixed), a list (a choice), or a table { low, high, log }",
@@ -167,9 +176,8 @@ def study_file_text(
     body = re.sub(r'^name = ".*"$', lambda _: name_line, body, count=1, flags=re.M)
     start, end = body.index("[data]\n"), body.index("[space]\n")
     body = body[:start] + _data_section(dataset, root_text) + body[end:]
-    text = _header() + body
     try:
-        StudyConfig.model_validate(tomllib.loads(text))
+        config = StudyConfig.model_validate(tomllib.loads(body))
     except ValidationError as error:  # only the name can make it invalid
         raise UserError(f"--name {name!r}: {error.errors()[0]['msg']}") from None
-    return text
+    return _header(config) + body

@@ -102,8 +102,9 @@ def test_ablation_seeds_are_fresh_never_the_searched_runs_own():
     seeds = {ablation_seed(1234, index) for index in range(1, 11)}
     assert len(seeds) == 10 and 1234 not in seeds
     assert ablation_seed(1234, 3) == ablation_seed(1234, 3)
-    with pytest.raises(ValueError, match="seed_index=0"):
-        ablation_seed(1234, 0)
+    for index in (0, -1):
+        with pytest.raises(ValueError, match=f"seed_index={index}"):
+            ablation_seed(1234, index)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -212,7 +212,7 @@ def test_with_no_effect_an_effect_is_detected_about_as_often_as_the_confidence_a
     """Null simulations at the few random trials a search has: kind changes nothing, MLP nets
     vary twice as much, and a third of all nets diverge to chance. A 95% interval should
     exclude 0 in at most about 5% of them; the bootstrap interval this replaced did in 6-19%
-    (benchmarks/interval_coverage.py), Satterthwaite's degrees of freedom in up to 9.5%."""
+    (benchmarks/interval_coverage.py), Satterthwaite's degrees of freedom in up to 8.6%."""
     generator = np.random.default_rng(n_plain * 100 + n_mlp)
     is_mlp = np.array([False] * n_plain + [True] * n_mlp)
     runs, detected = 400, 0

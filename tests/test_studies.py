@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
+from pydantic import ValidationError
 
 from nin_search import config as config_module
 from nin_search.cli._common import resolve_config
@@ -235,31 +236,46 @@ def test_an_installed_wheel_ships_the_studies_and_finds_them_by_name(tmp_path):
     assert "shipped study 'cifar10-mini' needs its image folder" in result.stdout
 
 
-def test_the_init_file_says_what_each_key_left_out_becomes(tmp_path):
+@pytest.mark.parametrize("dataset", ["digits", "imagefolder"])
+def test_the_init_file_says_what_each_key_left_out_becomes(dataset, tmp_path):
     """Deleting a key from the file ``init`` writes changes nothing, except for the keys its
     header names, which then take the value the header gives."""
-    from nin_search.study_template import left_out_defaults, study_file_text
+    from nin_search.study_template import study_file_text
 
-    text = study_file_text(dataset="digits", name="digits", folder=tmp_path)
-    exceptions = left_out_defaults()
+    (tmp_path / "pets" / "train" / "cat").mkdir(parents=True)
+    text = study_file_text(dataset=dataset, root=tmp_path / "pets", name="s", folder=tmp_path)
     header = " ".join(line for line in text.splitlines() if line.startswith("# "))
-    for key, value in exceptions.items():
-        assert f"{key} = {json.dumps(value)}" in header
+    listed = header[header.index("except for") :]
     full = tomllib.loads(text)
-    assert StudyConfig.model_validate(full) == default_config()
-    shown_values = default_config().model_dump(mode="json")
-    checked = 0
+    shown_values = StudyConfig.model_validate(full).model_dump(mode="json")
+    if dataset == "digits":  # the embedded default study, but for its name
+        assert StudyConfig.model_validate(full) == default_config().model_copy(
+            update={"study": default_config().study.model_copy(update={"name": "s"})}
+        )
+    checked = changed = 0
     for path in _key_paths(full):
         trimmed = copy.deepcopy(full)
         *tables, key = path
         table = functools.reduce(dict.__getitem__, tables, trimmed)
         del table[key]
-        dumped = StudyConfig.model_validate(trimmed).model_dump(mode="json")
         name = ".".join(path)
-        shown = functools.reduce(dict.__getitem__, path, shown_values)
-        assert functools.reduce(dict.__getitem__, path, dumped) == exceptions.get(name, shown), name
         checked += 1
-    assert checked >= 30  # every key of every table (39 today)
+        try:
+            dumped = StudyConfig.model_validate(trimmed).model_dump(mode="json")
+        except ValidationError:  # a key the dataset needs (imagefolder's root): unset, refused
+            assert f"{name} = unset" in listed, name
+            changed += 1
+            continue
+        shown = functools.reduce(dict.__getitem__, path, shown_values)
+        left_out = functools.reduce(dict.__getitem__, path, dumped)
+        if left_out != shown:  # the header must say what it becomes
+            value = "unset" if left_out is None else json.dumps(left_out)
+            assert f"{name} = {value}" in listed, name
+            changed += 1
+        else:
+            assert f"{name} = " not in listed, name
+    assert checked >= 30  # every key of every table (39 for digits today)
+    assert changed == (4 if dataset == "digits" else 9)  # name, and what the header lists
 
 
 def _key_paths(table: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
