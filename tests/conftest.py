@@ -87,6 +87,20 @@ def run_cli(*args: str, cwd: Path, columns: int | None = 120) -> subprocess.Comp
     )
 
 
+def run_benchmark(script: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs ``benchmarks/SCRIPT ARGS`` from the repository root in a fresh process; fails the
+    test with its stderr when it fails."""
+    result = subprocess.run(
+        [sys.executable, f"benchmarks/{script}", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 PRUNED_DIGITS = TINY_DIGITS.replace("n_trials = 3", "n_trials = 2") + (
     "\n[optuna]\npruner = 'threshold'\npruner_options = { lower = 1.01 }\n"
 )

@@ -1,21 +1,12 @@
 """benchmarks/interval_coverage.py: null simulations of the answer's intervals, side by side."""
 
 import re
-import subprocess
-import sys
 
-from .conftest import REPO
+from .conftest import run_benchmark
 
 
 def test_the_quick_null_simulation_prints_every_table_and_a_coverage_near_95_percent():
-    result = subprocess.run(
-        [sys.executable, "benchmarks/interval_coverage.py", "--quick"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_benchmark("interval_coverage.py", "--quick")
     for title in ("Design space, no effect", "Power: a true +5-point effect", "Consensus"):
         assert title in result.stdout
     assert result.stdout.count("| a third diverged |") == 6

@@ -2,12 +2,10 @@
 
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from .conftest import REPO
+from .conftest import run_benchmark
 
 
 @pytest.mark.skipif(
@@ -15,14 +13,7 @@ from .conftest import REPO
     reason="the benchmark pins processes to cores: it needs sched_setaffinity and 2 cores",
 )
 def test_oversubscription_runs_every_setup_and_prints_a_positive_ratio():
-    result = subprocess.run(
-        [sys.executable, "benchmarks/oversubscription.py", "--seconds", "0.3", "--repeats", "1"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_benchmark("oversubscription.py", "--seconds", "0.3", "--repeats", "1", timeout=300)
     for setup in ("alone, every core", "each pinned to its half", "one thread each, not pinned"):
         assert setup in result.stdout
     assert re.search(r"│\s+2\s+│\s+1\+1\s+│", result.stdout)  # pinned: one thread each
