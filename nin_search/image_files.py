@@ -177,37 +177,18 @@ def class_labels(
 
 
 def _images_under(folder: Path) -> list[Path]:
-    """The image files under ``folder``, as training reads folders: symbolic links followed,
-    each real folder and image read once, a link back up to a folder holding ``folder`` left
-    alone (a loop), hidden entries skipped."""
-    root = os.path.realpath(folder)
-    found: list[Path] = []
-    seen_folders: set[str] = set()
-    seen_images: set[str] = set()
-    pending = [str(folder)]
-    while pending:
-        path = pending.pop()
-        real = os.path.realpath(path)
-        if real in seen_folders:
-            continue
-        seen_folders.add(real)
-        for entry in _entries(path):
-            if _hidden(entry.name):
-                continue
-            if entry.is_dir():  # a link to a folder too
-                if not _is_within(root, os.path.realpath(entry.path)):  # else a loop
-                    pending.append(entry.path)
-            elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
-                image = os.path.realpath(entry.path)
-                if image not in seen_images:
-                    seen_images.add(image)
-                    found.append(Path(entry.path))
-    return sorted(found)
+    """The image files under ``folder``, read as one class folder of training is (links
+    followed, each image once, hidden entries skipped; a loop or a dangling link is an error),
+    sorted."""
+    scan = _Scan()
+    scan.folder(str(folder), os.path.realpath(folder), str(folder), 0)
+    return sorted(Path(path) for path, _ in scan.samples)
 
 
 def find_images(paths: list[Path]) -> list[Path]:
     """Files as given, and the image files under folders (recursively, sorted), read as
-    training reads folders: links followed, hidden files and folders skipped.
+    training reads folders: links followed, hidden files and folders skipped, a link loop or a
+    dangling link refused.
 
     Raises:
         UserError: For a path that does not exist, or folders without images.

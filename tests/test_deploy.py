@@ -579,14 +579,16 @@ def test_predict_takes_a_folder_of_images(digits_run, tmp_path):
     out = run_ok("predict", str(tmp_path / "digits" / "3"), "--json", cwd=digits_run)
     predictions = json.loads(out)["predictions"]
     assert len(predictions) == images
-    # Links are followed, as training follows them: a folder of links to the images' folder
-    # (and one back up to itself, a loop, left alone).
+    # Links are followed, as training follows them: a folder of links to the images' folder.
     (tmp_path / "linked").mkdir()
     (tmp_path / "linked" / "threes").symlink_to(tmp_path / "digits" / "3")
     (tmp_path / "linked" / "again").symlink_to(tmp_path / "digits" / "3")  # the same images
-    (tmp_path / "linked" / "up").symlink_to(tmp_path / "linked")
     out = run_ok("predict", str(tmp_path / "linked"), "--json", cwd=digits_run)
     assert len(json.loads(out)["predictions"]) == images
+    # A link back up to a folder holding it is a loop: refused, as training refuses it.
+    (tmp_path / "linked" / "up").symlink_to(tmp_path / "linked")
+    code, _, err = cli("predict", str(tmp_path / "linked"), cwd=digits_run)
+    assert code == 2 and "(a loop" in err and "Traceback" not in err
     # --eval reads the folder as training reads one: the same images, the hidden ones skipped.
     out = run_ok("predict", "--eval", str(tmp_path / "digits"), "--json", cwd=digits_run)
     evaluation = json.loads(out)["eval"]
