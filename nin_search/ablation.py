@@ -25,7 +25,7 @@ from nin_search.artifacts import check_artifact_folders, checkpoint_dir_for
 from nin_search.compat import storage_of
 from nin_search.config import StudyConfig
 from nin_search.data import SearchData
-from nin_search.errors import UserError
+from nin_search.errors import UserError, check_int
 from nin_search.model import count_params
 from nin_search.objective import AblationObjective, EpochCallback
 from nin_search.records import TrialRecord, ablation_study_name
@@ -94,8 +94,7 @@ def ablation_seed(source_seed: int, seed_index: int) -> int:
     """Seed ``seed_index`` (1..S) of a source trial's ablation, derived from the source trial's
     seed and never equal to it: the searched run itself was picked as the best on the same
     validation images, so replaying it would favour the original (the winner's curse)."""
-    if isinstance(seed_index, bool) or not isinstance(seed_index, int) or seed_index < 1:
-        raise ValueError(f"seed_index must be an integer >= 1, but got seed_index={seed_index!r}.")
+    check_int("seed_index", seed_index, minimum=1)
     text = f"{source_seed}|ablation|{seed_index}"
     while True:
         seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
@@ -160,8 +159,7 @@ def plan_ablation(
     Raises:
         ValueError: If ``seeds`` is not an integer >= 1.
     """
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be an integer >= 1, but got seeds={seeds!r}.")
+    check_int("seeds", seeds, minimum=1)
     jobs = []
     for trial in sources:
         record = TrialRecord.from_trial(trial)

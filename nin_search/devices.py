@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from nin_search.errors import UserError
+from nin_search.errors import UserError, check_int
 from nin_search.vocabulary import PRECISIONS
 
 __all__ = [
@@ -160,8 +160,7 @@ def configure_cpu_threads(workers: int) -> int:
     Raises:
         ValueError: If ``workers`` is not an integer >= 1.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, but got workers={workers!r}.")
+    check_int("workers", workers, minimum=1)
     threads = max(1, usable_cpu_cores() // workers)
     torch.set_num_threads(threads)
     return threads

@@ -28,6 +28,7 @@ import optuna
 from optuna.study import StudyDirection
 
 from nin_search.compat import record_intermediate_value
+from nin_search.errors import check_int
 from nin_search.pruning import DominatedPruner
 from nin_search.sampling import MultiObjectiveTPESampler
 from nin_search.trials import curve_points
@@ -153,8 +154,7 @@ class DominatedCurvePruner:
         """
         _check_directions(trial.study)
         _check_sampler(trial.study)
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"step must be an integer >= 0, but got step={step!r}.")
+        check_int("step", step, minimum=0)
         costs = _checked_costs(costs)
         record_intermediate_value(trial, step, float(value))
         stored = trial.user_attrs

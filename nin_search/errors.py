@@ -1,6 +1,10 @@
-"""The one exception type for mistakes a user can fix (bad config, missing data, bad URL)."""
+"""The one exception type for mistakes a user can fix (bad config, missing data, bad URL), and
+the integer check that constructors use to quote a bad argument (as Optuna's do)."""
 
-__all__ = ["UserError"]
+import numbers
+from typing import Any
+
+__all__ = ["UserError", "check_int"]
 
 
 class UserError(Exception):
@@ -8,3 +12,16 @@ class UserError(Exception):
 
     The message names what is wrong and how to fix it; it never needs a traceback.
     """
+
+
+def check_int(name: str, value: Any, *, minimum: int, error: type[Exception] = ValueError) -> None:
+    """Raises ``error`` quoting ``value`` unless it is an integer (not a bool) >= ``minimum``.
+
+    Args:
+        name: The argument's name, as the caller spells it.
+        value: The value given.
+        minimum: The smallest value allowed.
+        error: The exception type to raise (a :class:`ValueError` subclass, e.g. ``SpecError``).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise error(f"{name} must be an integer >= {minimum}, but got {name}={value!r}.")

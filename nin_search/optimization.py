@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from nin_search.config import WARMUP_FRACTION
+from nin_search.errors import check_int
 from nin_search.spec import Hyperparameters
 
 __all__ = ["build_optimizer", "build_scheduler", "learning_rate_factor"]
@@ -93,8 +94,5 @@ def build_scheduler(
             cosine decay to 0) or ``"step"`` (x0.1 at 50% and 75% of the steps).
         total_steps: Batches in the whole run (steps per epoch x epochs).
     """
-    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-        raise ValueError(
-            f"total_steps must be an integer >= 1, but got total_steps={total_steps!r}."
-        )
+    check_int("total_steps", total_steps, minimum=1)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(schedule, total_steps))

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from nin_search.errors import check_int
+
 __all__ = ["RESIZE_METHOD", "UINT8_MAX", "Preprocessing"]
 
 # The one resize nin-search uses, in words: torch.nn.functional.interpolate(mode="bilinear",
@@ -53,8 +55,7 @@ class Preprocessing:
     def __post_init__(self) -> None:
         for name in ("channels", "image_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, but got {name}={value!r}.")
+            check_int(name, value, minimum=1)
         for name in ("mean", "std"):
             values = getattr(self, name)
             if isinstance(values, (str, bytes)) or not all(

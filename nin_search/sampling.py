@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nin_search.compat import is_enqueued, storage_of, trial_id_of
 from nin_search.config import OptunaConfig
-from nin_search.errors import UserError
+from nin_search.errors import UserError, check_int
 from nin_search.records import ENQUEUED, MODEL, RANDOM, SAMPLED_BY
 from nin_search.vocabulary import PRUNER_FACTORIES, SAMPLER_FACTORIES
 
@@ -84,8 +84,7 @@ class RandomFirstSampler(optuna.samplers.BaseSampler):
     """
 
     def __init__(self, sampler: optuna.samplers.BaseSampler, *, n_random: int, seed: int) -> None:
-        if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 0:
-            raise ValueError(f"n_random must be an integer >= 0, but got n_random={n_random!r}.")
+        check_int("n_random", n_random, minimum=0)
         self.sampler = sampler
         self.n_random = n_random
         self._random = optuna.samplers.RandomSampler(seed=seed)

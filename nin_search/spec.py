@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from nin_search.errors import check_int
 from nin_search.vocabulary import (
     ACTIVATIONS,
     HEADS,
@@ -38,14 +39,9 @@ class SpecError(ValueError):
     """A spec holds an impossible value. The message quotes it."""
 
 
-def _check_int(name: str, value: Any, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(f"{name} must be an integer >= {minimum}, but got {name}={value!r}.")
-
-
 def check_kernel_size(kernel_size: Any) -> None:
     """Raises :class:`SpecError` unless ``kernel_size`` is odd and >= 1 ("same" padding)."""
-    _check_int("kernel_size", kernel_size, minimum=1)
+    check_int("kernel_size", kernel_size, minimum=1, error=SpecError)
     if not is_odd_kernel_size(kernel_size):
         raise SpecError(
             f"kernel_size must be odd ('same' padding), but got kernel_size={kernel_size}."
@@ -79,9 +75,9 @@ class StageSpec:
         object.__setattr__(self, "mlp_widths", tuple(self.mlp_widths))
         _check_choice("kind", self.kind, STAGE_KINDS)
         check_kernel_size(self.kernel_size)
-        _check_int("width", self.width, minimum=1)
+        check_int("width", self.width, minimum=1, error=SpecError)
         for index, width in enumerate(self.mlp_widths, start=1):
-            _check_int(f"mlp{index}_width", width, minimum=1)
+            check_int(f"mlp{index}_width", width, minimum=1, error=SpecError)
         if self.kind == PLAIN and self.mlp_widths:
             raise SpecError(
                 f"a plain stage has no 1x1 layers, but got mlp_widths={list(self.mlp_widths)}."
@@ -216,7 +212,7 @@ class Hyperparameters:
             raise SpecError(f"learning_rate must be > 0, but got {self.learning_rate}.")
         if not self.weight_decay >= 0:
             raise SpecError(f"weight_decay must be >= 0, but got {self.weight_decay}.")
-        _check_int("batch_size", self.batch_size, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=1, error=SpecError)
         if not is_rate(self.label_smoothing):
             raise SpecError(f"label_smoothing must be in [0, 1), but got {self.label_smoothing}.")
 

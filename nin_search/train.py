@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 import os
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from nin_search.batches import iterate_batches
 from nin_search.config import SCHEDULE, AugmentConfig, TrainConfig
 from nin_search.data import DeviceData
 from nin_search.devices import configure_cpu_allocator, resolve_precision
+from nin_search.errors import check_int
 from nin_search.optimization import build_optimizer, build_scheduler
 from nin_search.spec import Hyperparameters
 from nin_search.vocabulary import PRECISIONS, SCHEDULES
@@ -84,11 +84,6 @@ class TrainResult:
 _TRAIN_DEFAULTS = TrainConfig()
 
 
-def _check_int(name: str, value: Any, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, but got {name}={value!r}.")
-
-
 @dataclass(frozen=True)
 class TrainSettings:
     """How :func:`train` trains: everything but the model and the data.
@@ -122,9 +117,9 @@ class TrainSettings:
     checkpoint_path: Path | None = None
 
     def __post_init__(self) -> None:
-        _check_int("epochs", self.epochs, minimum=1)
-        _check_int("seed", self.seed, minimum=0)
-        _check_int("eval_batch_size", self.eval_batch_size, minimum=1)
+        check_int("epochs", self.epochs, minimum=1)
+        check_int("seed", self.seed, minimum=0)
+        check_int("eval_batch_size", self.eval_batch_size, minimum=1)
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"precision must be one of {list(PRECISIONS)}, but got "

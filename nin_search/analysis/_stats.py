@@ -22,6 +22,7 @@ from nin_search.analysis._defaults import (
     MAX_SEEDS,
     TRIALS_PER_BIN,
 )
+from nin_search.errors import check_int
 
 
 def _check_confidence(confidence: float) -> None:
@@ -57,8 +58,7 @@ def half_width_for_seeds(sd: float, seeds: int, confidence: float = CONFIDENCE) 
         confidence: Coverage, in (0, 1).
     """
     _check_confidence(confidence)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
-        raise ValueError(f"seeds must be an integer >= 2, but got seeds={seeds!r}.")
+    check_int("seeds", seeds, minimum=2)
     if not sd >= 0:
         raise ValueError(f"sd must be >= 0, but got sd={sd}.")
     quantile = scipy.stats.t.ppf((1.0 + confidence) / 2.0, seeds - 1)

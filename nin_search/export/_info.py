@@ -7,6 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from nin_search.errors import check_int
 from nin_search.preprocessing import Preprocessing
 from nin_search.vocabulary import RUN_PRECISIONS
 
@@ -74,12 +75,12 @@ class ExportInfo:
         self._check_precision()
 
     def _check_numbers(self) -> None:
-        _check_int("in_channels", self.in_channels, minimum=1)
-        _check_int("num_classes", self.num_classes, minimum=2)
-        _check_int("image_size", self.image_size, minimum=1)
+        check_int("in_channels", self.in_channels, minimum=1)
+        check_int("num_classes", self.num_classes, minimum=2)
+        check_int("image_size", self.image_size, minimum=1)
         for name in ("trial_number", "params", "macs", "seed"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), minimum=0)
+                check_int(name, getattr(self, name), minimum=0)
         for name in ("val_accuracy", "test_accuracy"):
             accuracy = getattr(self, name)
             if accuracy is not None and (
@@ -138,11 +139,6 @@ class ExportInfo:
                 f"preprocessing must give {self.in_channels} x {self.image_size} x "
                 f"{self.image_size} inputs, but got preprocessing={preprocessing!r}."
             )
-
-
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, but got {name}={value!r}.")
 
 
 def parse_date(text: str) -> datetime.date:

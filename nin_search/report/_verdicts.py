@@ -18,6 +18,7 @@ from nin_search.analysis import (
     mean_difference_interval,
     verdict_text,
 )
+from nin_search.errors import check_int
 from nin_search.records import TrialRecord
 from nin_search.report._trials import mean, trial_stages
 from nin_search.vocabulary import MLP, PLAIN
@@ -128,8 +129,7 @@ def get_stage_verdicts(
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
-    if isinstance(min_trials, bool) or not isinstance(min_trials, int) or min_trials < 1:
-        raise ValueError(f"min_trials must be an integer >= 1, but got min_trials={min_trials}.")
+    check_int("min_trials", min_trials, minimum=1)
     finished = _finished_by_stage(study)
     return [
         _stage_verdict(stage, finished[stage], min_trials=min_trials, confidence=confidence)
