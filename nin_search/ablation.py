@@ -8,43 +8,60 @@ trial's: other stages, hyperparameters, epochs, data split. The trials live in t
 ``<name>:ablation`` in the same storage, each naming its source trial, stage, variant and seed
 index in user attrs, so optuna-dashboard shows them and a re-run after a crash or Ctrl-C
 trains only what did not finish (an interrupted run continues from its last checkpoint).
+
+``nin-search ablate`` as library steps, so that the command only parses, calls and prints::
+
+    setup = setup_ablation(storage_url, study_name, study_file=config, device="cpu")
+    data = load_ablation_data(setup)
+    prepared = prepare_ablation(setup.study, setup.config, data=data,
+                                artifact_dir=setup.artifact_dir)
+    outcome = run_ablation(prepared.study, prepared.objective)
+
+Nothing here prints.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import optuna
+import torch
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from nin_search import __version__, records
-from nin_search.artifacts import check_artifact_folders, checkpoint_dir_for
+from nin_search.artifacts import artifact_dir_for, check_artifact_folders, checkpoint_dir_for
 from nin_search.compat import storage_of
-from nin_search.config import StudyConfig
-from nin_search.data import SearchData
+from nin_search.config import DEFAULT_STORAGE, StudyConfig
+from nin_search.data import SearchData, load_search_data
+from nin_search.devices import resolve_device
 from nin_search.errors import UserError, check_int
 from nin_search.model import count_params
 from nin_search.objective import AblationObjective, EpochCallback
 from nin_search.records import TrialRecord, ablation_study_name
 from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
+from nin_search.study import load_study
 from nin_search.trials import best_trials, pick_trial, recorded_config
 from nin_search.variants import ablation_variants
-from nin_search.workers import fail_dead_local_trials
+from nin_search.workers import RunOutcome, fail_dead_local_trials, handle_sigterm, stopped_outcome
 
 __all__ = [
     "AblationJob",
     "AblationPlan",
+    "AblationSetup",
     "PreparedAblation",
     "ablation_seed",
+    "load_ablation_data",
     "open_ablation_study",
     "plan_ablation",
     "prepare_ablation",
     "queue_ablation",
     "run_ablation",
+    "setup_ablation",
     "source_trials",
     "study_config",
 ]
@@ -228,21 +245,89 @@ def run_ablation(
     objective: Callable[[optuna.Trial], float],
     *,
     callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] = (),
-) -> int:
-    """Trains every waiting ablation trial (one per queued job); returns how many ran.
+) -> RunOutcome:
+    """Trains every waiting ablation trial (one per queued job) in this process.
 
     A trial that raises is recorded as failed with its reason and queued again by the next run;
     Ctrl-C and SIGTERM stop the run (the trial is failed and continues from its checkpoint
     next time).
+
+    Returns:
+        How the run ended: done, or stopped by Ctrl-C or SIGTERM (a re-run trains the rest).
     """
     waiting = len(ablation.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     if waiting == 0:
-        return 0
-    ablation.optimize(
-        objective, n_trials=waiting, catch=(Exception,), callbacks=list(callbacks),
-        gc_after_trial=False,
-    )  # fmt: skip
-    return waiting
+        return RunOutcome(0)
+    handle_sigterm()
+    try:
+        ablation.optimize(
+            objective, n_trials=waiting, catch=(Exception,), callbacks=list(callbacks),
+            gc_after_trial=False,
+        )  # fmt: skip
+    except KeyboardInterrupt as interrupt:
+        return stopped_outcome(
+            interrupt,
+            "finished ablation runs are kept; run the same command again to train only the rest",
+        )
+    return RunOutcome(0)
+
+
+@dataclass(frozen=True)
+class AblationSetup:
+    """An ablation whose study, config and artifact folder are resolved, before anything is
+    written or loaded."""
+
+    study: optuna.Study  # the searched study (its companion study is written next to it)
+    config: StudyConfig  # the search's config, with the study file's [ablation] and the device
+    artifact_dir: Path
+
+    @property
+    def training_device(self) -> torch.device:
+        return resolve_device(self.config.train.device)
+
+
+def setup_ablation(
+    storage_url: str | None,
+    study_name: str | None,
+    *,
+    study_file: StudyConfig | None = None,
+    device: str | None = None,
+    artifact_dir: Path | None = None,
+) -> AblationSetup:
+    """Resolves what ``nin-search ablate`` works on: given values, else the study file's, else
+    the defaults (the search's own recorded config for everything else).
+
+    Args:
+        storage_url: The storage; None for the study file's, else the default.
+        study_name: The searched study; None for the study file's, else the storage's only one.
+        study_file: The study file given (for its storage, name and ``[ablation]`` settings).
+        device: Train on this device instead of the search's.
+        artifact_dir: The artifact folder; None for the search's (else beside the database).
+
+    Raises:
+        UserError: For a storage, study or device that cannot be used.
+    """
+    if storage_url is None:
+        storage_url = study_file.optuna.storage if study_file else DEFAULT_STORAGE
+    if study_name is None and study_file is not None:
+        study_name = study_file.study.name
+    study = load_study(storage_url, study_name, read_only=False)  # writes the companion study
+    config = study_config(study)
+    if study_file is not None:  # the file's [ablation] settings; the search's own config
+        config = config.model_copy(update={"ablation": study_file.ablation})
+    if device is not None:
+        train = config.train.model_copy(update={"device": device})
+        config = config.model_copy(update={"train": train})
+    resolve_device(config.train.device)  # an unusable device stops here
+    folder = artifact_dir_for(
+        storage_url, str(artifact_dir) if artifact_dir else config.optuna.artifact_dir
+    )
+    return AblationSetup(study, config, folder)
+
+
+def load_ablation_data(setup: AblationSetup) -> SearchData:
+    """The search's train and validation splits, on the training device."""
+    return load_search_data(setup.config.data, device=setup.training_device)
 
 
 class PreparedAblation(NamedTuple):

@@ -1,10 +1,15 @@
-"""The one exception type for mistakes a user can fix (bad config, missing data, bad URL), and
-the integer check that constructors use to quote a bad argument (as Optuna's do)."""
+"""The one exception type for mistakes a user can fix (bad config, missing data, bad URL), the
+exit codes of the commands, and the integer check that constructors use to quote a bad argument
+(as Optuna's do)."""
 
 import numbers
 from typing import Any
 
-__all__ = ["UserError", "check_int"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_TERMINATED", "EXIT_USER_ERROR", "UserError", "check_int"]
+
+EXIT_USER_ERROR = 2  # bad input: one line says what is wrong and how to fix it (as click's usage)
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # SIGTERM: 128 + SIGTERM
 
 
 class UserError(Exception):

@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nin_search.compat import optuna_fail_reason, optuna_retried_trial, storage_of, trial_id_of
 from nin_search.config import MAX_RETRY
+from nin_search.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 from nin_search.records import (
     BASELINE,
     FAIL_REASON,
@@ -48,11 +49,13 @@ __all__ = [
     "fail_dead_local_trials",
     "failure_summary",
     "handle_sigterm",
+    "interrupt_exit_code",
     "interrupted_outcome",
     "requeue_interrupted",
     "run_worker",
     "run_workers",
     "split_quota",
+    "stopped_outcome",
 ]
 
 
@@ -224,17 +227,15 @@ def run_worker(spec: WorkerSpec) -> None:
             timeout=config.study.timeout,
             callbacks=[KeepBestWeights(store, keep=config.study.keep_weights)],
         )
-    except Terminated:
-        raise SystemExit(143) from None
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as interrupt:
+        raise SystemExit(interrupt_exit_code(interrupt)) from None
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     """How a search run ended, for the command's exit code."""
 
-    exit_code: int  # 0: finished; 1: a worker died; 130: Ctrl-C; 143: SIGTERM
+    exit_code: int  # 0: finished; 1: a worker died; EXIT_INTERRUPTED; EXIT_TERMINATED
     message: str | None = None  # what to tell the user when the run stopped early
 
 
@@ -254,13 +255,24 @@ def _interrupted_trials(study: optuna.Study) -> str:
     return f"trial(s) {stopped} recorded as failed, and the next run retries them; "
 
 
+def interrupt_exit_code(interrupt: KeyboardInterrupt) -> int:
+    """The exit code of a process that ``interrupt`` stopped: SIGTERM or Ctrl-C."""
+    return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+
+
 def interrupted_outcome(study: optuna.Study, interrupt: KeyboardInterrupt) -> RunOutcome:
-    """The outcome of a run in this process that Ctrl-C (130) or SIGTERM (143) stopped."""
-    code = 143 if isinstance(interrupt, Terminated) else 130
+    """The outcome of a search run in this process that Ctrl-C or SIGTERM stopped."""
+    return stopped_outcome(
+        interrupt,
+        f"{_interrupted_trials(study)}run the same command again to resume the study",
+    )
+
+
+def stopped_outcome(interrupt: KeyboardInterrupt, what_next: str) -> RunOutcome:
+    """The outcome of a run that Ctrl-C or SIGTERM stopped, with what to do next."""
+    code = interrupt_exit_code(interrupt)
     return RunOutcome(
-        code,
-        f"{'terminated' if code == 143 else 'interrupted'}: {_interrupted_trials(study)}"
-        "run the same command again to resume the study",
+        code, f"{'terminated' if code == EXIT_TERMINATED else 'interrupted'}: {what_next}"
     )
 
 
@@ -286,10 +298,12 @@ def _start_workers(specs: list[WorkerSpec]) -> list[Any]:
 
 
 def _workers_outcome(study: optuna.Study, codes: list[int | None], interrupted: bool) -> RunOutcome:
-    """Stopped (130/143), a worker died (1: its trials failed and queued again), or done (0)."""
-    if interrupted or any(code in (130, 143, -signal.SIGTERM) for code in codes):
+    """Stopped (Ctrl-C, SIGTERM), a worker died (1: its trials failed and queued again), or done
+    (0)."""
+    stopped = (EXIT_INTERRUPTED, EXIT_TERMINATED, -signal.SIGTERM)
+    if interrupted or any(code in stopped for code in codes):
         return RunOutcome(
-            143 if 143 in codes else 130,
+            EXIT_TERMINATED if EXIT_TERMINATED in codes else EXIT_INTERRUPTED,
             "workers stopped; run the same command again to resume the study",
         )
     if all(code == 0 for code in codes):

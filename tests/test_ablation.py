@@ -246,12 +246,17 @@ def test_ablate_trains_every_variant_with_paired_seeds_and_resumes_new_seeds_onl
     assert '"study": "abl"' in result.stdout
 
 
-def test_a_killed_ablation_resumes_with_only_the_unfinished_runs(searched_abl, tmp_path):
+@pytest.mark.parametrize(
+    "signal_number", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"]
+)
+def test_a_stopped_ablation_resumes_with_only_the_unfinished_runs(
+    searched_abl, tmp_path, signal_number
+):
     folder = _copy(searched_abl, tmp_path)
     env = {**os.environ, "COLUMNS": "120"}
     args = [sys.executable, "-m", "nin_search", "ablate", "study.toml", "--seeds", "2"]
     process = subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
     storage = f"sqlite:///{folder / 'nin_search.db'}"
 
     def finished_one_and_running_another() -> bool:
@@ -266,13 +271,22 @@ def test_a_killed_ablation_resumes_with_only_the_unfinished_runs(searched_abl, t
 
     deadline = time.monotonic() + 300
     while not finished_one_and_running_another():
-        assert process.poll() is None, "ablate exited before it could be killed"
+        assert process.poll() is None, "ablate exited before it could be stopped"
         assert time.monotonic() < deadline, "no ablation run started"
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
-    killed = [t for t in _ablation_trials(folder) if t.state == TrialState.RUNNING]
-    assert len(killed) == 1
+    process.send_signal(signal_number)
+    _, stderr = process.communicate(timeout=60)
+    left = _ablation_trials(folder)
+    if signal_number == signal.SIGKILL:  # nobody could record anything: still running
+        assert process.returncode == -signal.SIGKILL
+        stopped = [t for t in left if t.state == TrialState.RUNNING]
+    else:  # the run was failed with its reason at once, and the command says what to do
+        assert process.returncode == 143, stderr[-3000:]
+        assert "terminated: finished ablation runs are kept; run the same command again" in stderr
+        assert "Traceback" not in stderr, stderr[-3000:]
+        assert not [t for t in left if t.state == TrialState.RUNNING]
+        stopped = [t for t in left if t.state == TrialState.FAIL]
+        assert stopped and stopped[0].user_attrs["fail_reason"] == "interrupted (Terminated)"
     done_before = [t for t in _ablation_trials(folder) if t.state == TrialState.COMPLETE]
 
     result = run_cli("ablate", "study.toml", "--seeds", "2", cwd=folder)
@@ -282,7 +296,7 @@ def test_a_killed_ablation_resumes_with_only_the_unfinished_runs(searched_abl, t
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 2 * RUNS_PER_SEED
     assert len(set(_keys(complete))) == len(complete)  # nothing trained twice
-    assert trials[killed[0].number].state == TrialState.FAIL
+    assert len(stopped) == 1 and trials[stopped[0].number].state == TrialState.FAIL
     # The earlier runs were kept as they were, not trained again.
     kept = {t.number: t.value for t in complete}
     assert all(kept[t.number] == t.value for t in done_before)

@@ -16,7 +16,7 @@ from nin_search.cli import _export  # noqa: F401  # isort: skip
 from nin_search.cli import _train  # noqa: F401  # isort: skip
 from nin_search.cli import _predict  # noqa: F401  # isort: skip
 from nin_search.cli._common import app, console, err_console, expand_aliases
-from nin_search.errors import UserError
+from nin_search.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError
 
 __all__ = ["app", "main"]
 
@@ -103,7 +103,7 @@ for _command in app.registered_commands:
 
 def _fail(message: str) -> NoReturn:
     err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    sys.exit(2)
+    sys.exit(EXIT_USER_ERROR)
 
 
 def main() -> None:
@@ -119,7 +119,7 @@ def main() -> None:
         message = error.format_message() if hasattr(error, "format_message") else str(error)
         _fail(f"{message} (see: {_help_command(sys.argv[1:])})")
     except typer.Abort:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as error:  # a database failure mid-command: one line, if it is one
         described = _database_failure(error)
         if described is None:

@@ -19,7 +19,7 @@ from nin_search.cli._common import (
     progress_bar,
     quiet_optuna,
 )
-from nin_search.config import DEFAULT_STORAGE, load_study_config
+from nin_search.config import load_study_config
 from nin_search.errors import UserError
 from nin_search.records import (
     ABLATION_SEED,
@@ -75,41 +75,25 @@ def ablate(
     if trial_number is not None and top is not None:
         raise UserError("pass --trial N or --top K, not both")
     quiet_optuna()
-    file_config = load_study_config(study_file) if study_file is not None else None
-    storage_url = storage
-    if storage_url is None:
-        storage_url = file_config.optuna.storage if file_config else DEFAULT_STORAGE
-    name = study_name or (file_config.study.name if file_config else None)
+    from nin_search.ablation import setup_ablation
 
-    from nin_search.ablation import study_config
-    from nin_search.artifacts import artifact_dir_for
-    from nin_search.study import load_study
-
-    study = load_study(storage_url, name, read_only=False)  # writes the companion study
-    config = study_config(study)
-    if file_config is not None:  # the file's [ablation] settings; the search's own config
-        config = config.model_copy(update={"ablation": file_config.ablation})
-    if device is not None:
-        config = config.model_copy(
-            update={"train": config.train.model_copy(update={"device": device})}
-        )
-    folder = artifact_dir_for(
-        storage_url, str(artifact_dir) if artifact_dir else config.optuna.artifact_dir
+    setup = setup_ablation(
+        storage,
+        study_name,
+        study_file=load_study_config(study_file) if study_file is not None else None,
+        device=device,
+        artifact_dir=artifact_dir,
     )
-    run_ablation_with_progress(
-        study, config, None, folder, trial_number=trial_number, top=top, seeds=seeds
-    )
+    run_ablation_with_progress(setup, None, trial_number=trial_number, top=top, seeds=seeds)
     from nin_search.dashboard import refresh_study_note
 
-    for line in refresh_study_note(study):  # the answer, also in optuna-dashboard's note
+    for line in refresh_study_note(setup.study):  # the answer, also in optuna-dashboard's note
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def run_ablation_with_progress(
-    study: Any,
-    config: Any,
+    setup: Any,
     data: Any,
-    artifact_dir: Path,
     *,
     trial_number: int | None = None,
     top: int | None = None,
@@ -119,12 +103,13 @@ def run_ablation_with_progress(
 ) -> None:
     """Loads the data (unless given), queues the ablation and trains it: with a progress bar
     when ``live``, else a line per finished run (none when ``quiet``, as ``optimize -q``).
-    Ctrl-C / SIGTERM exit 130 / 143; a re-run continues."""
-    from nin_search.ablation import prepare_ablation, run_ablation
-    from nin_search.workers import Terminated, handle_sigterm
+    Ctrl-C / SIGTERM stop it with their exit codes; a re-run continues."""
+    from nin_search.ablation import load_ablation_data, prepare_ablation, run_ablation
 
+    config = setup.config
     if data is None:
-        data = _load_data(config)
+        with err_console.status(f"loading {config.data.dataset} onto {setup.training_device}"):
+            data = load_ablation_data(setup)
     progress = progress_bar(disable=not live)
     epoch_task = progress.add_task("run", total=config.train.epochs, info="", visible=False)
 
@@ -138,10 +123,10 @@ def run_ablation_with_progress(
         )
 
     prepared = prepare_ablation(
-        study,
+        setup.study,
         config,
         data=data,
-        artifact_dir=artifact_dir,
+        artifact_dir=setup.artifact_dir,
         trial_number=trial_number,
         top=top,
         seeds=seeds,
@@ -162,27 +147,12 @@ def run_ablation_with_progress(
         if not live:
             say(_run_line(trial), markup=False, highlight=False, soft_wrap=True)
 
-    handle_sigterm()
-    try:
-        with progress:
-            run_ablation(prepared.study, prepared.objective, callbacks=[on_trial])
-    except KeyboardInterrupt as interrupt:
-        code = 143 if isinstance(interrupt, Terminated) else 130
-        err_console.print(
-            f"{'terminated' if code == 143 else 'interrupted'}: finished ablation runs are "
-            "kept; run the same command again to train only the rest"
-        )
-        raise typer.Exit(code) from None
+    with progress:
+        outcome = run_ablation(prepared.study, prepared.objective, callbacks=[on_trial])
+    if outcome.exit_code:
+        err_console.print(outcome.message, highlight=False)
+        raise typer.Exit(outcome.exit_code)
     say(f"ablation: {plan.total} runs in study {prepared.study.study_name!r}", highlight=False)
-
-
-def _load_data(config: Any) -> Any:
-    from nin_search.data import load_search_data
-    from nin_search.devices import resolve_device
-
-    training_device = resolve_device(config.train.device)
-    with err_console.status(f"loading {config.data.dataset} onto {training_device}"):
-        return load_search_data(config.data, device=training_device)
 
 
 def _run_line(trial: Any) -> str:

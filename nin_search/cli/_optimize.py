@@ -152,13 +152,12 @@ def optimize(
         err_console.print(outcome.message, highlight=False)
         raise typer.Exit(outcome.exit_code)
     if config.ablation.after_search:
+        from nin_search.ablation import AblationSetup
         from nin_search.cli._ablate import run_ablation_with_progress
 
         run_ablation_with_progress(
-            study,
-            config,
-            data if plan.workers == 1 else None,
-            plan.artifact_dir,
+            AblationSetup(study, config, plan.artifact_dir),
+            data if plan.workers == 1 else None,  # workers loaded their own copies
             live=not (quiet or no_progress),
             quiet=quiet,
         )
