@@ -205,6 +205,19 @@ def test_with_one_bin_the_interval_is_welchs_with_the_smaller_groups_degrees_of_
     assert mean_difference_interval([70.0], mlp) is None  # no spread to estimate
 
 
+@pytest.mark.parametrize(
+    ("plain", "mlp"),
+    [([29.17], [33.33]), ([29.17], [33.33, 40.0]), ([29.17, 20.0], [33.33]), ([20.0], [30.0])],
+)
+def test_a_kind_with_one_model_a_bin_gives_the_difference_of_means_and_no_interval(plain, mlp):
+    # No spread to estimate for that kind, so no interval; the difference is still MLP minus
+    # plain (it once stopped at minus the plain mean when the plain kind had one model).
+    result = normalised_difference(plain + mlp, [3e3] * (len(plain) + len(mlp)),
+                                   [False] * len(plain) + [True] * len(mlp))  # fmt: skip
+    assert result.difference == pytest.approx(np.mean(mlp) - np.mean(plain))
+    assert result.interval is None and result.standard_error is None
+
+
 @pytest.mark.parametrize(("n_plain", "n_mlp"), [(3, 4), (6, 14), (14, 6), (12, 12)])
 def test_with_no_effect_an_effect_is_detected_about_as_often_as_the_confidence_allows(
     n_plain, n_mlp

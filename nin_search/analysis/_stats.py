@@ -176,11 +176,12 @@ def _stratified_difference(
         means = np.bincount(bins, weights=values, minlength=len(shares)) / counts
         difference += sign * float(np.sum(shares * means))
         dof = len(values) - len(shares)
-        if dof < 1:
-            return difference, None, None
-        variance = float(np.sum((values - means[bins]) ** 2)) / dof
-        terms.append(variance * float(np.sum(shares**2 / counts)))
+        if dof >= 1:  # else no spread to estimate: the difference still takes both kinds
+            variance = float(np.sum((values - means[bins]) ** 2)) / dof
+            terms.append(variance * float(np.sum(shares**2 / counts)))
         dofs.append(dof)
+    if min(dofs) < 1:
+        return difference, None, None
     standard_error = math.sqrt(sum(terms))
     if standard_error == 0.0:
         return difference, None, None
