@@ -28,6 +28,7 @@ from nin_search.config import AugmentConfig, DataConfig
 from nin_search.errors import UserError
 from nin_search.image_files import class_labels, scan_image_folder
 from nin_search.preprocessing import UINT8_MAX, Preprocessing
+from nin_search.records import PREPROCESSING
 from nin_search.transforms import image_to_tensor, normalize, resize_image, to_uint8
 
 __all__ = [
@@ -135,6 +136,20 @@ class SearchData:
     @property
     def image_size(self) -> int:
         return self.train.images.shape[-1]
+
+    def info(self) -> dict[str, Any]:
+        """What a study records about its data (``records.DATA``): the shape and preprocessing
+        that ``export`` and ``train`` need without a study file, and the image counts by which
+        a resumed study tells that its data changed."""
+        return {
+            "in_channels": self.in_channels,
+            "num_classes": self.num_classes,
+            "image_size": self.image_size,
+            "classes": list(self.classes),
+            PREPROCESSING: self.preprocessing.to_dict(),  # what export writes into the model file
+            "num_train": len(self.train),
+            "num_val": len(self.val),
+        }
 
 
 def cache_dir() -> Path:

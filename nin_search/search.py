@@ -36,7 +36,6 @@ from nin_search.devices import resolve_device, usable_cpu_cores
 from nin_search.errors import UserError
 from nin_search.objective import Objective
 from nin_search.outputs import check_outputs
-from nin_search.records import PREPROCESSING
 from nin_search.storage import check_storage_url
 from nin_search.study import check_study_name, open_study, optimize
 from nin_search.trials import FINISHED_STATES, finished_trials
@@ -159,17 +158,11 @@ class OpenedSearch:
 
 
 def open_search(plan: SearchPlan, data: SearchData) -> OpenedSearch:
-    """Creates (or loads) the study with the data's facts, forgets the weights entries of lost
-    files, and fails and re-queues the trials that dead or stopped workers left."""
-    data_info = {
-        "in_channels": data.in_channels,
-        "num_classes": data.num_classes,
-        "image_size": data.image_size,
-        "classes": list(data.classes),
-        PREPROCESSING: data.preprocessing.to_dict(),  # what export writes into the model file
-    }
+    """Creates the study with the data's facts (or loads it, if its data is the same), forgets
+    the weights entries of lost files, and fails and re-queues the trials that dead or stopped
+    workers left."""
     study = open_study(
-        plan.config, storage_url=plan.storage_url, study_name=plan.study_name, data_info=data_info
+        plan.config, storage_url=plan.storage_url, study_name=plan.study_name, data_info=data.info()
     )
     forget_missing_weights(study, make_artifact_store(plan.artifact_dir))  # entries of lost files
     dead = fail_dead_local_trials(study)

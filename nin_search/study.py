@@ -8,6 +8,7 @@ a missing database, a study that does not exist or a changed search space raise
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,6 +32,7 @@ from nin_search.records import (
     DATA,
     MACS,
     PARAMS,
+    PREPROCESSING,
     SPACE_FINGERPRINT,
     created_by_nin_search,
     is_ablation_study_name,
@@ -45,6 +47,7 @@ from nin_search.vocabulary import BASELINES
 __all__ = [
     "baselines_within_limits",
     "check_study_name",
+    "data_changes",
     "load_studies",
     "load_study",
     "open_study",
@@ -204,7 +207,7 @@ def open_study(
     data_info: dict[str, Any] | None = None,
     worker_index: int = 0,
 ) -> optuna.Study:
-    """Creates the study, or resumes it if it exists with the same search space.
+    """Creates the study, or resumes it if it exists with the same search space and data.
 
     The worker that creates the study (the database's unique study name decides, so exactly
     one even when several start together) records the search space and enqueues the two
@@ -212,22 +215,24 @@ def open_study(
 
     Raises:
         UserError: For an unusable storage, or an existing study with another search space
-            (nothing is written in that case).
+            or other data (:func:`data_changes`; nothing is written in that case).
 
     Args:
         config: The study config (its search space is recorded on creation).
         storage_url: An Optuna RDB URL.
         study_name: The study's name.
-        data_info: ``in_channels``, ``num_classes``, ``image_size``, ``classes`` and
-            ``preprocessing`` (``Preprocessing.to_dict()``) of the data, recorded on creation
-            so that ``export`` and ``train`` need no study file.
+        data_info: :meth:`SearchData.info` of the data: recorded on creation, so that
+            ``export`` and ``train`` need no study file, and compared on resume. None (a
+            worker started by a process that checked it) compares nothing.
         worker_index: This worker's index among those started together (seeds its sampler).
     """
     check_storage_url(storage_url, must_exist=False)
     check_study_name(study_name)
     pruner = make_pruner(config.optuna, epochs=config.train.epochs)
     storage = open_storage(storage_url, heartbeat=True)
-    trials_so_far = _trials_so_far(storage, config, study_name=study_name, storage_url=storage_url)
+    trials_so_far = _trials_so_far(
+        storage, config, study_name=study_name, storage_url=storage_url, data_info=data_info
+    )
     sampler = make_sampler(
         config.optuna,
         seed=sampler_seed(config.study.seed, worker_index, trials_so_far),
@@ -259,11 +264,13 @@ def _trials_so_far(
     *,
     study_name: str,
     storage_url: str,
+    data_info: dict[str, Any] | None = None,
 ) -> int:
     """The number of trials of the existing study (0 when there is none yet).
 
     Raises:
-        UserError: For a study of another program, or one created with another search space.
+        UserError: For a study of another program, or one created with another search space
+            or on other data (its trials would not be comparable, nor its export right).
     """
     if not _study_exists(storage, study_name):
         return 0
@@ -277,7 +284,48 @@ def _trials_so_far(
             f"({_describe_mismatch(stored, fingerprint)}); use a new --study-name, or the "
             "original study file to resume it"
         )
+    changes = data_changes(existing.user_attrs.get(DATA), data_info)
+    if changes:
+        raise UserError(
+            f"study {study_name!r} was searched on other data ({'; '.join(changes)}): its "
+            "trials would not compare with new ones, nor would its exports be right; use a new "
+            "--study-name for this data, or restore the data to resume the study"
+        )
     return len(existing.get_trials(deepcopy=False))
+
+
+def data_changes(stored: dict[str, Any] | None, current: dict[str, Any] | None) -> list[str]:
+    """How the data ``current`` differs from the data a study recorded (``records.DATA``), in
+    words: classes, image counts, channels, image size, normalisation. Keys either side lacks
+    (studies of older versions) are not compared; the channel means and standard deviations
+    are compared to 1e-4, as devices sum them in different orders."""
+    if not stored or not current:
+        return []
+    changes = []
+    for key, what in (("classes", "classes"), ("num_train", "train images"),
+                      ("num_val", "validation images"), ("in_channels", "channels"),
+                      ("image_size", "image size")):  # fmt: skip
+        if key in stored and key in current and stored[key] != current[key]:
+            changes.append(f"{what} {_shorten(stored[key])} then, {_shorten(current[key])} now")
+    before, now = stored.get(PREPROCESSING) or {}, current.get(PREPROCESSING) or {}
+    for key, what in (("mean", "channel means"), ("std", "channel standard deviations")):
+        old, new = before.get(key), now.get(key)
+        if old is None or new is None:
+            continue
+        if len(old) != len(new) or not all(
+            math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6) for a, b in zip(old, new, strict=False)
+        ):
+            changes.append(f"{what} {_rounded(old)} then, {_rounded(new)} now")
+    return changes
+
+
+def _shorten(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 120 else f"{text[:117]}..."
+
+
+def _rounded(values: list[float]) -> str:
+    return "[" + ", ".join(f"{value:.4f}" for value in values) + "]"
 
 
 def _record_creation(

@@ -227,6 +227,72 @@ def test_resuming_with_another_search_space_is_refused_and_changes_nothing(
     assert checksum(database) == before
 
 
+IMAGE_STUDY = """
+[study]
+name = "pets"
+n_trials = 1
+
+[space]
+num_stages = 1
+widths = [8]
+mlp_widths = [8]
+
+[data]
+dataset = "imagefolder"
+root = "images"
+image_size = 8
+
+[train]
+epochs = 1
+batch_size = [16]
+device = "cpu"
+"""
+
+
+def _write_images(root: Path, name: str, count: int, *, level: int) -> None:
+    from PIL import Image
+
+    folder = root / "train" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        Image.new("RGB", (8, 8), (level + index, level, 255 - level)).save(
+            folder / f"{name}-{level}-{index}.png"
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("a class", "classes ['cat', 'dog'] then, ['cat', 'dog', 'fox'] now"),
+        ("images", "train images 16 then, 22 now; validation images 4 then, 6 now"),
+    ],
+)
+def test_resuming_on_changed_data_is_refused_and_changes_nothing(
+    tmp_path, monkeypatch, capsys, change, message
+):
+    # A study's trials must compare with each other, and its exports carry the recorded
+    # classes and normalisation: new data belongs to a new study.
+    for name, level in (("cat", 10), ("dog", 200)):
+        _write_images(tmp_path / "images", name, 10, level=level)
+    study_file = write_study(tmp_path, IMAGE_STUDY)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = in_process(monkeypatch, capsys, "optimize", str(study_file), "-q")
+    assert code == 0, err
+    database = tmp_path / "nin_search.db"
+    if change == "a class":
+        _write_images(tmp_path / "images", "fox", 10, level=100)
+    else:  # darker cats: the same classes, other channel means
+        _write_images(tmp_path / "images", "cat", 8, level=0)
+    before = checksum(database)
+    code, _, err = in_process(
+        monkeypatch, capsys, "optimize", str(study_file), "--n-trials", "2", "-q"
+    )
+    assert code == 2, err
+    assert "study 'pets' was searched on other data (" in err and message in err, err
+    assert "use a new --study-name for this data" in err and "Traceback" not in err
+    assert checksum(database) == before
+
+
 def test_console_script_and_module_entry_points_both_work(tmp_path):
     import shutil
     import subprocess

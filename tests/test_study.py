@@ -17,7 +17,7 @@ from nin_search.data import load_search_data
 from nin_search.objective import Objective
 from nin_search.sampling import make_pruner, make_sampler
 from nin_search.space import baseline_params
-from nin_search.study import open_study, optimize
+from nin_search.study import data_changes, open_study, optimize
 from nin_search.trials import baseline_trials, recorded_config, recorded_space
 from nin_search.weights import load_weights
 
@@ -240,3 +240,26 @@ def test_every_trial_records_the_precision_it_trained_in(tmp_path, precision):
     optimize(study, Objective(config, load_search_data(config.data, device="cpu")), n_trials=2)
     records = [TrialRecord.from_trial(trial) for trial in study.trials]
     assert [record.precision for record in records] == [precision, precision]
+
+
+def test_data_changes_name_what_differs_and_forgive_summation_order():
+    info = {
+        "classes": ["cat", "dog"],
+        "num_train": 80,
+        "num_val": 20,
+        "in_channels": 3,
+        "image_size": 8,
+        "preprocessing": {"mean": [0.5, 0.4, 0.3], "std": [0.2] * 3},
+    }
+    # Another device sums the pixels in another order: the last float digits differ.
+    other_device = {**info, "preprocessing": {"mean": [0.5000001, 0.4, 0.3], "std": [0.2] * 3}}
+    assert data_changes(info, other_device) == []
+    assert data_changes(info, {**info, "num_val": 21}) == ["validation images 20 then, 21 now"]
+    darker = {**info, "preprocessing": {"mean": [0.49, 0.4, 0.3], "std": [0.2] * 3}}
+    assert data_changes(info, darker) == [
+        "channel means [0.5000, 0.4000, 0.3000] then, [0.4900, 0.4000, 0.3000] now"
+    ]
+    # A study of an older version recorded no image counts: what it lacks is not compared.
+    older = {key: value for key, value in info.items() if not key.startswith("num_")}
+    assert data_changes(older, {**info, "num_train": 99}) == []
+    assert data_changes(None, info) == [] and data_changes(info, None) == []
