@@ -44,7 +44,7 @@ from nin_search.objective import AblationObjective, EpochCallback
 from nin_search.records import TrialRecord, ablation_study_name
 from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
-from nin_search.study import load_study
+from nin_search.study import data_changes, load_study
 from nin_search.trials import best_trials, pick_trial, recorded_config
 from nin_search.variants import ablation_variants
 from nin_search.workers import RunOutcome, fail_dead_local_trials, handle_sigterm, stopped_outcome
@@ -373,11 +373,11 @@ def prepare_ablation(
     seeds = config.ablation.seeds if seeds is None else seeds
     if top < 1 or seeds < 1:
         raise UserError(f"--top and --seeds must be >= 1, but got top={top}, seeds={seeds}")
-    recorded = study.user_attrs.get(records.DATA) or {}
-    if recorded.get("num_classes", data.num_classes) != data.num_classes:
+    changes = data_changes(study.user_attrs.get(records.DATA), data.info())
+    if changes:
         raise UserError(
-            f"the data has {data.num_classes} classes but study {study.study_name!r} was "
-            f"searched on {recorded['num_classes']}; ablate with the study's own data"
+            f"study {study.study_name!r} was searched on other data ({'; '.join(changes)}); "
+            "ablate with the study's own data"
         )
     check_artifact_folders(artifact_dir, ablation_study_name(study.study_name))
     sources = source_trials(study, trial_number=trial_number, top=top)

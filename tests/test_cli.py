@@ -267,7 +267,7 @@ def _write_images(root: Path, name: str, count: int, *, level: int) -> None:
         ("images", "train images 16 then, 22 now; validation images 4 then, 6 now"),
     ],
 )
-def test_resuming_on_changed_data_is_refused_and_changes_nothing(
+def test_resuming_or_ablating_on_changed_data_is_refused_and_changes_nothing(
     tmp_path, monkeypatch, capsys, change, message
 ):
     # A study's trials must compare with each other, and its exports carry the recorded
@@ -290,6 +290,11 @@ def test_resuming_on_changed_data_is_refused_and_changes_nothing(
     assert code == 2, err
     assert "study 'pets' was searched on other data (" in err and message in err, err
     assert "use a new --study-name for this data" in err and "Traceback" not in err
+    assert checksum(database) == before
+    # Its ablation would compare runs on other validation images than the search's.
+    code, _, err = in_process(monkeypatch, capsys, "ablate", str(study_file), "--seeds", "1")
+    assert code == 2, err
+    assert "was searched on other data (" in err and message in err, err
     assert checksum(database) == before
 
 
