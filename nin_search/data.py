@@ -15,6 +15,7 @@ Batching and augmentation are in :mod:`nin_search.batches`.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "ImageTensors",
     "SearchData",
     "cache_dir",
+    "check_test_split",
     "input_max_of",
     "load_final_data",
     "load_search_data",
@@ -222,12 +224,35 @@ def _decode_images(samples: list[tuple[str, int]], size: int) -> Tensor:
     return images
 
 
+def _missing_split(folder: Path) -> UserError:
+    """What to do about a missing ``train/`` or ``test/`` folder under ``data.root``."""
+    root = folder.parent
+    if folder.name == "test" and (root / "train").is_dir():
+        held = " (a val/ folder is not read: the validation split is carved from train/)"
+        return UserError(
+            f"image folder {str(folder)!r} not found: `nin-search train` scores the retrained "
+            f"network on test/<class>/* under data.root; add a test/ folder of images the "
+            f"search never saw{held if (root / 'val').is_dir() else ''}"
+        )
+    return UserError(
+        f"image folder {str(folder)!r} not found; set data.root to a folder holding "
+        "train/<class>/*.jpg (and, for `nin-search train`, test/<class>/*.jpg)"
+    )
+
+
+def check_test_split(config: DataConfig) -> None:
+    """Raises :class:`UserError` when an image folder dataset has no ``test/`` folder, which
+    ``nin-search train`` scores on (checked before anything runs; other datasets have one)."""
+    if config.dataset != "imagefolder":
+        return
+    folder = Path(config.root or "").expanduser() / "test"
+    if not folder.is_dir():
+        raise _missing_split(folder)
+
+
 def _read_image_folder(folder: Path, size: int, *, min_classes: int = 2) -> ImageTensors:
     if not folder.is_dir():
-        raise UserError(
-            f"image folder {str(folder)!r} not found; set data.root to a folder holding "
-            "train/<class>/*.jpg (and optionally test/<class>/*.jpg)"
-        )
+        raise _missing_split(folder)
     dataset = scan_image_folder(folder)  # links followed safely, each image once
     if len(dataset.classes) < min_classes:
         raise UserError(
@@ -311,10 +336,19 @@ def read_dataset(config: DataConfig, *, split: str) -> ImageTensors:
     )
 
 
-def split_indices(labels: Tensor, *, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
-    """Stratified train/validation indices with a fixed seed."""
+def split_indices(
+    labels: Tensor, *, val_fraction: float, seed: int, classes: tuple[str, ...] = ()
+) -> tuple[Tensor, Tensor]:
+    """Stratified train/validation indices with a fixed seed.
+
+    Raises:
+        UserError: When the split is impossible: a class with one image, or fewer validation
+            (or training) images than classes. The message names the class or the
+            ``data.val_fraction`` that works.
+    """
     from sklearn.model_selection import train_test_split
 
+    _check_stratifiable(labels, val_fraction, classes)
     indices = np.arange(labels.shape[0])
     try:
         train_index, val_index = train_test_split(
@@ -326,6 +360,37 @@ def split_indices(labels: Tensor, *, val_fraction: float, seed: int) -> tuple[Te
             "add images to the smallest class or change data.val_fraction"
         ) from None
     return torch.from_numpy(np.sort(train_index)), torch.from_numpy(np.sort(val_index))
+
+
+def _check_stratifiable(labels: Tensor, val_fraction: float, classes: tuple[str, ...]) -> None:
+    """sklearn's conditions for a stratified split, said in the data's own terms."""
+    counts = torch.bincount(labels)
+    present = [label for label in range(len(counts)) if counts[label] > 0]
+    if not present:
+        return
+    smallest = min(present, key=lambda label: int(counts[label]))
+    if counts[smallest] < 2:
+        name = classes[smallest] if smallest < len(classes) else str(smallest)
+        raise UserError(
+            f"class {name!r} has {int(counts[smallest])} training image: a validation split "
+            "needs at least 2 images of every class (one to train on, one to validate); add "
+            "images to it, or remove its folder"
+        )
+    total = int(counts.sum())
+    num_val = math.ceil(val_fraction * total)  # sklearn's rounding of a fractional test_size
+    if num_val < len(present):
+        needed = math.ceil(1000 * len(present) / total) / 1000
+        raise UserError(
+            f"data.val_fraction = {val_fraction} gives {num_val} validation images for "
+            f"{len(present)} classes, and a stratified split needs one of each: raise "
+            f"data.val_fraction to {needed} or more (or add images)"
+        )
+    if total - num_val < len(present):
+        allowed = math.floor(1000 * (total - len(present)) / total) / 1000
+        raise UserError(
+            f"data.val_fraction = {val_fraction} leaves {total - num_val} training images for "
+            f"{len(present)} classes; lower data.val_fraction to {allowed} or less"
+        )
 
 
 def _channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -347,7 +412,10 @@ def load_search_data(config: DataConfig, *, device: torch.device | str) -> Searc
     """Train and validation splits on ``device``; the test split is never read here."""
     tensors = read_dataset(config, split="train")
     train_index, val_index = split_indices(
-        tensors.labels, val_fraction=config.val_fraction, seed=config.split_seed
+        tensors.labels,
+        val_fraction=config.val_fraction,
+        seed=config.split_seed,
+        classes=tensors.classes,
     )
     mean, std = _channel_stats(tensors.images[train_index])
     return SearchData(

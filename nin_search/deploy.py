@@ -25,6 +25,7 @@ from torch import nn
 
 from nin_search.artifacts import artifact_dir_for, download_weights, study_artifact_dir
 from nin_search.config import RETRAIN_EPOCHS_PER_SEARCH_EPOCH, SCHEDULE, StudyConfig
+from nin_search.data import check_test_split
 from nin_search.devices import resolve_device
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_metadata, export_source
@@ -389,6 +390,7 @@ def prepare_retrain(
     if recorded is None:
         raise UserError(f"study {study.study_name!r} was not created by nin-search optimize")
     config = StudyConfig.model_validate(recorded)
+    check_test_split(config.data)  # scored on at the end: missing, it fails now, not then
     # Checked before the long retraining: a study without data attrs fails now, not after.
     info = trial_export_info(study, trial, preprocessing=None, val_accuracy=None)
     check_outputs(

@@ -298,6 +298,24 @@ def test_resuming_or_ablating_on_changed_data_is_refused_and_changes_nothing(
     assert checksum(database) == before
 
 
+def test_train_without_a_test_folder_says_to_add_one_before_it_starts(
+    tmp_path, monkeypatch, capsys
+):
+    for name, level in (("cat", 10), ("dog", 200)):
+        _write_images(tmp_path / "images", name, 10, level=level)
+    (tmp_path / "images" / "val").mkdir()  # a user's own split, which nin-search does not read
+    study_file = write_study(tmp_path, IMAGE_STUDY)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = in_process(monkeypatch, capsys, "optimize", str(study_file), "-q")
+    assert code == 0, err
+    code, _, err = in_process(monkeypatch, capsys, "train", "-o", "final")
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err  # no progress bar before it
+    assert "test' not found: `nin-search train` scores the retrained network on" in err
+    assert "add a test/ folder" in err and "a val/ folder is not read" in err
+    assert not (tmp_path / "final").exists()
+
+
 def test_console_script_and_module_entry_points_both_work(tmp_path):
     import shutil
     import subprocess

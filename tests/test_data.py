@@ -6,7 +6,7 @@ from PIL import Image
 from nin_search import UserError
 from nin_search.batches import augment_batch
 from nin_search.config import AugmentConfig, DataConfig
-from nin_search.data import load_search_data, read_dataset, to_device
+from nin_search.data import load_search_data, read_dataset, split_indices, to_device
 
 from .conftest import CIFAR10_MINI
 
@@ -122,3 +122,18 @@ def test_augmentation_is_batched_and_keeps_shapes():
     for out, pad in zip(cropped, padded, strict=True):
         windows = pad.unfold(1, 4, 1).unfold(2, 4, 1)  # C x 5 x 5 x 4 x 4
         assert any(torch.equal(windows[:, r, c], out) for r in range(5) for c in range(5))
+
+
+def test_an_impossible_validation_split_names_the_class_or_the_fraction_that_works():
+    one_frog = torch.tensor([0] * 6 + [1] * 6 + [2])
+    with pytest.raises(UserError, match="class 'frog' has 1 training image: .* add images to it"):
+        split_indices(one_frog, val_fraction=0.2, seed=0, classes=("cat", "dog", "frog"))
+    many_classes = torch.arange(30).repeat(4)  # 30 classes of 4 images: 24 validation images
+    with pytest.raises(UserError, match=r"gives 24 validation images for 30 classes.*to 0\.25 or"):
+        split_indices(many_classes, val_fraction=0.2, seed=0)
+    _, val_index = split_indices(many_classes, val_fraction=0.25, seed=0)  # the advice works
+    assert len(val_index) == 30
+    with pytest.raises(UserError, match=r"leaves 24 training images .* to 0\.75 or less"):
+        split_indices(many_classes, val_fraction=0.8, seed=0)
+    train_index, _ = split_indices(many_classes, val_fraction=0.75, seed=0)
+    assert len(train_index) == 30
