@@ -11,6 +11,8 @@ name, files in sorted order), read safely:
   a device), is an error that names it.
 * Hidden entries (``.ipynb_checkpoints``, ``.DS_Store``, macOS ``._photo.jpg`` files) are
   neither classes nor images.
+* A class is named by its folder's name in composed Unicode (NFC): a folder written on macOS
+  (decomposed, NFD) names the same class as on Linux.
 
 No torch, no optuna here.
 """
@@ -18,6 +20,8 @@ No torch, no optuna here.
 from __future__ import annotations
 
 import os
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +31,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageFiles",
     "class_labels",
+    "composed",
     "find_images",
     "scan_image_folder",
 ]
@@ -114,6 +119,28 @@ class _Scan:
             self.real_paths.append(real)
 
 
+def composed(names: Iterable[str]) -> tuple[str, ...]:
+    """Class names in composed Unicode (NFC), the form they are compared in."""
+    return tuple(unicodedata.normalize("NFC", name) for name in names)
+
+
+def _class_names(folder_names: list[str]) -> tuple[str, ...]:
+    """Class names: the folder names in Unicode's composed form (NFC), so that a class copied
+    from macOS (whose file names are decomposed, NFD) is the same class as on Linux.
+
+    Raises:
+        UserError: For two folders whose names differ only in that form.
+    """
+    names = composed(folder_names)
+    if len(set(names)) != len(names):
+        twins = sorted({name for name in names if names.count(name) > 1})
+        raise UserError(
+            f"class folder(s) {twins} appear twice, under names that differ only in how "
+            "their accents are encoded (Unicode NFC and NFD); merge each pair into one folder"
+        )
+    return names
+
+
 def scan_image_folder(folder: Path) -> ImageFiles:
     """The images of one split folder (``train/`` or ``test/``), in ImageFolder layout.
 
@@ -128,12 +155,13 @@ def scan_image_folder(folder: Path) -> ImageFiles:
                 f"{entry.path!r} is a dangling symbolic link (to {os.readlink(entry.path)!r}); "
                 "remove it or make it point to a class folder"
             )
-    classes = tuple(entry.name for entry in entries if entry.is_dir() and not _hidden(entry.name))
+    folder_names = [entry.name for entry in entries if entry.is_dir() and not _hidden(entry.name)]
+    classes = _class_names(folder_names)
     scan = _Scan()
     root = os.path.realpath(folder)
     empty = []
-    for label, name in enumerate(classes):
-        path = os.path.join(folder, name)
+    for label, (name, folder_name) in enumerate(zip(classes, folder_names, strict=True)):
+        path = os.path.join(folder, folder_name)
         target = os.path.realpath(path)
         if _is_within(root, target):
             raise UserError(

@@ -24,7 +24,7 @@ from torch import nn
 from nin_search.deploy import RETRAINED_MODEL, RETRAINED_WEIGHTS
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_source, info_from_metadata
-from nin_search.image_files import find_images, scan_image_folder
+from nin_search.image_files import composed, find_images, scan_image_folder
 from nin_search.outputs import check_input_file, check_input_folder
 from nin_search.spec import ArchSpec
 from nin_search.weights import load_weights, read_metadata
@@ -301,7 +301,9 @@ def evaluate_folder(classifier: Classifier, folder: Path) -> Evaluation:
         dataset = scan_image_folder(folder)
     except UserError as error:
         raise UserError(f"--eval {error}") from None
-    unknown = [name for name in dataset.classes if name not in classifier.classes]
+    # Folder names are read in composed Unicode (NFC); a network trained before may hold NFD.
+    known = composed(classifier.classes)
+    unknown = [name for name in dataset.classes if name not in known]
     if unknown:
         raise UserError(
             f"--eval {folder}: class folder(s) {unknown} are not classes of the network "
@@ -310,7 +312,7 @@ def evaluate_folder(classifier: Classifier, folder: Path) -> Evaluation:
     paths = [Path(path) for path, _ in dataset.samples]
     truth = [dataset.classes[label] for _, label in dataset.samples]
     predicted_index = classifier.probabilities(paths).argmax(dim=1).tolist()
-    predicted = [classifier.classes[index] for index in predicted_index]
+    predicted = [known[index] for index in predicted_index]
     pairs = Counter(zip(truth, predicted, strict=True))
     per_class = tuple((name, pairs[(name, name)], truth.count(name)) for name in dataset.classes)
     confusions = sorted(

@@ -16,6 +16,7 @@ from nin_search.config import SCHEDULE, StudyConfig
 from nin_search.data import DeviceData, load_final_data
 from nin_search.devices import resolve_precision
 from nin_search.errors import UserError
+from nin_search.image_files import composed
 from nin_search.model import build_model
 from nin_search.preprocessing import Preprocessing
 from nin_search.spec import ArchSpec, Hyperparameters
@@ -115,7 +116,7 @@ def retrain(
 
 
 def _check_classes(found: tuple[str, ...], searched: tuple[str, ...] | None) -> None:
-    if searched is not None and found != tuple(searched):
+    if searched is not None and composed(found) != composed(searched):
         raise UserError(
             f"the training data now has classes {list(found)}, but the study was "
             f"searched on {list(searched)}; restore the data the study used, or run a new "

@@ -23,6 +23,7 @@ from nin_search.artifacts import checkpoint_dir_for
 from nin_search.compat import set_study_system_attr, storage_of
 from nin_search.config import CREATION_WAIT, MAX_FAILURES_IN_A_ROW, MAX_STUDY_NAME, StudyConfig
 from nin_search.errors import UserError
+from nin_search.image_files import composed
 from nin_search.model import count_macs, count_params
 from nin_search.records import (
     BASELINE,
@@ -302,6 +303,9 @@ def data_changes(stored: dict[str, Any] | None, current: dict[str, Any] | None) 
     if not stored or not current:
         return []
     changes = []
+    if "classes" in stored and "classes" in current:  # compared as folder names are read
+        stored = {**stored, "classes": list(composed(stored["classes"]))}
+        current = {**current, "classes": list(composed(current["classes"]))}
     for key, what in (("classes", "classes"), ("num_train", "train images"),
                       ("num_val", "validation images"), ("in_channels", "channels"),
                       ("image_size", "image size")):  # fmt: skip

@@ -137,3 +137,28 @@ def test_an_impossible_validation_split_names_the_class_or_the_fraction_that_wor
         split_indices(many_classes, val_fraction=0.8, seed=0)
     train_index, _ = split_indices(many_classes, val_fraction=0.75, seed=0)
     assert len(train_index) == 30
+
+
+def test_class_folders_named_in_either_unicode_form_are_one_class(tmp_path):
+    import unicodedata
+
+    from nin_search.data import load_final_data
+
+    def write(split: str, name: str, shade: int) -> None:
+        folder = tmp_path / split / name
+        folder.mkdir(parents=True)
+        for index in range(3):
+            Image.new("RGB", (4, 4), (shade + index, 0, 0)).save(folder / f"{index}.png")
+
+    for name, shade in (("café", 10), ("dög", 200)):  # Linux writes NFC,
+        write("train", unicodedata.normalize("NFC", name), shade)
+        write("test", unicodedata.normalize("NFD", name), shade + 5)  # macOS NFD
+    config = DataConfig(dataset="imagefolder", root=str(tmp_path), image_size=4)
+    _, test, info = load_final_data(config, device="cpu")
+    assert info["classes"] == ("café", "dög")
+    assert all(unicodedata.is_normalized("NFC", name) for name in info["classes"])
+    assert test.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    # Two folders of one name in both forms would be two classes that look the same.
+    write("train", unicodedata.normalize("NFD", "café"), 50)
+    with pytest.raises(UserError, match=r"class folder\(s\) \['café'\] appear twice"):
+        read_dataset(config, split="train")
