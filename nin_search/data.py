@@ -27,7 +27,7 @@ from torch import Tensor
 
 from nin_search.config import AugmentConfig, DataConfig
 from nin_search.errors import UserError
-from nin_search.image_files import class_labels, scan_image_folder
+from nin_search.image_files import class_labels, decode_failure, scan_image_folder
 from nin_search.preprocessing import UINT8_MAX, Preprocessing
 from nin_search.records import PREPROCESSING
 from nin_search.transforms import image_to_tensor, normalize, resize_image, to_uint8
@@ -218,7 +218,7 @@ def _decode_images(samples: list[tuple[str, int]], size: int) -> Tensor:
             ) from None
         except (UnidentifiedImageError, OSError, ValueError) as error:
             raise UserError(
-                f"cannot decode image {path!r} ({error.__class__.__name__}); "
+                f"cannot decode image {path!r} ({decode_failure(error, path)}); "
                 "remove or replace the file"
             ) from None
     return images

@@ -32,6 +32,7 @@ __all__ = [
     "ImageFiles",
     "class_labels",
     "composed",
+    "decode_failure",
     "find_images",
     "scan_image_folder",
 ]
@@ -46,6 +47,14 @@ class ImageFiles:
     classes: tuple[str, ...]
     samples: tuple[tuple[str, int], ...]
     real_paths: tuple[str, ...]  # each sample's real path (links resolved), same order
+
+
+def decode_failure(error: Exception, path: str | Path) -> str:
+    """Why the image ``path`` could not be decoded, in one short line: the error's type and
+    message (without the path, which the caller's message names)."""
+    message = " ".join(str(error).replace(repr(str(path)), "").split())
+    message = message if len(message) <= 160 else f"{message[:157]}..."
+    return f"{error.__class__.__name__}: {message}" if message else error.__class__.__name__
 
 
 def _hidden(name: str) -> bool:

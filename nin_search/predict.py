@@ -24,7 +24,7 @@ from torch import nn
 from nin_search.deploy import RETRAINED_MODEL, RETRAINED_WEIGHTS
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_source, info_from_metadata
-from nin_search.image_files import composed, find_images, scan_image_folder
+from nin_search.image_files import composed, decode_failure, find_images, scan_image_folder
 from nin_search.outputs import check_input_file, check_input_folder
 from nin_search.spec import ArchSpec
 from nin_search.weights import load_weights, read_metadata
@@ -79,7 +79,7 @@ class Classifier:
             ) from None
         except (UnidentifiedImageError, OSError, ValueError) as error:
             raise UserError(
-                f"cannot decode image {str(path)!r} ({error.__class__.__name__}); "
+                f"cannot decode image {str(path)!r} ({decode_failure(error, path)}); "
                 "pass image files (JPEG, PNG, ...) or folders of them"
             ) from None
 

@@ -23,7 +23,17 @@ def image_to_tensor(image: Any, channels: int) -> torch.Tensor:
 
     16-bit grey (Pillow modes "I;16*" and "I", as a 16-bit PNG opens) is scaled from 0..65535
     to 0..255 and rounded: Pillow's own conversion would clamp every value above 255 to white.
+    A palette image with a transparent colour goes through RGBA, as Pillow asks (the same
+    colours). A 32-bit float image (mode "F") raises ``ValueError``: it has no fixed white
+    level, and Pillow would clamp a 0..1 image to black.
     """
+    if image.mode == "F":
+        raise ValueError(
+            "a 32-bit float image (Pillow mode F) has no fixed white level; save it as an 8- or "
+            "16-bit image"
+        )
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         wide = image.convert("I")  # int32, whatever the file's byte order
         width, height = wide.size

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from nin_search import UserError
 from nin_search.config import DataConfig
 from nin_search.data import load_search_data, read_dataset, split_indices, to_device
 from nin_search.preprocessing import RESIZE_METHOD, Preprocessing
@@ -104,6 +105,32 @@ def test_a_16_bit_grey_png_is_scaled_to_8_bits_not_clamped_to_white(tmp_path):
     config = DataConfig(dataset="imagefolder", root=str(tmp_path / "data"), image_size=8)
     images = read_dataset(config, split="train").images
     assert torch.equal(images[0, 0], resize_image(expected[None], 8)[0])
+
+
+def test_a_palette_png_with_transparency_decodes_silently_to_its_colours(tmp_path, recwarn):
+    colours = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    Image.fromarray(colours).convert("P").save(tmp_path / "p.png", transparency=bytes(range(256)))
+    with Image.open(tmp_path / "p.png") as image:
+        assert image.mode == "P" and isinstance(image.info["transparency"], bytes)
+        expected = torch.from_numpy(np.array(image.convert("RGBA"))[..., :3]).permute(2, 0, 1)
+        assert torch.equal(image_to_tensor(image, 3), expected)
+    # Pillow warns "Palette images with Transparency expressed in bytes should be converted
+    # to RGBA images" when asked for RGB directly; users saw it on stderr.
+    assert not [warning for warning in recwarn if "Palette images" in str(warning.message)]
+
+
+def test_a_float_image_is_refused_in_words_not_decoded_to_black(tmp_path):
+    # Mode "F" holds any range (often 0..1); Pillow's conversion clamps it to 0..255: black.
+    Image.fromarray(np.full((4, 4), 0.8, dtype=np.float32)).save(tmp_path / "float.tif")
+    with Image.open(tmp_path / "float.tif") as image, pytest.raises(ValueError, match="mode F"):
+        image_to_tensor(image, 3)
+    for index in range(4):
+        path = tmp_path / "data" / "train" / f"class{index % 2}" / f"{index}.tif"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((4, 4), 0.8, dtype=np.float32)).save(path)
+    config = DataConfig(dataset="imagefolder", root=str(tmp_path / "data"), image_size=4)
+    with pytest.raises(UserError, match=r"0\.tif' \(ValueError: a 32-bit float image"):
+        read_dataset(config, split="train")
 
 
 def test_resizing_is_torch_s_not_pillow_s_so_both_sides_can_reproduce_it(tmp_path):
