@@ -378,6 +378,17 @@ def test_user_text_cannot_inject_code_into_the_exported_file(tmp_path, monkeypat
     assert re.search(r"^Classes: +3: cat import os, dog, bird$", header, re.MULTILINE)
 
 
+def test_class_names_in_any_script_keep_their_letters_in_the_header(tmp_path):
+    info = ExportInfo(
+        in_channels=3, num_classes=3, image_size=8, class_names=("café", "猫", "red car\u202e")
+    )
+    source = export_source(MIXED, info)
+    compile(source, "exported_model.py", "exec")
+    header = ast.get_docstring(ast.parse(source))
+    assert re.search(r"^Classes: +3: café, 猫, red car$", header, re.MULTILINE), header
+    assert "\u202e" not in source  # a bidi control character is not a letter: dropped
+
+
 @pytest.mark.parametrize(
     ("study_name", "class_name"),
     [

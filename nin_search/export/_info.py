@@ -13,7 +13,9 @@ from nin_search.vocabulary import RUN_PRECISIONS
 
 MAX_CLASS_NAME_LENGTH = 60  # characters; keeps `model = ClassName()` lines short
 _DEFAULT_CLASS_NAME = "NinSearchNet"
-_UNSAFE_TEXT = re.compile(r"[^A-Za-z0-9 _.\-]+")
+# Letters and digits of any script (str patterns' \w), spaces, "_", "." and "-": no quote,
+# backslash, line break or control character that could end the docstring.
+_UNSAFE_TEXT = re.compile(r"[^\w .\-]+")
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,8 @@ def parse_date(text: str) -> datetime.date:
 
 
 def safe_text(text: str, *, max_length: int) -> str:
-    """``text`` with every run of characters outside ``[A-Za-z0-9 _.-]`` made one space."""
+    """``text`` with every run of characters other than letters, digits (any script), spaces
+    and ``_.-`` made one space."""
     cleaned = " ".join(_UNSAFE_TEXT.sub(" ", text).split())
     return cleaned[:max_length].rstrip()
 
