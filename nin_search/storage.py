@@ -14,6 +14,8 @@ becomes one line (:func:`describe_storage_error`).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import errno
 import random
 import time
@@ -314,6 +316,8 @@ def _connect_storage(
 ) -> optuna.storages.RDBStorage:
     engine_kwargs: dict[str, Any] = {}
     sqlite = url.startswith("sqlite")
+    # SQLite's side files, which reading may create (tidied at exit when none were there).
+    leftovers = sqlite and read_only and any(path.exists() for path in _sqlite_side_files(url))
     if sqlite:
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT}
         _check_sqlite_file(url, create=create)
@@ -355,8 +359,55 @@ def _connect_storage(
             continue
         if sqlite and not read_only:
             _lock_on_begin(storage.engine)
+        if sqlite and read_only:
+            _track_read_only(storage.engine, url, tidy=not leftovers)
         return storage
     raise AssertionError("unreachable")
+
+
+def _sqlite_side_files(url: str) -> list[Path]:
+    database = _database_path(url)
+    return [database.with_name(f"{database.name}-{suffix}") for suffix in ("wal", "shm")]
+
+
+# The read-only engines this process opened, by database file (their connections are closed
+# at exit, before SQLite is asked to tidy its side files).
+_READ_ONLY_ENGINES: dict[Path, list[sqlalchemy.engine.Engine]] = {}
+
+
+def _track_read_only(engine: sqlalchemy.engine.Engine, url: str, *, tidy: bool) -> None:
+    """Remembers a read-only engine; the first one of a file, opened where no side file was,
+    has them tidied at exit (:func:`_remove_sqlite_leftovers`)."""
+    path = _database_path(url).resolve()
+    if path not in _READ_ONLY_ENGINES:
+        _READ_ONLY_ENGINES[path] = []
+        if tidy:
+            atexit.register(_remove_sqlite_leftovers, url)
+    _READ_ONLY_ENGINES[path].append(engine)
+
+
+def _remove_sqlite_leftovers(url: str) -> None:
+    """At exit, has SQLite delete the ``-wal`` and ``-shm`` files this read-only process made.
+
+    A read-only connection creates them and cannot delete them; the last read-write connection
+    to close does. So this closes this process's read-only connections to the file and opens
+    and closes one read-write connection that reads nothing: the log is empty, so the
+    checkpoint writes no byte, and SQLite keeps the files while another process still has the
+    database open.
+    """
+    import sqlite3
+
+    for engine in _READ_ONLY_ENGINES.get(_database_path(url).resolve(), []):
+        engine.dispose()
+    wal, _ = _sqlite_side_files(url)
+    if not wal.exists() or wal.stat().st_size:
+        return  # nothing of ours to tidy, or another process's log
+    with contextlib.suppress(sqlite3.Error, OSError):
+        connection = sqlite3.connect(str(_database_path(url)), timeout=0.1)
+        try:
+            connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        finally:
+            connection.close()
 
 
 def _lost_schema_race(error: sqlalchemy.exc.DBAPIError, *, sqlite: bool) -> bool:

@@ -316,6 +316,33 @@ def test_train_without_a_test_folder_says_to_add_one_before_it_starts(
     assert not (tmp_path / "final").exists()
 
 
+def test_reading_a_study_leaves_no_sqlite_side_files_and_no_changed_byte(searched, tmp_path):
+    import sqlite3
+
+    folder, _ = searched
+    database = tmp_path / "copy.db"
+    database.write_bytes((folder / "nin_search.db").read_bytes())
+    storage = f"sqlite:///{database}"
+    side_files = [tmp_path / "copy.db-wal", tmp_path / "copy.db-shm"]
+    before = checksum(database)
+    for command in (["best"], ["trials"], ["best", "--study-name", "nope"]):
+        result = run_cli(*command, "--storage", storage, cwd=tmp_path)
+        assert result.returncode in (0, 2), result.stderr
+        assert not [path for path in side_files if path.exists()], command
+        assert checksum(database) == before
+    # While another process has the database open, its side files are its own: kept.
+    writer = sqlite3.connect(database)
+    try:
+        writer.execute("SELECT count(*) FROM trials").fetchall()
+        assert all(path.exists() for path in side_files)
+        assert run_cli("trials", "--storage", storage, cwd=tmp_path).returncode == 0
+        assert all(path.exists() for path in side_files)
+        assert writer.execute("SELECT count(*) FROM trials").fetchall() == [(3,)]
+    finally:
+        writer.close()
+    assert checksum(database) == before
+
+
 def test_console_script_and_module_entry_points_both_work(tmp_path):
     import shutil
     import subprocess
