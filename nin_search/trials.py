@@ -16,7 +16,14 @@ from optuna.trial import FrozenTrial, TrialState
 from nin_search.compat import study_system_attrs
 from nin_search.errors import UserError
 from nin_search.pruning import CurvePoint
-from nin_search.records import BASELINE, CONFIG, SPACE_FINGERPRINT, TrialRecord, system_attr_key
+from nin_search.records import (
+    ARCH,
+    BASELINE,
+    CONFIG,
+    SPACE_FINGERPRINT,
+    TrialRecord,
+    system_attr_key,
+)
 
 __all__ = [
     "FINISHED_STATES",
@@ -27,6 +34,7 @@ __all__ = [
     "directions_of",
     "finished_trials",
     "is_feasible",
+    "is_searched",
     "pick_trial",
     "recorded_config",
     "recorded_space",
@@ -50,16 +58,28 @@ def is_feasible(trial: FrozenTrial) -> bool:
     return TrialRecord.from_trial(trial).feasible
 
 
+def is_searched(trial: FrozenTrial) -> bool:
+    """A trial nin-search built a network for (it records its architecture); a trial added to
+    the study from plain Optuna is not one."""
+    return ARCH in trial.user_attrs
+
+
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """The best feasible trial, or the Pareto front (most accurate first) when the study has
-    several objectives. Empty when nothing has completed."""
-    if not any(
-        is_feasible(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    ):
+    """The best feasible trial nin-search trained, or the Pareto front (most accurate first)
+    when the study has several objectives. Empty when nothing has completed."""
+    candidates = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if is_feasible(trial) and is_searched(trial)
+    ]
+    if not candidates:
         return []
-    if len(study.directions) == 1:
-        return [study.best_trial]
-    return sorted(study.best_trials, key=lambda t: (-t.values[0], t.number))
+    if len(study.directions) == 1:  # the first of the best, as Optuna's best_trial
+        sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+        return [max(candidates, key=lambda trial: (sign * trial.values[0], -trial.number))]
+    numbers = {trial.number for trial in candidates}
+    front = [trial for trial in study.best_trials if trial.number in numbers]
+    return sorted(front, key=lambda t: (-t.values[0], t.number))
 
 
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -114,10 +134,10 @@ def pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
             f"0..{len(trials) - 1}; see `nin-search best`"
         )
     trial = trials[number]
-    if "arch" not in trial.user_attrs:
+    if not is_searched(trial):
         raise UserError(
-            f"trial {number} has no architecture ({trial.state.name.lower()} before it was "
-            "built); pick another --trial"
+            f"trial {number} has no nin-search architecture (added from plain Optuna, or "
+            f"{trial.state.name.lower()} before its network was built); pick another --trial"
         )
     return trial
 

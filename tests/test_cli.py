@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -341,6 +342,28 @@ def test_reading_a_study_leaves_no_sqlite_side_files_and_no_changed_byte(searche
     finally:
         writer.close()
     assert checksum(database) == before
+
+
+def test_a_trial_added_from_plain_optuna_is_never_the_best_network(searched, tmp_path):
+    folder, _ = searched
+    database = tmp_path / "copy.db"
+    database.write_bytes((folder / "nin_search.db").read_bytes())
+    storage = f"sqlite:///{database}"
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    searched_best = study.best_trial
+    foreign = optuna.trial.create_trial(
+        params=searched_best.params, distributions=searched_best.distributions, value=1.2305
+    )
+    study.add_trial(foreign)  # no architecture: nothing nin-search could export or train
+    result = run_cli("best", "--json", "--storage", storage, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["best"]["number"] == searched_best.number
+    result = run_cli("export", "-o", "m.py", "--storage", storage, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(rf"^Trial: +{searched_best.number}$", (tmp_path / "m.py").read_text(), re.M)
+    result = run_cli("export", "--trial", "3", "-o", "x.py", "--storage", storage, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "trial 3 has no nin-search architecture (added from plain Optuna" in result.stderr
 
 
 def test_console_script_and_module_entry_points_both_work(tmp_path):
