@@ -44,7 +44,7 @@ from nin_search.objective import AblationObjective, EpochCallback
 from nin_search.records import TrialRecord, ablation_study_name
 from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
-from nin_search.study import data_changes, load_study
+from nin_search.study import data_changes, load_searched_study
 from nin_search.trials import best_trials, pick_trial, recorded_config
 from nin_search.variants import ablation_variants
 from nin_search.workers import RunOutcome, fail_dead_local_trials, handle_sigterm, stopped_outcome
@@ -311,7 +311,7 @@ def setup_ablation(
         storage_url = study_file.optuna.storage if study_file else DEFAULT_STORAGE
     if study_name is None and study_file is not None:
         study_name = study_file.study.name
-    study = load_study(storage_url, study_name, read_only=False)  # writes the companion study
+    study = load_searched_study(storage_url, study_name, read_only=False)  # writes its companion
     config = study_config(study)
     if study_file is not None:  # the file's [ablation] settings; the search's own config
         config = config.model_copy(update={"ablation": study_file.ablation})

@@ -33,7 +33,6 @@ from nin_search.model import build_model
 from nin_search.outputs import check_folder, check_outputs, write_text_atomic
 from nin_search.preprocessing import Preprocessing
 from nin_search.records import (
-    ABLATION_SUFFIX,
     ARCH,
     DATA,
     MACS,
@@ -41,12 +40,11 @@ from nin_search.records import (
     PREPROCESSING,
     SEED,
     TrialRecord,
-    is_ablation_study_name,
 )
 from nin_search.retrain import RetrainEpoch, RetrainResult, retrain
 from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
-from nin_search.study import load_study
+from nin_search.study import load_searched_study
 from nin_search.summary import retrain_history
 from nin_search.trials import accuracy_of, pick_trial, recorded_config
 from nin_search.vocabulary import SCHEDULES
@@ -60,7 +58,6 @@ __all__ = [
     "RetrainPlan",
     "Written",
     "export_trial",
-    "load_searched_study",
     "load_trial_model",
     "prepare_retrain",
     "retrain_trial",
@@ -92,22 +89,6 @@ def study_data_info(study: optuna.Study) -> dict[str, Any]:
             "export, train and predict work on studies written by `nin-search optimize`"
         )
     return info
-
-
-def load_searched_study(storage_url: str, study_name: str | None) -> optuna.Study:
-    """The study of ``optimize`` whose trials export, train and predict use.
-
-    Raises:
-        UserError: For a missing study, or a companion ablation study (its runs are variants
-            of the searched study's trials, not networks to deploy).
-    """
-    if study_name is not None and is_ablation_study_name(study_name):
-        searched = study_name.removesuffix(ABLATION_SUFFIX)
-        raise UserError(
-            f"study {study_name!r} holds the ablation runs of study {searched!r}; pass "
-            f"--study-name {searched!r}"
-        )
-    return load_study(storage_url, study_name)
 
 
 def study_preprocessing(study: optuna.Study) -> Preprocessing:

@@ -161,13 +161,9 @@ def _from_trial(
     storage_url: str, study_name: str | None, trial_number: int | None, artifacts: Path | None
 ) -> Classifier:
     from nin_search.artifacts import study_artifact_dir
-    from nin_search.deploy import (
-        load_searched_study,
-        load_trial_model,
-        study_preprocessing,
-        trial_export_info,
-    )
+    from nin_search.deploy import load_trial_model, study_preprocessing, trial_export_info
     from nin_search.records import ARCH
+    from nin_search.study import load_searched_study
     from nin_search.trials import accuracy_of, pick_trial
 
     study = load_searched_study(storage_url, study_name)

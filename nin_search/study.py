@@ -26,6 +26,7 @@ from nin_search.errors import UserError
 from nin_search.image_files import composed
 from nin_search.model import count_macs, count_params
 from nin_search.records import (
+    ABLATION_SUFFIX,
     BASELINE,
     BASELINES_NOTE,
     CONFIG,
@@ -49,6 +50,7 @@ __all__ = [
     "baselines_within_limits",
     "check_study_name",
     "data_changes",
+    "load_searched_study",
     "load_studies",
     "load_study",
     "open_study",
@@ -64,11 +66,17 @@ def check_study_name(name: str) -> None:
     """A study name nin-search can store and name its checkpoint folder after.
 
     Raises:
-        UserError: For an empty name, one over ``MAX_STUDY_NAME`` characters, or one whose
-            checkpoint folder name would not fit in a file name.
+        UserError: For an empty name, a companion ablation study's name, one over
+            ``MAX_STUDY_NAME`` characters, or one whose checkpoint folder name would not fit
+            in a file name.
     """
     if not name or not name.strip():
         raise UserError("the study name is empty; pass --study-name NAME")
+    if is_ablation_study_name(name):
+        raise UserError(
+            f"the study name {name!r} ends in {ABLATION_SUFFIX!r}, which names the ablation runs "
+            f"of study {name.removesuffix(ABLATION_SUFFIX)!r}; pass another --study-name"
+        )
     if len(name) > MAX_STUDY_NAME:
         raise UserError(
             f"the study name is {len(name)} characters long, over {MAX_STUDY_NAME}; "
@@ -279,7 +287,13 @@ def _trials_so_far(
     existing = optuna.load_study(study_name=study_name, storage=storage)
     stored = recorded_space(existing)
     fingerprint = config.space_fingerprint()
-    if stored not in (None, fingerprint):
+    if stored is None:
+        raise UserError(
+            f"study {study_name!r} records no search space: `nin-search optimize` did not "
+            "create it (the plugin API or a script did), and its trials would not compare with "
+            "this search's; pass another --study-name"
+        )
+    if stored != fingerprint:
         raise UserError(
             f"study {study_name!r} was created with another search space "
             f"({_describe_mismatch(stored, fingerprint)}); use a new --study-name, or the "
@@ -378,11 +392,17 @@ def load_study(storage_url: str, study_name: str | None, *, read_only: bool = Tr
             f"cannot read storage {display_url(storage_url)!r}: {error.orig or error}"
         ) from None
     if study_name is None:
-        names = [name for name in names if not is_ablation_study_name(name)]
-        if len(names) != 1:
-            listed = ", ".join(names) or "none"
+        searched = [name for name in names if not is_ablation_study_name(name)]
+        if not searched and names:
+            raise UserError(
+                f"the storage holds no searched study, only ablation runs ({', '.join(names)}) "
+                "whose searched study is gone; pass --study-name to read one of them with "
+                "`nin-search dashboard`, or run `nin-search optimize`"
+            )
+        if len(searched) != 1:
+            listed = ", ".join(searched) or "none"
             raise UserError(f"pass --study-name: the storage holds these studies: {listed}")
-        study_name = names[0]
+        study_name = searched[0]
     if study_name not in names:
         listed = ", ".join(names) or "none"
         raise UserError(
@@ -393,6 +413,25 @@ def load_study(storage_url: str, study_name: str | None, *, read_only: bool = Tr
     if not created_by_nin_search(study.user_attrs):
         raise _not_ours(study_name, storage_url)
     return study
+
+
+def load_searched_study(
+    storage_url: str, study_name: str | None, *, read_only: bool = True
+) -> optuna.Study:
+    """A study of ``optimize`` (whose trials best, trials, report, ablate, export, train and
+    predict read): :func:`load_study`, refusing a companion ablation study by name.
+
+    Raises:
+        UserError: As :func:`load_study`, and for a companion ablation study (its runs are
+            variants of the searched study's trials, not a search).
+    """
+    if study_name is not None and is_ablation_study_name(study_name):
+        searched = study_name.removesuffix(ABLATION_SUFFIX)
+        raise UserError(
+            f"study {study_name!r} holds the ablation runs of study {searched!r}; pass "
+            f"--study-name {searched!r}"
+        )
+    return load_study(storage_url, study_name, read_only=read_only)
 
 
 def load_studies(storage_url: str, *, read_only: bool = True) -> list[optuna.Study]:

@@ -366,6 +366,25 @@ def test_a_trial_added_from_plain_optuna_is_never_the_best_network(searched, tmp
     assert "trial 3 has no nin-search architecture (added from plain Optuna" in result.stderr
 
 
+def test_reading_commands_refuse_an_ablation_study_by_name_and_say_which_to_pass(
+    searched, tmp_path
+):
+    folder, _ = searched
+    database = tmp_path / "copy.db"
+    database.write_bytes((folder / "nin_search.db").read_bytes())
+    storage = f"sqlite:///{database}"
+    optuna.create_study(storage=storage, study_name="tiny:ablation")
+    for command in (["best"], ["trials"], ["report", "-o", "r.html"], ["ablate"]):
+        result = run_cli(*command, "--storage", storage, "--study-name", "tiny:ablation",
+                         cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 2, (command, result.stderr)
+        assert "holds the ablation runs of study 'tiny'; pass --study-name 'tiny'" in result.stderr
+    optuna.delete_study(study_name="tiny", storage=storage)  # only the companion is left
+    result = run_cli("best", "--storage", storage, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no searched study, only ablation runs (tiny:ablation)" in result.stderr
+
+
 def test_console_script_and_module_entry_points_both_work(tmp_path):
     import shutil
     import subprocess

@@ -263,3 +263,17 @@ def test_data_changes_name_what_differs_and_forgive_summation_order():
     older = {key: value for key, value in info.items() if not key.startswith("num_")}
     assert data_changes(older, {**info, "num_train": 99}) == []
     assert data_changes(None, info) == [] and data_changes(info, None) == []
+
+
+def test_optimize_never_adopts_a_study_it_did_not_create_nor_an_ablation_name(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'plugin.db'}"
+    # A study of the plugin API carries nin-search's marker but no recorded search space.
+    plugin = optuna.create_study(storage=storage, study_name="my-search", direction="maximize")
+    plugin.set_user_attr(records.CREATED_BY, "0")
+    plugin.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    with pytest.raises(UserError, match="study 'my-search' records no search space"):
+        open_study(TINY, storage_url=storage, study_name="my-search")
+    assert len(optuna.load_study(study_name="my-search", storage=storage).trials) == 2
+    with pytest.raises(UserError, match="names the ablation runs of study 'tiny'"):
+        open_study(TINY, storage_url=storage, study_name="tiny:ablation")
+    assert optuna.get_all_study_names(storage) == ["my-search"]

@@ -31,10 +31,10 @@ def best(
 ) -> None:
     """Show the best trial of an existing study."""
     quiet_optuna()
-    from nin_search.study import load_study
+    from nin_search.study import load_searched_study
     from nin_search.summary import best_summary
 
-    study = load_study(storage, study_name)
+    study = load_searched_study(storage, study_name)
     if as_json:
         console.print_json(json.dumps(best_summary(study)))
         return
@@ -75,10 +75,10 @@ def trials(
     if as_csv and as_json:
         raise UserError("pass either --csv or --json, not both")
     quiet_optuna()
-    from nin_search.study import load_study
+    from nin_search.study import load_searched_study
     from nin_search.summary import trials_csv, trials_table
 
-    study = load_study(storage, study_name)
+    study = load_searched_study(storage, study_name)
     rows = trials_table(
         study, top=top, sort=sort, states=None if states is None else states.split(",")
     )
@@ -109,19 +109,19 @@ def _print_lines(lines: list[str]) -> None:
 
 def _searched_studies(storage: str, names: list[str] | None, every: bool) -> list[Any]:
     """The studies to report on; companion ``<name>:ablation`` studies are never searched ones."""
-    from nin_search.study import load_studies, load_study
+    from nin_search.study import load_searched_study, load_studies
 
     if names:
         if every:
             raise UserError("pass either --study-name or --all, not both")
-        return [load_study(storage, name) for name in dict.fromkeys(names)]
+        return [load_searched_study(storage, name) for name in dict.fromkeys(names)]
     studies = load_studies(storage)  # searched studies only
     if every:
         if not studies:
             raise UserError("the storage holds no searched study; run `nin-search optimize`")
         return studies
     if not studies:  # says why: no study, or only another program's
-        return [load_study(storage, None)]
+        return [load_searched_study(storage, None)]
     if len(studies) != 1:
         listed = ", ".join(study.study_name for study in studies) or "none"
         raise UserError(
