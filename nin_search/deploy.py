@@ -46,7 +46,7 @@ from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.study import load_searched_study
 from nin_search.summary import retrain_history
-from nin_search.trials import accuracy_of, pick_trial, recorded_config
+from nin_search.trials import pick_trial, recorded_config, validation_accuracy
 from nin_search.vocabulary import SCHEDULES
 from nin_search.weights import load_weights, save_weights
 
@@ -111,9 +111,13 @@ def study_preprocessing(study: optuna.Study) -> Preprocessing:
         raise UserError(f"study {study.study_name!r}: unusable data attrs ({error})") from None
 
 
-def _pruned_note(study: optuna.Study, trial: FrozenTrial) -> str | None:
-    """``pruned after epoch 1 of 8`` for a trial that did not train every epoch, else None:
-    its validation accuracy is an early one."""
+def _accuracy_note(study: optuna.Study, trial: FrozenTrial) -> str | None:
+    """``pruned after epoch 1 of 8`` for a trial that did not train every epoch (its
+    validation accuracy is an early one), ``never trained: ...`` for one over a cost limit,
+    else None."""
+    record = TrialRecord.from_trial(trial)
+    if not record.feasible:
+        return f"never trained: {record.constraint_violation}"
     if trial.state != TrialState.PRUNED:
         return None
     note = f"pruned after epoch {max(trial.intermediate_values, default=0)}"
@@ -152,8 +156,8 @@ def trial_export_info(
         preprocessing=preprocessing,
         module_name=module_name,
         val_note=val_note,
-        seed=record.seed,
-        precision=record.precision,
+        seed=record.seed if record.feasible else None,  # over a limit: never trained
+        precision=record.precision if record.feasible else None,
     )
 
 
@@ -239,10 +243,10 @@ def export_trial(
         study,
         trial,
         preprocessing=study_preprocessing(study),
-        val_accuracy=accuracy_of(trial),
+        val_accuracy=validation_accuracy(trial)[0],
         weights_file=weights.name if weights else None,
         module_name=output.stem if output else None,
-        val_note=_pruned_note(study, trial),
+        val_note=_accuracy_note(study, trial),
     )
     try:
         source = export_source(spec, info, class_name=class_name)

@@ -164,13 +164,16 @@ def _from_trial(
     from nin_search.deploy import load_trial_model, study_preprocessing, trial_export_info
     from nin_search.records import ARCH
     from nin_search.study import load_searched_study
-    from nin_search.trials import accuracy_of, pick_trial
+    from nin_search.trials import pick_trial, validation_accuracy
 
     study = load_searched_study(storage_url, study_name)
     trial = pick_trial(study, trial_number)
     spec = ArchSpec.from_dict(trial.user_attrs[ARCH])
     info = trial_export_info(
-        study, trial, preprocessing=study_preprocessing(study), val_accuracy=accuracy_of(trial)
+        study,
+        trial,
+        preprocessing=study_preprocessing(study),
+        val_accuracy=validation_accuracy(trial)[0],
     )
     artifact_dir = study_artifact_dir(study, storage_url, artifacts)
     model = load_trial_model(study, trial, spec, info, artifact_dir)

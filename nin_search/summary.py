@@ -24,7 +24,7 @@ from nin_search import analysis
 from nin_search.errors import UserError
 from nin_search.outputs import JsonLines
 from nin_search.records import BASELINE, TrialRecord
-from nin_search.trials import accuracy_of, baseline_trials, best_trials
+from nin_search.trials import baseline_trials, best_trials, validation_accuracy
 from nin_search.vocabulary import BASELINES
 
 __all__ = [
@@ -74,7 +74,6 @@ TRIAL_KEYS = (
     "precision",
 )
 # The accuracy a pruned or running trial is listed by: its last reported epoch's.
-_LAST_REPORTED_STATES = (TrialState.PRUNED, TrialState.RUNNING)
 
 
 def _finite(value: Any) -> float | None:
@@ -82,26 +81,6 @@ def _finite(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def _last_reported(trial: FrozenTrial) -> float | None:
-    """The validation accuracy of the trial's last reported epoch, when finite."""
-    if not trial.intermediate_values:
-        return None
-    return _finite(trial.intermediate_values[max(trial.intermediate_values)])
-
-
-def _accuracy(trial: FrozenTrial, record: TrialRecord) -> tuple[float | None, bool]:
-    """(validation accuracy, whether it is the trial's final one).
-
-    A completed trial's objective value, unless it broke a cost limit (then it never trained
-    and its value 0.0 is a placeholder: ``None``); a pruned or running trial's last reported
-    epoch; nothing for a failed or waiting trial."""
-    if trial.state == TrialState.COMPLETE:
-        return (record.accuracy, record.accuracy is not None) if record.feasible else (None, False)
-    if trial.state in _LAST_REPORTED_STATES:
-        return _last_reported(trial), False
-    return None, False
 
 
 def _seconds(trial: FrozenTrial) -> float | None:
@@ -127,7 +106,7 @@ def trial_summary(trial: FrozenTrial) -> dict[str, Any]:
     validated in: ``fp32``, ``bf16`` or ``fp16``; ``None`` when not recorded).
     """
     record = TrialRecord.from_trial(trial)
-    accuracy, is_final = _accuracy(trial, record)
+    accuracy, is_final = validation_accuracy(trial)
     return {
         "number": trial.number,
         "state": trial.state.name.lower(),
@@ -356,7 +335,7 @@ def retrain_history(
         "precision": result.precision,
         "num_train": result.num_train,
         "num_test": result.num_test,
-        "search_val_accuracy": accuracy_of(trial),
+        "search_val_accuracy": validation_accuracy(trial)[0],
         "test_accuracy": result.test_accuracy,
         "test_correct": result.test_correct,
         "classes": list(result.classes),

@@ -27,7 +27,6 @@ from nin_search.records import (
 
 __all__ = [
     "FINISHED_STATES",
-    "accuracy_of",
     "baseline_trials",
     "best_trials",
     "curve_points",
@@ -38,6 +37,7 @@ __all__ = [
     "pick_trial",
     "recorded_config",
     "recorded_space",
+    "validation_accuracy",
 ]
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -48,9 +48,22 @@ def directions_of(objectives: list[str]) -> list[str]:
     return ["maximize" if name == "accuracy" else "minimize" for name in objectives]
 
 
-def accuracy_of(trial: FrozenTrial) -> float | None:
-    """A finished trial's validation accuracy (its first objective), else None."""
-    return trial.values[0] if trial.values else None
+def validation_accuracy(trial: FrozenTrial) -> tuple[float | None, bool]:
+    """(validation accuracy, whether it is the trial's final one), as every command shows it.
+
+    A completed trial's objective value, unless it broke a cost limit (then it never trained
+    and its value 0.0 is a placeholder: ``None``); a pruned or running trial's last reported
+    epoch (Optuna records no value for a pruned trial with several objectives); nothing for a
+    failed or waiting trial."""
+    if trial.state == TrialState.COMPLETE:
+        record = TrialRecord.from_trial(trial)
+        if not record.feasible:
+            return None, False
+        return record.accuracy, record.accuracy is not None
+    if trial.state in (TrialState.PRUNED, TrialState.RUNNING) and trial.intermediate_values:
+        last = trial.intermediate_values[max(trial.intermediate_values)]
+        return (float(last) if math.isfinite(last) else None), False
+    return None, False
 
 
 def is_feasible(trial: FrozenTrial) -> bool:

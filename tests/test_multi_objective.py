@@ -148,8 +148,10 @@ def test_trials_over_a_cost_limit_stop_before_training_and_teach_the_sampler(tmp
             "optuna": {"pruner": "none"},
         }
     )
-    study = open_study(config, storage_url=f"sqlite:///{tmp_path / 'l.db'}", study_name="limits")
-    optimize(study, Objective(config, load_search_data(config.data, device="cpu")), n_trials=8)
+    data = load_search_data(config.data, device="cpu")
+    storage = f"sqlite:///{tmp_path / 'l.db'}"
+    study = open_study(config, storage_url=storage, study_name="limits")  # baselines unchecked
+    optimize(study, Objective(config, data), n_trials=8)
     over = [t for t in study.trials if t.user_attrs.get("constraint_violation")]
     within = [t for t in study.trials if not t.user_attrs.get("constraint_violation")]
     assert over and within  # the widest baselines break the limit
@@ -161,6 +163,14 @@ def test_trials_over_a_cost_limit_stop_before_training_and_teach_the_sampler(tmp
     for trial in within:
         assert trial.constraints["params"] <= 0 and trial.user_attrs["latency_ms"] > 0
     assert best_trials(study)[0] in within
+    # Exported, a trial over a limit says it never trained: no accuracy, seed or precision.
+    study.set_user_attr("data", data.info())  # what optimize records, for export
+    result = run_cli("export", "--storage", storage, "--trial", str(over[0].number), "-o", "m.py",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    header = (tmp_path / "m.py").read_text()
+    assert "Validation accuracy: none (never trained: params" in header
+    assert "0.00%" not in header and "Trained with" not in header
 
 
 def test_a_real_two_objective_run_gives_a_pareto_front_and_prunes(tmp_path):
@@ -213,3 +223,12 @@ def test_a_real_two_objective_run_gives_a_pareto_front_and_prunes(tmp_path):
         "export", "-o", str(tmp_path / "m.py"), "--trial", str(front[-1]["number"]), cwd=tmp_path
     )
     assert exported.returncode == 0, exported.stderr
+    # A pruned trial has no objective values with two objectives: its last epoch is shown.
+    pruned = next(t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED)
+    exported = run_cli("export", "-o", "p.py", "--trial", str(pruned.number), cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    last = pruned.intermediate_values[max(pruned.intermediate_values)]
+    assert (
+        f"Validation accuracy: {100 * last:.2f}% (pruned after epoch "
+        f"{max(pruned.intermediate_values)} of 3)" in (tmp_path / "p.py").read_text()
+    )

@@ -78,10 +78,12 @@ def header(spec: ArchSpec, info: ExportInfo, class_name: str) -> str:
         rows.append(("Study", study))
     if info.trial_number is not None:
         rows.append(("Trial", str(int(info.trial_number))))
+    note = safe_text(info.val_note or "", max_length=_MAX_STUDY_NAME_LENGTH)
     if info.val_accuracy is not None:
-        note = safe_text(info.val_note or "", max_length=_MAX_STUDY_NAME_LENGTH)
         accuracy = f"{100 * float(info.val_accuracy):.2f}%" + (f" ({note})" if note else "")
         rows.append(("Validation accuracy", accuracy))
+    elif note:
+        rows.append(("Validation accuracy", f"none ({note})"))
     if info.test_accuracy is not None:
         rows.append(("Test accuracy", f"{100 * float(info.test_accuracy):.2f}%"))
     if info.seed is not None or info.precision is not None:

@@ -13,9 +13,9 @@ from nin_search.vocabulary import RUN_PRECISIONS
 
 MAX_CLASS_NAME_LENGTH = 60  # characters; keeps `model = ClassName()` lines short
 _DEFAULT_CLASS_NAME = "NinSearchNet"
-# Letters and digits of any script (str patterns' \w), spaces, "_", "." and "-": no quote,
+# Letters and digits of any script (str patterns' \w), spaces and ``_.,:;=<>()%+-``: no quote,
 # backslash, line break or control character that could end the docstring.
-_UNSAFE_TEXT = re.compile(r"[^\w .\-]+")
+_UNSAFE_TEXT = re.compile(r"[^\w .,:;=<>()%+\-]+")
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def parse_date(text: str) -> datetime.date:
 
 def safe_text(text: str, *, max_length: int) -> str:
     """``text`` with every run of characters other than letters, digits (any script), spaces
-    and ``_.-`` made one space."""
+    and ``_.,:;=<>()%+-`` made one space."""
     cleaned = " ".join(_UNSAFE_TEXT.sub(" ", text).split())
     return cleaned[:max_length].rstrip()
 
