@@ -86,6 +86,9 @@ def test_rerunning_resumes_the_study_up_to_the_target(tmp_path):
     third = run_cli("optimize", str(study_file), "--n-trials", "4", cwd=tmp_path)
     assert third.returncode == 0, third.stderr
     assert len(optuna.load_study(study_name="tiny", storage=storage).get_trials()) == 4
+    lower = run_cli("optimize", str(study_file), "--n-trials", "3", cwd=tmp_path)
+    assert lower.returncode == 0, lower.stderr
+    assert "4 trials finished (target 3)" in lower.stderr and "4/3" not in lower.stderr
 
 
 def test_a_forced_pruning_configuration_really_prunes(tmp_path, monkeypatch, capsys):

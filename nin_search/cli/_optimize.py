@@ -194,9 +194,14 @@ def _print_start(plan: Any, opened: Any, data: Any) -> None:
     note = opened.study.user_attrs.get(BASELINES_NOTE)
     if note:
         err_console.print(note, markup=False, highlight=False, soft_wrap=True)
+    target = plan.config.study.n_trials
+    finished = (
+        f"{opened.finished}/{target} trials finished"
+        if opened.finished <= target
+        else f"{opened.finished} trials finished (target {target})"
+    )
     err_console.print(
-        f"study {plan.study_name!r} in {display_url(plan.storage_url)}: "
-        f"{opened.finished}/{plan.config.study.n_trials} trials finished; "
+        f"study {plan.study_name!r} in {display_url(plan.storage_url)}: {finished}; "
         f"{len(data.train)} train / {len(data.val)} val images; "
         f"{plan.workers} worker(s) on {', '.join(plan.devices)}",
         highlight=False,
