@@ -271,7 +271,10 @@ def _run_with_progress(plan: Any, opened: Any, data: Any, *, live: bool, quiet: 
                 )
 
     trials_task = progress.add_task(
-        "trials", total=config.study.n_trials, completed=opened.finished, info=""
+        "trials",
+        total=max(config.study.n_trials, opened.finished),
+        completed=opened.finished,
+        info="",
     )
     # Epochs are seen only in this process; worker processes report finished trials.
     epoch_task = progress.add_task("trial", total=config.train.epochs, info="")
