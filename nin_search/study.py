@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,20 @@ __all__ = [
     "load_study",
     "open_study",
     "optimize",
+    "quiet_optuna",
 ]
 
 # A limit, not a tunable default: what the checkpoint folder's name must fit (config has the
 # study name's).
 MAX_FILE_NAME = 255  # bytes in one file name (the checkpoint folder is named after the study)
+
+
+def quiet_optuna() -> None:
+    """Optuna's INFO lines and ExperimentalWarnings off in this process: nin-search prints its
+    own trial lines, and the experimental features it uses (heartbeats, the retry callback,
+    TPE's ``group``) are its choice, not the user's to be warned about."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def check_study_name(name: str) -> None:

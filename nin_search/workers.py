@@ -195,10 +195,10 @@ def run_worker(spec: WorkerSpec) -> None:
     from nin_search.data import load_search_data
     from nin_search.devices import configure_cpu_threads, resolve_device
     from nin_search.objective import Objective
-    from nin_search.study import open_study, optimize
+    from nin_search.study import open_study, optimize, quiet_optuna
 
     handle_sigterm()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    quiet_optuna()  # a fresh process: the parent's warning filters are not inherited
     if spec.cpu_workers is None:
         torch.set_num_threads(1)  # the work runs on an accelerator
     else:

@@ -369,6 +369,7 @@ def check_load_run(run: LoadRun, *, workers: int, target: int) -> None:
     trials, numbers, reader = run.trials, run.numbers, run.reader
     assert run.code == 0, run.stderr[-3000:]
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert "Warning" not in run.stderr, run.stderr[-3000:]  # the workers' own too
     assert "worker exit codes" not in run.stderr, run.stderr[-3000:]
     assert numbers.failed == 0, [t.user_attrs.get("fail_reason") for t in trials]
     assert_consistent(trials, target=target)

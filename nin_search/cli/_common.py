@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -95,10 +94,9 @@ ExistingStudyOption = Annotated[
 
 
 def quiet_optuna() -> None:
-    import optuna
+    from nin_search.study import quiet_optuna as quiet
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    quiet()
 
 
 def resolve_config(study_file: Path | None, **overrides: Any) -> StudyConfig:
