@@ -81,6 +81,9 @@ WARMUP_FRACTION = 0.05  # of all steps, cosine schedule: linear warm-up, then de
 SCHEDULE = "cosine"  # learning-rate schedule of trials and of `nin-search train` (SCHEDULES)
 MAX_STUDY_NAME = 200  # characters in a study name (Optuna stores up to 512)
 DASHBOARD_HOST, DASHBOARD_PORT = "127.0.0.1", 8080  # where `nin-search dashboard` listens
+# optimize notes a class holding this many times its even share of the validation images (or,
+# with 2 or 3 classes, over halfway from its even share to all of them)
+IMBALANCE_RATIO = 2.0
 # The study files that ship with nin-search (package data; `studies/` in the repository).
 SHIPPED_STUDIES_DIR = Path(__file__).parent / "studies"
 _Optimizers = some_of(OPTIMIZERS)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nin_search.config import AugmentConfig, DataConfig
+from nin_search.config import IMBALANCE_RATIO, AugmentConfig, DataConfig
 from nin_search.errors import UserError
 from nin_search.image_files import class_labels, decode_failure, scan_image_folder
 from nin_search.preprocessing import UINT8_MAX, Preprocessing
@@ -138,6 +138,18 @@ class SearchData:
     @property
     def image_size(self) -> int:
         return self.train.images.shape[-1]
+
+    def imbalance(self) -> tuple[str, float] | None:
+        """The most frequent class among the validation images and its share of them (what a
+        network that always answers it scores), when that share is far from even
+        (``IMBALANCE_RATIO``); else None."""
+        counts = torch.bincount(self.val.labels.cpu(), minlength=self.num_classes)
+        largest = int(counts.argmax())
+        share = float(counts[largest]) / max(1, int(counts.sum()))
+        even = 1.0 / self.num_classes
+        if share < min(IMBALANCE_RATIO * even, (1.0 + even) / 2.0):
+            return None
+        return self.classes[largest], share
 
     def info(self) -> dict[str, Any]:
         """What a study records about its data (``records.DATA``): the shape and preprocessing

@@ -162,3 +162,27 @@ def test_class_folders_named_in_either_unicode_form_are_one_class(tmp_path):
     write("train", unicodedata.normalize("NFD", "café"), 50)
     with pytest.raises(UserError, match=r"class folder\(s\) \['café'\] appear twice"):
         read_dataset(config, split="train")
+
+
+@pytest.mark.parametrize(
+    ("val_labels", "expected"),
+    [
+        ([0] * 6 + [1] * 1, ("cat", 6 / 7)),  # 2 classes: 86% is over halfway to all
+        ([0] * 7 + [1] * 3, None),  # 70%: not noted
+        ([0] * 5 + [1, 2, 3, 4, 5], ("cat", 0.5)),  # 6 classes: 50% is 3x the even share
+        (list(range(6)) * 2, None),
+    ],
+)
+def test_a_class_far_over_its_even_share_is_named_with_what_always_answering_it_scores(
+    val_labels, expected
+):
+    from nin_search.data import DeviceData, SearchData
+
+    classes = ("cat", "dog", "fox", "owl", "eel", "bee")[: max(val_labels) + 1]
+    split = DeviceData.from_tensors(torch.zeros(len(val_labels), 1, 4, 4), torch.tensor(val_labels))
+    data = SearchData(split, split, classes, (0.5,), (0.2,), AugmentConfig())
+    imbalance = data.imbalance()
+    if expected is None:
+        assert imbalance is None
+    else:
+        assert imbalance[0] == expected[0] and imbalance[1] == pytest.approx(expected[1])

@@ -200,6 +200,17 @@ def _print_start(plan: Any, opened: Any, data: Any) -> None:
         if opened.finished <= target
         else f"{opened.finished} trials finished (target {target})"
     )
+    imbalance = data.imbalance()
+    if imbalance is not None:
+        name, share = imbalance
+        err_console.print(
+            f"note: class {name!r} is {share:.0%} of the validation images, so a network that "
+            f"always answers {name!r} scores {share:.0%} accuracy: read the accuracies against "
+            "that",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     err_console.print(
         f"study {plan.study_name!r} in {display_url(plan.storage_url)}: {finished}; "
         f"{len(data.train)} train / {len(data.val)} val images; "
