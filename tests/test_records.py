@@ -151,12 +151,17 @@ def _rendered(table) -> str:
 def test_best_shows_a_dash_for_costs_a_trial_of_a_plain_optuna_objective_did_not_record(
     directions,
 ):
-    # A study made with the public API in the user's own objective may lack the cost attrs:
-    # the table says "-" (unknown), never "0".
+    # A study made with the public API in the user's own objective may record its networks
+    # but lack the cost attrs: the table says "-" (unknown), never "0".
+    from nin_search import presets
     from nin_search.cli._common import summary_table
 
+    def objective(trial: optuna.Trial) -> tuple[float, ...]:
+        trial.set_user_attr(records.ARCH, presets.plain_cifar10().to_dict())
+        return (0.5,) * len(directions)
+
     study = optuna.create_study(directions=directions)
-    study.optimize(lambda trial: (0.5,) * len(directions), n_trials=1)
+    study.optimize(objective, n_trials=1)
     row = {
         line.split("│")[1].strip(): line
         for line in _rendered(summary_table(study)).splitlines()
