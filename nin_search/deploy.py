@@ -402,7 +402,10 @@ def prepare_retrain(
 
 
 def retrain_trial(
-    plan: RetrainPlan, *, on_epoch: Callable[[RetrainEpoch], None] | None = None
+    plan: RetrainPlan,
+    *,
+    on_epoch: Callable[[RetrainEpoch], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> tuple[RetrainResult, list[Written]]:
     """Retrains ``plan``'s trial on train+val, scores it on test and writes the output folder.
 
@@ -419,6 +422,7 @@ def retrain_trial(
         device=plan.device,
         schedule=plan.schedule,
         on_epoch=on_epoch,
+        on_start=on_start,
         classes=plan.info.class_names or None,
     )
     # The retrained network's own facts: statistics of train + validation, its test accuracy.

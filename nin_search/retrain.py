@@ -67,6 +67,7 @@ def retrain(
     device: torch.device,
     schedule: str = SCHEDULE,
     on_epoch: Callable[[RetrainEpoch], None] | None = None,
+    on_start: Callable[[], None] | None = None,
     classes: tuple[str, ...] | None = None,
 ) -> RetrainResult:
     """Trains ``spec`` from scratch on all training images and scores each epoch on test.
@@ -80,6 +81,8 @@ def retrain(
         device: The training device.
         schedule: ``"cosine"`` (warm-up + cosine decay) or ``"step"`` (x0.1 at 50% and 75%).
         on_epoch: Called after every epoch.
+        on_start: Called once the data is loaded and checked, before training starts (a
+            progress display starts there, so that an error before it prints alone).
         classes: The classes the search saw, in order (recorded in the study): the data
             must still have exactly these, or the model and its header would disagree.
 
@@ -102,6 +105,8 @@ def retrain(
         precision=config.train.precision,
         schedule=schedule,
     )
+    if on_start is not None:
+        on_start()
     recorder = _EpochRecorder(model, train_split, test_split, settings, on_epoch=on_epoch)
     train(model.to(device), train_split, test_split, settings, on_epoch=recorder)
     return RetrainResult(

@@ -302,6 +302,26 @@ def test_resuming_or_ablating_on_changed_data_is_refused_and_changes_nothing(
     assert checksum(database) == before
 
 
+def test_train_on_other_classes_is_one_line_with_no_progress_bar_before_it(
+    tmp_path, monkeypatch, capsys
+):
+    for name, level in (("cat", 10), ("dog", 200)):
+        _write_images(tmp_path / "images", name, 10, level=level)
+        _write_images(tmp_path / "images" / "test", name, 2, level=level + 1)  # test/train/...
+    for folder in (tmp_path / "images" / "test" / "train").iterdir():
+        folder.rename(tmp_path / "images" / "test" / folder.name)
+    (tmp_path / "images" / "test" / "train").rmdir()
+    study_file = write_study(tmp_path, IMAGE_STUDY)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = in_process(monkeypatch, capsys, "optimize", str(study_file), "-q")
+    assert code == 0, err
+    _write_images(tmp_path / "images", "fox", 10, level=100)
+    code, _, err = in_process(monkeypatch, capsys, "train", "-o", "final", "--epochs", "1")
+    assert code == 2, err
+    assert err.strip().splitlines() == [err.strip()], err  # no "trial #0 0/1 eta" line first
+    assert "the training data now has classes ['cat', 'dog', 'fox']" in err
+
+
 def test_train_without_a_test_folder_says_to_add_one_before_it_starts(
     tmp_path, monkeypatch, capsys
 ):

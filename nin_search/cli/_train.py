@@ -86,8 +86,10 @@ def train_command(
             f"test {format_accuracy(epoch.test_accuracy)}",
         )
 
-    with progress:
-        result, written = retrain_trial(plan, on_epoch=on_epoch)
+    try:  # the bar starts once the data is loaded and checked: an error before prints alone
+        result, written = retrain_trial(plan, on_epoch=on_epoch, on_start=progress.start)
+    finally:
+        progress.stop()
     console.print(
         f"trial #{plan.trial.number} retrained for {plan.epochs} epochs on {result.num_train} "
         f"images: test accuracy {format_accuracy(result.test_accuracy)} on {result.num_test} "
