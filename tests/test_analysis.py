@@ -781,3 +781,20 @@ def test_the_interval_ignores_what_a_size_bin_adds_to_both_kinds_and_follows_an_
     shifted = normalised_difference(values + 2.0 * np.array(is_mlp), params, is_mlp)
     assert shifted.difference == pytest.approx(base.difference + 2.0)
     assert shifted.interval == pytest.approx((base.interval[0] + 2.0, base.interval[1] + 2.0))
+
+
+def test_trials_that_do_not_say_how_they_were_sampled_are_counted_not_called_older():
+    from nin_search import presets, records
+    from nin_search.analysis import answer_lines
+
+    def objective(trial: optuna.Trial) -> float:  # a plugin-API trial: no `sampled_by`
+        trial.set_user_attr(records.ARCH, presets.plain_cifar10().to_dict())
+        return 0.5
+
+    study = optuna.create_study(direction="maximize")
+    study.optimize(objective, n_trials=2)
+    text = "\n".join(answer_lines(get_answer(study, None)))
+    assert (
+        "none recorded for this stage yet (2 trial(s) do not record how they were sampled" in text
+    )
+    assert "older trials lack" not in text

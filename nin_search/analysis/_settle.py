@@ -89,7 +89,12 @@ def random_trials_to_settle(
         return None
     more = f"run more random trials (`{RANDOM_TRIALS}`)"
     if effect.n_random_plain + effect.n_random_mlp == 0:
-        older = " (older trials lack `sampled_by`)" if effect.n_unknown_origin else ""
+        older = (
+            f" ({effect.n_unknown_origin} trial(s) do not record how they were sampled, no "
+            "`sampled_by` attr, as in studies of older versions or of the plugin API)"
+            if effect.n_unknown_origin
+            else ""
+        )
         return f"{more}: none recorded for this stage yet{older}"
     if not effect.n_random_plain or not effect.n_random_mlp:
         return None  # one kind only: the space does not search this stage's kind
