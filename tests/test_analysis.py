@@ -785,7 +785,6 @@ def test_the_interval_ignores_what_a_size_bin_adds_to_both_kinds_and_follows_an_
 
 def test_trials_that_do_not_say_how_they_were_sampled_are_counted_not_called_older():
     from nin_search import presets, records
-    from nin_search.analysis import answer_lines
 
     def objective(trial: optuna.Trial) -> float:  # a plugin-API trial: no `sampled_by`
         trial.set_user_attr(records.ARCH, presets.plain_cifar10().to_dict())
