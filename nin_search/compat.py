@@ -28,7 +28,7 @@ The study's id uses the public ``BaseStorage.get_study_id_from_name``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import optuna
@@ -41,6 +41,7 @@ __all__ = [
     "is_enqueued",
     "optuna_fail_reason",
     "optuna_retried_trial",
+    "pareto_front",
     "record_intermediate_value",
     "set_study_system_attr",
     "storage_of",
@@ -100,6 +101,16 @@ def set_study_system_attr(study: optuna.Study, key: str, value: Any) -> None:
 def trial_id_of(trial: optuna.Trial | FrozenTrial) -> int:
     """The trial's id in its storage (what every ``BaseStorage`` method takes)."""
     return trial._trial_id
+
+
+def pareto_front(
+    trials: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyDirection]
+) -> list[FrozenTrial]:
+    """The trials none of ``trials`` dominates: ``Study.best_trials`` over a chosen subset
+    (Optuna's own rule, which has no public form that takes the trials)."""
+    from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
+
+    return _get_pareto_front_trials_by_trials(trials, directions)
 
 
 def record_intermediate_value(trial: optuna.Trial, step: int, value: float) -> None:

@@ -376,19 +376,19 @@ def split_indices(
 
 def _check_stratifiable(labels: Tensor, val_fraction: float, classes: tuple[str, ...]) -> None:
     """sklearn's conditions for a stratified split, said in the data's own terms."""
-    counts = torch.bincount(labels)
-    present = [label for label in range(len(counts)) if counts[label] > 0]
+    counts = torch.bincount(labels).tolist()
+    present = [label for label, count in enumerate(counts) if count > 0]
     if not present:
         return
-    smallest = min(present, key=lambda label: int(counts[label]))
+    smallest = min(present, key=counts.__getitem__)
     if counts[smallest] < 2:
         name = classes[smallest] if smallest < len(classes) else str(smallest)
         raise UserError(
-            f"class {name!r} has {int(counts[smallest])} training image: a validation split "
+            f"class {name!r} has {counts[smallest]} training image: a validation split "
             "needs at least 2 images of every class (one to train on, one to validate); add "
             "images to it, or remove its folder"
         )
-    total = int(counts.sum())
+    total = sum(counts)
     num_val = math.ceil(val_fraction * total)  # sklearn's rounding of a fractional test_size
     if num_val < len(present):
         needed = math.ceil(1000 * len(present) / total) / 1000

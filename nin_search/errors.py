@@ -19,14 +19,24 @@ class UserError(Exception):
     """
 
 
-def check_int(name: str, value: Any, *, minimum: int, error: type[Exception] = ValueError) -> None:
-    """Raises ``error`` quoting ``value`` unless it is an integer (not a bool) >= ``minimum``.
+def check_int(
+    name: str,
+    value: Any,
+    *,
+    minimum: int,
+    error: type[Exception] = ValueError,
+    integral: bool = False,
+) -> None:
+    """Raises ``error`` quoting ``value`` unless it is an ``int`` (not a bool) >= ``minimum``.
 
     Args:
         name: The argument's name, as the caller spells it.
         value: The value given.
         minimum: The smallest value allowed.
         error: The exception type to raise (a :class:`ValueError` subclass, e.g. ``SpecError``).
+        integral: Also accept other integers (NumPy's), where the value is never stored as
+            JSON (a spec's is: there only ``int`` will do).
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    kinds = numbers.Integral if integral else int
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
         raise error(f"{name} must be an integer >= {minimum}, but got {name}={value!r}.")

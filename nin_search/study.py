@@ -327,14 +327,16 @@ def data_changes(stored: dict[str, Any] | None, current: dict[str, Any] | None) 
     if not stored or not current:
         return []
     changes = []
-    if "classes" in stored and "classes" in current:  # compared as folder names are read
-        stored = {**stored, "classes": list(composed(stored["classes"]))}
-        current = {**current, "classes": list(composed(current["classes"]))}
     for key, what in (("classes", "classes"), ("num_train", "train images"),
                       ("num_val", "validation images"), ("in_channels", "channels"),
                       ("image_size", "image size")):  # fmt: skip
-        if key in stored and key in current and stored[key] != current[key]:
-            changes.append(f"{what} {_shorten(stored[key])} then, {_shorten(current[key])} now")
+        if key not in stored or key not in current:
+            continue
+        old, new = stored[key], current[key]
+        if key == "classes":  # compared as folder names are read
+            old, new = list(composed(old)), list(composed(new))
+        if old != new:
+            changes.append(f"{what} {_shorten(old)} then, {_shorten(new)} now")
     before, now = stored.get(PREPROCESSING) or {}, current.get(PREPROCESSING) or {}
     for key, what in (("mean", "channel means"), ("std", "channel standard deviations")):
         old, new = before.get(key), now.get(key)

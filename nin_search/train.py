@@ -117,9 +117,9 @@ class TrainSettings:
     checkpoint_path: Path | None = None
 
     def __post_init__(self) -> None:
-        check_int("epochs", self.epochs, minimum=1)
-        check_int("seed", self.seed, minimum=0)
-        check_int("eval_batch_size", self.eval_batch_size, minimum=1)
+        check_int("epochs", self.epochs, minimum=1, integral=True)
+        check_int("seed", self.seed, minimum=0, integral=True)
+        check_int("eval_batch_size", self.eval_batch_size, minimum=1, integral=True)
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"precision must be one of {list(PRECISIONS)}, but got "

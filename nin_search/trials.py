@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nin_search.compat import study_system_attrs
+from nin_search.compat import pareto_front, study_system_attrs
 from nin_search.errors import UserError
 from nin_search.pruning import CurvePoint
 from nin_search.records import (
@@ -90,8 +90,7 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     if len(study.directions) == 1:  # the first of the best, as Optuna's best_trial
         sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
         return [max(candidates, key=lambda trial: (sign * trial.values[0], -trial.number))]
-    numbers = {trial.number for trial in candidates}
-    front = [trial for trial in study.best_trials if trial.number in numbers]
+    front = pareto_front(candidates, study.directions)  # a plain-Optuna trial dominates none
     return sorted(front, key=lambda t: (-t.values[0], t.number))
 
 

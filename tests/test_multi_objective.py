@@ -232,3 +232,18 @@ def test_a_real_two_objective_run_gives_a_pareto_front_and_prunes(tmp_path):
         f"Validation accuracy: {100 * last:.2f}% (pruned after epoch "
         f"{max(pruned.intermediate_values)} of 3)" in (tmp_path / "p.py").read_text()
     )
+
+
+def test_a_plain_optuna_trial_that_dominates_every_network_hides_none_of_the_front():
+    from nin_search import records
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    distributions = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    arch = {records.ARCH: {"stages": []}}  # what nin-search records of every trained network
+    for number, values in enumerate([(0.9, 500.0), (0.8, 100.0), (0.7, 300.0)]):
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": number / 10}, distributions=distributions, values=list(values),
+            user_attrs=arch,
+        ))  # fmt: skip
+    study.add_trial(optuna.trial.create_trial(values=[1.0, 1.0]))  # no network: dominates all
+    assert [trial.number for trial in best_trials(study)] == [0, 1]

@@ -90,3 +90,10 @@ def test_the_public_names_are_exactly_the_lazily_imported_ones():
     assert set(nin_search.__all__) == lazy
     for name in nin_search.__all__:
         assert getattr(nin_search, name) is not None
+
+
+def test_a_numpy_integer_is_refused_in_a_spec_whose_json_could_not_hold_it():
+    import numpy as np
+
+    with pytest.raises(SpecError, match=r"width=np\.int64\(16\)"):
+        StageSpec("plain", kernel_size=3, width=np.int64(16))

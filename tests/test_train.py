@@ -164,3 +164,11 @@ def test_bf16_training_runs_in_bf16_learns_and_says_so(digits):
     assert auto == ("bf16" if cpu_has_native_bf16() else "fp32")
     with pytest.raises(ValueError, match="precision must be one of"):
         TrainSettings(hparams, precision="half")
+
+
+def test_train_settings_take_numpy_integers_and_refuse_bools():
+    import numpy as np
+
+    assert TrainSettings(epochs=np.int64(2), seed=np.int32(3)).epochs == 2
+    with pytest.raises(ValueError, match="epochs=True"):
+        TrainSettings(epochs=True)
