@@ -25,7 +25,6 @@ from nin_search.compat import set_study_system_attr, storage_of
 from nin_search.config import CREATION_WAIT, MAX_FAILURES_IN_A_ROW, MAX_STUDY_NAME, StudyConfig
 from nin_search.errors import UserError
 from nin_search.image_files import composed
-from nin_search.model import count_macs, count_params
 from nin_search.records import (
     ABLATION_SUFFIX,
     BASELINE,
@@ -163,6 +162,9 @@ _BASELINE_WIDTH_SCALES = tuple(0.5**halvings for halvings in range(8))
 def _baseline_costs(
     params: dict[str, Any], config: StudyConfig, data: dict[str, Any]
 ) -> dict[str, int]:
+    # Imported here: the commands that only read a study (best, trials, report) need no PyTorch.
+    from nin_search.model import count_macs, count_params
+
     arch = suggest_arch(optuna.trial.FixedTrial(params), config.space)
     shape = {"in_channels": data["in_channels"], "num_classes": data["num_classes"]}
     return {

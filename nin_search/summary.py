@@ -20,7 +20,6 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nin_search import analysis
 from nin_search.errors import UserError
 from nin_search.outputs import JsonLines
 from nin_search.records import BASELINE, TrialRecord
@@ -193,6 +192,9 @@ def _plain(value: Any) -> Any:
 def _verdict(study: optuna.Study) -> dict[str, Any]:
     """The answer per stage (:func:`nin_search.analysis.get_answer`), structured, and its
     lines as ``optimize`` and ``report`` print them."""
+    # Imported here: the analysis loads SciPy (about 1 s), which only the verdict needs.
+    from nin_search import analysis
+
     answer = analysis.get_answer(study, analysis.find_ablation_study(study))
     return {
         "confidence": answer.confidence,

@@ -72,3 +72,36 @@ def test_the_old_artifacts_spelling_is_a_hidden_alias():
         "--",
         "--artifacts",
     ]
+
+
+# Runs a reading command on an existing study, then names the modules it loaded.
+LOADED = """
+import sys
+from nin_search.cli import main
+sys.argv = ["nin-search", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exited:
+    assert not exited.code, exited.code
+print("LOADED", ",".join(name for name in ("torch", "scipy") if name in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("command", "loaded"),
+    [("best", ""), ("trials", ""), ("best --json", "scipy"), ("report -o r.html", "scipy")],
+)
+def test_commands_that_read_a_study_load_no_pytorch(command, loaded, studies, tmp_path):
+    # best and trials start about as fast as Optuna's own `optuna best-trial` and `optuna
+    # trials` (benchmarks/cli_help.py); PyTorch alone takes 2-3 s to import.
+    storage = f"sqlite:///{studies / 'good.db'}"
+    result = subprocess.run(
+        [sys.executable, "-c", LOADED, *command.split(), "--storage", storage],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"LOADED {loaded}\n" in result.stderr, result.stderr
