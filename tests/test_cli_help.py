@@ -83,7 +83,8 @@ try:
     main()
 except SystemExit as exited:
     assert not exited.code, exited.code
-print("LOADED", ",".join(name for name in ("torch", "scipy") if name in sys.modules), file=sys.stderr)
+loaded = [name for name in ("torch", "scipy") if name in sys.modules]
+print("LOADED", ",".join(loaded), file=sys.stderr)
 """
 
 
