@@ -210,13 +210,6 @@ def open_ablation_study(study: optuna.Study) -> optuna.Study:
     return ablation
 
 
-def _key(trial: FrozenTrial) -> tuple[int, int, str, int] | None:
-    record = TrialRecord.from_trial(trial)
-    key = (record.ablation_source, record.ablation_stage, record.ablation_variant,
-           record.ablation_seed)  # fmt: skip
-    return None if None in key else key
-
-
 def queue_ablation(
     ablation: optuna.Study, jobs: list[AblationJob], *, in_channels: int, num_classes: int
 ) -> AblationPlan:
@@ -226,8 +219,12 @@ def queue_ablation(
     """
     fail_dead_local_trials(ablation)
     trials = ablation.get_trials(deepcopy=False)
-    done = {_key(t) for t in trials if t.state == TrialState.COMPLETE}
-    waiting = {_key(t) for t in trials if t.state == TrialState.WAITING}
+    done = {
+        TrialRecord.from_trial(t).ablation_key for t in trials if t.state == TrialState.COMPLETE
+    }
+    waiting = {
+        TrialRecord.from_trial(t).ablation_key for t in trials if t.state == TrialState.WAITING
+    }
     queued = len([job for job in jobs if job.key in waiting])
     for job in jobs:
         if job.key in done or job.key in waiting:
@@ -246,11 +243,13 @@ def run_ablation(
     *,
     callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> RunOutcome:
-    """Trains every waiting ablation trial (one per queued job) in this process.
+    """Trains waiting ablation trials (one per queued job) in this process until none waits.
 
-    A trial that raises is recorded as failed with its reason and queued again by the next run;
-    Ctrl-C and SIGTERM stop the run (the trial is failed and continues from its checkpoint
-    next time).
+    Several processes or machines may run the same ablation at once: each takes the next
+    waiting run, and each stops when the queue is empty (a run that two of them queued at once
+    is trained once: :class:`~nin_search.objective.AblationObjective`). A trial that raises is
+    recorded as failed with its reason and queued again by the next run; Ctrl-C and SIGTERM
+    stop the run (the trial is failed and continues from its checkpoint next time).
 
     Returns:
         How the run ended: done, or stopped by Ctrl-C or SIGTERM (a re-run trains the rest).
@@ -261,8 +260,8 @@ def run_ablation(
     handle_sigterm()
     try:
         ablation.optimize(
-            objective, n_trials=waiting, catch=(Exception,), callbacks=list(callbacks),
-            gc_after_trial=False,
+            objective, n_trials=waiting, catch=(Exception,),
+            callbacks=[*callbacks, _stop_when_none_waits], gc_after_trial=False,
         )  # fmt: skip
     except KeyboardInterrupt as interrupt:
         return stopped_outcome(
@@ -270,6 +269,13 @@ def run_ablation(
             "finished ablation runs are kept; run the same command again to train only the rest",
         )
     return RunOutcome(0)
+
+
+def _stop_when_none_waits(ablation: optuna.Study, trial: FrozenTrial) -> None:
+    # Other processes take waiting runs too: asking for one more when none waits would make
+    # Optuna create a trial that is no run.
+    if not ablation.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        ablation.stop()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 import optuna
 import torch
+from optuna.trial import TrialState
 
 from nin_search import records
 from nin_search.compat import record_intermediate_value
@@ -356,8 +357,38 @@ class AblationObjective(Objective):
         self, trial: optuna.Trial, checkpoint: list[Path | None]
     ) -> float | tuple[float, ...]:
         attrs = trial.user_attrs
+        _check_ablation_run(trial)
         arch = ArchSpec.from_dict(attrs[records.ARCH])
         hparams = Hyperparameters.from_dict(attrs[records.HPARAMS])
         seed = int(attrs[records.SEED])
         key = [arch.to_dict(), hparams.to_dict(), seed]
         return self.run(trial, arch, hparams, seed, checkpoint_key=key, checkpoint=checkpoint)
+
+
+class NotAnAblationRun(Exception):
+    """An ablation trial that is not to be trained: no queued run, or a run another trial
+    already trains. It fails at once with the reason, before anything is built."""
+
+
+def _check_ablation_run(trial: optuna.Trial) -> None:
+    """Raises :class:`NotAnAblationRun` unless ``trial`` is a queued ablation run that no
+    other trial has completed or is training.
+
+    Two processes that queue the same ablation at once (two machines starting it together)
+    can each enqueue a run; of two trials of the same run, the lower-numbered one trains. A
+    process that asked for a run when another had just taken the last one gets a trial that is
+    no run.
+    """
+    key = TrialRecord.from_trial(trial).ablation_key
+    if key is None or records.ARCH not in trial.user_attrs:
+        raise NotAnAblationRun("no ablation run was waiting: another process took the last one")
+    for other in trial.study.get_trials(deepcopy=False):
+        if other.number == trial.number or TrialRecord.from_trial(other).ablation_key != key:
+            continue
+        if other.state == TrialState.COMPLETE or (
+            other.state == TrialState.RUNNING and other.number < trial.number
+        ):
+            raise NotAnAblationRun(
+                f"the same run as trial #{other.number} ({other.state.name.lower()}), which two "
+                "processes queued at once: trained once"
+            )

@@ -276,6 +276,14 @@ class TrialRecord:
         return float(self.values[0])
 
     @property
+    def ablation_key(self) -> tuple[int, int, str, int] | None:
+        """Which ablation run the trial is, ``(source, stage, variant, seed index)``; ``None``
+        for a trial that is not one."""
+        key = (self.ablation_source, self.ablation_stage, self.ablation_variant,
+               self.ablation_seed)  # fmt: skip
+        return None if None in key else key  # type: ignore[return-value]
+
+    @property
     def feasible(self) -> bool:
         """Whether the trial stayed within the study's cost limits."""
         return not self.constraint_violation

@@ -302,6 +302,58 @@ def test_a_stopped_ablation_resumes_with_only_the_unfinished_runs(
     assert all(kept[t.number] == t.value for t in done_before)
 
 
+def _prepared(folder: Path):
+    """The ablation of ``folder``'s study with one seed, queued in-process (library steps)."""
+    from nin_search.ablation import load_ablation_data, prepare_ablation, setup_ablation
+
+    setup = setup_ablation(f"sqlite:///{folder / 'nin_search.db'}", "abl")
+    data = load_ablation_data(setup)
+    return prepare_ablation(
+        setup.study, setup.config, data=data, artifact_dir=setup.artifact_dir, seeds=1
+    )
+
+
+def test_a_run_two_machines_queued_at_once_is_trained_once(searched_abl, tmp_path):
+    from nin_search.ablation import run_ablation
+
+    folder = _copy(searched_abl, tmp_path)
+    prepared = _prepared(folder)
+    # The other machine read the queue before this one wrote it, and queued the first run too.
+    first = prepared.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))[0]
+    prepared.study.enqueue_trial({}, user_attrs=dict(first.user_attrs))
+
+    assert run_ablation(prepared.study, prepared.objective).exit_code == 0
+    trials = _ablation_trials(folder)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == RUNS_PER_SEED and len(set(_keys(complete))) == RUNS_PER_SEED
+    (twice,) = [t for t in trials if t.state != TrialState.COMPLETE]
+    assert twice.state == TrialState.FAIL and not twice.intermediate_values  # never trained
+    assert f"the same run as trial #{first.number} (complete)" in twice.user_attrs["fail_reason"]
+
+
+def test_an_ablation_stops_when_another_machine_took_the_last_runs(searched_abl, tmp_path):
+    from nin_search.ablation import run_ablation
+
+    folder = _copy(searched_abl, tmp_path)
+    prepared = _prepared(folder)
+    other = optuna.load_study(
+        study_name=prepared.study.study_name, storage=f"sqlite:///{folder / 'nin_search.db'}"
+    )
+
+    def the_other_machine_takes_the_rest(study, trial) -> None:
+        while other.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            other.tell(other.ask(), 0.5)  # it trained them meanwhile
+
+    outcome = run_ablation(
+        prepared.study, prepared.objective, callbacks=[the_other_machine_takes_the_rest]
+    )
+    assert outcome.exit_code == 0
+    trials = _ablation_trials(folder)
+    # No trial that is no run: asking for one more would have made Optuna create it.
+    assert len(trials) == RUNS_PER_SEED and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(set(_keys(trials))) == RUNS_PER_SEED
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -376,3 +428,12 @@ def test_the_random_phase_and_tpes_own_start_up_never_replay_the_same_draws():
     study.optimize(_objective, n_trials=6)  # 3 random, then 3 of TPE's start-up draws
     params = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(params)) == len(params)
+
+
+def test_a_trial_that_is_no_ablation_run_prints_as_one():
+    from nin_search.cli._ablate import _run_line
+
+    junk = optuna.trial.create_trial(
+        state=TrialState.FAIL, user_attrs={"fail_reason": "NotAnAblationRun: no run was waiting"}
+    )
+    assert _run_line(junk).startswith("ablation run (none)  fail  (NotAnAblationRun: no run")

@@ -26,6 +26,7 @@ from nin_search.records import (
     ABLATION_SOURCE,
     ABLATION_STAGE,
     ABLATION_VARIANT,
+    FAIL_REASON,
     ORIGINAL_STAGE,
 )
 
@@ -158,6 +159,8 @@ def run_ablation_with_progress(
 def _run_line(trial: Any) -> str:
     """A finished ablation run in one line: which run, state, accuracy, epochs, seconds."""
     parts = [f"ablation run {_run_label(trial.user_attrs)}", trial.state.name.lower()]
+    if FAIL_REASON in trial.user_attrs:
+        parts.append(f"({trial.user_attrs[FAIL_REASON]})")
     if trial.value is not None:
         parts.append(format_accuracy(trial.value))
     epochs = len(trial.intermediate_values)
@@ -169,6 +172,8 @@ def _run_line(trial: Any) -> str:
 
 def _run_label(attrs: dict[str, Any]) -> str:
     """An ablation run in words: its source trial, stage variant and seed."""
+    if ABLATION_SOURCE not in attrs:
+        return "(none)"
     stage = attrs.get(ABLATION_STAGE, ORIGINAL_STAGE)
     label = "original" if stage == ORIGINAL_STAGE else f"s{stage} {attrs[ABLATION_VARIANT]}"
     return f"#{attrs[ABLATION_SOURCE]} {label} seed {attrs[ABLATION_SEED]}"
