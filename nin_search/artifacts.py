@@ -7,6 +7,7 @@ beside the store, one per study.
 from __future__ import annotations
 
 import contextlib
+import socket
 from pathlib import Path
 
 import optuna
@@ -21,6 +22,7 @@ from nin_search.records import (
     OPTUNA_ARTIFACT_PREFIX,
     REMOVED_WEIGHTS,
     WEIGHTS_ARTIFACT,
+    TrialRecord,
 )
 from nin_search.trials import best_trials, recorded_config
 
@@ -94,15 +96,30 @@ def make_artifact_store(directory: Path) -> optuna.artifacts.FileSystemArtifactS
 
 
 class KeepBestWeights:
-    """Study callback: after every trial, keep only the best ``keep`` trials' weights."""
+    """Study callback: after every trial, keep only the best ``keep`` trials' weights (those
+    in ``artifact_dir``: other machines' folders are theirs to trim)."""
 
-    def __init__(self, store: optuna.artifacts.FileSystemArtifactStore, *, keep: int) -> None:
-        self.store = store
+    def __init__(self, artifact_dir: Path, *, keep: int) -> None:
+        self.artifact_dir = artifact_dir
         self.keep = keep
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state == TrialState.COMPLETE:
-            prune_weights(study, self.store, keep=self.keep)
+            prune_weights(study, self.artifact_dir, keep=self.keep)
+
+
+def stored_here(trial: FrozenTrial, artifact_dir: Path) -> bool:
+    """Whether ``trial``'s weights were stored in ``artifact_dir`` on this machine (user attr
+    ``weights_store``; trials of older versions, which lack it, count as stored here).
+
+    Each machine searching a shared study stores weights in its own artifact folder unless
+    they share one: a file missing from this folder is lost only if it was stored here.
+    """
+    store = TrialRecord.from_trial(trial).weights_store
+    if store is None:
+        return True
+    here = {"host": socket.gethostname(), "dir": str(Path(artifact_dir).resolve())}
+    return {key: store.get(key) for key in here} == here
 
 
 def _forget_weights(study: optuna.Study, trial: FrozenTrial, artifact_id: str | None) -> None:
@@ -114,10 +131,9 @@ def _forget_weights(study: optuna.Study, trial: FrozenTrial, artifact_id: str | 
     )
 
 
-def prune_weights(
-    study: optuna.Study, store: optuna.artifacts.FileSystemArtifactStore, *, keep: int
-) -> list[int]:
-    """Deletes stored weights of completed trials outside the best ``keep`` (baselines stay).
+def prune_weights(study: optuna.Study, artifact_dir: Path, *, keep: int) -> list[int]:
+    """Deletes stored weights of completed trials outside the best ``keep`` (baselines stay)
+    that are in ``artifact_dir`` on this machine (:func:`stored_here`).
 
     The weights file goes, and with it the trial's artifact entry (the ``artifacts:<id>``
     system attr that optuna-dashboard lists) and its ``weights_artifact`` user attr, so no
@@ -129,6 +145,7 @@ def prune_weights(
     """
     from optuna.artifacts.exceptions import ArtifactNotFound
 
+    store = optuna.artifacts.FileSystemArtifactStore(str(artifact_dir))
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     ranked = sorted(completed, key=lambda t: t.values[0], reverse=True)
     front = {t.number for t in best_trials(study)} if len(study.directions) > 1 else set()
@@ -140,6 +157,8 @@ def prune_weights(
         artifact_id = trial.user_attrs.get(WEIGHTS_ARTIFACT)
         if not artifact_id or trial.user_attrs.get(BASELINE) or trial.number in already:
             continue
+        if not stored_here(trial, artifact_dir):
+            continue
         with contextlib.suppress(ArtifactNotFound):
             store.remove(artifact_id)
         _forget_weights(study, trial, artifact_id)
@@ -149,24 +168,27 @@ def prune_weights(
     return removed
 
 
-def forget_missing_weights(
-    study: optuna.Study, store: optuna.artifacts.FileSystemArtifactStore
-) -> list[int]:
-    """Removes the artifact entries (and ``weights_artifact`` attrs) whose file is gone.
+def forget_missing_weights(study: optuna.Study, artifact_dir: Path) -> list[int]:
+    """Removes the artifact entries (and ``weights_artifact`` attrs) whose file is gone from
+    ``artifact_dir``, where they were stored (:func:`stored_here`).
 
     Studies written before nin-search removed entries with the weights, and files deleted by
     hand, leave entries that optuna-dashboard lists but cannot serve (HTTP 500). This drops
-    them and adds their trials to ``removed_weights``.
+    them and adds their trials to ``removed_weights``. Weights another machine (or another
+    artifact folder) stored are not lost because they are not here, and are left alone.
 
     Returns:
         The numbers of the trials whose entries were removed.
     """
     from optuna.artifacts.exceptions import ArtifactNotFound
 
+    store = optuna.artifacts.FileSystemArtifactStore(str(artifact_dir))
     forgotten = []
     # Finished trials only: a running trial records an artifact before its file is written.
     finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     for trial in study.get_trials(deepcopy=False, states=finished):
+        if not stored_here(trial, artifact_dir):
+            continue
         system_attrs = storage_of(study).get_trial_system_attrs(trial_id_of(trial))
         listed = [key for key in system_attrs if key.startswith(OPTUNA_ARTIFACT_PREFIX)]
         missing = []
@@ -225,6 +247,15 @@ def download_weights(
             artifact_id=artifact_id,
         )
     except ArtifactNotFound:
+        store = TrialRecord.from_trial(trial).weights_store
+        if not stored_here(trial, artifact_dir) and store is not None:
+            raise UserError(
+                f"the weights of trial {trial.number} are in {store.get('dir')} on "
+                f"{store.get('host')}, the artifact folder of the optimize that trained it, not "
+                f"in {artifact_dir}; export there, pass --artifact-dir with a copy of that "
+                "folder, or let every machine share one folder (--artifact-dir on a shared "
+                "file system)"
+            ) from None
         raise UserError(
             f"the weights of trial {trial.number} are not in the artifact store {artifact_dir}; "
             "pass --artifact-dir with the folder that optimize used"

@@ -242,20 +242,16 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def _artifact_store(
-    storage_url: str, artifact_dir: str | Path | None
-) -> optuna.artifacts.FileSystemArtifactStore | None:
-    """The store of trained weights: ``artifact_dir``, else the folder `optimize` defaults to.
+def _artifact_folder(storage_url: str, artifact_dir: str | Path | None) -> Path | None:
+    """The folder of trained weights: ``artifact_dir``, else the folder `optimize` defaults to.
 
     With no ``artifact_dir`` and no default folder, the dashboard runs without artifacts.
     """
     if artifact_dir is not None:
         check_input_folder("--artifact-dir", Path(artifact_dir), READ_ARTIFACTS_FIX)
-        return optuna.artifacts.FileSystemArtifactStore(Path(artifact_dir).expanduser().resolve())
+        return Path(artifact_dir).expanduser().resolve()
     directory = artifact_dir_for(storage_url)
-    if not directory.is_dir():
-        return None
-    return optuna.artifacts.FileSystemArtifactStore(directory)
+    return directory if directory.is_dir() else None
 
 
 def forget_missing_artifacts(
@@ -272,10 +268,10 @@ def forget_missing_artifacts(
     Returns:
         Study name -> numbers of the trials whose entries were removed (empty without a store).
     """
-    store = _artifact_store(storage_url, artifact_dir)
-    if store is None:
+    folder = _artifact_folder(storage_url, artifact_dir)
+    if folder is None:
         return {}
-    return {study.study_name: forget_missing_weights(study, store) for study in studies}
+    return {study.study_name: forget_missing_weights(study, folder) for study in studies}
 
 
 def make_app(storage_url: str, *, artifact_dir: str | Path | None = None) -> Any:
@@ -294,7 +290,8 @@ def make_app(storage_url: str, *, artifact_dir: str | Path | None = None) -> Any
         UserError: For a bad storage URL, a missing SQLite file or a missing ``artifact_dir``.
     """
     check_storage_url(storage_url, must_exist=True)
-    store = _artifact_store(storage_url, artifact_dir)
+    folder = _artifact_folder(storage_url, artifact_dir)
+    store = None if folder is None else optuna.artifacts.FileSystemArtifactStore(folder)
     storage = open_storage(storage_url, heartbeat=False, create=False)  # never a new schema
     return optuna_dashboard.wsgi(storage, artifact_store=store)
 

@@ -67,12 +67,15 @@ class Objective:
 
     Every trial stores user attrs ``arch`` (``ArchSpec.to_dict()``), ``arch_summary``,
     ``params``, ``macs`` (per image) and ``seed``; a pruned trial also stores ``prune_reason``,
-    and a completed one ``weights_artifact`` (the id of its weights in the artifact store).
+    and a completed one ``weights_artifact`` (the id of its weights in the artifact store) and
+    ``weights_store`` (this machine and the artifact folder, which holds them).
 
     Args:
         config: The study config.
         data: Train/validation tensors on the training device.
-        artifact_store: Where completed trials' weights go; None keeps no weights.
+        artifact_dir: The artifact folder (an existing folder: Optuna's
+            ``FileSystemArtifactStore``) where completed trials' weights go; None keeps no
+            weights.
         checkpoint_dir: Where a running trial saves its state after every epoch, so that a
             retry after a crash or Ctrl-C continues from the last finished epoch; None: no
             checkpoints. A trial's file is removed when it completes or is pruned.
@@ -84,13 +87,13 @@ class Objective:
         config: StudyConfig,
         data: SearchData,
         *,
-        artifact_store: optuna.artifacts.FileSystemArtifactStore | None = None,
+        artifact_dir: Path | None = None,
         checkpoint_dir: Path | None = None,
         on_epoch: EpochCallback | None = None,
     ) -> None:
         self.config = config
         self.data = data
-        self.artifact_store = artifact_store
+        self.artifact_dir = None if artifact_dir is None else Path(artifact_dir).resolve()
         self.checkpoint_dir = checkpoint_dir
         if checkpoint_dir is not None:
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -192,7 +195,7 @@ class Objective:
         trainer = Trainer(model, self.data.train, self.data.val, settings, on_epoch=report)
         self._report_resumed(trial, trainer.resume())
         result = trainer.fit()
-        if self.artifact_store is not None and self._worth_keeping(trial, result.final_accuracy):
+        if self.artifact_dir is not None and self._worth_keeping(trial, result.final_accuracy):
             self._upload_weights(trial, model)
         _remove(checkpoint[0])
         return self._values(result.final_accuracy, costs)
@@ -313,16 +316,19 @@ class Objective:
 
     def _upload_weights(self, trial: optuna.Trial, model: torch.nn.Module) -> None:
         """Stores the trained weights as an Optuna artifact (safetensors)."""
+        assert self.artifact_dir is not None
+        store = optuna.artifacts.FileSystemArtifactStore(str(self.artifact_dir))
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"trial-{trial.number}.safetensors"
             save_weights(model.state_dict(), path)
             artifact_id = optuna.artifacts.upload_artifact(
-                artifact_store=self.artifact_store,
+                artifact_store=store,
                 file_path=str(path),
                 study_or_trial=trial,
                 mimetype="application/octet-stream",
             )
-        records.write(trial, weights_artifact=artifact_id)
+        here = {"host": socket.gethostname(), "dir": str(self.artifact_dir)}
+        records.write(trial, weights_artifact=artifact_id, weights_store=here)
 
 
 class AblationObjective(Objective):

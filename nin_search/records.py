@@ -60,6 +60,7 @@ __all__ = [
     "SPACE_FINGERPRINT",
     "VARIANTS",
     "WEIGHTS_ARTIFACT",
+    "WEIGHTS_STORE",
     "WORKER",
     "TrialRecord",
     "ablation_study_name",
@@ -82,6 +83,9 @@ BASELINE = "baseline"  # "nin" | "plain" on the two reference trials
 CONSTRAINT_VIOLATION = "constraint_violation"  # why a cost limit stopped the trial
 HPARAMS = "hparams"  # Hyperparameters.to_dict() (ablation trials, which have no params)
 WEIGHTS_ARTIFACT = "weights_artifact"  # artifact id of a completed trial's stored weights
+# {"host": ..., "dir": ...}: the machine and absolute artifact folder that hold those weights
+# (each machine of a shared study keeps its own folder unless they share one).
+WEIGHTS_STORE = "weights_store"
 WORKER = "worker"  # {"host": ..., "pid": ...} of the process that trains the trial
 PRUNE_REASON = "prune_reason"  # why a pruned trial stopped (pruner, dominated, diverged)
 RESUMED_FROM_EPOCH = "resumed_from_epoch"  # epochs a retry took over from its checkpoint
@@ -237,6 +241,7 @@ class TrialRecord:
     sampled_by: str | None = None  # one of SAMPLED_BY_VALUES
     hparams: dict[str, Any] | None = None  # ablation trials
     weights_artifact: str | None = None
+    weights_store: dict[str, Any] | None = None
     worker: dict[str, Any] | None = None
     # How the trial ended.
     prune_reason: str | None = None
@@ -306,6 +311,7 @@ _ATTRS = {
     "sampled_by": SAMPLED_BY,
     "hparams": HPARAMS,
     "weights_artifact": WEIGHTS_ARTIFACT,
+    "weights_store": WEIGHTS_STORE,
     "worker": WORKER,
     "prune_reason": PRUNE_REASON,
     "fail_reason": FAIL_REASON,
@@ -332,6 +338,7 @@ _READERS = {
     "sampled_by": _text,
     "hparams": _mapping,
     "weights_artifact": _text,
+    "weights_store": _mapping,
     "worker": _mapping,
     "prune_reason": _text,
     "fail_reason": _text,

@@ -164,7 +164,8 @@ def open_search(plan: SearchPlan, data: SearchData) -> OpenedSearch:
     study = open_study(
         plan.config, storage_url=plan.storage_url, study_name=plan.study_name, data_info=data.info()
     )
-    forget_missing_weights(study, make_artifact_store(plan.artifact_dir))  # entries of lost files
+    make_artifact_store(plan.artifact_dir)
+    forget_missing_weights(study, plan.artifact_dir)  # entries of lost files
     dead = fail_dead_local_trials(study)
     requeued = requeue_interrupted(study)
     return OpenedSearch(study, dead, requeued, len(finished_trials(study)))
@@ -179,17 +180,17 @@ def _run_in_process(
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None,
 ) -> RunOutcome:
     config = plan.config
-    store = make_artifact_store(plan.artifact_dir)
+    make_artifact_store(plan.artifact_dir)
     handle_sigterm()
     objective = Objective(
         config,
         data,
-        artifact_store=store,
+        artifact_dir=plan.artifact_dir,
         checkpoint_dir=checkpoint_dir_for(plan.artifact_dir, study.study_name),
         on_epoch=on_epoch,
     )
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [
-        KeepBestWeights(store, keep=config.study.keep_weights)
+        KeepBestWeights(plan.artifact_dir, keep=config.study.keep_weights)
     ]
     callbacks += [on_trial] if on_trial is not None else []
     try:

@@ -212,20 +212,20 @@ def run_worker(spec: WorkerSpec) -> None:
         study_name=spec.study_name,
         worker_index=spec.worker_index,
     )
-    store = make_artifact_store(Path(spec.artifact_dir))
+    make_artifact_store(Path(spec.artifact_dir))
     try:
         optimize(
             study,
             Objective(
                 config,
                 data,
-                artifact_store=store,
+                artifact_dir=Path(spec.artifact_dir),
                 checkpoint_dir=checkpoint_dir_for(Path(spec.artifact_dir), spec.study_name),
             ),
             n_trials=config.study.n_trials,
             quota=spec.quota,
             timeout=config.study.timeout,
-            callbacks=[KeepBestWeights(store, keep=config.study.keep_weights)],
+            callbacks=[KeepBestWeights(Path(spec.artifact_dir), keep=config.study.keep_weights)],
         )
     except KeyboardInterrupt as interrupt:
         raise SystemExit(interrupt_exit_code(interrupt)) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -175,10 +176,11 @@ def test_processes_that_switch_one_new_database_to_wal_together_all_succeed(tmp_
 def test_weights_of_the_best_k_and_the_baselines_are_kept(tmp_path):
     storage = f"sqlite:///{tmp_path / 'w.db'}"
     study = open_study(TINY, storage_url=storage, study_name="tiny")
-    store = make_artifact_store(tmp_path / "artifacts")
+    store_dir = tmp_path / "artifacts"
+    make_artifact_store(store_dir)
     data = load_search_data(TINY.data, device="cpu")
-    objective = Objective(TINY, data, artifact_store=store)
-    optimize(study, objective, n_trials=5, callbacks=[KeepBestWeights(store, keep=1)])
+    objective = Objective(TINY, data, artifact_dir=store_dir)
+    optimize(study, objective, n_trials=5, callbacks=[KeepBestWeights(store_dir, keep=1)])
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(trials) == 5
     baselines = baseline_trials(study)
@@ -189,6 +191,9 @@ def test_weights_of_the_best_k_and_the_baselines_are_kept(tmp_path):
         t.user_attrs["weights_artifact"] for t in baselines.values()
     }
     assert must_keep <= kept
+    # Where the weights are: another machine of a shared study knows they are not lost.
+    here = {"host": socket.gethostname(), "dir": str(store_dir.resolve())}
+    assert all(t.user_attrs["weights_store"] == here for t in baselines.values())
     removed = set(study.user_attrs.get("removed_weights", []))
     for trial in trials:
         artifact = trial.user_attrs.get("weights_artifact")
