@@ -463,14 +463,37 @@ def test_the_ablation_forest_plot_shows_each_mean_with_its_interval():
 
     ablations = get_ablation_info(hand_made_ablation())
     figure = report.plot_ablation_forest(ablations)
-    flipped, matched = figure.data
-    assert list(flipped.y) == ["stage 0, trial #7 (n=3)", "stage 0, trial #9 (n=2)"]
+    flipped, matched, matched_one_seed = figure.data
+    assert list(figure.layout.yaxis.ticktext) == [
+        "stage 0, trial #7 (n=3)",
+        "stage 0, trial #9 (flipped n=2, matched n=1)",
+    ]
     assert list(flipped.x) == pytest.approx([2.0, 1.5])
     low, high = ablations[0].flipped.interval
     assert flipped.error_x.array[0] == pytest.approx(high - 2.0)
     assert flipped.error_x.arrayminus[0] == pytest.approx(2.0 - low)
-    assert list(matched.error_x.array)[1] == 0  # one seed: no interval drawn
+    # Flipped and matched of one row sit apart, so equal values never hide a marker.
+    assert flipped.y[0] != matched.y[0] and round(flipped.y[0]) == round(matched.y[0]) == 0
+    # One seed: an open marker with no bar (not a bar of width 0), named in the legend.
+    assert matched_one_seed.name == "matched, 1 seed: no interval"
+    assert matched_one_seed.marker.symbol == "circle-open" and not matched_one_seed.error_x.array
+    assert "open markers: 1 seed, no interval" in figure.layout.title.text
     assert "no ablation yet" in report.plot_ablation_forest([]).layout.annotations[0].text
+
+
+def test_an_ablation_of_one_seed_is_not_titled_as_intervals():
+    from nin_search.analysis import get_ablation_info
+
+    from .test_analysis import hand_made_ablation
+
+    nine = get_ablation_info(hand_made_ablation())[1]
+    one_seed = nine._replace(flipped=nine.matched._replace(variant="flipped"))
+    figure = report.plot_ablation_forest([one_seed])
+    assert "t-intervals" not in figure.layout.title.text
+    assert "1 seed each: no intervals" in figure.layout.title.text
+    assert all(trace.marker.symbol == "circle-open" for trace in figure.data)
+    assert {trace.x[0] for trace in figure.data} == {nine.matched.mean}  # equal, both drawn
+    assert len({trace.y[0] for trace in figure.data}) == 2
 
 
 def test_the_regime_figure_has_one_point_per_size_range_and_stage():

@@ -10,7 +10,6 @@ import plotly.graph_objects as go
 
 from nin_search.analysis import (
     DesignSpaceEffect,
-    PairedEffect,
     StageAblation,
     StageConsensus,
     effect_text,
@@ -23,6 +22,7 @@ from nin_search.vocabulary import MLP, PLAIN
 _COLORS = {PLAIN: "#636efa", MLP: "#ef553b", "flipped": "#ef553b", "matched": "#00a087"}
 _KIND_NAMES = {PLAIN: "plain conv", MLP: "MLP conv"}
 _DIFFERENCE_AXIS = "MLP conv − plain conv (accuracy points)"
+_ROW_OFFSET = 0.15  # flipped above, matched below the row's line
 
 
 def plot_design_space_edf(effect: DesignSpaceEffect) -> go.Figure:
@@ -97,9 +97,76 @@ def _zero_line(figure: go.Figure) -> None:
     figure.add_vline(x=0, line_dash="dash", line_color="#888")
 
 
+_VARIANTS = ("flipped", "matched")
+_NO_INTERVAL = "1 seed: no interval"
+
+
+def _ablation_label(ablation: StageAblation) -> str:
+    """``stage 0, trial #7 (n=3)``, or ``(flipped n=3, matched n=1)`` when the counts differ."""
+    counts = {
+        variant: effect.n
+        for variant in _VARIANTS
+        if (effect := getattr(ablation, variant)) is not None
+    }
+    if len(set(counts.values())) == 1:
+        count = f"n={next(iter(counts.values()))}"
+    else:
+        count = ", ".join(f"{variant} n={n}" for variant, n in counts.items())
+    return f"stage {ablation.stage}, trial #{ablation.source} ({count})"
+
+
+def _ablation_traces(
+    figure: go.Figure, ablations: Sequence[StageAblation], variant: str, offset: float
+) -> None:
+    """One variant's effects at row + ``offset``: filled markers with their interval bars,
+    and open markers without a bar for the effects of one seed (no interval)."""
+    points = [
+        (row + offset, effect)
+        for row, ablation in enumerate(ablations)
+        if (effect := getattr(ablation, variant)) is not None and effect.mean is not None
+    ]
+    with_interval = [(y, effect) for y, effect in points if effect.interval is not None]
+    without = [(y, effect) for y, effect in points if effect.interval is None]
+    color = _COLORS[variant]
+    if with_interval:
+        figure.add_trace(
+            go.Scatter(
+                x=[effect.mean for _, effect in with_interval],
+                y=[y for y, _ in with_interval],
+                mode="markers",
+                name=variant,
+                legendgroup=variant,
+                marker=dict(color=color, size=10),
+                error_x=dict(
+                    type="data",
+                    symmetric=False,
+                    array=[effect.interval[1] - effect.mean for _, effect in with_interval],
+                    arrayminus=[effect.mean - effect.interval[0] for _, effect in with_interval],
+                ),
+                hovertext=[f"{variant}: {effect.verdict}" for _, effect in with_interval],
+            )
+        )
+    if without:
+        figure.add_trace(
+            go.Scatter(
+                x=[effect.mean for _, effect in without],
+                y=[y for y, _ in without],
+                mode="markers",
+                name=f"{variant}, {_NO_INTERVAL}",
+                legendgroup=variant,
+                marker=dict(color=color, size=11, symbol="circle-open", line=dict(width=2)),
+                hovertext=[f"{variant}: {effect.verdict}" for _, effect in without],
+            )
+        )
+
+
 def plot_ablation_forest(ablations: Sequence[StageAblation]) -> go.Figure:
     """Paired ablation differences with their t-intervals, flipped and matched, per source
     trial and stage.
+
+    Each (stage, source trial) is one row; flipped sits just above the row's line and matched
+    just below, so both show even when they are equal. An effect of one seed has no interval:
+    it is an open marker without a bar, and the legend and title say so.
 
     Args:
         ablations: From :func:`nin_search.analysis.get_ablation_info`.
@@ -108,36 +175,34 @@ def plot_ablation_forest(ablations: Sequence[StageAblation]) -> go.Figure:
     if not ablations:
         return note_figure(title, "no ablation yet: run `nin-search ablate`")
     figure = go.Figure()
-    for variant in ("flipped", "matched"):
-        effects: list[PairedEffect] = [
-            getattr(ablation, variant)
-            for ablation in ablations
-            if getattr(ablation, variant) is not None
-        ]
-        rows = [
-            (
-                f"stage {effect.stage}, trial #{effect.source} (n={effect.n})",
-                effect.mean,
-                effect.interval,
-                effect.verdict,
-            )
-            for effect in effects
-        ]
-        if rows:
-            _forest(figure, f"{variant}", rows, _COLORS[variant])
+    for variant, offset in zip(_VARIANTS, (-_ROW_OFFSET, _ROW_OFFSET), strict=True):
+        _ablation_traces(figure, ablations, variant, offset)
     _zero_line(figure)
-    first = next(
+    effects = [
         effect
         for ablation in ablations
         for effect in (ablation.flipped, ablation.matched)
         if effect is not None
-    )
-    confidence = percent_label(first.confidence)
+    ]
+    confidence = percent_label(effects[0].confidence)
+    if all(effect.interval is None for effect in effects):
+        means = "means of 1 seed each: no intervals"
+    elif any(effect.interval is None for effect in effects):
+        means = f"means, {confidence} t-intervals; open markers: 1 seed, no interval"
+    else:
+        means = f"means, {confidence} t-intervals"
+    rows = len(ablations)
     figure.update_layout(
-        title=f"{title} (means, {confidence} t-intervals)",
+        title=f"{title} ({means})",
         xaxis_title=_DIFFERENCE_AXIS,
-        yaxis_autorange="reversed",
-        height=max(300, 80 + 45 * len(ablations)),
+        height=max(320, 160 + 60 * rows),
+    )
+    figure.update_yaxes(
+        tickmode="array",
+        tickvals=list(range(rows)),
+        ticktext=[_ablation_label(ablation) for ablation in ablations],
+        range=[rows - 0.5, -0.5],  # the first row on top
+        zeroline=False,
     )
     return figure
 
