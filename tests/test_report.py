@@ -497,7 +497,7 @@ def test_an_ablation_of_one_seed_is_not_titled_as_intervals():
 
 
 def test_the_regime_figure_has_one_point_per_size_range_and_stage():
-    from nin_search.analysis import get_design_space_info
+    from nin_search.analysis import get_design_space_info, size_label
 
     from .test_analysis import size_study
 
@@ -506,7 +506,29 @@ def test_the_regime_figure_has_one_point_per_size_range_and_stage():
     (trace,) = figure.data  # stage 1 has no MLP conv, so no sizes to compare
     assert trace.name == "stage 0"
     assert list(trace.y) == pytest.approx([regime.difference for regime in effects[0].regimes])
-    assert trace.x[0].startswith("small (<")
+    assert list(trace.x) == [0, 1, 2]
+    ticks = list(figure.layout.xaxis.ticktext)
+    assert ticks == [size_label(regime) for regime in effects[0].regimes]
+    assert ticks[0].startswith("small (<")
+    assert figure.layout.xaxis.title.text.startswith("network size")
+
+
+def test_the_regime_figure_sets_stages_apart_and_draws_no_interval_as_no_bar():
+    from nin_search.analysis import get_design_space_info
+
+    from .test_analysis import size_study
+
+    stage0 = get_design_space_info(size_study(small_effect=0.03))[0]
+    small, *others = stage0.regimes
+    stage1 = stage0._replace(stage=1, regimes=[small._replace(interval=None), *others])
+    figure = report.plot_regime([stage0, stage1])
+    zero, one, one_open = figure.data
+    assert (zero.name, one.name) == ("stage 0", "stage 1")
+    assert set(zero.x).isdisjoint(one.x) and set(zero.x).isdisjoint(one_open.x)
+    assert sorted(round(x) for x in (*zero.x, *one.x, *one_open.x)) == [0, 0, 1, 1, 2, 2]
+    assert one_open.name == "stage 1, no interval (too few of one kind)"
+    assert one_open.marker.symbol == "circle-open" and not one_open.error_y.array
+    assert list(one_open.y) == pytest.approx([small.difference])
 
 
 def test_the_consensus_report_pools_studies_in_one_storage(tmp_path):

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from nin_search.analysis import (
     DesignSpaceEffect,
+    RegimeEffect,
     StageAblation,
     StageConsensus,
     effect_text,
@@ -22,6 +23,7 @@ from nin_search.vocabulary import MLP, PLAIN
 _COLORS = {PLAIN: "#636efa", MLP: "#ef553b", "flipped": "#ef553b", "matched": "#00a087"}
 _KIND_NAMES = {PLAIN: "plain conv", MLP: "MLP conv"}
 _DIFFERENCE_AXIS = "MLP conv − plain conv (accuracy points)"
+_STAGE_COLORS = ("#444444", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
 _ROW_OFFSET = 0.15  # flipped above, matched below the row's line
 
 
@@ -207,8 +209,16 @@ def plot_ablation_forest(ablations: Sequence[StageAblation]) -> go.Figure:
     return figure
 
 
+def _regime_hover(regime: RegimeEffect) -> str:
+    text = effect_text(regime.difference, regime.interval, regime.confidence)
+    return f"{size_label(regime)}: {text}; plain n={regime.n_plain}, mlp n={regime.n_mlp}"
+
+
 def plot_regime(effects: Sequence[DesignSpaceEffect]) -> go.Figure:
     """The normalised effect per parameter-count tercile, one trace per stage.
+
+    The stages sit side by side within each size range. A range with too few trials of one
+    kind for an interval is an open marker without a bar (not a bar of width 0).
 
     Args:
         effects: From :func:`nin_search.analysis.get_design_space_info`.
@@ -223,35 +233,68 @@ def plot_regime(effects: Sequence[DesignSpaceEffect]) -> go.Figure:
     ]
     if not with_sizes:
         return note_figure(title, "too few random trials with both kinds to split by size")
-    figure = go.Figure()
+    sizes: list[str] = []
+    labels: dict[str, set[str]] = {}
     for effect in with_sizes:
+        for regime in effect.regimes:
+            if regime.size not in sizes:
+                sizes.append(regime.size)
+            labels.setdefault(regime.size, set()).add(size_label(regime))
+    step = min(0.2, 0.6 / len(with_sizes))
+    figure = go.Figure()
+    for index, effect in enumerate(with_sizes):
+        offset = (index - (len(with_sizes) - 1) / 2) * step
+        color = _STAGE_COLORS[index % len(_STAGE_COLORS)]
         regimes = [regime for regime in effect.regimes if regime.difference is not None]
-        figure.add_trace(
-            go.Scatter(
-                x=[size_label(regime) for regime in regimes],
-                y=[regime.difference for regime in regimes],
-                mode="markers",
-                name=f"stage {effect.stage}",
-                marker=dict(size=10),
-                error_y=dict(
-                    type="data",
-                    symmetric=False,
-                    array=[
-                        0 if r.interval is None else r.interval[1] - r.difference for r in regimes
-                    ],
-                    arrayminus=[
-                        0 if r.interval is None else r.difference - r.interval[0] for r in regimes
-                    ],
-                ),
-                hovertext=[
-                    f"{effect_text(r.difference, r.interval, r.confidence)}; "
-                    f"plain n={r.n_plain}, mlp n={r.n_mlp}"
-                    for r in regimes
-                ],
+        with_interval = [regime for regime in regimes if regime.interval is not None]
+        without = [regime for regime in regimes if regime.interval is None]
+        name = f"stage {effect.stage}"
+        if with_interval:
+            figure.add_trace(
+                go.Scatter(
+                    x=[sizes.index(regime.size) + offset for regime in with_interval],
+                    y=[regime.difference for regime in with_interval],
+                    mode="markers",
+                    name=name,
+                    legendgroup=name,
+                    marker=dict(size=10, color=color),
+                    error_y=dict(
+                        type="data",
+                        symmetric=False,
+                        array=[r.interval[1] - r.difference for r in with_interval],
+                        arrayminus=[r.difference - r.interval[0] for r in with_interval],
+                    ),
+                    hovertext=[_regime_hover(regime) for regime in with_interval],
+                )
             )
-        )
+        if without:
+            figure.add_trace(
+                go.Scatter(
+                    x=[sizes.index(regime.size) + offset for regime in without],
+                    y=[regime.difference for regime in without],
+                    mode="markers",
+                    name=f"{name}, no interval (too few of one kind)",
+                    legendgroup=name,
+                    marker=dict(size=11, color=color, symbol="circle-open", line=dict(width=2)),
+                    hovertext=[_regime_hover(regime) for regime in without],
+                )
+            )
     figure.add_hline(y=0, line_dash="dash", line_color="#888")
-    figure.update_layout(title=title, yaxis_title=_DIFFERENCE_AXIS, height=420)
+    figure.update_layout(
+        title=title,
+        xaxis_title="network size (parameter-count range of the random trials)",
+        yaxis_title=_DIFFERENCE_AXIS,
+        height=460,
+    )
+    figure.update_xaxes(
+        tickmode="array",
+        tickvals=list(range(len(sizes))),
+        # One range per size unless the stages split differently (then the hover has each).
+        ticktext=[next(iter(labels[size])) if len(labels[size]) == 1 else size for size in sizes],
+        range=[-0.5, len(sizes) - 0.5],
+        zeroline=False,
+        showgrid=False,
+    )
     return figure
 
 
