@@ -263,7 +263,7 @@ def test_cost_figures_mark_the_front_and_label_the_baselines_on_a_log_axis():
     assert list(traces["nin baseline"].text) == ["nin baseline"]
     assert traces["nin baseline"].marker.symbol != traces["plain baseline"].marker.symbol
     assert figure.layout.xaxis.type == "log"
-    with pytest.raises(ValueError, match="cost='flops'"):
+    with pytest.raises(ValueError, match="cost=.flops."):
         report.plot_cost(get_cost_info(cost_study()), cost="flops")
 
 
@@ -550,3 +550,57 @@ def test_the_consensus_report_pools_studies_in_one_storage(tmp_path):
     assert studies_trace.error_x.array[0] == pytest.approx(high - stage.effects[0].difference)
     assert studies_trace.error_x.arrayminus[0] == pytest.approx(stage.effects[0].difference - low)
     assert list(pooled.y) == ["pooled (random effects)"] and pooled.marker.symbol == "diamond"
+
+
+def latency_study():
+    """Two objectives, accuracy and latency_ms: trials 0 and 2 form the front."""
+    from nin_search.compat import set_study_system_attr
+    from nin_search.records import CONFIG, system_attr_key
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    # The names come from the config optimize records (Optuna's metric names are unset).
+    set_study_system_attr(
+        study, system_attr_key(CONFIG), {"study": {"objectives": ["accuracy", "latency_ms"]}}
+    )
+    for accuracy, latency in ((0.80, 0.5), (0.85, 2.0), (0.90, 1.0)):
+        trial = trial_for([stage_spec("mlp")], accuracy)
+        study.add_trial(
+            create_trial(
+                values=[accuracy, latency],
+                params=trial.params,
+                distributions=trial.distributions,
+                user_attrs={**trial.user_attrs, "latency_ms": latency},
+            )
+        )
+    return study
+
+
+def test_a_multi_objective_report_names_its_objectives_and_lists_the_pareto_front(tmp_path):
+    study = latency_study()
+    objectives = report.get_objectives_info(study)
+    assert objectives.names == ["accuracy", "latency_ms"]
+    assert objectives.directions == ["maximize", "minimize"]
+    assert [trial.number for trial in objectives.front] == [2, 0]  # most accurate first
+    assert objectives.front[0].values == [0.90, 1.0]
+    assert report.get_objectives_info(effect_study(0.9, 0.8)) is None
+    path = tmp_path / "report.html"
+    write_report(study, path)
+    text = path.read_text(encoding="utf-8")
+    assert "Objectives: accuracy (maximize), latency_ms (minimize)" in text
+    front = text[text.index('id="pareto-front"') : text.index("<h2>Best architecture</h2>")]
+    assert "<td>90.0%</td><td>1.000 ms</td>" in front and "<td>80.0%</td><td>0.500 ms</td>" in front
+    assert "<td>85.0%</td>" not in front  # trial 1 is dominated by trial 2
+    assert "Trial 2: the most accurate trial of the Pareto front" in text
+    # Accuracy against each objective the study has: latency too, with its own front.
+    assert 'id="figure-cost-latency"' in text
+    figure = report.plot_cost(get_cost_info(study), cost="latency_ms")
+    front_trace = next(trace for trace in figure.data if trace.name == "Pareto front")
+    assert list(front_trace.x) == [0.5, 1.0]
+
+
+def test_a_single_objective_report_has_no_pareto_front_or_latency_figure(tmp_path):
+    path = tmp_path / "report.html"
+    write_report(effect_study(0.9, 0.8), path)
+    text = path.read_text(encoding="utf-8")
+    assert "Objectives:" not in text and 'id="pareto-front"' not in text
+    assert 'id="figure-cost-latency"' not in text

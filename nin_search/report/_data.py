@@ -1,4 +1,5 @@
-"""Figure data: MLP depth and width effects, cost vs accuracy with Pareto fronts, best trial."""
+"""Figure data: MLP depth and width effects, cost vs accuracy with Pareto fronts, best trial,
+and a multi-objective study's objectives and Pareto front."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import NamedTuple
 import numpy as np
 import optuna
 
-from nin_search.records import TrialRecord
+from nin_search.records import LATENCY_MS, TrialRecord
 from nin_search.report._trials import BestStageRow, completed_trials, trial_stages
-from nin_search.trials import best_trials
+from nin_search.trials import best_trials, recorded_config
 
 
 class AccuracyGroup(NamedTuple):
@@ -46,17 +47,38 @@ class CostPoint(NamedTuple):
     macs: int | None
     baseline: str | None
     arch_summary: str | None
+    latency_ms: float | None = None
 
 
 class CostInfo(NamedTuple):
     """Completed trials plus the Pareto fronts (max accuracy, min cost), by trial number.
 
-    Front numbers are sorted by increasing cost.
+    Front numbers are sorted by increasing cost; ``latency_front`` is empty when no trial
+    recorded its latency (only a study with a latency objective or limit measures it).
     """
 
     points: list[CostPoint]
     params_front: list[int]
     macs_front: list[int]
+    latency_front: list[int]
+
+
+class FrontTrial(NamedTuple):
+    """One trial of a multi-objective study's Pareto front: its value for each objective."""
+
+    number: int
+    values: list[float]
+    params: int | None
+    arch_summary: str | None
+
+
+class ObjectivesInfo(NamedTuple):
+    """A study's objectives (names and ``"maximize"``/``"minimize"``) and its Pareto front,
+    most accurate first (:func:`nin_search.trials.best_trials`)."""
+
+    names: list[str]
+    directions: list[str]
+    front: list[FrontTrial]
 
 
 class BestArchitecture(NamedTuple):
@@ -153,10 +175,53 @@ def get_cost_info(study: optuna.Study) -> CostInfo:
                 macs=record.macs,
                 baseline=record.baseline,
                 arch_summary=record.arch_summary,
+                latency_ms=record.latency_ms,
             )
         )
     points.sort(key=lambda point: point.number)
-    return CostInfo(points, _pareto_front(points, "params"), _pareto_front(points, "macs"))
+    return CostInfo(
+        points,
+        _pareto_front(points, "params"),
+        _pareto_front(points, "macs"),
+        _pareto_front(points, LATENCY_MS),
+    )
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """The study's objectives: Optuna's metric names when set, else the ``objectives`` of the
+    config ``optimize`` recorded, else ``accuracy`` then ``objective 2``, ``objective 3``..."""
+    count = len(study.directions)
+    if study.metric_names is not None and len(study.metric_names) == count:
+        return list(study.metric_names)
+    recorded = (recorded_config(study) or {}).get("study", {}).get("objectives")
+    if isinstance(recorded, list) and len(recorded) == count:
+        return [str(name) for name in recorded]
+    return ["accuracy", *(f"objective {index}" for index in range(2, count + 1))]
+
+
+def get_objectives_info(study: optuna.Study) -> ObjectivesInfo | None:
+    """The objectives and the Pareto front of a study with several objectives.
+
+    Args:
+        study: The study.
+
+    Returns:
+        ``None`` for a study with one objective; otherwise the objectives and the front (empty
+        when nothing has completed).
+    """
+    if len(study.directions) == 1:
+        return None
+    front = [
+        FrontTrial(
+            number=trial.number,
+            values=[float(value) for value in trial.values],
+            params=TrialRecord.from_trial(trial).param_count,
+            arch_summary=TrialRecord.from_trial(trial).arch_summary,
+        )
+        for trial in best_trials(study)
+    ]
+    directions = [direction.name.lower() for direction in study.directions]
+    return ObjectivesInfo(objective_names(study), directions, front)
 
 
 def get_best_architecture_table(study: optuna.Study) -> BestArchitecture | None:

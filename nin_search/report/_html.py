@@ -21,10 +21,12 @@ from nin_search.analysis import (
 from nin_search.report._analysis_html import analysis_html, answer_html
 from nin_search.report._data import (
     BestArchitecture,
+    ObjectivesInfo,
     get_best_architecture_table,
     get_cost_info,
     get_mlp_depth_info,
     get_mlp_width_info,
+    get_objectives_info,
 )
 from nin_search.report._page import figure_html, page_head, table
 from nin_search.report._plot import (
@@ -128,6 +130,70 @@ def _best_table(best: BestArchitecture | None) -> str:
     return stages + totals
 
 
+def _objective_value(name: str, value: float) -> str:
+    if name == "accuracy":
+        return _format_accuracy(value)
+    if name == "latency_ms":
+        return f"{value:.3f} ms"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def _objectives_html(objectives: ObjectivesInfo | None) -> str:
+    """One line naming the objectives of a multi-objective study (none for one objective)."""
+    if objectives is None:
+        return ""
+    named = ", ".join(
+        f"{name} ({direction})"
+        for name, direction in zip(objectives.names, objectives.directions, strict=True)
+    )
+    return (
+        f"<p>Objectives: {html.escape(named)}. With several objectives there is no single best "
+        f"trial but a Pareto front of {len(objectives.front)} trial(s), listed under "
+        '<a href="#pareto-front">Pareto front</a>.</p>'
+    )
+
+
+def _best_html(study: optuna.Study, objectives: ObjectivesInfo | None) -> list[str]:
+    """The "Best architecture" section; with several objectives, the Pareto front first and
+    which of its trials the architecture is."""
+    best = get_best_architecture_table(study)
+    if objectives is None:
+        return ["<h2>Best architecture</h2>", _best_table(best)]
+    header = ["trial", *objectives.names, "params", "summary"]
+    rows = [
+        [
+            trial.number,
+            *(
+                _objective_value(name, value)
+                for name, value in zip(objectives.names, trial.values, strict=True)
+            ),
+            "–" if trial.params is None else f"{trial.params:,}",
+            trial.arch_summary or "–",
+        ]
+        for trial in objectives.front
+    ]
+    parts = [
+        '<h2 id="pareto-front">Pareto front</h2>',
+        "<p>The trials no other completed trial beats on every objective "
+        f"({html.escape(', '.join(objectives.names))}), most accurate first.</p>",
+        table(header, rows, text_columns=(len(header) - 1,))
+        if rows
+        else f"<p>{NO_COMPLETED_TRIALS}</p>",
+        "<h2>Best architecture</h2>",
+    ]
+    if best is not None:
+        others = ", ".join(objectives.names[1:])
+        parts.append(
+            f"<p>Trial {best.number}: the most accurate trial of the Pareto front. The other "
+            f"front trials trade accuracy for a lower {html.escape(others)}; "
+            "<code>nin-search export --trial N</code> exports any of them.</p>"
+        )
+    parts.append(_best_table(best))
+    return parts
+
+
 def _state_counts(study: optuna.Study) -> str:
     counts: dict[str, int] = defaultdict(int)
     for trial in study.get_trials(deepcopy=False):
@@ -158,10 +224,12 @@ def write_report(
         answer = get_answer(study, find_ablation_study(study))
     verdicts = get_stage_verdicts(study)
     completed = completed_trials(study)
+    objectives = get_objectives_info(study)
     lines = "".join(f"<li>{html.escape(line)}</li>" for line in verdict_lines(verdicts))
     parts = [
         *page_head(f"nin-search report: {study.study_name}"),
         f"<p>Trials: {html.escape(_state_counts(study))}.</p>",
+        _objectives_html(objectives),
         *answer_html(answer),
         *analysis_html(answer),
         "<h2>Naive comparison: every completed trial, per stage</h2>",
@@ -173,8 +241,7 @@ def write_report(
         "means. The common epoch is the largest epoch every completed or pruned trial of the "
         "stage reached; the means there include pruned trials.</p>",
         *(figure_html(figure, name) for name, figure in _study_figures(study, verdicts)),
-        "<h2>Best architecture</h2>",
-        _best_table(get_best_architecture_table(study)),
+        *_best_html(study, objectives),
         "</body></html>",
     ]
     with open(path, "w", encoding="utf-8") as file:
@@ -200,6 +267,11 @@ def _study_figures(
         ("width", plot_mlp_width(get_mlp_width_info(study))),
         ("cost-params", plot_cost(cost_info, cost="params")),
         ("cost-macs", plot_cost(cost_info, cost="macs")),
+        *(
+            [("cost-latency", plot_cost(cost_info, cost="latency_ms"))]
+            if any(point.latency_ms is not None for point in cost_info.points)
+            else []
+        ),
         (
             "history",
             optuna.visualization.plot_optimization_history(study, **_accuracy_target(study))

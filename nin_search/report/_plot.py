@@ -116,16 +116,24 @@ def plot_mlp_width(width_info: Sequence[MlpWidthInfo]) -> go.Figure:
     return _box_figure("Effect of 1x1 layer width (MLP stages)", "1x1 width", traces, {})
 
 
+_COST_LABELS = {
+    "params": "parameters",
+    "macs": "MACs per image",
+    "latency_ms": "latency (ms per forward pass)",
+}
+
+
 def plot_cost(cost_info: CostInfo, *, cost: str = "params") -> go.Figure:
-    """Accuracy against cost (log x), with the Pareto front and the baselines marked.
+    """Accuracy against cost (log x for params and MACs), with the Pareto front and the
+    baselines marked.
 
     Args:
         cost_info: From :func:`get_cost_info`.
-        cost: ``"params"`` or ``"macs"``.
+        cost: ``"params"``, ``"macs"`` or ``"latency_ms"``.
     """
-    if cost not in ("params", "macs"):
-        raise ValueError(f"cost must be 'params' or 'macs', but got cost={cost!r}.")
-    label = "parameters" if cost == "params" else "MACs per image"
+    if cost not in _COST_LABELS:
+        raise ValueError(f"cost must be 'params', 'macs' or 'latency_ms', but got cost={cost!r}.")
+    label = _COST_LABELS[cost]
     title = f"Accuracy vs {label}"
     points = [point for point in cost_info.points if (getattr(point, cost) or 0) > 0]
     if not points:
@@ -145,7 +153,11 @@ def plot_cost(cost_info: CostInfo, *, cost: str = "params") -> go.Figure:
         )
     )
     by_number = {point.number: point for point in points}
-    front_numbers = cost_info.params_front if cost == "params" else cost_info.macs_front
+    front_numbers = {
+        "params": cost_info.params_front,
+        "macs": cost_info.macs_front,
+        "latency_ms": cost_info.latency_front,
+    }[cost]
     front = [by_number[number] for number in front_numbers if number in by_number]
     figure.add_trace(
         go.Scatter(
@@ -160,7 +172,10 @@ def plot_cost(cost_info: CostInfo, *, cost: str = "params") -> go.Figure:
     )
     _add_baseline_traces(figure, points, cost=cost)
     figure.update_layout(title=title, yaxis_title="validation accuracy")
-    figure.update_xaxes(type="log", title=f"{label} (log scale)")
+    if cost == "latency_ms":
+        figure.update_xaxes(title=label)
+    else:
+        figure.update_xaxes(type="log", title=f"{label} (log scale)")
     return figure
 
 
