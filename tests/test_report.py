@@ -604,3 +604,46 @@ def test_a_single_objective_report_has_no_pareto_front_or_latency_figure(tmp_pat
     text = path.read_text(encoding="utf-8")
     assert "Objectives:" not in text and 'id="pareto-front"' not in text
     assert 'id="figure-cost-latency"' not in text
+
+
+def many_params_study(n_params=28, n_trials=20, seed=0):
+    generator = np.random.default_rng(seed)
+    study = optuna.create_study(direction="maximize")
+    distribution = FloatDistribution(0.0, 1.0)
+    for _ in range(n_trials):
+        params = {f"p{index:02d}": float(generator.uniform()) for index in range(n_params)}
+        study.add_trial(
+            create_trial(
+                value=float(generator.uniform()),
+                params=params,
+                distributions=dict.fromkeys(params, distribution),
+            )
+        )
+    study.add_trial(create_trial(state=TrialState.PRUNED, params={}, distributions={}))
+    return study
+
+
+def test_importances_label_every_bar_and_say_how_many_trials_they_rest_on():
+    figure = report.plot_param_importances(many_params_study())
+    (bars,) = figure.data
+    assert len(bars.y) == 28
+    assert list(figure.layout.yaxis.tickvals) == list(bars.y)  # no label skipped
+    assert figure.layout.height >= 28 * 20  # tall enough for 28 labelled bars
+    assert "from 20 completed trials" in figure.layout.title.text
+    small = report.plot_param_importances(many_params_study(n_params=3))
+    assert small.layout.height < figure.layout.height
+
+
+def test_the_importance_warning_sits_under_the_title_not_on_the_axis_title(monkeypatch):
+    import warnings
+
+    original = optuna.visualization.plot_param_importances
+
+    def warning(study, **kwargs):
+        warnings.warn("Some regimes have less than 2 trials.", UserWarning, stacklevel=1)
+        return original(study, **kwargs)
+
+    monkeypatch.setattr(optuna.visualization, "plot_param_importances", warning)
+    figure = report.plot_param_importances(many_params_study(n_params=3))
+    assert "note: Some regimes have less than 2 trials." in figure.layout.title.text
+    assert not figure.layout.annotations

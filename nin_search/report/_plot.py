@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
+import math
 import warnings
 from collections.abc import Sequence
 
 import optuna
 import plotly.graph_objects as go
+from optuna.trial import TrialState
 
 from nin_search.report._data import AccuracyGroup, CostInfo, CostPoint, MlpDepthInfo, MlpWidthInfo
 from nin_search.report._trials import NO_COMPLETED_TRIALS, completed_trials
@@ -203,11 +205,19 @@ def _add_baseline_traces(figure: go.Figure, points: list[CostPoint], *, cost: st
         )
 
 
+def _importance_trials(study: optuna.Study) -> int:
+    """The trials Optuna's default (PED-ANOVA) importances rest on: completed, finite accuracy."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sum(1 for trial in trials if trial.values and math.isfinite(trial.values[0]))
+
+
 def plot_param_importances(study: optuna.Study) -> go.Figure:
     """Optuna's hyperparameter importances, or a note when they cannot be computed.
 
     Importances need enough completed trials; with too few, the evaluator fails or warns, and
-    the figure says so instead of raising.
+    the figure says so instead of raising. The title gives the number of completed trials the
+    importances rest on and Optuna's warning, if any; the figure is as tall as its bars need
+    for every one to be labelled.
 
     Args:
         study: The study.
@@ -221,14 +231,16 @@ def plot_param_importances(study: optuna.Study) -> go.Figure:
             figure = optuna.visualization.plot_param_importances(study, **_accuracy_target(study))
         except Exception as error:
             return note_figure(title, f"importances unavailable: {error}")
+    n = _importance_trials(study)
+    text = f"{title} for accuracy, from {n} completed trial{'s' if n != 1 else ''}"
     if caught:
-        figure.add_annotation(
-            text=f"note: {caught[0].message}",
-            x=0,
-            y=-0.15,
-            xref="paper",
-            yref="paper",
-            showarrow=False,
-            xanchor="left",
-        )
+        note = html.escape(str(caught[0].message))
+        text += f"<br><sup>note: {note}</sup>"
+    names = [name for trace in figure.data for name in (trace.y or ())]
+    figure.update_layout(
+        title=dict(text=text),
+        height=max(300, 160 + 24 * len(names)),
+        margin=dict(t=110),
+    )
+    figure.update_yaxes(tickmode="array", tickvals=names, ticktext=names)  # every bar labelled
     return figure
