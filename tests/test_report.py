@@ -647,3 +647,16 @@ def test_the_importance_warning_sits_under_the_title_not_on_the_axis_title(monke
     figure = report.plot_param_importances(many_params_study(n_params=3))
     assert "note: Some regimes have less than 2 trials." in figure.layout.title.text
     assert not figure.layout.annotations
+
+
+def test_a_consensus_of_one_study_is_that_studys_full_report(tmp_path):
+    from .test_analysis import studies_with_effects
+
+    (study,) = studies_with_effects({"a": [3.0, 3.1, 2.9]})
+    path = tmp_path / "consensus.html"
+    report.write_consensus_report([study], path)
+    text = path.read_text(encoding="utf-8")
+    assert "<h1>nin-search report: a</h1>" in text
+    assert "One searched study only, so this is its full report" in text
+    assert "Naive comparison: every completed trial, per stage" in text
+    assert 'id="figure-ablation-forest"' in text and "Consensus across studies" not in text

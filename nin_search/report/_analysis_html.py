@@ -117,6 +117,9 @@ def write_consensus_report(
 ) -> list[StageConsensus]:
     """Writes one HTML page on several studies: the consensus per stage, then each answer.
 
+    With a single study there is nothing to pool: the page is that study's full report
+    (:func:`nin_search.report.write_report`), saying so.
+
     Args:
         studies: Searched studies (e.g. one per dataset); each one's companion ablation study
             is found in its storage.
@@ -131,6 +134,15 @@ def write_consensus_report(
     consensus = get_consensus_info(studies, ablation_studies=companions, sources=sources)
     if answers is None:
         answers = [get_answer(study, companions[study.study_name]) for study in studies]
+    if len(studies) == 1:
+        from nin_search.report._html import write_report  # it imports this module
+
+        note = (
+            "One searched study only, so this is its full report: a consensus pools two or more "
+            "(one per dataset, say)."
+        )
+        write_report(studies[0], path, answer=answers[0], note=note)
+        return consensus
     names = ", ".join(study.study_name for study in studies)
     summary = "\n".join(consensus_lines(consensus))
     which = "its most accurate ablated trial" if sources == "best" else "the mean of its trials"

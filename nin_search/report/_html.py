@@ -202,7 +202,11 @@ def _state_counts(study: optuna.Study) -> str:
 
 
 def write_report(
-    study: optuna.Study, path: str | os.PathLike[str], *, answer: Answer | None = None
+    study: optuna.Study,
+    path: str | os.PathLike[str],
+    *,
+    answer: Answer | None = None,
+    note: str | None = None,
 ) -> list[StageVerdict]:
     """Writes the study report as one self-contained HTML file (plotly.js inline, no network).
 
@@ -216,6 +220,7 @@ def write_report(
         path: The HTML file to write (overwritten).
         answer: The answer to show; by default computed from ``study`` and its companion
             ablation study.
+        note: A line (plain text) to show under the title, e.g. why this page was written.
 
     Returns:
         The (naive) stage verdicts shown in the report.
@@ -228,6 +233,7 @@ def write_report(
     lines = "".join(f"<li>{html.escape(line)}</li>" for line in verdict_lines(verdicts))
     parts = [
         *page_head(f"nin-search report: {study.study_name}"),
+        "" if note is None else f"<p><i>{html.escape(note)}</i></p>",
         f"<p>Trials: {html.escape(_state_counts(study))}.</p>",
         _objectives_html(objectives),
         *answer_html(answer),
