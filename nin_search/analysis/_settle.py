@@ -19,6 +19,7 @@ from nin_search.analysis._stats import half_width_for_seeds, seeds_for_half_widt
 
 ABLATE = "nin-search ablate"
 RANDOM_TRIALS = "study.random_trials"
+MAX_MORE_RANDOM_TRIALS = 1000  # beyond this many more, the target is called out of reach
 
 
 def _target(difference: float, smallest_effect: float) -> float:
@@ -83,7 +84,9 @@ def random_trials_to_settle(
 
     The standard error shrinks about as 1/sqrt(number of trials), and with many trials the
     interval is about ``z * standard_error`` wide each way (z: the normal quantile), so the
-    trials needed are ``n * (z * standard_error / target)**2``.
+    trials needed are ``n * (z * standard_error / target)**2``. Beyond
+    ``MAX_MORE_RANDOM_TRIALS`` more, the target is called out of reach (as the ablation is
+    beyond 1000 seeds), with the half-width that many more would still leave.
     """
     if direction(effect.interval) in ("helps", "hurts"):
         return None
@@ -106,4 +109,11 @@ def random_trials_to_settle(
     needed = math.ceil(used * (half_width / target) ** 2) - used
     if needed <= 0:
         return None
+    if needed > MAX_MORE_RANDOM_TRIALS:
+        left = half_width * math.sqrt(used / (used + MAX_MORE_RANDOM_TRIALS))
+        return (
+            "an effect this small is out of reach of more random trials: even "
+            f"{MAX_MORE_RANDOM_TRIALS} more (`{RANDOM_TRIALS}`) would leave about "
+            f"±{left:.1f} points"
+        )
     return f"{more}: about {needed} more would narrow the interval to about ±{target:.1f} points"
