@@ -17,10 +17,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
+import signal
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -249,18 +253,74 @@ def default_file_mode() -> int:
     return 0o666 & ~umask
 
 
+STALE_PARTIAL_SECONDS = 600  # a partial file this old, of a dead process, is removed
+
+
 def _temporary_path(path: Path) -> Path:
     """A hidden name beside ``path``, unique to this process and call."""
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
 
 
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (PermissionError): alive
+        return True
+    return True
+
+
+def _remove_stale_partials(target: Path) -> None:
+    """Removes the temporary files an earlier write of ``target`` left when it was killed
+    (SIGKILL cannot be caught): only names of :func:`_temporary_path`'s pattern for this
+    target, of a process that no longer runs on this machine, untouched for
+    ``STALE_PARTIAL_SECONDS``."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)-[0-9a-f]{{8}}\.partial")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(target.parent):
+            match = pattern.fullmatch(entry.name)
+            if match is None or int(match.group(1)) == os.getpid():
+                continue
+            with contextlib.suppress(OSError):
+                old = time.time() - entry.stat(follow_symlinks=False).st_mtime
+                if old > STALE_PARTIAL_SECONDS and not _process_is_alive(int(match.group(1))):
+                    os.unlink(entry.path)
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """While it lasts, SIGTERM raises ``SystemExit(143)`` (so ``finally`` and ``except``
+    clauses run) where it would otherwise end the process at once: the default handler, in
+    the main thread. Another handler someone installed is left alone."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def write_atomic(path: Path, write: Callable[[Path], T]) -> T:
     """Calls ``write(temporary)``, then renames the temporary file over ``path``.
 
-    The temporary file is beside ``path`` (the rename is atomic on one file system), its name
-    unique to this process, and it is removed if ``write`` fails or is interrupted. A symbolic
-    link at ``path`` is written through (its target is replaced); a pipe or character device
-    (``/dev/stdout``) is written in place.
+    The temporary file is beside ``path`` (the rename is atomic on one file system) and its
+    name, ``.NAME.PID-HEX.partial``, unique to this process and call. It is removed if
+    ``write`` fails, on an exception (Ctrl-C included) and on SIGTERM (which then exits with
+    status 143, unless the program installed its own SIGTERM handler). A process killed
+    outright (SIGKILL, a power cut) cannot remove it: a later write of the same ``path``
+    removes such leftovers, once their process is gone and they are 10 minutes old. A
+    symbolic link at ``path`` is written through (its target is replaced); a pipe or
+    character device (``/dev/stdout``) is written in place.
 
     Raises:
         UserError: When the file system refuses the write (a full disk, say).
@@ -271,12 +331,14 @@ def write_atomic(path: Path, write: Callable[[Path], T]) -> T:
     target = _real(path)
     if target.exists() and _is_stream(target):
         return write(target)
+    _remove_stale_partials(target)
     temporary = _temporary_path(target)
     try:
-        result = write(temporary)
-        # The mode a plain open(path, "w") gives, whatever the writer used (safetensors: 0600).
-        os.chmod(temporary, default_file_mode())
-        os.replace(temporary, target)
+        with _terminate_as_exit():
+            result = write(temporary)
+            # The mode a plain open(path, "w") gives, whatever the writer used (safetensors: 0600).
+            os.chmod(temporary, default_file_mode())
+            os.replace(temporary, target)
     except OSError as error:  # the disk filled up, the folder went away, ...
         temporary.unlink(missing_ok=True)
         raise UserError(
