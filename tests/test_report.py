@@ -451,6 +451,11 @@ def test_the_edf_figure_draws_the_weighted_curves_of_both_kinds():
     for trace, curve in zip(figure.data, effect.curves, strict=True):
         assert list(trace.x) == curve.errors and list(trace.y) == curve.cumulative_share
     assert figure.layout.title.text.startswith("Stage 0: error EDF of random trials at epoch 2")
+    # The steps at either end stand clear of the borders; the verdict covers no curve.
+    low, high = figure.layout.xaxis.range
+    errors = [error for curve in effect.curves for error in curve.errors]
+    assert low < min(errors) and high > max(errors)
+    assert not figure.layout.annotations and effect.verdict in figure.layout.title.text
     # Stage 1 never had an MLP conv: the figure says why it is empty.
     empty = report.plot_design_space_edf(get_design_space_info(confounded_study(mlp_effect=0))[1])
     assert "both kinds" in empty.layout.annotations[0].text

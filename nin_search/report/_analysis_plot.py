@@ -30,6 +30,9 @@ _ROW_OFFSET = 0.15  # flipped above, matched below the row's line
 def plot_design_space_edf(effect: DesignSpaceEffect) -> go.Figure:
     """One stage's complexity-normalised error EDFs of plain and MLP conv (Radosavovic et al.).
 
+    The x range is padded beyond the errors so that the first and last steps (often the jump
+    at chance-level error) stand clear of the borders; the verdict sits under the title.
+
     Args:
         effect: One entry of :func:`nin_search.analysis.get_design_space_info`.
     """
@@ -49,23 +52,20 @@ def plot_design_space_edf(effect: DesignSpaceEffect) -> go.Figure:
                 line=dict(color=_COLORS[curve.kind]),
             )
         )
-    figure.add_annotation(
-        text=f"{effect.verdict}<br>KS {effect.ks_statistic:.2f}, {effect.bins_used} size bins",
-        x=0.99,
-        y=0.02,
-        xref="paper",
-        yref="paper",
-        xanchor="right",
-        yanchor="bottom",
-        showarrow=False,
-        align="right",
-    )
+    errors = [error for curve in effect.curves for error in curve.errors]
+    pad = max(1.0, 0.05 * (max(errors) - min(errors)))  # points: the end steps clear the borders
     figure.update_layout(
-        title=title,
+        # The verdict goes under the title, where it can never cover a curve.
+        title=dict(
+            text=f"{title}<br><sup>{html.escape(effect.verdict)}; KS "
+            f"{effect.ks_statistic:.2f}, {effect.bins_used} size bins</sup>"
+        ),
         xaxis_title="validation error (%)",
+        xaxis_range=[min(errors) - pad, max(errors) + pad],
         yaxis_title="cumulative share (complexity-weighted)",
-        yaxis_range=[0, 1.02],
-        height=420,
+        yaxis_range=[0, 1.04],
+        margin=dict(t=100),
+        height=440,
     )
     return figure
 
