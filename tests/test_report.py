@@ -262,6 +262,8 @@ def test_cost_figures_mark_the_front_and_label_the_baselines_on_a_log_axis():
     assert list(traces["Pareto front"].x) == [1000, 8000]
     assert list(traces["nin baseline"].text) == ["nin baseline"]
     assert traces["nin baseline"].marker.symbol != traces["plain baseline"].marker.symbol
+    # Labels on different sides of their markers, so that close baselines' labels never collide.
+    assert traces["nin baseline"].textposition != traces["plain baseline"].textposition
     assert figure.layout.xaxis.type == "log"
     with pytest.raises(ValueError, match="cost=.flops."):
         report.plot_cost(get_cost_info(cost_study()), cost="flops")

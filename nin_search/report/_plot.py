@@ -18,6 +18,10 @@ from nin_search.vocabulary import MLP, PLAIN
 
 _COLORS = {PLAIN: "#636efa", MLP: "#ef553b"}
 _BASELINE_SYMBOLS = ("star", "diamond", "square", "triangle-up")
+_BASELINE_COLORS = ("#00a087", "#ab63fa", "#ffa15a", "#19d3f3")  # each label in its marker's
+# Each baseline's label above or below its marker, so that two close baselines' labels
+# never run into each other.
+_BASELINE_TEXT_POSITIONS = ("top left", "bottom left", "top right", "bottom right")
 
 
 def _accuracy_target(study: optuna.Study) -> dict:
@@ -187,7 +191,8 @@ def _cost_hover(point: CostPoint) -> str:
 
 
 def _add_baseline_traces(figure: go.Figure, points: list[CostPoint], *, cost: str) -> None:
-    """One labelled marker trace per baseline (``nin``, ``plain``), in name order."""
+    """One labelled marker trace per baseline (``nin``, ``plain``), in name order, each label
+    on another side of its marker."""
     baselines = sorted({point.baseline for point in points if point.baseline is not None})
     for index, baseline in enumerate(baselines):
         marked = [point for point in points if point.baseline == baseline]
@@ -197,9 +202,15 @@ def _add_baseline_traces(figure: go.Figure, points: list[CostPoint], *, cost: st
                 y=[point.accuracy for point in marked],
                 mode="markers+text",
                 text=[f"{baseline} baseline"] * len(marked),
-                textposition="top center",
+                textposition=_BASELINE_TEXT_POSITIONS[index % len(_BASELINE_TEXT_POSITIONS)],
+                cliponaxis=False,  # a label near the border is drawn whole
                 name=f"{baseline} baseline",
-                marker=dict(symbol=_BASELINE_SYMBOLS[index % len(_BASELINE_SYMBOLS)], size=14),
+                textfont=dict(color=_BASELINE_COLORS[index % len(_BASELINE_COLORS)]),
+                marker=dict(
+                    symbol=_BASELINE_SYMBOLS[index % len(_BASELINE_SYMBOLS)],
+                    color=_BASELINE_COLORS[index % len(_BASELINE_COLORS)],
+                    size=14,
+                ),
                 hovertext=[_cost_hover(point) for point in marked],
             )
         )
