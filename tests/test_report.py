@@ -461,6 +461,10 @@ def test_the_edf_figure_draws_the_weighted_curves_of_both_kinds():
     # Stage 1 never had an MLP conv: the figure says why it is empty.
     empty = report.plot_design_space_edf(get_design_space_info(confounded_study(mlp_effect=0))[1])
     assert "both kinds" in empty.layout.annotations[0].text
+    none = effect._replace(n_random_plain=0, n_random_mlp=0, epoch=None, curves=[])
+    empty = report.plot_design_space_edf(none)
+    assert "final values" not in empty.layout.title.text
+    assert "no random trials" in empty.layout.annotations[0].text
 
 
 def test_the_ablation_forest_plot_shows_each_mean_with_its_interval():

@@ -38,6 +38,9 @@ def plot_design_space_edf(effect: DesignSpaceEffect) -> go.Figure:
     """
     at = "final values" if effect.epoch is None else f"epoch {effect.epoch}"
     title = f"Stage {effect.stage}: error EDF of random trials at {at}, weighted to equal params"
+    if effect.n_random_plain + effect.n_random_mlp == 0:
+        title = f"Stage {effect.stage}: error EDF of random trials, weighted to equal params"
+        return note_figure(title, "no random trials recorded for this stage")
     if len(effect.curves) < 2:
         return note_figure(title, "needs random trials of both kinds in a shared size range")
     figure = go.Figure()
