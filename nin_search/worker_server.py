@@ -41,6 +41,7 @@ WORKER_MODULES = [
     "nin_search.study",
     "nin_search.objective",
     "nin_search.artifacts",
+    "nin_search.worker_server_signals",  # last: the server ignores SIGTERM (see the module)
 ]
 
 

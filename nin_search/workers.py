@@ -64,9 +64,12 @@ class Terminated(KeyboardInterrupt):
 
 
 def handle_sigterm() -> None:
-    """Turns SIGTERM into :class:`Terminated` in this process."""
+    """Turns SIGTERM into :class:`Terminated` in this process, once: a second SIGTERM (a
+    worker gets one from ``kill -TERM -PGID``, systemd or Slurm, and one forwarded by its
+    parent) is ignored, so that it cannot cut short the recording of the stopped trial."""
 
     def raise_terminated(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # on its way out already
         raise Terminated()
 
     signal.signal(signal.SIGTERM, raise_terminated)
@@ -276,9 +279,9 @@ def stopped_outcome(interrupt: KeyboardInterrupt, what_next: str) -> RunOutcome:
     )
 
 
-def _start_workers(specs: list[WorkerSpec]) -> list[Any]:
+def _start_workers(specs: list[WorkerSpec], terminated: list[int]) -> list[Any]:
     """One process per spec (forked from the fork server, or spawned: ``worker_context``);
-    SIGTERM to this process is forwarded to each."""
+    SIGTERM to this process is forwarded to each, and noted in ``terminated``."""
     context = worker_context()
     processes = []
     for spec in specs:
@@ -289,6 +292,7 @@ def _start_workers(specs: list[WorkerSpec]) -> list[Any]:
         processes.append(process)
 
     def forward_sigterm(signum: int, frame: Any) -> None:
+        terminated.append(signum)
         for process in processes:
             if process.is_alive():
                 os.kill(process.pid, signal.SIGTERM)
@@ -297,14 +301,22 @@ def _start_workers(specs: list[WorkerSpec]) -> list[Any]:
     return processes
 
 
-def _workers_outcome(study: optuna.Study, codes: list[int | None], interrupted: bool) -> RunOutcome:
+def _workers_outcome(
+    study: optuna.Study, codes: list[int | None], *, interrupted: bool, terminated: bool
+) -> RunOutcome:
     """Stopped (Ctrl-C, SIGTERM), a worker died (1: its trials failed and queued again), or done
-    (0)."""
+    (0).
+
+    A SIGTERM this process received stops the run whatever the workers' codes say: sent to the
+    whole process group, it also ends multiprocessing's fork server, after which the workers'
+    codes read 255.
+    """
     stopped = (EXIT_INTERRUPTED, EXIT_TERMINATED, -signal.SIGTERM)
-    if interrupted or any(code in stopped for code in codes):
+    if interrupted or terminated or any(code in stopped for code in codes):
         return RunOutcome(
-            EXIT_TERMINATED if EXIT_TERMINATED in codes else EXIT_INTERRUPTED,
-            "workers stopped; run the same command again to resume the study",
+            EXIT_TERMINATED if terminated or EXIT_TERMINATED in codes else EXIT_INTERRUPTED,
+            f"workers stopped: {_interrupted_trials(study)}run the same command again to "
+            "resume the study",
         )
     if all(code == 0 for code in codes):
         return RunOutcome(0)
@@ -358,7 +370,8 @@ def run_workers(
         )
         for index, share in enumerate(split_quota(quota, workers))
     ]
-    processes = _start_workers(specs)
+    terminated: list[int] = []
+    processes = _start_workers(specs, terminated)
     interrupted = False
     while any(process.is_alive() for process in processes):
         try:
@@ -371,4 +384,5 @@ def run_workers(
         on_poll(study)
     for process in processes:
         process.join()
-    return _workers_outcome(study, [process.exitcode for process in processes], interrupted)
+    codes = [process.exitcode for process in processes]
+    return _workers_outcome(study, codes, interrupted=interrupted, terminated=bool(terminated))

@@ -114,8 +114,9 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_optimize(*args: str, cwd: Path, log: str) -> subprocess.Popen:
-    """Starts ``python -m nin_search optimize ARGS``; its output goes to ``cwd/log.{out,err}``."""
+def start_optimize(*args: str, cwd: Path, log: str, own_group: bool = False) -> subprocess.Popen:
+    """Starts ``python -m nin_search optimize ARGS``; its output goes to ``cwd/log.{out,err}``;
+    ``own_group``: in a process group of its own, as a shell job or a systemd unit."""
     env = {**os.environ, "COLUMNS": "120", "PYTHONWARNINGS": "error::FutureWarning"}
     with open(cwd / f"{log}.out", "w") as out, open(cwd / f"{log}.err", "w") as err:
         return subprocess.Popen(
@@ -125,6 +126,7 @@ def start_optimize(*args: str, cwd: Path, log: str) -> subprocess.Popen:
             stdout=out,
             stderr=err,
             preexec_fn=_default_sigint,
+            process_group=0 if own_group else None,
         )
 
 
@@ -524,14 +526,14 @@ def _running_trial_with_a_report(storage_url: str, study_name: str) -> FrozenTri
 
 
 def start_and_wait_mid_trial(
-    tmp_path: Path, *, workers: int = 1, n_trials: int = 2
+    tmp_path: Path, *, workers: int = 1, n_trials: int = 2, own_group: bool = False
 ) -> tuple[subprocess.Popen, FrozenTrial, list[str]]:
     """Starts ``optimize`` on the fault study; returns once a trial has reported an epoch."""
     study_file = write_study(tmp_path, FAULT_STUDY)
     storage_url = f"sqlite:///{tmp_path / 'fault.db'}"
     args = [str(study_file), "--storage", storage_url, "--workers", str(workers)]
     args += ["--n-trials", str(n_trials)]
-    process = start_optimize(*args, cwd=tmp_path, log="first")
+    process = start_optimize(*args, cwd=tmp_path, log="first", own_group=own_group)
     try:
         trial = wait_for(
             lambda: _running_trial_with_a_report(storage_url, "fault"),
@@ -629,6 +631,31 @@ def test_a_signal_mid_trial_fails_the_trial_with_a_reason_and_the_next_run_resum
     wall = time.monotonic() - started
     name = signal.Signals(signal_number).name
     report_numbers(f"{name.lower()}_1_worker", **numbers.line(), wall_s=f"{wall:.1f}")
+
+
+def test_sigterm_to_the_whole_process_group_stops_every_worker_and_loses_no_trial(tmp_path):
+    # What systemd, Slurm and `kill -TERM -PGID` do: the command, its workers and the fork
+    # server they come from each get SIGTERM, and the workers a second one from the command.
+    process, _, args = start_and_wait_mid_trial(tmp_path, workers=2, n_trials=4, own_group=True)
+    os.killpg(process.pid, signal.SIGTERM)
+    code, stderr = finish(process, timeout=SIGNAL_TIMEOUT, cwd=tmp_path, log="first")
+    assert code == 143, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert "recorded as failed, and the next run retries them" in stderr, stderr[-3000:]
+    trials = fault_trials(tmp_path)
+    assert count(trials).running == 0
+    stopped = [trial for trial in trials if trial.state == TrialState.FAIL]
+    assert stopped
+    for trial in stopped:
+        assert trial.user_attrs.get("fail_reason") == "interrupted (Terminated)", trial.user_attrs
+        assert trial.user_attrs.get("retry") is True
+
+    code, stderr = run_optimize(*args, cwd=tmp_path, log="second")
+    assert code == 0, stderr[-3000:]
+    trials = fault_trials(tmp_path)
+    retried = {trial.user_attrs.get("retry_of") for trial in trials}
+    assert {trial.number for trial in stopped} <= retried  # every stopped trial ran again
+    assert count(trials).running == 0
 
 
 def test_a_worker_killed_in_a_multi_worker_run_makes_the_run_fail(tmp_path):
