@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import errno
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,8 @@ def display_url(url: str) -> str:
     """The URL as shown to people: any password is replaced by ``***``."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except (sqlalchemy.exc.ArgumentError, ValueError):
-        return url
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # not a URL: hide what looks like one
+        return re.sub(r"(://[^/:@]*:)[^@]*@", r"\1***@", url)
 
 
 def check_storage_url(url: str, *, must_exist: bool) -> None:
@@ -85,22 +86,28 @@ def check_storage_url(url: str, *, must_exist: bool) -> None:
     try:
         parsed = make_url(url)
     except (sqlalchemy.exc.ArgumentError, ValueError):
-        raise UserError(f"bad storage URL {url!r}; use {example}") from None
+        raise UserError(f"bad storage URL {display_url(url)!r}; use {example}") from None
+    shown = display_url(url)  # never a password in a message
     backend = parsed.get_backend_name()
+    if backend == "postgres":  # Heroku's and libpq's spelling; SQLAlchemy has no such name
+        raise UserError(
+            f"unsupported storage 'postgres' in {shown!r}; spell it postgresql:// (or "
+            "postgresql+psycopg://), as SQLAlchemy does"
+        )
     if backend not in SUPPORTED_BACKENDS:
-        raise UserError(f"unsupported storage {backend!r} in {url!r}; use {example}")
+        raise UserError(f"unsupported storage {backend!r} in {shown!r}; use {example}")
     _check_driver(parsed, url)
     if backend != "sqlite":
         return
     database = parsed.database or ""
     if database in ("", ":memory:"):
-        raise UserError(f"storage {url!r} is in memory and would be lost; use sqlite:///FILE.db")
+        raise UserError(f"storage {shown!r} is in memory and would be lost; use sqlite:///FILE.db")
     path = Path(database)
     if path.is_dir():
-        raise UserError(f"storage {url!r} is a folder, not a database file; pass a .db file")
+        raise UserError(f"storage {shown!r} is a folder, not a database file; pass a .db file")
     if path.exists() and not path.is_file():  # a pipe would hang the first read, a device...
         raise UserError(
-            f"storage {url!r} is not a regular file (a pipe or a device); pass a .db file"
+            f"storage {shown!r} is not a regular file (a pipe or a device); pass a .db file"
         )
     if must_exist and not path.is_file():
         raise UserError(

@@ -973,3 +973,21 @@ def test_a_storage_another_worker_is_still_creating_is_not_taken_for_a_foreign_d
         connection.execute("CREATE TABLE users (id INTEGER)")
     with pytest.raises(UserError, match="another application's SQLite database"):
         open_storage(f"sqlite:///{foreign}", heartbeat=False)
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("postgres://nin:s3cret@db/nin", "spell it postgresql://"),
+        ("mysql+nodriver://nin:s3cret@db/nin", "unknown database driver"),
+        ("mongodb://nin:s3cret@db/nin", "unsupported storage 'mongodb'"),
+        ("postgresql://nin:s3cret@db:notaport/nin", "bad storage URL"),
+    ],
+)
+def test_a_storage_url_that_is_refused_never_shows_its_password(url, words):
+    from nin_search.storage import check_storage_url
+
+    with pytest.raises(UserError) as refused:
+        check_storage_url(url, must_exist=False)
+    assert words in str(refused.value)
+    assert "s3cret" not in str(refused.value) and "nin:***@db" in str(refused.value)

@@ -222,8 +222,10 @@ def _print_start(plan: Any, opened: Any, data: Any) -> None:
 def _print_target_reached(
     finished: int, study_file: Path | None, storage: str | None, study_name: str | None
 ) -> None:
+    from nin_search.storage import display_url
+
     command = ["nin-search", "optimize"] + ([str(study_file)] if study_file else [])
-    command += ["--storage", storage] if storage else []
+    command += ["--storage", display_url(storage)] if storage else []
     command += ["--study-name", study_name] if study_name else []
     command += ["--n-trials", str(finished + 10)]
     err_console.print(
