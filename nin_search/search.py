@@ -14,13 +14,13 @@ Nothing here prints.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from nin_search.artifacts import (
     KeepBestWeights,
@@ -42,6 +42,7 @@ from nin_search.trials import FINISHED_STATES, finished_trials
 from nin_search.workers import (
     RunOutcome,
     fail_dead_local_trials,
+    fail_stale_trials,
     failure_summary,
     handle_sigterm,
     interrupted_outcome,
@@ -155,6 +156,8 @@ class OpenedSearch:
     dead: list[int]  # trials of dead local workers, failed now
     requeued: list[int]  # interrupted trials queued again
     finished: int  # finished (completed + pruned) trials before this run
+    stale: list[int] = field(default_factory=list)  # trials without heartbeats, failed and queued
+    waiting: int = 0  # trials queued to run (retries, baselines) before this run
 
 
 def open_search(plan: SearchPlan, data: SearchData) -> OpenedSearch:
@@ -167,8 +170,10 @@ def open_search(plan: SearchPlan, data: SearchData) -> OpenedSearch:
     make_artifact_store(plan.artifact_dir)
     forget_missing_weights(study, plan.artifact_dir)  # entries of lost files
     dead = fail_dead_local_trials(study)
+    stale = fail_stale_trials(study)  # other machines' trials; Optuna's retry queues them
     requeued = requeue_interrupted(study)
-    return OpenedSearch(study, dead, requeued, len(finished_trials(study)))
+    waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    return OpenedSearch(study, dead, requeued, len(finished_trials(study)), stale, waiting)
 
 
 def _run_in_process(

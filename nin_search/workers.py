@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ __all__ = [
     "WorkerSpec",
     "adopt_environment",
     "fail_dead_local_trials",
+    "fail_stale_trials",
     "failure_summary",
     "handle_sigterm",
     "interrupt_exit_code",
@@ -107,6 +109,22 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
             if storage.set_trial_state_values(trial_id, TrialState.FAIL):
                 failed.append(trial.number)
     return failed
+
+
+def fail_stale_trials(study: optuna.Study) -> list[int]:
+    """Fails RUNNING trials whose heartbeat stopped more than the grace period ago (their
+    machine died or lost the database), and queues each again through Optuna's heartbeat
+    retry (``optuna.storages.fail_stale_trials``). Optuna does this as each trial starts; this
+    does it also when the study has reached its target and no trial starts. Returns their
+    numbers."""
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if not running:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    return sorted(t.number for t in failed if t.number in running)
 
 
 def _interrupted(trial: FrozenTrial) -> bool:

@@ -25,6 +25,7 @@ from typing import Any
 
 import optuna
 import pytest
+import sqlalchemy
 import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
@@ -670,3 +671,34 @@ def test_a_worker_killed_in_a_multi_worker_run_makes_the_run_fail(tmp_path):
     report_numbers("sigkill_1_of_2_workers", **numbers.line(), code=code, wall_s=f"{wall:.1f}")
     assert code != 0, stderr[-3000:]  # the study is short of its target: a script must know
     assert fault_trials(tmp_path)[trial.number].state == TrialState.FAIL
+
+
+def test_a_trial_another_machine_left_running_is_failed_and_queued_once_its_heartbeat_is_stale(
+    tmp_path,
+):
+    # A machine died mid-trial after the others had reached the target: no trial starts again,
+    # so Optuna's own check (as each trial starts) never runs. The next optimize fails it.
+    from .conftest import run_cli
+
+    write_study(tmp_path)
+    assert run_cli("optimize", "study.toml", cwd=tmp_path).returncode == 0
+    url = f"sqlite:///{tmp_path / 'nin_search.db'}"
+    study = optuna.load_study(study_name="tiny", storage=url)
+    orphan = study.ask()
+    orphan.set_user_attr("worker", {"host": "machine-b", "pid": 4242})
+    study._storage.record_heartbeat(orphan._trial_id)  # what its worker did, until it died
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.text("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-5 minutes')")
+        )
+    engine.dispose()
+
+    result = run_cli("optimize", "study.toml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"failed and re-queued 1 trial(s) [{orphan.number}]" in result.stderr
+    assert "1 queued trial(s)" in result.stderr and "wait and run first" in result.stderr
+    trials = optuna.load_study(study_name="tiny", storage=url).get_trials()
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert [t.state for t in trials[orphan.number + 1 :]] == [TrialState.WAITING]  # its retry
+    assert not [t for t in trials if t.state == TrialState.RUNNING]

@@ -144,7 +144,7 @@ def optimize(
     if not quiet:
         _print_start(plan, opened, data)
         if opened.finished >= config.study.n_trials:
-            _print_target_reached(opened.finished, study_file, storage, study_name)
+            _print_target_reached(opened.finished, opened.waiting, study_file, storage, study_name)
     study = opened.study
     started = len(study.get_trials(deepcopy=False))
     outcome = _run_with_progress(plan, opened, data, live=not (quiet or no_progress), quiet=quiet)
@@ -185,6 +185,11 @@ def _print_start(plan: Any, opened: Any, data: Any) -> None:
     recovered = []
     if opened.dead:
         recovered.append(f"failed {len(opened.dead)} trial(s) of dead local workers {opened.dead}")
+    if opened.stale:
+        recovered.append(
+            f"failed and re-queued {len(opened.stale)} trial(s) {opened.stale} that sent no "
+            "heartbeat for over a minute (their machine stopped)"
+        )
     if opened.requeued:
         recovered.append(f"re-queued {len(opened.requeued)} interrupted trial(s) {opened.requeued}")
     if recovered:
@@ -220,17 +225,27 @@ def _print_start(plan: Any, opened: Any, data: Any) -> None:
 
 
 def _print_target_reached(
-    finished: int, study_file: Path | None, storage: str | None, study_name: str | None
+    finished: int,
+    waiting: int,
+    study_file: Path | None,
+    storage: str | None,
+    study_name: str | None,
 ) -> None:
     from nin_search.storage import display_url
 
     command = ["nin-search", "optimize"] + ([str(study_file)] if study_file else [])
     command += ["--storage", display_url(storage)] if storage else []
     command += ["--study-name", study_name] if study_name else []
-    command += ["--n-trials", str(finished + 10)]
+    command += ["--n-trials", str(finished + max(10, waiting))]
+    queued = (
+        f" {waiting} queued trial(s) (retries of stopped ones, or enqueued) wait and run first "
+        "when you raise it."
+        if waiting
+        else ""
+    )
     err_console.print(
         f"the study already has {finished} finished trials, its target (study.n_trials or "
-        f"--n-trials): no trial to run. To search more, raise it: {' '.join(command)}",
+        f"--n-trials): no trial to run.{queued} To search more, raise it: {' '.join(command)}",
         markup=False,
         highlight=False,
         soft_wrap=True,
