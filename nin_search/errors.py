@@ -5,11 +5,19 @@ exit codes of the commands, and the integer check that constructors use to quote
 import numbers
 from typing import Any
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_TERMINATED", "EXIT_USER_ERROR", "UserError", "check_int"]
+__all__ = [
+    "EXIT_DATABASE_LOST",
+    "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
+    "EXIT_USER_ERROR",
+    "UserError",
+    "check_int",
+]
 
 EXIT_USER_ERROR = 2  # bad input: one line says what is wrong and how to fix it (as click's usage)
 EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 EXIT_TERMINATED = 143  # SIGTERM: 128 + SIGTERM
+EXIT_DATABASE_LOST = 75  # a worker lost its database server (EX_TEMPFAIL): a re-run resumes
 
 
 class UserError(Exception):

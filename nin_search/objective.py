@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -27,6 +28,7 @@ from nin_search.model import build_model, count_macs, count_params, measure_late
 from nin_search.records import RANDOM, TrialRecord
 from nin_search.space import suggest_arch, suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
+from nin_search.storage import describe_lost_connection
 from nin_search.train import EpochResult, NonFiniteLossError, Trainer, TrainSettings
 from nin_search.weights import save_weights
 
@@ -140,6 +142,14 @@ class Objective:
             )
             raise
         except Exception as error:
+            lost = describe_lost_connection(error)
+            if lost is not None:
+                # The database server went away (a restart): nothing is wrong with the trial.
+                # Retried as an interrupted one, from its checkpoint, if the server is back in
+                # time to record it; else the next run finds it running with its worker gone.
+                with contextlib.suppress(Exception):
+                    records.write(trial, fail_reason=lost, retry=True, interrupted=True)
+                raise
             # Out of memory, a shape error from an extreme architecture, a model that cannot
             # even be built, ...: this trial fails with its reason and the worker frees
             # memory and goes on.

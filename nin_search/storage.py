@@ -43,6 +43,7 @@ from nin_search.outputs import SQLITE_HEADER
 
 __all__ = [
     "check_storage_url",
+    "describe_lost_connection",
     "describe_storage_error",
     "display_url",
     "open_storage",
@@ -213,6 +214,42 @@ def describe_storage_error(error: BaseException, url: str | None = None) -> str 
         )
     if "disk is full" in text or "disk i/o error" in text:
         return f"{where} cannot be written ({text.split(' | ')[-1]}); free disk space or move it"
+    return None
+
+
+# What the drivers say when the server goes away under an open connection (a restart, a
+# network cut): PostgreSQL (psycopg 2 and 3) and MySQL.
+_LOST_CONNECTION = (
+    "connection refused",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "terminating connection",
+    "server closed the connection",
+    "connection is closed",
+    "connection already closed",
+    "consuming input failed",
+    "could not receive data",
+    "could not send data",
+    "lost connection to mysql server",
+    "mysql server has gone away",
+)
+
+
+def describe_lost_connection(error: BaseException, url: str | None = None) -> str | None:
+    """One line for a database server that went away during a command (a restart, a network
+    cut), or None when ``error`` is not that. Nothing is lost: a re-run resumes the study, and
+    the trials that were running are failed and queued again."""
+    for item in _errors_of(error):
+        message = str(item).strip().splitlines()[0] if str(item).strip() else ""
+        if isinstance(item, sqlalchemy.exc.DBAPIError) or not message:
+            continue  # SQLAlchemy's wrapper repeats the driver's message, with more
+        if any(words in message.lower() for words in _LOST_CONNECTION):
+            where = f"database {display_url(url)!r}" if url else "the database server"
+            return (
+                f"lost the connection to {where} ({message}); once the server is back, run the "
+                "same command again: it resumes the study, and the trials that were running are "
+                "failed and queued again"
+            )
     return None
 
 

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
 from nin_search.compat import optuna_fail_reason, optuna_retried_trial, storage_of, trial_id_of
 from nin_search.config import MAX_RETRY
-from nin_search.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
+from nin_search.errors import EXIT_DATABASE_LOST, EXIT_INTERRUPTED, EXIT_TERMINATED
 from nin_search.records import (
     BASELINE,
     FAIL_REASON,
@@ -40,6 +41,7 @@ from nin_search.records import (
     SAMPLED_BY,
     WORKER,
 )
+from nin_search.storage import describe_lost_connection
 from nin_search.worker_server import worker_context
 
 __all__ = [
@@ -250,6 +252,10 @@ def run_worker(spec: WorkerSpec) -> None:
         )
     except KeyboardInterrupt as interrupt:
         raise SystemExit(interrupt_exit_code(interrupt)) from None
+    except Exception as error:  # the server went away: a code the command explains, no traceback
+        if describe_lost_connection(error) is None:
+            raise
+        raise SystemExit(EXIT_DATABASE_LOST) from None
 
 
 @dataclass(frozen=True)
@@ -338,6 +344,18 @@ def _workers_outcome(
         )
     if all(code == 0 for code in codes):
         return RunOutcome(0)
+    if EXIT_DATABASE_LOST in codes:
+        with contextlib.suppress(
+            sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError
+        ):
+            fail_dead_local_trials(study)  # if the server is back already; else the next run
+            requeue_interrupted(study)
+        return RunOutcome(
+            1,
+            f"worker exit codes {codes}: {EXIT_DATABASE_LOST} is a worker that lost the "
+            "connection to the database server; once it is back, run the same command again: "
+            "it resumes the study, and the trials that were running are failed and queued again",
+        )
     dead = fail_dead_local_trials(study)
     requeue_interrupted(study)
     return RunOutcome(

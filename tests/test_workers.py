@@ -702,3 +702,59 @@ def test_a_trial_another_machine_left_running_is_failed_and_queued_once_its_hear
     assert trials[orphan.number].state == TrialState.FAIL
     assert [t.state for t in trials[orphan.number + 1 :]] == [TrialState.WAITING]  # its retry
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def _server_restart_error() -> Exception:
+    """What a trial's database write raises while PostgreSQL restarts (psycopg 3 through
+    SQLAlchemy, wrapped by Optuna, then Optuna's own UnboundLocalError in its cleanup)."""
+    driver = Exception(
+        'connection failed: connection to server at "127.0.0.1", port 5432 failed: FATAL:  '
+        "the database system is shutting down"
+    )
+    wrapped = sqlalchemy.exc.OperationalError("SELECT 1", {}, driver)
+    try:
+        try:
+            raise optuna.exceptions.StorageInternalError("invalid data in the commit") from wrapped
+        except optuna.exceptions.StorageInternalError:
+            raise UnboundLocalError("cannot access local variable 'updated_state'")  # noqa: B904
+    except UnboundLocalError as error:
+        return error
+
+
+def test_a_database_server_that_went_away_is_one_line_that_says_a_rerun_resumes():
+    from nin_search.storage import describe_lost_connection, describe_storage_error
+
+    line = describe_lost_connection(_server_restart_error())
+    assert line is not None and line.startswith("lost the connection to the database server")
+    assert "the database system is shutting down" in line and "run the same command again" in line
+    assert "\n" not in line
+    assert describe_lost_connection(ValueError("a shape error")) is None
+    # A server that refuses connections when a command starts is not "lost": that message stays.
+    assert describe_storage_error(_server_restart_error()) is None
+
+
+def test_workers_that_lost_the_server_end_the_run_with_what_to_do(tmp_path):
+    from nin_search.errors import EXIT_DATABASE_LOST
+    from nin_search.workers import _workers_outcome
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'x.db'}")
+    outcome = _workers_outcome(study, [0, EXIT_DATABASE_LOST], interrupted=False, terminated=False)
+    assert outcome.exit_code == 1
+    assert "lost the connection to the database server" in outcome.message
+    assert "run the same command again" in outcome.message
+
+
+def test_a_trial_cut_short_by_the_server_going_away_is_retried_not_dropped(tmp_path):
+    from nin_search.objective import Objective
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'x.db'}")
+    trial = study.ask()
+
+    def body(trial, checkpoint):
+        raise _server_restart_error()
+
+    with pytest.raises(UnboundLocalError):
+        Objective._guarded(None, trial, body)  # the server is back before the record is written
+    attrs = study.trials[0].user_attrs
+    assert attrs["retry"] is True and attrs["interrupted"] is True
+    assert attrs["fail_reason"].startswith("lost the connection to the database server")

@@ -138,10 +138,12 @@ def _help_command(arguments: list[str]) -> str:
 
 
 def _database_failure(error: Exception) -> str | None:
-    """The one-line message for a locked, read-only, corrupt or full database, else None."""
-    modules = {type(item).__module__.split(".")[0] for item in (error, error.__cause__)}
+    """The one-line message for a locked, read-only, corrupt or full database, or a server
+    that went away mid-command, else None."""
+    chain = (error, error.__cause__, error.__context__)
+    modules = {type(item).__module__.split(".")[0] for item in chain}
     if not modules & {"optuna", "sqlalchemy", "sqlite3", "psycopg", "psycopg2"}:
         return None
-    from nin_search.storage import describe_storage_error
+    from nin_search.storage import describe_lost_connection, describe_storage_error
 
-    return describe_storage_error(error)
+    return describe_storage_error(error) or describe_lost_connection(error)
