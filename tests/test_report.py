@@ -671,3 +671,32 @@ def test_a_consensus_of_one_study_is_that_studys_full_report(tmp_path):
     assert "One searched study only, so this is its full report" in text
     assert "Naive comparison: every completed trial, per stage" in text
     assert 'id="figure-ablation-forest"' in text and "Consensus across studies" not in text
+
+
+def test_a_stage_with_one_kind_only_says_there_is_nothing_to_compare():
+    from nin_search.report import StageVerdict, verdict_lines
+
+    only_plain = StageVerdict(
+        stage=1, plain_accuracies=[0.9, 0.8, 0.85], mlp_accuracies=[], n_plain=3, n_mlp=0,
+        plain_mean=0.85, mlp_mean=None, difference=None, confidence_interval=None,
+        confidence=0.95, min_trials=5, verdict="no data", equal_epoch=None,
+    )  # fmt: skip
+    assert verdict_lines([only_plain]) == [
+        "stage 1: nothing to compare: only plain conv (plain n=3, mlp n=0)"
+    ]
+
+
+@pytest.mark.slow
+def test_report_all_on_a_storage_with_one_study_prints_and_writes_that_studys_report(
+    studies, tmp_path
+):
+    from .conftest import run_cli
+
+    result = run_cli(
+        "report", "--all", "--storage", f"sqlite:///{studies / 'good.db'}", "-o", "r.html",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Naive per-stage comparison for study 'tiny'" in result.stdout
+    assert "consensus" not in result.stdout.lower()
+    assert (tmp_path / "r.html").is_file()

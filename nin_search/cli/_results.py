@@ -154,7 +154,12 @@ def report(
     )
     from nin_search.artifacts import study_artifact_dir
     from nin_search.outputs import check_outputs, write_atomic
-    from nin_search.report import verdict_lines, write_consensus_report, write_report
+    from nin_search.report import (
+        NO_COMPLETED_TRIALS,
+        verdict_lines,
+        write_consensus_report,
+        write_report,
+    )
 
     studies = _searched_studies(storage, study_names, every)
     check_outputs(
@@ -165,7 +170,7 @@ def report(
     answers = [get_answer(study, find_ablation_study(study)) for study in studies]
     for answer in answers:
         _print_lines(answer_lines(answer))
-    if len(studies) == 1 and not every:
+    if len(studies) == 1:  # --all on a storage with one study: that study's report
         (study,), (answer,) = studies, answers
         verdicts = write_atomic(output, lambda path: write_report(study, path, answer=answer))
         console.print(
@@ -174,7 +179,7 @@ def report(
             markup=False,
             highlight=False,
         )
-        _print_lines([f"  {line}" for line in verdict_lines(verdicts)])
+        _print_lines([f"  {line}" for line in verdict_lines(verdicts) or [NO_COMPLETED_TRIALS]])
     else:
         consensus = write_atomic(
             output, lambda path: write_consensus_report(studies, path, answers=answers)

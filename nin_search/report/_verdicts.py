@@ -222,6 +222,10 @@ def verdict_lines(verdicts: Sequence[StageVerdict]) -> list[str]:
     lines = []
     for verdict in verdicts:
         count = f"plain n={verdict.n_plain}, mlp n={verdict.n_mlp}"
+        if (verdict.n_plain == 0) != (verdict.n_mlp == 0):  # one kind only: nothing to compare
+            only = "plain" if verdict.n_plain else "MLP"
+            lines.append(f"stage {verdict.stage}: nothing to compare: only {only} conv ({count})")
+            continue
         if verdict.confidence_interval is None:
             count += f"; an interval needs {verdict.min_trials} of each"
         text = verdict_text(
