@@ -247,3 +247,29 @@ def test_a_plain_optuna_trial_that_dominates_every_network_hides_none_of_the_fro
         ))  # fmt: skip
     study.add_trial(optuna.trial.create_trial(values=[1.0, 1.0]))  # no network: dominates all
     assert [trial.number for trial in best_trials(study)] == [0, 1]
+
+
+def test_best_lists_the_front_then_the_baselines_off_it_marked_as_such():
+    from rich.console import Console
+
+    from nin_search.cli._common import summary_table
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for accuracy, params, baseline in [(0.97, 28000, "nin"), (0.96, 900, "plain"),
+                                       (0.99, 8000, None), (0.95, 40000, None)]:  # fmt: skip
+        attrs = {"arch": {}, "arch_summary": "net", "params": params, "macs": 10 * params}
+        if baseline:
+            attrs["baseline"] = baseline
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[accuracy, params],
+                user_attrs=attrs,
+            )
+        )
+    console = Console(width=200, record=True)
+    console.print(summary_table(study))
+    text = console.export_text()
+    rows = [line for line in text.splitlines() if "#" in line and "Pareto" not in line]
+    assert [row.split("│")[1].strip() for row in rows] == [
+        "#2", "#1 (plain baseline)", "nin baseline #0 (off the front)",
+    ]  # fmt: skip

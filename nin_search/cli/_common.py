@@ -157,10 +157,18 @@ def _pareto_table(study: Any, title: str) -> Table:
     from nin_search.trials import baseline_trials, best_trials, recorded_config
 
     objectives = (recorded_config(study) or {}).get("study", {}).get("objectives", [])
-    rows = [(f"#{t.number}", TrialRecord.from_trial(t)) for t in best_trials(study)]
+    front = best_trials(study)
+    on_front = {t.number for t in front}
+    baselines = {t.number: kind for kind, t in baseline_trials(study).items()}
+    rows = [
+        (f"#{t.number}" + (f" ({baselines[t.number]} baseline)" if t.number in baselines else ""),
+         TrialRecord.from_trial(t))
+        for t in front
+    ]  # fmt: skip
+    off_front = [t for t in baseline_trials(study).values() if t.number not in on_front]
     rows += [
-        (f"{kind} baseline #{t.number}", TrialRecord.from_trial(t))
-        for kind, t in baseline_trials(study).items()
+        (f"{baselines[t.number]} baseline #{t.number} (off the front)", TrialRecord.from_trial(t))
+        for t in off_front
     ]
     with_latency = any(record.latency_ms is not None for _, record in rows)
     table = Table(title=f"{title}; Pareto front ({' vs '.join(objectives)})", title_justify="left")
@@ -169,12 +177,13 @@ def _pareto_table(study: Any, title: str) -> Table:
     for column in columns:
         table.add_column(column, no_wrap=True)
     table.add_column("architecture", overflow="fold", ratio=1)
-    for label, record in rows:
+    for index, (label, record) in enumerate(rows):
         accuracy = format_accuracy(record.accuracy) if record.feasible else "over a limit"
         cells = [label, accuracy, _count(record.param_count), _count(record.macs)]
         if with_latency:
             cells.append("-" if record.latency_ms is None else f"{record.latency_ms:.3f}")
-        table.add_row(*cells, record.arch_summary or "-")
+        last_of_front = index == len(front) - 1 and off_front
+        table.add_row(*cells, record.arch_summary or "-", end_section=bool(last_of_front))
     return table
 
 
