@@ -375,6 +375,9 @@ def _record_creation(
         set_study_system_attr(study, system_attr_key(CONFIG), config.model_dump(mode="json"))
         if data_info is not None:
             study.set_user_attr(DATA, data_info)
+        with warnings.catch_warnings():  # experimental in Optuna; the dashboard's axis titles
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(config.objectives))
         if config.study.baselines:
             _enqueue_baselines(study, config, data_info)
         study.set_user_attr(CREATED_BY, __version__)

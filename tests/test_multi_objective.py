@@ -204,6 +204,7 @@ def test_a_real_two_objective_run_gives_a_pareto_front_and_prunes(tmp_path):
     study = optuna.load_study(
         study_name="pareto", storage=f"sqlite:///{tmp_path / 'nin_search.db'}"
     )
+    assert study.metric_names == ["accuracy", "params"]  # optuna-dashboard's axis titles
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.PRUNED) >= 1
     assert study.best_trials

@@ -176,6 +176,7 @@ def test_processes_that_switch_one_new_database_to_wal_together_all_succeed(tmp_
 def test_weights_of_the_best_k_and_the_baselines_are_kept(tmp_path):
     storage = f"sqlite:///{tmp_path / 'w.db'}"
     study = open_study(TINY, storage_url=storage, study_name="tiny")
+    assert study.metric_names == ["accuracy"]  # what optuna-dashboard titles the values with
     store_dir = tmp_path / "artifacts"
     make_artifact_store(store_dir)
     data = load_search_data(TINY.data, device="cpu")
