@@ -119,10 +119,14 @@ class Preprocessing:
 
     def describe(self) -> str:
         """One line for people, e.g. ``"pixels 0..255 -> resized to 32 x 32 (bilinear, ..."``."""
-        scale = "0..255" if self.input_max == UINT8_MAX else f"in [0, {self.input_max:g}]"
+        scale = (
+            "pixels 0..255"
+            if self.input_max == UINT8_MAX
+            else f"pixels in [0, {self.input_max:g}] -> x 255/{self.input_max:g}, rounded to 0..255"
+        )
         mean = ", ".join(f"{value:.4f}" for value in self.mean)
         std = ", ".join(f"{value:.4f}" for value in self.std)
         return (
-            f"pixels {scale} -> {self.image_size} x {self.image_size} (bilinear, antialiased) "
+            f"{scale} -> {self.image_size} x {self.image_size} (bilinear, antialiased) "
             f"-> / 255 -> minus mean ({mean}), divided by std ({std})"
         )

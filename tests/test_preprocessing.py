@@ -202,3 +202,25 @@ def test_pixels_of_the_wrong_channel_count_are_refused_with_the_shape():
             std=(0.2,) * 3,
             input_max=255.0,
         )
+
+
+@pytest.mark.parametrize(
+    ("input_max", "start"),
+    [
+        (255.0, "pixels 0..255 -> 8 x 8"),
+        (16.0, "pixels in [0, 16] -> x 255/16, rounded to 0..255 -> 8 x 8"),  # sklearn's digits
+    ],
+)
+def test_the_preprocessing_in_words_names_every_step_the_code_takes(input_max, start):
+    from nin_search.preprocessing import Preprocessing
+
+    words = Preprocessing(1, 8, (0.3,), (0.4,), input_max=input_max).describe()
+    assert words.startswith(start) and "-> / 255 -> minus mean (0.3000)" in words
+    # The steps it names give what the code gives: a white pixel of the raw scale.
+    from nin_search.transforms import to_model_input
+
+    white = to_model_input(
+        torch.full((8, 8), input_max), channels=1, image_size=8, mean=(0.3,), std=(0.4,),
+        input_max=input_max,
+    )  # fmt: skip
+    assert torch.allclose(white, torch.full_like(white, (1 - 0.3) / 0.4))
