@@ -133,6 +133,15 @@ def _trial_line(trial: FrozenTrial) -> str:
     return f"{line} {_code(summary)}" if summary else line
 
 
+def _costs(trial: FrozenTrial) -> str:
+    """`` (28,234 params, 429,312 MACs)``: what a trial of the Pareto front costs."""
+    record = records.TrialRecord.from_trial(trial)
+    costs = [f"{record.param_count:,} params"] if record.param_count is not None else []
+    costs += [f"{record.macs:,} MACs"] if record.macs is not None else []
+    costs += [f"{record.latency_ms:.3f} ms"] if record.latency_ms is not None else []
+    return f" ({', '.join(costs)})" if costs else ""
+
+
 def _answer_markdown(answer_lines: Sequence[str]) -> list[str]:
     """The answer block as Markdown: the first line as a paragraph, indented lines as nested
     list items (two spaces a level); every line is shown as plain text."""
@@ -160,15 +169,24 @@ def study_note(
 
     Returns:
         The note: title, search space, trial counts by state, best trial (number, validation
-        accuracy in percent, ``arch_summary``), the two baselines, the answer and the naive
-        verdicts.
+        accuracy in percent, ``arch_summary``; with several objectives, the Pareto front with
+        each trial's costs), the two baselines, the answer and the naive verdicts.
     """
     trials = study.get_trials(deepcopy=False)
     lines = [f"# nin-search study: {_text(study.study_name)}", "", "## Search space", ""]
     lines += _space_lines(recorded_config(study))
-    lines += ["", "## Trials", "", f"{_state_counts(trials)}.", "", "## Best trial", ""]
+    lines += ["", "## Trials", "", f"{_state_counts(trials)}."]
     front = best_trials(study)
-    lines.append(_trial_line(front[0]) if front else "No completed trial yet.")
+    if len(study.directions) == 1:
+        lines += ["", "## Best trial", ""]
+        lines.append(_trial_line(front[0]) if front else "No completed trial yet.")
+    else:
+        objectives = (recorded_config(study) or {}).get("study", {}).get("objectives", [])
+        names = " vs ".join(objectives) or f"{len(study.directions)} objectives"
+        lines += ["", f"## Pareto front ({_text(names)}), most accurate first", ""]
+        lines += [f"- {_trial_line(trial)}{_costs(trial)}" for trial in front] or [
+            "No completed trial yet."
+        ]
     lines += ["", "## Baselines", ""]
     baselines = baseline_trials(study)
     for kind, title in _BASELINE_TITLES.items():

@@ -178,6 +178,21 @@ def test_markdown_and_html_in_the_study_name_are_shown_as_plain_text():
     assert "No search space recorded" in note and "No completed trial yet." in note
 
 
+def test_the_note_of_a_study_with_several_objectives_lists_its_pareto_front():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for accuracy, params in [(0.97, 28000), (0.99, 8000), (0.90, 900), (0.95, 40000)]:
+        attrs = {"arch": {}, "arch_summary": "net", "params": params, "macs": 10 * params}
+        study.add_trial(optuna.trial.create_trial(values=[accuracy, params], user_attrs=attrs))
+    note = study_note(study, []).splitlines()
+    assert "## Best trial" not in note
+    start = note.index("## Pareto front (2 objectives), most accurate first")
+    front = [line for line in note[start + 1 :] if line.startswith("- trial #")]
+    assert front == [
+        "- trial #1: **99.00%** `net` (8,000 params, 80,000 MACs)",
+        "- trial #2: **90.00%** `net` (900 params, 9,000 MACs)",
+    ]
+
+
 # ----------------------------------------------------------------------------------------------
 # The server
 # ----------------------------------------------------------------------------------------------
