@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from nin_search.data import DeviceData
 from nin_search.devices import configure_cpu_allocator, resolve_precision
 from nin_search.errors import check_int
 from nin_search.optimization import build_optimizer, build_scheduler
+from nin_search.outputs import write_atomic
 from nin_search.spec import Hyperparameters
 from nin_search.vocabulary import PRECISIONS, SCHEDULES
 
@@ -311,10 +311,10 @@ class Trainer:
         self.history = [EpochResult(*values) for values in state["history"]]
 
     def save_checkpoint(self, path: Path) -> None:
-        """Writes :meth:`state` to ``path`` atomically: a kill mid-write leaves the old file."""
-        partial = path.with_suffix(f".partial{os.getpid()}")
-        torch.save(self.state(), partial)
-        partial.replace(path)
+        """Writes :meth:`state` to ``path`` atomically (:func:`~nin_search.outputs.write_atomic`):
+        a kill mid-write leaves the old file, and Ctrl-C or SIGTERM mid-write no partial one."""
+        state = self.state()
+        write_atomic(path, lambda temporary: torch.save(state, temporary))
 
     def resume(self) -> tuple[EpochResult, ...]:
         """Restores the settings' checkpoint file, if there is one that loads.

@@ -108,6 +108,29 @@ def test_a_run_resumed_from_a_checkpoint_continues_exactly_as_if_never_stopped(d
     ]
 
 
+def test_ctrl_c_while_a_checkpoint_is_written_leaves_the_last_one_and_no_partial_file(
+    digits, tmp_path, monkeypatch
+):
+    hparams = Hyperparameters(optimizer="adamw", learning_rate=3e-3, batch_size=128)
+    checkpoint = tmp_path / "checkpoint.pt"
+    settings = TrainSettings(hparams, epochs=2, seed=5, checkpoint_path=checkpoint)
+    saves = []
+    real_save = torch.save
+
+    def save_then_ctrl_c_in_the_second(state, path):
+        saves.append(path)
+        real_save(state, path)
+        if len(saves) == 2:  # half written, as far as anyone can tell
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", save_then_ctrl_c_in_the_second)
+    model = build_model(SPEC, in_channels=1, num_classes=10)
+    with pytest.raises(KeyboardInterrupt):
+        train(model, digits.train, digits.val, settings)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["checkpoint.pt"]
+    assert len(torch.load(checkpoint, weights_only=True)["history"]) == 1  # epoch 1's
+
+
 @pytest.mark.parametrize(
     ("flags", "found"),
     [
