@@ -33,7 +33,7 @@ from nin_search.errors import UserError
 from nin_search.outputs import check_input_folder
 from nin_search.storage import check_storage_url, open_storage
 from nin_search.study import load_studies, load_study
-from nin_search.trials import baseline_trials, best_trials, recorded_config
+from nin_search.trials import baseline_trials, best_trials, objective_names, recorded_config
 
 __all__ = [
     "Dashboard",
@@ -181,8 +181,7 @@ def study_note(
         lines += ["", "## Best trial", ""]
         lines.append(_trial_line(front[0]) if front else "No completed trial yet.")
     else:
-        objectives = (recorded_config(study) or {}).get("study", {}).get("objectives", [])
-        names = " vs ".join(objectives) or f"{len(study.directions)} objectives"
+        names = " vs ".join(objective_names(study))
         lines += ["", f"## Pareto front ({_text(names)}), most accurate first", ""]
         lines += [f"- {_trial_line(trial)}{_costs(trial)}" for trial in front] or [
             "No completed trial yet."

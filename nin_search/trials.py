@@ -34,6 +34,7 @@ __all__ = [
     "finished_trials",
     "is_feasible",
     "is_searched",
+    "objective_names",
     "pick_trial",
     "recorded_config",
     "recorded_space",
@@ -69,6 +70,18 @@ def validation_accuracy(trial: FrozenTrial) -> tuple[float | None, bool]:
 def is_feasible(trial: FrozenTrial) -> bool:
     """No cost limit (``cost.max_*``) broken."""
     return TrialRecord.from_trial(trial).feasible
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """The study's objectives: Optuna's metric names when set, else the ``objectives`` of the
+    config ``optimize`` recorded, else ``accuracy`` then ``objective 2``, ``objective 3``..."""
+    count = len(study.directions)
+    if study.metric_names is not None and len(study.metric_names) == count:
+        return list(study.metric_names)
+    recorded = (recorded_config(study) or {}).get("study", {}).get("objectives")
+    if isinstance(recorded, list) and len(recorded) == count:
+        return [str(name) for name in recorded]
+    return ["accuracy", *(f"objective {index}" for index in range(2, count + 1))]
 
 
 def is_searched(trial: FrozenTrial) -> bool:

@@ -185,7 +185,7 @@ def test_the_note_of_a_study_with_several_objectives_lists_its_pareto_front():
         study.add_trial(optuna.trial.create_trial(values=[accuracy, params], user_attrs=attrs))
     note = study_note(study, []).splitlines()
     assert "## Best trial" not in note
-    start = note.index("## Pareto front (2 objectives), most accurate first")
+    start = note.index("## Pareto front (accuracy vs objective 2), most accurate first")
     front = [line for line in note[start + 1 :] if line.startswith("- trial #")]
     assert front == [
         "- trial #1: **99.00%** `net` (8,000 params, 80,000 MACs)",

@@ -154,9 +154,9 @@ def _trial_column(trial: Any) -> list[str]:
 def _pareto_table(study: Any, title: str) -> Table:
     """Multi-objective: the Pareto front, most accurate first, then both baselines."""
     from nin_search.records import TrialRecord
-    from nin_search.trials import baseline_trials, best_trials, recorded_config
+    from nin_search.trials import baseline_trials, best_trials, objective_names
 
-    objectives = (recorded_config(study) or {}).get("study", {}).get("objectives", [])
+    objectives = objective_names(study)
     front = best_trials(study)
     on_front = {t.number for t in front}
     baselines = {t.number: kind for kind, t in baseline_trials(study).items()}

@@ -11,7 +11,7 @@ import optuna
 
 from nin_search.records import LATENCY_MS, TrialRecord
 from nin_search.report._trials import BestStageRow, completed_trials, trial_stages
-from nin_search.trials import best_trials, recorded_config
+from nin_search.trials import best_trials, objective_names
 
 
 class AccuracyGroup(NamedTuple):
@@ -185,18 +185,6 @@ def get_cost_info(study: optuna.Study) -> CostInfo:
         _pareto_front(points, "macs"),
         _pareto_front(points, LATENCY_MS),
     )
-
-
-def objective_names(study: optuna.Study) -> list[str]:
-    """The study's objectives: Optuna's metric names when set, else the ``objectives`` of the
-    config ``optimize`` recorded, else ``accuracy`` then ``objective 2``, ``objective 3``..."""
-    count = len(study.directions)
-    if study.metric_names is not None and len(study.metric_names) == count:
-        return list(study.metric_names)
-    recorded = (recorded_config(study) or {}).get("study", {}).get("objectives")
-    if isinstance(recorded, list) and len(recorded) == count:
-        return [str(name) for name in recorded]
-    return ["accuracy", *(f"objective {index}" for index in range(2, count + 1))]
 
 
 def get_objectives_info(study: optuna.Study) -> ObjectivesInfo | None:
