@@ -308,7 +308,7 @@ def test_verdict_lines_read_as_sentences():
     ]
     alone = get_stage_verdicts(study_of([trial_for([stage_spec("mlp")], 0.8)]))
     assert verdict_lines(alone) == [
-        "stage 0: no data (plain n=0, mlp n=1; an interval needs 5 of each)"
+        "stage 0: nothing to compare: only MLP conv (plain n=0, mlp n=1)"
     ]
 
 
@@ -699,4 +699,6 @@ def test_report_all_on_a_storage_with_one_study_prints_and_writes_that_studys_re
     assert result.returncode == 0, result.stderr
     assert "Naive per-stage comparison for study 'tiny'" in result.stdout
     assert "consensus" not in result.stdout.lower()
-    assert (tmp_path / "r.html").is_file()
+    assert (
+        "One searched study only, so this is its full report" in (tmp_path / "r.html").read_text()
+    )

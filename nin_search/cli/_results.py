@@ -156,6 +156,7 @@ def report(
     from nin_search.outputs import check_outputs, write_atomic
     from nin_search.report import (
         NO_COMPLETED_TRIALS,
+        ONE_STUDY_NOTE,
         verdict_lines,
         write_consensus_report,
         write_report,
@@ -172,7 +173,10 @@ def report(
         _print_lines(answer_lines(answer))
     if len(studies) == 1:  # --all on a storage with one study: that study's report
         (study,), (answer,) = studies, answers
-        verdicts = write_atomic(output, lambda path: write_report(study, path, answer=answer))
+        note = ONE_STUDY_NOTE if every else None
+        verdicts = write_atomic(
+            output, lambda path: write_report(study, path, answer=answer, note=note)
+        )
         console.print(
             f"Naive per-stage comparison for study {study.study_name!r} (every completed "
             "trial; confounded by the sampler and by parameter count):",

@@ -20,7 +20,7 @@ verdicts), ``_data`` (the other figure data), ``_plot`` and ``_analysis_plot`` (
 ``_page``, ``_analysis_html`` and ``_html`` (the pages). Nothing here prints.
 """
 
-from nin_search.report._analysis_html import write_consensus_report
+from nin_search.report._analysis_html import ONE_STUDY_NOTE, write_consensus_report
 from nin_search.report._analysis_plot import (
     plot_ablation_forest,
     plot_consensus_forest,
@@ -60,6 +60,7 @@ from nin_search.report._verdicts import (
 )
 
 __all__ = [
+    "ONE_STUDY_NOTE",
     "AccuracyGroup",
     "BestArchitecture",
     "BestStageRow",

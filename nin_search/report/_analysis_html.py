@@ -40,6 +40,12 @@ _METHOD = (
     "statistic between the weighted error EDFs.</p>"
 )
 
+# Shown on the page `report --all` writes for a storage with one searched study.
+ONE_STUDY_NOTE = (
+    "One searched study only, so this is its full report: a consensus pools two or more (one "
+    "per dataset, say)."
+)
+
 
 def answer_html(answer: Answer) -> list[str]:
     """The "Answer" block: :func:`nin_search.analysis.answer_lines`, escaped, as preformatted
@@ -137,11 +143,7 @@ def write_consensus_report(
     if len(studies) == 1:
         from nin_search.report._html import write_report  # it imports this module
 
-        note = (
-            "One searched study only, so this is its full report: a consensus pools two or more "
-            "(one per dataset, say)."
-        )
-        write_report(studies[0], path, answer=answers[0], note=note)
+        write_report(studies[0], path, answer=answers[0], note=ONE_STUDY_NOTE)
         return consensus
     names = ", ".join(study.study_name for study in studies)
     summary = "\n".join(consensus_lines(consensus))
