@@ -130,37 +130,66 @@ def _ablation_traces(
         for row, ablation in enumerate(ablations)
         if (effect := getattr(ablation, variant)) is not None and effect.mean is not None
     ]
-    with_interval = [(y, effect) for y, effect in points if effect.interval is not None]
-    without = [(y, effect) for y, effect in points if effect.interval is None]
-    color = _COLORS[variant]
-    if with_interval:
-        figure.add_trace(
-            go.Scatter(
-                x=[effect.mean for _, effect in with_interval],
-                y=[y for y, _ in with_interval],
-                mode="markers",
-                name=variant,
-                legendgroup=variant,
-                marker=dict(color=color, size=10),
-                error_x=dict(
-                    type="data",
-                    symmetric=False,
-                    array=[effect.interval[1] - effect.mean for _, effect in with_interval],
-                    arrayminus=[effect.mean - effect.interval[0] for _, effect in with_interval],
-                ),
-                hovertext=[f"{variant}: {effect.verdict}" for _, effect in with_interval],
+    _markers_with_intervals(
+        figure,
+        positions=[y for y, _ in points],
+        values=[effect.mean for _, effect in points],
+        intervals=[effect.interval for _, effect in points],
+        hovers=[f"{variant}: {effect.verdict}" for _, effect in points],
+        name=variant,
+        name_without=f"{variant}, {_NO_INTERVAL}",
+        color=_COLORS[variant],
+        horizontal=True,
+    )
+
+
+def _markers_with_intervals(
+    figure: go.Figure,
+    *,
+    positions: Sequence[float],
+    values: Sequence[float],
+    intervals: Sequence[tuple[float, float] | None],
+    hovers: Sequence[str],
+    name: str,
+    name_without: str,
+    color: str,
+    horizontal: bool,
+) -> None:
+    """Filled markers with their interval bars, and open markers without a bar (legend entry
+    ``name_without``) where there is no interval; ``horizontal``: values on the x axis."""
+    rows = list(zip(positions, values, intervals, hovers, strict=True))
+    for has_interval in (True, False):
+        group = [row for row in rows if (row[2] is not None) == has_interval]
+        if not group:
+            continue
+        bars = None
+        if has_interval:
+            bars = dict(
+                type="data",
+                symmetric=False,
+                array=[interval[1] - value for _, value, interval, _ in group],
+                arrayminus=[value - interval[0] for _, value, interval, _ in group],
             )
+        where = [row[0] for row in group]
+        value = [row[1] for row in group]
+        axes = (
+            dict(x=value, y=where, error_x=bars)
+            if horizontal
+            else dict(x=where, y=value, error_y=bars)
         )
-    if without:
+        marker = (
+            dict(color=color, size=10)
+            if has_interval
+            else dict(color=color, size=11, symbol="circle-open", line=dict(width=2))
+        )
         figure.add_trace(
             go.Scatter(
-                x=[effect.mean for _, effect in without],
-                y=[y for y, _ in without],
+                **axes,
                 mode="markers",
-                name=f"{variant}, {_NO_INTERVAL}",
-                legendgroup=variant,
-                marker=dict(color=color, size=11, symbol="circle-open", line=dict(width=2)),
-                hovertext=[f"{variant}: {effect.verdict}" for _, effect in without],
+                name=name if has_interval else name_without,
+                legendgroup=name,
+                marker=marker,
+                hovertext=[row[3] for row in group],
             )
         )
 
@@ -247,41 +276,19 @@ def plot_regime(effects: Sequence[DesignSpaceEffect]) -> go.Figure:
     figure = go.Figure()
     for index, effect in enumerate(with_sizes):
         offset = (index - (len(with_sizes) - 1) / 2) * step
-        color = _STAGE_COLORS[index % len(_STAGE_COLORS)]
         regimes = [regime for regime in effect.regimes if regime.difference is not None]
-        with_interval = [regime for regime in regimes if regime.interval is not None]
-        without = [regime for regime in regimes if regime.interval is None]
         name = f"stage {effect.stage}"
-        if with_interval:
-            figure.add_trace(
-                go.Scatter(
-                    x=[sizes.index(regime.size) + offset for regime in with_interval],
-                    y=[regime.difference for regime in with_interval],
-                    mode="markers",
-                    name=name,
-                    legendgroup=name,
-                    marker=dict(size=10, color=color),
-                    error_y=dict(
-                        type="data",
-                        symmetric=False,
-                        array=[r.interval[1] - r.difference for r in with_interval],
-                        arrayminus=[r.difference - r.interval[0] for r in with_interval],
-                    ),
-                    hovertext=[_regime_hover(regime) for regime in with_interval],
-                )
-            )
-        if without:
-            figure.add_trace(
-                go.Scatter(
-                    x=[sizes.index(regime.size) + offset for regime in without],
-                    y=[regime.difference for regime in without],
-                    mode="markers",
-                    name=f"{name}, no interval (too few of one kind)",
-                    legendgroup=name,
-                    marker=dict(size=11, color=color, symbol="circle-open", line=dict(width=2)),
-                    hovertext=[_regime_hover(regime) for regime in without],
-                )
-            )
+        _markers_with_intervals(
+            figure,
+            positions=[sizes.index(regime.size) + offset for regime in regimes],
+            values=[regime.difference for regime in regimes],
+            intervals=[regime.interval for regime in regimes],
+            hovers=[_regime_hover(regime) for regime in regimes],
+            name=name,
+            name_without=f"{name}, no interval (too few of one kind)",
+            color=_STAGE_COLORS[index % len(_STAGE_COLORS)],
+            horizontal=False,
+        )
     figure.add_hline(y=0, line_dash="dash", line_color="#888")
     figure.update_layout(
         title=title,
