@@ -47,7 +47,13 @@ from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.study import data_changes, load_searched_study
 from nin_search.trials import best_trials, pick_trial, recorded_config
 from nin_search.variants import ablation_variants
-from nin_search.workers import RunOutcome, fail_dead_local_trials, handle_sigterm, stopped_outcome
+from nin_search.workers import (
+    RunOutcome,
+    fail_dead_local_trials,
+    fail_stale_trials,
+    handle_sigterm,
+    stopped_outcome,
+)
 
 __all__ = [
     "AblationJob",
@@ -61,6 +67,7 @@ __all__ = [
     "prepare_ablation",
     "queue_ablation",
     "run_ablation",
+    "search_still_running",
     "setup_ablation",
     "source_trials",
     "study_config",
@@ -118,6 +125,14 @@ def ablation_seed(source_seed: int, seed_index: int) -> int:
         if seed != source_seed:  # a 1 in 2**32 collision: hash again
             return seed
         text += "|again"
+
+
+def search_still_running(study: optuna.Study) -> list[int]:
+    """Trials of ``study`` that other processes or machines still train (trials whose machine
+    stopped sending heartbeats are failed and queued first): the winner may still change, so
+    the ablation that follows a search waits for the last of them to finish."""
+    fail_stale_trials(study)
+    return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
 
 
 def study_config(study: optuna.Study) -> StudyConfig:

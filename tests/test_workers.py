@@ -758,3 +758,26 @@ def test_a_trial_cut_short_by_the_server_going_away_is_retried_not_dropped(tmp_p
     attrs = study.trials[0].user_attrs
     assert attrs["retry"] is True and attrs["interrupted"] is True
     assert attrs["fail_reason"].startswith("lost the connection to the database server")
+
+
+def test_the_ablation_after_a_search_waits_for_the_machine_that_finishes_last(tmp_path):
+    # Two machines share a study: the one that finishes first must not ablate a winner the
+    # other's running trial may still beat (both would ablate, each its own winner).
+    from .conftest import TINY_DIGITS, run_cli
+
+    url = f"sqlite:///{tmp_path / 'nin_search.db'}"
+    write_study(tmp_path)
+    assert run_cli("optimize", "study.toml", "--n-trials", "2", cwd=tmp_path).returncode == 0
+    write_study(tmp_path, TINY_DIGITS + "\n[ablation]\nafter_search = true\nseeds = 1\n")
+    study = optuna.load_study(study_name="tiny", storage=url)
+    other = study.ask()  # machine B's trial, alive: its heartbeat is fresh
+    other.set_user_attr("worker", {"host": "machine-b", "pid": 4242})
+    study._storage.record_heartbeat(other._trial_id)
+
+    result = run_cli("optimize", "study.toml", "--n-trials", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"ablation left to the last machine to finish: trial(s) [{other.number}]" in (
+        result.stderr
+    )
+    assert "tiny:ablation" not in optuna.get_all_study_names(url)
+    assert "nin-search ablate" in result.stdout  # the next step it still needs

@@ -151,16 +151,29 @@ def optimize(
     if outcome.exit_code:
         err_console.print(outcome.message, highlight=False)
         raise typer.Exit(outcome.exit_code)
+    ablated = False
     if config.ablation.after_search:
-        from nin_search.ablation import AblationSetup
+        from nin_search.ablation import AblationSetup, search_still_running
         from nin_search.cli._ablate import run_ablation_with_progress
 
-        run_ablation_with_progress(
-            AblationSetup(study, config, plan.artifact_dir),
-            data if plan.workers == 1 else None,  # workers loaded their own copies
-            live=not (quiet or no_progress),
-            quiet=quiet,
-        )
+        running = search_still_running(study)
+        if running:
+            err_console.print(
+                f"ablation left to the last machine to finish: trial(s) {running} still run "
+                "elsewhere and may change the winner (or run `nin-search ablate` once all are "
+                "done)",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            run_ablation_with_progress(
+                AblationSetup(study, config, plan.artifact_dir),
+                data if plan.workers == 1 else None,  # workers loaded their own copies
+                live=not (quiet or no_progress),
+                quiet=quiet,
+            )
+            ablated = True
     from nin_search.dashboard import refresh_study_note
 
     verdicts = refresh_study_note(study)
@@ -174,7 +187,7 @@ def optimize(
             plan.storage_url,
             plan.study_name,
             plan.artifact_dir,
-            ablated=config.ablation.after_search,
+            ablated=ablated,
         )
     _fail_if_nothing_finished(this_run)
 
