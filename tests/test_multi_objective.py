@@ -274,3 +274,26 @@ def test_best_lists_the_front_then_the_baselines_off_it_marked_as_such():
     assert [row.split("│")[1].strip() for row in rows] == [
         "#2", "#1 (plain baseline)", "nin baseline #0 (off the front)",
     ]  # fmt: skip
+
+
+def test_trials_marks_the_pareto_front_of_a_study_with_several_objectives():
+    from rich.console import Console
+
+    from nin_search.cli._common import leaderboard_table
+    from nin_search.summary import trials_table
+    from nin_search.trials import best_trials
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for accuracy, params in [(0.97, 28000), (0.99, 8000), (0.90, 900), (0.95, 40000)]:
+        attrs = {"arch": {}, "arch_summary": "net", "params": params, "macs": 10 * params}
+        study.add_trial(optuna.trial.create_trial(values=[accuracy, params], user_attrs=attrs))
+    front = frozenset(trial.number for trial in best_trials(study))
+    table = leaderboard_table("s", trials_table(study), total=4, sort="accuracy", front=front)
+    console = Console(width=200, record=True)
+    console.print(table)
+    marked = {
+        int(line.split()[0]): line.split()[1] == "yes"
+        for line in console.export_text().splitlines()
+        if line.strip()[:1].isdigit()
+    }
+    assert marked == {1: True, 2: True, 0: False, 3: False}

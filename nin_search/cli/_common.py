@@ -238,11 +238,17 @@ def _leaderboard_accuracy(row: dict[str, Any]) -> str:
 
 
 def leaderboard_table(
-    study_name: str, rows: list[dict[str, Any]], *, total: int, sort: str
+    study_name: str,
+    rows: list[dict[str, Any]],
+    *,
+    total: int,
+    sort: str,
+    front: frozenset[int] | None = None,
 ) -> Table:
     """``nin-search trials``: one line per trial (:func:`nin_search.summary.trial_summary`
     rows). An architecture summary stays on one line, whole unless the terminal is too narrow
-    for it (then cut at its end, marked "…"); piped, nothing is cut."""
+    for it (then cut at its end, marked "…"); piped, nothing is cut. ``front``: the Pareto
+    front's trial numbers, for a study with several objectives (a "front" column marks them)."""
     with_latency = sort == "latency_ms" or any(row["latency_ms"] is not None for row in rows)
     table = Table(
         title=f"study {study_name!r}: {len(rows)} of {total} trials, {_ORDER.get(sort, sort)}",
@@ -256,6 +262,8 @@ def leaderboard_table(
         show_edge=False,
     )
     table.add_column("#", justify="right", no_wrap=True)
+    if front is not None:
+        table.add_column("front", no_wrap=True)
     table.add_column("state", no_wrap=True)
     table.add_column("accuracy", justify="right", no_wrap=True)
     # The one column that gives way in a narrow terminal: cut at its end ("…"), never wrapped.
@@ -267,8 +275,10 @@ def leaderboard_table(
     table.add_column("epochs", justify="right", no_wrap=True)
     table.add_column("seconds", justify="right", no_wrap=True)
     for row in rows:
-        cells = [
-            str(row["number"]),
+        cells = [str(row["number"])]
+        if front is not None:
+            cells.append("yes" if row["number"] in front else "")
+        cells += [
             row["state"],
             _leaderboard_accuracy(row),
             Text(row["arch_summary"] or "-", no_wrap=True, overflow="ellipsis"),

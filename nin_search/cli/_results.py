@@ -87,8 +87,15 @@ def trials(
     elif as_csv:
         console.out(trials_csv(rows), end="", highlight=False)
     else:
+        from nin_search.trials import best_trials
+
         total = len(study.get_trials(deepcopy=False))
-        console.print(leaderboard_table(study.study_name, rows, total=total, sort=sort))
+        front = None
+        if len(study.directions) > 1:  # which trials are on the Pareto front
+            front = frozenset(trial.number for trial in best_trials(study))
+        console.print(
+            leaderboard_table(study.study_name, rows, total=total, sort=sort, front=front)
+        )
 
 
 StudyNamesOption = Annotated[
