@@ -7,7 +7,6 @@ beside the store, one per study.
 from __future__ import annotations
 
 import contextlib
-import socket
 from pathlib import Path
 
 import optuna
@@ -23,6 +22,7 @@ from nin_search.records import (
     REMOVED_WEIGHTS,
     WEIGHTS_ARTIFACT,
     TrialRecord,
+    weights_store_here,
 )
 from nin_search.trials import best_trials, recorded_config
 
@@ -118,7 +118,7 @@ def stored_here(trial: FrozenTrial, artifact_dir: Path) -> bool:
     store = TrialRecord.from_trial(trial).weights_store
     if store is None:
         return True
-    here = {"host": socket.gethostname(), "dir": str(Path(artifact_dir).resolve())}
+    here = weights_store_here(artifact_dir)
     return {key: store.get(key) for key in here} == here
 
 

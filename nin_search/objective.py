@@ -337,8 +337,11 @@ class Objective:
                 study_or_trial=trial,
                 mimetype="application/octet-stream",
             )
-        here = {"host": socket.gethostname(), "dir": str(self.artifact_dir)}
-        records.write(trial, weights_artifact=artifact_id, weights_store=here)
+        records.write(
+            trial,
+            weights_artifact=artifact_id,
+            weights_store=records.weights_store_here(self.artifact_dir),
+        )
 
 
 class AblationObjective(Objective):

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import socket
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -68,6 +71,7 @@ __all__ = [
     "is_ablation_study_name",
     "system_attr_key",
     "user_attrs",
+    "weights_store_here",
     "write",
 ]
 
@@ -353,6 +357,13 @@ _READERS = {
     "ablation_variant": _text,
     "ablation_seed": _integer,
 }
+
+
+def weights_store_here(artifact_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``weights_store`` value of weights stored in ``artifact_dir`` by this process: this
+    machine's host name and the folder's absolute path (what :func:`nin_search.artifacts.
+    stored_here` compares)."""
+    return {"host": socket.gethostname(), "dir": str(Path(artifact_dir).resolve())}
 
 
 def user_attrs(*, costs: Mapping[str, float] | None = None, **fields: Any) -> dict[str, Any]:
