@@ -781,3 +781,11 @@ def test_the_ablation_after_a_search_waits_for_the_machine_that_finishes_last(tm
     )
     assert "tiny:ablation" not in optuna.get_all_study_names(url)
     assert "nin-search ablate" in result.stdout  # the next step it still needs
+
+
+def test_a_command_whose_server_went_away_exits_1_like_a_search_whose_workers_lost_it():
+    from nin_search.cli import _database_failure
+
+    message, code = _database_failure(_server_restart_error())
+    assert code == 1 and message.startswith("lost the connection to the database server")
+    assert _database_failure(ValueError("not a database failure")) is None

@@ -101,9 +101,9 @@ for _command in app.registered_commands:
         _command.epilog = "\b\nExamples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[_name])
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
     err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    sys.exit(EXIT_USER_ERROR)
+    sys.exit(code)
 
 
 def main() -> None:
@@ -124,7 +124,7 @@ def main() -> None:
         described = _database_failure(error)
         if described is None:
             raise
-        _fail(described)
+        _fail(*described)
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -137,13 +137,18 @@ def _help_command(arguments: list[str]) -> str:
     return f"nin-search {command} --help" if command in names else "nin-search --help"
 
 
-def _database_failure(error: Exception) -> str | None:
-    """The one-line message for a locked, read-only, corrupt or full database, or a server
-    that went away mid-command, else None."""
+def _database_failure(error: Exception) -> tuple[str, int] | None:
+    """The one-line message and exit code for a locked, read-only, corrupt or full database
+    (2: the user fixes it), or a server that went away mid-command (1, as a search whose
+    workers lost it: a re-run resumes), else None."""
     chain = (error, error.__cause__, error.__context__)
     modules = {type(item).__module__.split(".")[0] for item in chain}
     if not modules & {"optuna", "sqlalchemy", "sqlite3", "psycopg", "psycopg2"}:
         return None
     from nin_search.storage import describe_lost_connection, describe_storage_error
 
-    return describe_storage_error(error) or describe_lost_connection(error)
+    described = describe_storage_error(error)
+    if described is not None:
+        return described, EXIT_USER_ERROR
+    lost = describe_lost_connection(error)
+    return None if lost is None else (lost, 1)
