@@ -66,11 +66,18 @@ DRIVER_PACKAGES = {
 
 
 def display_url(url: str) -> str:
-    """The URL as shown to people: any password is replaced by ``***``."""
+    """The URL as shown to people: any password is replaced by ``***``.
+
+    A password with an unescaped ``@`` is hidden whole: everything between the user's
+    ``:`` and the authority's last ``@`` (SQLAlchemy would split it at the first ``@``).
+    """
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except (sqlalchemy.exc.ArgumentError, ValueError):  # not a URL: hide what looks like one
-        return re.sub(r"(://[^/:@]*:)[^@]*@", r"\1***@", url)
+        parsed = None
+    if parsed is not None and "@" not in (parsed.host or ""):
+        return parsed.render_as_string(hide_password=True)
+    return re.sub(r"(://[^/:@]*:)[^/?#]*@", r"\1***@", url, count=1)
 
 
 def check_storage_url(url: str, *, must_exist: bool) -> None:
@@ -89,6 +96,11 @@ def check_storage_url(url: str, *, must_exist: bool) -> None:
     except (sqlalchemy.exc.ArgumentError, ValueError):
         raise UserError(f"bad storage URL {display_url(url)!r}; use {example}") from None
     shown = display_url(url)  # never a password in a message
+    if "@" in (parsed.host or ""):  # SQLAlchemy split user:p@ss@host at the first @
+        raise UserError(
+            f"the storage URL {shown!r} has an unescaped '@' in its password; percent-encode "
+            "it: @ as %40 (urllib.parse.quote_plus does it for the whole password)"
+        )
     backend = parsed.get_backend_name()
     if backend == "postgres":  # Heroku's and libpq's spelling; SQLAlchemy has no such name
         raise UserError(

@@ -991,3 +991,14 @@ def test_a_storage_url_that_is_refused_never_shows_its_password(url, words):
         check_storage_url(url, must_exist=False)
     assert words in str(refused.value)
     assert "s3cret" not in str(refused.value) and "nin:***@db" in str(refused.value)
+
+
+def test_a_password_with_an_unescaped_at_sign_is_refused_and_never_shown_in_part():
+    from nin_search.storage import check_storage_url, display_url
+
+    url = "postgresql+psycopg://nin:s3c@ret@db/nin"  # SQLAlchemy: password 's3c', host 'ret@db'
+    with pytest.raises(UserError) as refused:
+        check_storage_url(url, must_exist=False)
+    assert "unescaped '@'" in str(refused.value) and "%40" in str(refused.value)
+    assert "s3c" not in str(refused.value) and "ret" not in str(refused.value)
+    assert display_url(url) == "postgresql+psycopg://nin:***@db/nin"
