@@ -89,11 +89,33 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def fail_dead_local_trials(study: optuna.Study) -> list[int]:
+def _how_worker_ended(exit_code: int | None) -> str:
+    """Why a worker's trial stopped, from its exit code (None: not known, a later run)."""
+    if exit_code is None:
+        return "ended while running it (it was killed, crashed or lost the database server)"
+    if exit_code == EXIT_DATABASE_LOST:
+        return "lost the connection to the database server"
+    if exit_code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-exit_code).name}"
+        return f"was killed by signal {-exit_code}"
+    return f"died with exit code {exit_code}"
+
+
+def fail_dead_local_trials(
+    study: optuna.Study, exit_codes: dict[int, int | None] | None = None
+) -> list[int]:
     """Fails RUNNING trials whose worker ran on this machine and no longer exists.
 
     They are marked for a retry with the same parameters (see :func:`requeue_interrupted`).
-    Returns their numbers.
+
+    Args:
+        study: The study.
+        exit_codes: The exit code of each worker process id, when the caller waited for them;
+            the recorded reason says how the worker ended.
+
+    Returns:
+        The failed trials' numbers.
     """
     host = socket.gethostname()
     storage = storage_of(study)
@@ -102,10 +124,11 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
         worker = trial.user_attrs.get(WORKER) or {}
         if worker.get("host") != host or _process_alive(int(worker.get("pid", -1))):
             continue
+        how = _how_worker_ended((exit_codes or {}).get(int(worker["pid"])))
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             trial_id = trial_id_of(trial)
             storage.set_trial_user_attr(
-                trial_id, FAIL_REASON, f"worker {worker['pid']} on {host} died"
+                trial_id, FAIL_REASON, f"worker {worker['pid']} on {host} {how}"
             )
             storage.set_trial_user_attr(trial_id, RETRY, True)
             if storage.set_trial_state_values(trial_id, TrialState.FAIL):
@@ -326,7 +349,12 @@ def _start_workers(specs: list[WorkerSpec], terminated: list[int]) -> list[Any]:
 
 
 def _workers_outcome(
-    study: optuna.Study, codes: list[int | None], *, interrupted: bool, terminated: bool
+    study: optuna.Study,
+    codes: list[int | None],
+    *,
+    interrupted: bool,
+    terminated: bool,
+    pids: list[int] | None = None,
 ) -> RunOutcome:
     """Stopped (Ctrl-C, SIGTERM), a worker died (1: its trials failed and queued again), or done
     (0).
@@ -344,11 +372,12 @@ def _workers_outcome(
         )
     if all(code == 0 for code in codes):
         return RunOutcome(0)
+    exit_codes = dict(zip(pids, codes, strict=True)) if pids is not None else None
     if EXIT_DATABASE_LOST in codes:
         with contextlib.suppress(
             sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError
         ):
-            fail_dead_local_trials(study)  # if the server is back already; else the next run
+            fail_dead_local_trials(study, exit_codes)  # if the server is back; else the next run
             requeue_interrupted(study)
         return RunOutcome(
             1,
@@ -356,7 +385,7 @@ def _workers_outcome(
             "connection to the database server; once it is back, run the same command again: "
             "it resumes the study, and the trials that were running are failed and queued again",
         )
-    dead = fail_dead_local_trials(study)
+    dead = fail_dead_local_trials(study, exit_codes)
     requeue_interrupted(study)
     return RunOutcome(
         1,
@@ -421,4 +450,10 @@ def run_workers(
     for process in processes:
         process.join()
     codes = [process.exitcode for process in processes]
-    return _workers_outcome(study, codes, interrupted=interrupted, terminated=bool(terminated))
+    return _workers_outcome(
+        study,
+        codes,
+        interrupted=interrupted,
+        terminated=bool(terminated),
+        pids=[process.pid for process in processes],
+    )

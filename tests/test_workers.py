@@ -584,7 +584,8 @@ def test_a_worker_killed_mid_trial_is_failed_and_retried_by_the_next_run(tmp_pat
     numbers = check_resumed(tmp_path, args, trial)
     killed = fault_trials(tmp_path)[trial.number]
     assert killed.state == TrialState.FAIL
-    assert "died" in killed.user_attrs["fail_reason"], killed.user_attrs
+    # The next run cannot know how the worker ended: the reason says so, not "died".
+    assert "ended while running it" in killed.user_attrs["fail_reason"], killed.user_attrs
     assert str(pid) in killed.user_attrs["fail_reason"]
     assert "recovered: failed 1 trial(s)" in (tmp_path / "second.err").read_text()
     # The retry resumed from the killed trial's last checkpoint, saved after every epoch
@@ -742,6 +743,31 @@ def test_workers_that_lost_the_server_end_the_run_with_what_to_do(tmp_path):
     assert outcome.exit_code == 1
     assert "lost the connection to the database server" in outcome.message
     assert "run the same command again" in outcome.message
+
+
+def test_the_trials_of_workers_the_run_waited_for_record_how_each_worker_ended(tmp_path):
+    import socket
+
+    from nin_search.errors import EXIT_DATABASE_LOST
+    from nin_search.workers import _workers_outcome
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'x.db'}")
+    dead_pids = []
+    for _ in range(3):  # three processes that have ended, as the workers have when waited for
+        process = subprocess.Popen([sys.executable, "-c", "pass"])
+        process.wait()
+        dead_pids.append(process.pid)
+        trial = study.ask()
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": process.pid})
+    codes = [EXIT_DATABASE_LOST, -signal.SIGKILL, 1]
+    outcome = _workers_outcome(study, codes, interrupted=False, terminated=False, pids=dead_pids)
+    assert outcome.exit_code == 1
+    failed = study.trials[:3]  # then their retries, queued
+    reasons = [trial.user_attrs["fail_reason"] for trial in failed]
+    assert reasons[0].endswith("lost the connection to the database server"), reasons
+    assert reasons[1].endswith("was killed by SIGKILL"), reasons
+    assert reasons[2].endswith("died with exit code 1"), reasons
+    assert all(trial.state == TrialState.FAIL for trial in failed)
 
 
 def test_a_trial_cut_short_by_the_server_going_away_is_retried_not_dropped(tmp_path):
