@@ -37,6 +37,7 @@ __all__ = [
     "make_artifact_store",
     "prune_weights",
     "study_artifact_dir",
+    "weights_stored_elsewhere",
 ]
 
 # What a command that reads stored weights says about a bad --artifact-dir.
@@ -120,6 +121,19 @@ def stored_here(trial: FrozenTrial, artifact_dir: Path) -> bool:
         return True
     here = weights_store_here(artifact_dir)
     return {key: store.get(key) for key in here} == here
+
+
+def weights_stored_elsewhere(study: optuna.Study, artifact_dir: Path) -> list[str]:
+    """Where the study's weights that are not in ``artifact_dir`` on this machine are:
+    ``"FOLDER on HOST"`` for each other machine's (or folder's) store, in trial order."""
+    places: dict[str, None] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        record = TrialRecord.from_trial(trial)
+        if record.weights_artifact is None or stored_here(trial, artifact_dir):
+            continue
+        store = record.weights_store or {}
+        places[f"{store.get('dir')} on {store.get('host')}"] = None
+    return list(places)
 
 
 def _forget_weights(study: optuna.Study, trial: FrozenTrial, artifact_id: str | None) -> None:

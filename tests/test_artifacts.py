@@ -24,6 +24,7 @@ from nin_search.artifacts import (
     forget_missing_weights,
     make_artifact_store,
     prune_weights,
+    weights_stored_elsewhere,
 )
 from nin_search.dashboard import forget_missing_artifacts, make_http_server
 from nin_search.errors import UserError
@@ -168,3 +169,8 @@ def test_weights_another_machine_stored_are_never_forgotten_or_trimmed_here(tmp_
         UserError, match=r"trial 3 are in /home/b/nin_search-artifacts on machine-b"
     ):
         download_weights(reloaded, reloaded.trials[3], tmp_path / "artifacts", tmp_path / "w")
+    # What the dashboard hint names beside this folder: the places of the other weights.
+    b_folder = "/home/b/nin_search-artifacts on machine-b"
+    assert weights_stored_elsewhere(reloaded, tmp_path / "artifacts") == [b_folder]
+    here_folder = f"{here['dir']} on {here['host']}"
+    assert weights_stored_elsewhere(reloaded, third) == [here_folder, b_folder]

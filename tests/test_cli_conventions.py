@@ -97,6 +97,7 @@ def test_optimize_prints_a_line_per_trial_and_the_next_commands(tmp_path):
             next_steps
         )
     assert "optuna-dashboard sqlite:///nin_search.db" in next_steps
+    assert "other machines trained" not in next_steps  # one machine: every weight is here
     assert "recovered" not in first.stderr  # nothing was recovered: nothing said
 
     # The target is reached: said, with the command that raises it.

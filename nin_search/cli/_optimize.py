@@ -183,11 +183,14 @@ def optimize(
     this_run = study.get_trials(deepcopy=False)[started:]
     _print_failures(this_run)
     if not quiet:
+        from nin_search.artifacts import weights_stored_elsewhere
+
         _next_steps(
             plan.storage_url,
             plan.study_name,
             plan.artifact_dir,
             ablated=ablated,
+            elsewhere=weights_stored_elsewhere(study, plan.artifact_dir),
         )
     _fail_if_nothing_finished(this_run)
 
@@ -376,8 +379,16 @@ def _fail_if_nothing_finished(trials: list[Any]) -> None:
     raise typer.Exit(1)
 
 
-def _next_steps(storage_url: str, study_name: str, artifact_dir: Path, *, ablated: bool) -> None:
-    """The commands that use this study next, with its storage and name filled in."""
+def _next_steps(
+    storage_url: str,
+    study_name: str,
+    artifact_dir: Path,
+    *,
+    ablated: bool,
+    elsewhere: list[str],
+) -> None:
+    """The commands that use this study next, with its storage and name filled in;
+    ``elsewhere``: the places of weights other machines stored in their own folders."""
     from nin_search.storage import display_url
 
     storage = display_url(storage_url)
@@ -390,7 +401,10 @@ def _next_steps(storage_url: str, study_name: str, artifact_dir: Path, *, ablate
     ]
     if not ablated:
         steps.append((f"nin-search ablate {where}", "the paired ablation of the winner"))
-    steps.append((f"optuna-dashboard {storage} --artifact-dir {artifact_dir}", "watch it live"))
+    live = "watch it live"
+    if elsewhere:  # the dashboard serves only this folder's weights
+        live += f"; the weights other machines trained are in {', '.join(elsewhere)}"
+    steps.append((f"optuna-dashboard {storage} --artifact-dir {artifact_dir}", live))
     console.print("\nNext:")
     for command, what in steps:
         console.print(f"  {command}  # {what}", markup=False, highlight=False, soft_wrap=True)
