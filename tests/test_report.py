@@ -702,3 +702,27 @@ def test_report_all_on_a_storage_with_one_study_prints_and_writes_that_studys_re
     assert (
         "One searched study only, so this is its full report" in (tmp_path / "r.html").read_text()
     )
+
+
+def test_every_accuracy_axis_reads_in_percent_and_one_value_keeps_a_tight_range():
+    from nin_search.report._html import _study_figures
+
+    # One completed trial, so every accuracy figure holds one value (plotly would stretch its
+    # range to 0..1.9), plus a pruned trial for the intermediate values.
+    study = study_of(
+        [
+            trial_for([stage_spec("mlp")], 0.937, intermediate_values={1: 0.5, 2: 0.937}),
+            trial_for(
+                [stage_spec("plain")], None, state=TrialState.PRUNED, intermediate_values={1: 0.3}
+            ),
+        ]
+    )
+    figures = dict(_study_figures(study, get_stage_verdicts(study)))
+    accuracy_figures = ["verdicts", "depth", "width", "cost-params", "cost-macs", "history"]
+    for name in [*accuracy_figures, "intermediate-values"]:
+        axis = figures[name].layout.yaxis
+        assert axis.tickformat.endswith("%"), name
+        assert axis.title.text.startswith("validation accuracy"), (name, axis.title.text)
+    for name in accuracy_figures[:5]:
+        low, high = figures[name].layout.yaxis.range
+        assert low < 0.937 < high and high - low < 0.05, (name, low, high)

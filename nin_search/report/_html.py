@@ -30,6 +30,9 @@ from nin_search.report._data import (
 )
 from nin_search.report._page import figure_html, page_head, table
 from nin_search.report._plot import (
+    ACCURACY_AXIS,
+    accuracy_target,
+    accuracy_yaxis,
     note_figure,
     plot_cost,
     plot_mlp_depth,
@@ -42,13 +45,6 @@ from nin_search.report._verdicts import StageVerdict, get_stage_verdicts, verdic
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
-
-
-def _accuracy_target(study: optuna.Study) -> dict:
-    """Optuna's plots need a target to draw one objective of a multi-objective study."""
-    if len(study.directions) == 1:
-        return {}
-    return {"target": lambda trial: trial.values[0], "target_name": "accuracy"}
 
 
 def _format_accuracy(value: float | None) -> str:
@@ -280,15 +276,30 @@ def _study_figures(
         ),
         (
             "history",
-            optuna.visualization.plot_optimization_history(study, **_accuracy_target(study))
+            _history(study)
             if completed_trials(study)
             else note_figure("Optimization history", NO_COMPLETED_TRIALS),
         ),
         (
             "intermediate-values",
-            optuna.visualization.plot_intermediate_values(study)
+            _intermediate_values(study)
             if has_intermediate
             else note_figure("Intermediate values", "no intermediate values yet"),
         ),
         ("importances", plot_param_importances(study)),
     ]
+
+
+def _history(study: optuna.Study) -> go.Figure:
+    """Optuna's optimization history, its accuracy axis in percent like the other figures."""
+    figure = optuna.visualization.plot_optimization_history(study, **accuracy_target(study))
+    accuracy_yaxis(figure)
+    return figure
+
+
+def _intermediate_values(study: optuna.Study) -> go.Figure:
+    """Optuna's intermediate values: each trial's validation accuracy after each epoch."""
+    figure = optuna.visualization.plot_intermediate_values(study)
+    accuracy_yaxis(figure, title=f"{ACCURACY_AXIS} after the epoch")
+    figure.update_xaxes(title="epoch")
+    return figure

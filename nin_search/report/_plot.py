@@ -24,8 +24,28 @@ _BASELINE_COLORS = ("#00a087", "#ab63fa", "#ffa15a", "#19d3f3")  # each label in
 _BASELINE_TEXT_POSITIONS = ("top left", "bottom left", "top right", "bottom right")
 
 
-def _accuracy_target(study: optuna.Study) -> dict:
-    """Importances of a multi-objective study are computed for accuracy."""
+ACCURACY_AXIS = "validation accuracy"
+# Accuracy is a fraction in the data, shown as a percentage, as the tables and the answer do.
+_PERCENT_TICKS = ".1~%"  # 0.98 -> 98%, 0.975 -> 97.5%
+_PERCENT_HOVER = ".2%"
+
+
+def accuracy_yaxis(figure: go.Figure, values: Sequence[float] = (), *, title: str = "") -> None:
+    """Shows the y axis of ``figure`` as accuracy in percent. With ``values``, the range
+    spans them with a margin: plotly stretches a range of equal values (one trial, or every
+    trial at one accuracy) far past 100%."""
+    figure.update_yaxes(
+        title=title or ACCURACY_AXIS, tickformat=_PERCENT_TICKS, hoverformat=_PERCENT_HOVER
+    )
+    finite = [value for value in values if math.isfinite(value)]
+    if finite:
+        low, high = min(finite), max(finite)
+        margin = max(0.005, 0.08 * (high - low))
+        figure.update_yaxes(range=[low - margin, high + margin])
+
+
+def accuracy_target(study: optuna.Study) -> dict:
+    """Optuna's plots and importances of a multi-objective study draw its accuracy."""
     if len(study.directions) == 1:
         return {}
     return {"target": lambda trial: trial.values[0], "target_name": "accuracy"}
@@ -68,12 +88,9 @@ def plot_stage_verdicts(verdicts: Sequence[StageVerdict]) -> go.Figure:
             showarrow=False,
             text=verdict.verdict + (f"<br>{detail}" if detail else ""),
         )
-    figure.update_layout(
-        title=dict(text=title, y=0.98),
-        boxmode="group",
-        yaxis_title="validation accuracy",
-        margin=dict(t=120),
-    )
+    figure.update_layout(title=dict(text=title, y=0.98), boxmode="group", margin=dict(t=120))
+    accuracies = [a for v in verdicts for a in (*v.plain_accuracies, *v.mlp_accuracies)]
+    accuracy_yaxis(figure, accuracies)
     return figure
 
 
@@ -90,7 +107,8 @@ def _box_figure(
         y = [accuracy for group in groups for accuracy in group.accuracies]
         figure.add_trace(go.Box(x=x, y=y, name=name, boxpoints="all", jitter=0.4, boxmean=True))
     order = sorted({group.value for _, groups in traces for group in groups})
-    figure.update_layout(title=title, boxmode="group", yaxis_title="validation accuracy")
+    figure.update_layout(title=title, boxmode="group")
+    accuracy_yaxis(figure, [a for _, groups in traces for g in groups for a in g.accuracies])
     figure.update_xaxes(
         title=x_title,
         type="category",
@@ -177,7 +195,8 @@ def plot_cost(cost_info: CostInfo, *, cost: str = "params") -> go.Figure:
         )
     )
     _add_baseline_traces(figure, points, cost=cost)
-    figure.update_layout(title=title, yaxis_title="validation accuracy")
+    figure.update_layout(title=title)
+    accuracy_yaxis(figure, [point.accuracy for point in points])
     if cost == "latency_ms":
         figure.update_xaxes(title=label)
     else:
@@ -239,7 +258,7 @@ def plot_param_importances(study: optuna.Study) -> go.Figure:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            figure = optuna.visualization.plot_param_importances(study, **_accuracy_target(study))
+            figure = optuna.visualization.plot_param_importances(study, **accuracy_target(study))
         except Exception as error:
             return note_figure(title, f"importances unavailable: {error}")
     n = _importance_trials(study)
