@@ -1,21 +1,25 @@
 """How often do the answer's intervals exclude 0 when MLP conv changes nothing?
 
 Null simulations at the sizes a search gives: n plain and n MLP random trials, parameter counts
-log-uniform over 5k..200k, accuracies that do not depend on the kind (nor on the size). A 95%
-interval should exclude 0 in at most 5% of them. Three kinds of accuracies: normal, normal with
-the MLP nets twice as spread, and a third of all nets diverged to chance (10 points) with the
-rest at 70 ± 5. Side by side on the same draws:
+log-uniform over 5k..200k, accuracies that do not depend on the kind. A 95% interval should
+exclude 0 in at most 5% of them. Four kinds of accuracies: normal, normal with the MLP nets twice
+as spread, a third of all nets diverged to chance (10 points) with the rest at 70 ± 5, and a
+confound: MLP nets 1.8x larger, with accuracy rising 8 points per tenfold params for both kinds.
+Side by side on the same draws:
 
 - nin-search's design-space interval (``analysis.normalised_difference``: Welch's t over the
   complexity bins, the smaller kind's degrees of freedom);
-- the bootstrap interval it replaced (``scipy.stats.bootstrap``, BCa, resampling each kind,
+- its size-adjusted interval (``analysis.size_adjusted_difference``: least squares on kind and
+  log params, HC3 errors, the smaller kind's degrees of freedom);
+- the bootstrap interval the binned one replaced (``scipy.stats.bootstrap``, BCa, resampling each kind,
   bins fixed), on the same binned difference;
 - the consensus across 2, 3 and 5 studies of a 3-seed ablation each (``analysis._consensus``
   pooling: random effects with a t quantile) against the same pooling with a normal quantile.
 
 Prints a table of false-detection rates and ``RESULT interval_coverage <worst coverage of
 nin-search's intervals>``, and, for what the caution costs, how often nin-search's interval
-detects a true +5-point effect. ``--quick``: 200 draws a cell instead of 1000.
+(binned and size-adjusted) detects a true +5-point effect. ``--quick``: 200 draws a cell
+instead of 1000.
 """
 
 from __future__ import annotations
@@ -28,16 +32,30 @@ import numpy as np
 import scipy.stats
 from statsmodels.stats.meta_analysis import combine_effects
 
-from nin_search.analysis import normalised_difference
+from nin_search.analysis import normalised_difference, size_adjusted_difference
 from nin_search.analysis._stats import complexity_bins, number_of_bins
 
 SIZES = [(3, 4), (5, 5), (6, 14), (14, 6), (12, 12), (20, 20)]
-SHAPES = ("normal", "MLP spread x2", "a third diverged")
+SHAPES = ("normal", "MLP spread x2", "a third diverged", "MLP nets 1.8x larger")
+CONFOUND_SIZE = np.log(1.8)  # "MLP nets 1.8x larger": log params shifted by this for MLP nets
+CONFOUND_SLOPE = 8.0  # ... and accuracy rises 8 points per tenfold params, for both kinds
 POINT = 0.347  # one of 288 validation images, in points: ablation differences come in these
 
 
-def draw(generator: np.random.Generator, shape: str, is_mlp: np.ndarray) -> np.ndarray:
+def draw_params(generator: np.random.Generator, shape: str, is_mlp: np.ndarray) -> np.ndarray:
+    """Parameter counts log-uniform over 5k..200k (MLP nets larger in the confounded shape)."""
+    log_params = generator.uniform(np.log(5e3), np.log(2e5), len(is_mlp))
+    if shape == "MLP nets 1.8x larger":
+        log_params = log_params + CONFOUND_SIZE * is_mlp
+    return np.exp(log_params)
+
+
+def draw(
+    generator: np.random.Generator, shape: str, is_mlp: np.ndarray, params: np.ndarray
+) -> np.ndarray:
     size = len(is_mlp)
+    if shape == "MLP nets 1.8x larger":  # size, not kind, raises accuracy
+        return generator.normal(30.0, 5.0, size) + CONFOUND_SLOPE * np.log10(params)
     if shape == "normal":
         return generator.normal(70.0, 5.0, size)
     if shape == "MLP spread x2":
@@ -99,15 +117,18 @@ def design_space_rates(draws: int) -> tuple[list[str], list[float]]:
         for n_plain, n_mlp in SIZES:
             generator = np.random.default_rng(n_plain * 100 + n_mlp)
             is_mlp = np.array([False] * n_plain + [True] * n_mlp)
-            welch = boot = 0
+            welch = adjusted = boot = 0
             for index in range(draws):
-                params = np.exp(generator.uniform(np.log(5e3), np.log(2e5), len(is_mlp)))
-                values = draw(generator, shape, is_mlp)
+                params = draw_params(generator, shape, is_mlp)
+                values = draw(generator, shape, is_mlp, params)
                 welch += excludes_zero(normalised_difference(values, params, is_mlp).interval)
+                fit = size_adjusted_difference(values, params, is_mlp)
+                adjusted += fit is not None and excludes_zero(fit.interval)
                 boot += excludes_zero(bootstrap_interval(values, params, is_mlp, index))
-            coverages.append(1 - welch / draws)
+            coverages += [1 - welch / draws, 1 - adjusted / draws]
             rows.append(
-                f"| {shape} | {n_plain} / {n_mlp} | {welch / draws:.1%} | {boot / draws:.1%} |"
+                f"| {shape} | {n_plain} / {n_mlp} | {welch / draws:.1%} | "
+                f"{adjusted / draws:.1%} | {boot / draws:.1%} |"
             )
     return rows, coverages
 
@@ -119,13 +140,17 @@ def power(draws: int, effect: float) -> list[str]:
     for n_plain, n_mlp in SIZES:
         generator = np.random.default_rng(n_plain * 100 + n_mlp + 1)
         is_mlp = np.array([False] * n_plain + [True] * n_mlp)
-        detected = 0
+        detected = detected_adjusted = 0
         for _ in range(draws):
             params = np.exp(generator.uniform(np.log(5e3), np.log(2e5), len(is_mlp)))
             values = generator.normal(70.0, 5.0, len(is_mlp)) + effect * is_mlp
             interval = normalised_difference(values, params, is_mlp).interval
             detected += interval is not None and interval[0] > 0
-        rows.append(f"| {n_plain} / {n_mlp} | {detected / draws:.1%} |")
+            fit = size_adjusted_difference(values, params, is_mlp)
+            detected_adjusted += bool(fit and fit.interval and fit.interval[0] > 0)
+        rows.append(
+            f"| {n_plain} / {n_mlp} | {detected / draws:.1%} | {detected_adjusted / draws:.1%} |"
+        )
     return rows
 
 
@@ -172,12 +197,18 @@ def main() -> None:
     rows, coverages = design_space_rates(draws)
     print_table(
         f"Design space, no effect ({draws} draws a row): share of 95% intervals excluding 0",
-        ["accuracies", "plain / mlp n", "nin-search (Welch t over bins)", "bootstrap (BCa)"],
+        [
+            "accuracies",
+            "plain / mlp n",
+            "nin-search (Welch t over bins)",
+            "size-adjusted (OLS, HC3 t)",
+            "bootstrap (BCa)",
+        ],
         rows,
     )
     print_table(
         f"Power: a true +5-point effect (1 sd), normal accuracies ({draws} draws a row)",
-        ["plain / mlp n", "nin-search detects it"],
+        ["plain / mlp n", "nin-search detects it (bins)", "size-adjusted detects it"],
         power(draws, 5.0),
     )
     consensus, consensus_coverages = consensus_rates(draws)

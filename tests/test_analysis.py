@@ -33,6 +33,7 @@ from nin_search.analysis import (
     searched_study_names,
     seeds_for_half_width,
     seeds_to_settle,
+    size_adjusted_difference,
     t_interval,
 )
 from nin_search.report import get_stage_verdicts
@@ -264,6 +265,55 @@ def test_no_effect_but_a_biased_sampler_fools_the_naive_comparison_not_the_desig
     assert effect.epoch == 2
     assert effect.n_random_plain + effect.n_random_mlp == 160
     assert effect.n_plain + effect.n_mlp + effect.trials_dropped == 160
+
+
+def test_the_size_adjusted_difference_removes_the_size_effect_the_unweighted_one_keeps():
+    effect = get_design_space_info(confounded_study(mlp_effect=0.0))[0]
+    assert effect.unweighted_difference > 1.5  # MLP nets are 1.8x larger: 2 points from size
+    adjusted = effect.adjusted
+    assert abs(adjusted.difference) < 0.5
+    assert adjusted.interval[0] < 0 < adjusted.interval[1]
+    assert adjusted.points_per_decade == pytest.approx(8.0, abs=1.0)  # the simulated slope
+    assert (adjusted.n_plain, adjusted.n_mlp) == (effect.n_random_plain, effect.n_random_mlp)
+    helps = get_design_space_info(confounded_study(mlp_effect=0.02))[0].adjusted
+    assert helps.difference == pytest.approx(2.0, abs=0.4) and helps.interval[0] > 0
+
+
+def test_the_size_adjusted_difference_needs_sizes_that_tell_kind_and_size_apart():
+    assert size_adjusted_difference([70, 71, 72, 73], [1e4] * 4, [False, True, False, True]) is None
+    one_size_each = size_adjusted_difference(
+        [70, 71, 72, 73], [1e4, 2e4, 1e4, 2e4], [False, True, False, True]
+    )
+    assert one_size_each is None  # kind and size are the same split
+    assert size_adjusted_difference([70, 71, 72], [1e4, 2e4, 3e4], [False, True, True]) is None
+    with pytest.raises(ValueError, match="confidence"):
+        size_adjusted_difference([70, 71], [1e4, 2e4], [False, True], confidence=1.5)
+
+
+@pytest.mark.parametrize(("n_plain", "n_mlp"), [(3, 4), (6, 14), (14, 6), (12, 12)])
+def test_with_no_effect_the_size_adjusted_interval_excludes_zero_no_more_than_it_should(
+    n_plain, n_mlp
+):
+    """Null simulations: MLP nets 1.8x larger, accuracy rising with size for both kinds (the
+    confound the adjustment removes), and the hardest spread above (a third diverged)."""
+    generator = np.random.default_rng(n_plain * 100 + n_mlp + 7)
+    is_mlp = np.array([False] * n_plain + [True] * n_mlp)
+    runs, detected = 400, 0
+    for run in range(runs):
+        log_params = generator.uniform(np.log(5e3), np.log(2e5), len(is_mlp))
+        if run % 2:  # the confound
+            params = np.exp(log_params + np.log(1.8) * is_mlp)
+            values = generator.normal(30.0, 5.0, len(is_mlp)) + 8.0 * np.log10(params)
+        else:
+            params = np.exp(log_params)
+            values = np.where(
+                generator.random(len(is_mlp)) < 1 / 3,
+                generator.normal(10.0, 1.0, len(is_mlp)),
+                generator.normal(70.0, np.where(is_mlp, 10.0, 5.0)),
+            )
+        fit = size_adjusted_difference(values, params, is_mlp)
+        detected += bool(fit and fit.interval and (fit.interval[0] > 0 or fit.interval[1] < 0))
+    assert detected / runs <= 0.075  # 5% at most expected; 0.075 is 2.3 binomial sd above it
 
 
 def test_an_mlp_conv_worth_two_points_at_equal_parameters_is_detected():
@@ -662,7 +712,8 @@ def test_the_answer_gives_numbers_with_intervals_and_says_what_would_settle_it()
         "2 dropped (32 trials)): MLP conv helps (+2." in text
     )
     assert "weighted MLP nets have 0.99x the plain nets' params\n" in text  # no "not equal"
-    assert lines[-1].startswith("  4 intervals above, each at 95%: with no effect anywhere, about")
+    assert "size-adjusted (random trials at epoch 2, accuracy ~ kind + log params, robust " in text
+    assert lines[-1].startswith("  5 intervals above, each at 95%: with no effect anywhere, about")
     assert "naive comparison (all completed trials, confounded by sampler and params)" in text
     assert "to settle it: no ablation yet: run `nin-search ablate`" in text
     assert "only plain conv sampled here (160 trials)" in text  # stage 1 is never searched

@@ -46,17 +46,20 @@ from nin_search.analysis._format import (
 from nin_search.analysis._regime import RegimeEffect, regime_text, size_label
 from nin_search.analysis._settle import ablation_settle_text, seeds_to_settle
 from nin_search.analysis._stats import (
+    AdjustedDifference,
     NormalisedDifference,
     half_width_for_seeds,
     mean_difference_interval,
     normalised_difference,
     seeds_for_half_width,
+    size_adjusted_difference,
     t_interval,
 )
 
 __all__ = [
     "CONFIDENCE",
     "MIN_TRIALS_PER_KIND",
+    "AdjustedDifference",
     "Answer",
     "DesignSpaceEffect",
     "EdfCurve",
@@ -86,6 +89,7 @@ __all__ = [
     "searched_study_names",
     "seeds_for_half_width",
     "seeds_to_settle",
+    "size_adjusted_difference",
     "size_label",
     "t_interval",
     "verdict_text",

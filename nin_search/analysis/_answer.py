@@ -9,13 +9,21 @@ import optuna
 from nin_search.analysis._ablation import PairedEffect, StageAblation, get_ablation_info
 from nin_search.analysis._defaults import CONFIDENCE, SIZE_RATIO_TOLERANCE, SMALLEST_EFFECT
 from nin_search.analysis._design_space import DesignSpaceEffect, get_design_space_info
-from nin_search.analysis._format import effect_text, params_text, percent_label, plural, signed
+from nin_search.analysis._format import (
+    effect_text,
+    params_text,
+    percent_label,
+    plural,
+    signed,
+    verdict_text,
+)
 from nin_search.analysis._regime import RegimeEffect, size_label
 from nin_search.analysis._settle import (
     ABLATE,
     ablation_settle_text,
     random_trials_to_settle,
 )
+from nin_search.analysis._stats import AdjustedDifference
 
 RUN_ABLATE = f"no ablation yet: run `{ABLATE}`"
 RUN_STAGE_ABLATE = f"run `{ABLATE}` on this stage"
@@ -130,6 +138,16 @@ def _size_ratio_text(ratio: float | None) -> str:
     return text
 
 
+def _adjusted_text(adjusted: AdjustedDifference, confidence: float, epoch: str) -> str:
+    """The regression's answer, a check on the bins' that assumes a linear size effect."""
+    count = f"plain n={adjusted.n_plain}, mlp n={adjusted.n_mlp}"
+    return (
+        f"size-adjusted (random trials at {epoch}, accuracy ~ kind + log params, robust "
+        f"errors): {verdict_text(adjusted.difference, adjusted.interval, confidence, count)}; "
+        f"{signed(adjusted.points_per_decade)} points per tenfold params"
+    )
+
+
 def _left_out_text(effect: DesignSpaceEffect, epoch: str) -> str:
     left_out = effect.n_left_out_plain + effect.n_left_out_mlp
     if not left_out:
@@ -175,6 +193,8 @@ def _design_lines(effect: DesignSpaceEffect) -> list[str]:
             for regime in effect.regimes
         )
         lines.append(f"by size: {effect.regime}" + (f" [{sizes}]" if sizes else ""))
+    if effect.adjusted is not None:
+        lines.append(_adjusted_text(effect.adjusted, effect.confidence, epoch))
     if effect.naive_difference is not None:
         lines.append(
             f"naive comparison (all completed trials, confounded by sampler and params): "
@@ -236,5 +256,6 @@ def _interval_count(answer: Answer) -> int:
         design = stage.design_space
         if design is not None:
             count += design.interval is not None
+            count += design.adjusted is not None and design.adjusted.interval is not None
             count += sum(regime.interval is not None for regime in design.regimes)
     return count

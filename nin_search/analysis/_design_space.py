@@ -13,7 +13,13 @@ from optuna.trial import FrozenTrial, TrialState
 from nin_search.analysis._defaults import CONFIDENCE, POINTS_RANGE
 from nin_search.analysis._format import verdict_text
 from nin_search.analysis._regime import RegimeEffect, get_regime_effects, regime_text
-from nin_search.analysis._stats import NormalisedDifference, normalised_difference, weighted_edf
+from nin_search.analysis._stats import (
+    AdjustedDifference,
+    NormalisedDifference,
+    normalised_difference,
+    size_adjusted_difference,
+    weighted_edf,
+)
 from nin_search.analysis._trials import final_value, finite_steps, trial_stages
 from nin_search.records import RANDOM, TrialRecord
 from nin_search.vocabulary import MLP, PLAIN
@@ -48,6 +54,9 @@ class DesignSpaceEffect(NamedTuple):
     no accuracy at that epoch (diverged, or stopped, before reporting one): left out, they could
     flatter the kind that loses more of them. ``standard_error`` is the difference's;
     ``size_ratio`` the MLP models' weighted parameter count over the plain ones' (1.0: equal).
+    ``adjusted`` is the same comparison adjusted for size by regression instead of bins
+    (:func:`~nin_search.analysis._stats.size_adjusted_difference`), on the same random trials
+    at the same epoch; ``None`` when it cannot be fitted.
     """
 
     stage: int
@@ -76,6 +85,7 @@ class DesignSpaceEffect(NamedTuple):
     size_ratio: float | None = None
     n_left_out_plain: int = 0
     n_left_out_mlp: int = 0
+    adjusted: AdjustedDifference | None = None
 
 
 def _finished(study: optuna.Study) -> list[FrozenTrial]:
@@ -224,4 +234,7 @@ def _stage_effect(
         size_ratio=result.size_ratio,
         n_left_out_plain=left_out.count(PLAIN),
         n_left_out_mlp=left_out.count(MLP),
+        adjusted=size_adjusted_difference(
+            accuracies, params, is_mlp, confidence=confidence, bounds=POINTS_RANGE
+        ),
     )

@@ -263,6 +263,75 @@ def normalised_difference(
     )
 
 
+class AdjustedDifference(NamedTuple):
+    """MLP minus plain, adjusted for size by a regression (:func:`size_adjusted_difference`).
+
+    ``difference``/``standard_error``/``interval`` are in the units of the values given;
+    ``interval`` is ``None`` when the smaller kind has fewer than two models or the fit leaves
+    no spread. ``points_per_decade`` is the fitted change of the value per tenfold parameters.
+    """
+
+    difference: float
+    interval: tuple[float, float] | None
+    standard_error: float | None
+    points_per_decade: float
+    n_plain: int
+    n_mlp: int
+
+
+def size_adjusted_difference(
+    values: Sequence[float],
+    params: Sequence[float],
+    is_mlp: Sequence[bool],
+    *,
+    confidence: float = CONFIDENCE,
+    bounds: tuple[float, float] | None = None,
+) -> AdjustedDifference | None:
+    """MLP minus plain at equal parameter count, by least squares on ``value ~ kind + log
+    params`` (an analysis of covariance), with a t-interval.
+
+    The binned difference (:func:`normalised_difference`) equalises sizes only as finely as
+    its few bins are cut; this removes a linear size effect whatever the bins, and uses every
+    model. Its standard error is heteroscedasticity-robust (HC3: the kinds may spread
+    differently, and diverged nets sit at chance) and its degrees of freedom are the smaller
+    kind's models minus one, the conservative choice of :func:`_stratified_difference`; null
+    simulations at 3+4 to 20+20 models (tests/test_analysis.py) exclude 0 in at most 4.4% at
+    95%, also when MLP nets are larger and size raises accuracy.
+
+    Args:
+        values: One value per model (e.g. accuracy in points).
+        params: Parameter counts, > 0.
+        is_mlp: Whether each model has an MLP conv (else plain conv) at the stage.
+        confidence: Coverage of the interval, in (0, 1).
+        bounds: Where the difference can lie at all; the interval is clipped to it.
+
+    Returns:
+        ``None`` when a kind is missing or sizes and kinds cannot be told apart (every model
+        of one size, or each kind of one size).
+    """
+    _check_confidence(confidence)
+    values_array, params_array, mlp_mask = _checked_models(values, params, is_mlp)
+    n_mlp = int(mlp_mask.sum())
+    n_plain = len(mlp_mask) - n_mlp
+    design = np.column_stack([np.ones(len(mlp_mask)), mlp_mask, np.log10(params_array)])
+    if min(n_plain, n_mlp) == 0 or len(mlp_mask) <= 3 or np.linalg.matrix_rank(design) < 3:
+        return None
+    from statsmodels.regression.linear_model import OLS  # slow import: only when analysing
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fit = OLS(values_array, design).fit(cov_type="HC3")
+    difference, slope = float(fit.params[1]), float(fit.params[2])
+    standard_error = float(fit.bse[1])
+    dof = min(n_plain, n_mlp) - 1
+    if dof < 1 or not math.isfinite(standard_error) or standard_error == 0.0:
+        return AdjustedDifference(difference, None, None, slope, n_plain, n_mlp)
+    half_width = scipy.stats.t.ppf((1.0 + confidence) / 2.0, dof) * standard_error
+    interval = (difference - half_width, difference + half_width)
+    if bounds is not None:
+        interval = (max(interval[0], bounds[0]), min(interval[1], bounds[1]))
+    return AdjustedDifference(difference, interval, standard_error, slope, n_plain, n_mlp)
+
+
 def _checked_models(
     values: Sequence[float], params: Sequence[float], is_mlp: Sequence[bool]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

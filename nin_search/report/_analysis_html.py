@@ -37,7 +37,9 @@ _METHOD = (
     "(the sampler's choices are confounded), compared at the largest epoch every one of them "
     "reached, each weighted so that both kinds have the same distribution of log parameter "
     "count (Radosavovic et al. 2019); a Welch t-interval over the size bins, and the KS "
-    "statistic between the weighted error EDFs.</p>"
+    "statistic between the weighted error EDFs. <b>Size-adjusted</b>: the same trials, the "
+    "kind's effect in a least-squares fit of accuracy on kind and log parameter count, with "
+    "robust (HC3) errors: it removes a linear size effect that bins too coarse leave in.</p>"
 )
 
 # Shown on the page `report --all` writes for a storage with one searched study.
@@ -70,6 +72,10 @@ def _design_space_table(effects: Sequence[DesignSpaceEffect]) -> str:
             f"{effect.bins_used} / {effect.bins_dropped} ({effect.trials_dropped} trials)",
             "–" if effect.size_ratio is None else f"{effect.size_ratio:.2f}x",
             f"{effect.n_left_out_plain} / {effect.n_left_out_mlp}",
+            "–" if effect.adjusted is None else number(effect.adjusted.difference),
+            "–"
+            if effect.adjusted is None or effect.adjusted.interval is None
+            else interval_range(effect.adjusted.interval),
             number(effect.unweighted_difference),
             number(effect.naive_difference),
         ]
@@ -87,6 +93,8 @@ def _design_space_table(effects: Sequence[DesignSpaceEffect]) -> str:
         "bins used / dropped",
         "weighted params, mlp / plain",
         "left out (no accuracy): plain / mlp",
+        "mlp − plain, size-adjusted (points)",
+        f"{percent} CI (robust t)",
         "random trials, unweighted",
         "naive (all completed)",
     ]
