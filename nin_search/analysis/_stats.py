@@ -295,8 +295,9 @@ def size_adjusted_difference(
     model. Its standard error is heteroscedasticity-robust (HC3: the kinds may spread
     differently, and diverged nets sit at chance) and its degrees of freedom are the smaller
     kind's models minus one, the conservative choice of :func:`_stratified_difference`; null
-    simulations at 3+4 to 20+20 models (tests/test_analysis.py) exclude 0 in at most 4.4% at
-    95%, also when MLP nets are larger and size raises accuracy.
+    simulations at 3+4 to 20+20 models exclude 0 in at most 4.2% at 95%, also when MLP nets
+    are larger and size raises accuracy (benchmarks/interval_coverage.py; a smaller version in
+    tests/test_analysis.py).
 
     Args:
         values: One value per model (e.g. accuracy in points).
