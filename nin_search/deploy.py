@@ -383,7 +383,7 @@ def prepare_retrain(
         + ([] if onnx is None else [("--onnx", onnx)]),
         storage_url=storage_url,
         artifact_dir=artifact_dir_for(storage_url, config.optuna.artifact_dir),
-        create_folders=True,
+        created_folders=[output],
     )
     return RetrainPlan(
         study_name=study.study_name,

@@ -184,7 +184,7 @@ def check_outputs(
     storage_url: str | None = None,
     artifact_dir: Path | None = None,
     protected: Iterable[tuple[str, Path]] = (),
-    create_folders: bool = False,
+    created_folders: Iterable[Path] = (),
 ) -> None:
     """Checks the files a command will write, before it does any work.
 
@@ -194,7 +194,8 @@ def check_outputs(
         storage_url: The command's storage: no output may be its SQLite database or journal.
         artifact_dir: The artifact store: no output may lie in it.
         protected: More ``(what, path)`` that no output may be or lie in (inputs, say).
-        create_folders: Whether missing parent folders will be created (else they must exist).
+        created_folders: Folders the command creates (``train -o DIR``): an output directly in
+            one may have a missing folder; every other output's folder must exist.
 
     Raises:
         UserError: For an output that is a folder, lies under a file, sits in a missing or
@@ -207,6 +208,7 @@ def check_outputs(
     if artifact_dir is not None:
         guarded.append((f"the artifact store {str(artifact_dir)!r}", Path(artifact_dir)))
     guarded += [(what, Path(path)) for what, path in protected]
+    created = [Path(folder).expanduser() for folder in created_folders]
     seen: list[tuple[str, Path]] = []
     for option, path in outputs:
         path = Path(path).expanduser()
@@ -236,7 +238,8 @@ def check_outputs(
                 f"{option} {str(path)!r} is an SQLite database (a study's storage?): writing "
                 "it would destroy it; pass another path"
             )
-        _check_location(option, path, path.parent, create=create_folders)
+        create = any(_same(path.parent, folder) for folder in created)
+        _check_location(option, path, path.parent, create=create)
 
 
 def _is_stream(path: Path) -> bool:

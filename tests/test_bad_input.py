@@ -567,6 +567,11 @@ CASES = [
         "folder '{tmp}/no' for --output does not exist; create it",
     ),
     Case(
+        "train --onnx in a missing folder: refused before the retraining, not after",
+        ("train", "-o", "{tmp}/final", "--onnx", "{tmp}/no/x.onnx", "--storage", "{good}"),
+        "folder '{tmp}/no' for --onnx does not exist; create it",
+    ),
+    Case(
         "export -o onto an SQLite database of another storage",
         ("export", "-o", "{tmp}/pruned.db", "--storage", "{good}"),
         "'{tmp}/pruned.db' is an SQLite database",
