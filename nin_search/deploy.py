@@ -198,6 +198,7 @@ def export_trial(
     onnx: Path | None = None,
     class_name: str | None = None,
     artifacts: Path | None = None,
+    force: bool = False,
 ) -> tuple[FrozenTrial, ArchSpec, list[Written]]:
     """Writes a trial (default: the best) as a PyTorch file, safetensors weights and/or ONNX.
 
@@ -213,6 +214,7 @@ def export_trial(
         onnx: The network with its weights as ONNX (needs the onnx extra).
         class_name: The model class name; by default from the study name.
         artifacts: The artifact store folder; by default the study's.
+        force: Replace files that exist (else they are refused, before anything is written).
 
     Returns:
         The trial, its architecture and the files written.
@@ -236,6 +238,7 @@ def export_trial(
         [(option, path) for option, path in outputs if path is not None],
         storage_url=storage_url,
         artifact_dir=study_artifact_dir(study, storage_url, artifacts),
+        replace=force,
     )
     trial = pick_trial(study, trial_number)
     spec = ArchSpec.from_dict(trial.user_attrs[ARCH])
@@ -344,6 +347,7 @@ def prepare_retrain(
     device: str | None = None,
     seed: int | None = None,
     onnx: Path | None = None,
+    force: bool = False,
 ) -> RetrainPlan:
     """Checks everything ``nin-search train`` needs before the long retraining starts.
 
@@ -357,6 +361,8 @@ def prepare_retrain(
         device: The training device; None for the study's.
         seed: The seed; None for the trial's.
         onnx: Also write the retrained network as ONNX here (needs the onnx extra).
+        force: Replace the files of an earlier ``train`` in ``output`` (else refused, before
+            the retraining).
 
     Raises:
         UserError: For a bad schedule or output, an unknown study or trial, a study not
@@ -384,6 +390,7 @@ def prepare_retrain(
         storage_url=storage_url,
         artifact_dir=artifact_dir_for(storage_url, config.optuna.artifact_dir),
         created_folders=[output],
+        replace=force,
     )
     return RetrainPlan(
         study_name=study.study_name,

@@ -185,6 +185,7 @@ def check_outputs(
     artifact_dir: Path | None = None,
     protected: Iterable[tuple[str, Path]] = (),
     created_folders: Iterable[Path] = (),
+    replace: bool = True,
 ) -> None:
     """Checks the files a command will write, before it does any work.
 
@@ -196,6 +197,8 @@ def check_outputs(
         protected: More ``(what, path)`` that no output may be or lie in (inputs, say).
         created_folders: Folders the command creates (``train -o DIR``): an output directly in
             one may have a missing folder; every other output's folder must exist.
+        replace: Whether an existing file may be replaced (``--force`` of ``export`` and
+            ``train``, whose files are what a user hands over).
 
     Raises:
         UserError: For an output that is a folder, lies under a file, sits in a missing or
@@ -238,6 +241,8 @@ def check_outputs(
                 f"{option} {str(path)!r} is an SQLite database (a study's storage?): writing "
                 "it would destroy it; pass another path"
             )
+        if path.exists() and not replace:
+            raise UserError(f"{shown} exists; pass --force to replace it, or another path")
         create = any(_same(path.parent, folder) for folder in created)
         _check_location(option, path, path.parent, create=create)
 

@@ -88,6 +88,13 @@ def file_instead_of_folder(folder: Path) -> None:
     (folder / "afile").write_text("not a folder\n")
 
 
+def handed_over(folder: Path) -> None:
+    """What a user already has: a model file of their own and an earlier train's folder."""
+    (folder / "mine.py").write_text("print('my own code')\n")
+    (folder / "final").mkdir()
+    (folder / "final" / "model.py").write_text("# an earlier train's model\n")
+
+
 def weights_pipe(folder: Path) -> None:
     file_instead_of_folder(folder)  # afile: the image argument
     os.mkfifo(folder / "pipe.safetensors")  # reading it would block until someone writes
@@ -570,6 +577,18 @@ CASES = [
         "train --onnx in a missing folder: refused before the retraining, not after",
         ("train", "-o", "{tmp}/final", "--onnx", "{tmp}/no/x.onnx", "--storage", "{good}"),
         "folder '{tmp}/no' for --onnx does not exist; create it",
+    ),
+    Case(
+        "export --weights over a file that exists (without --force)",
+        ("export", "--weights", "{tmp}/mine.py", "--storage", "{good}"),
+        "--weights '{tmp}/mine.py' exists; pass --force to replace it, or another path",
+        handed_over,
+    ),
+    Case(
+        "train -o a folder an earlier train wrote (without --force)",
+        ("train", "-o", "{tmp}/final", "--storage", "{good}"),
+        "--output '{tmp}/final/model.py' exists; pass --force to replace it, or another path",
+        handed_over,
     ),
     Case(
         "export -o onto an SQLite database of another storage",

@@ -384,6 +384,14 @@ def test_a_trial_added_from_plain_optuna_is_never_the_best_network(searched, tmp
     result = run_cli("export", "-o", "m.py", "--storage", storage, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(rf"^Trial: +{searched_best.number}$", (tmp_path / "m.py").read_text(), re.M)
+    # The file exists now: replaced only when asked to.
+    (tmp_path / "m.py").write_text("# edited by hand\n")
+    result = run_cli("export", "-o", "m.py", "--storage", storage, cwd=tmp_path)
+    assert result.returncode == 2 and "exists; pass --force" in result.stderr
+    assert (tmp_path / "m.py").read_text() == "# edited by hand\n"
+    result = run_cli("export", "-o", "m.py", "--force", "--storage", storage, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(rf"^Trial: +{searched_best.number}$", (tmp_path / "m.py").read_text(), re.M)
     result = run_cli("export", "--trial", "3", "-o", "x.py", "--storage", storage, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "trial 3 has no nin-search architecture (added from plain Optuna" in result.stderr

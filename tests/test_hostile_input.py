@@ -668,10 +668,19 @@ def test_check_outputs_guards_inputs_that_a_command_names(tmp_path):
     images.mkdir()
     with pytest.raises(UserError, match="lies in the input images"):
         check_outputs([("--output", images / "p.csv")], protected=[("the input images", images)])
-    check_outputs([("--output", tmp_path / "new" / "p.csv")], create_folders=True)
+    check_outputs([("--output", tmp_path / "new" / "p.csv")], created_folders=[tmp_path / "new"])
     assert not (tmp_path / "new").exists()  # checking creates nothing
     with pytest.raises(UserError, match="does not exist; create it"):
         check_outputs([("--output", tmp_path / "new" / "p.csv")])
+    with pytest.raises(UserError, match="folder '.*other' for --onnx does not exist"):
+        check_outputs(
+            [("--output", tmp_path / "new" / "p.csv"), ("--onnx", tmp_path / "other" / "x")],
+            created_folders=[tmp_path / "new"],  # only the folder the command creates
+        )
+    (tmp_path / "p.csv").write_text("mine\n")
+    check_outputs([("--output", tmp_path / "p.csv")])  # report -o: rewritten
+    with pytest.raises(UserError, match="exists; pass --force to replace it"):
+        check_outputs([("--output", tmp_path / "p.csv")], replace=False)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -58,6 +58,9 @@ def export(
         ),
     ] = None,
     artifact_dir: ArtifactDirOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace output files that exist.")
+    ] = False,
 ) -> None:
     """Write a trial as one standalone PyTorch file (with its preprocessing and class names),
     its trained weights and/or ONNX."""
@@ -73,5 +76,6 @@ def export(
         onnx=onnx,
         class_name=class_name,
         artifacts=artifact_dir,
+        force=force,
     )
     print_written(written)

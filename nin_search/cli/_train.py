@@ -59,6 +59,9 @@ def train_command(
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the files of an earlier train in --output.")
+    ] = False,
 ) -> None:
     """Retrain a trial's architecture from scratch on train+val; report test accuracy."""
     quiet_optuna()
@@ -74,6 +77,7 @@ def train_command(
         device=device,
         seed=seed,
         onnx=onnx,
+        force=force,
     )
     progress = progress_bar()
     task = progress.add_task(f"trial #{plan.trial.number}", total=plan.epochs, info="")
