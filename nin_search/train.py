@@ -161,7 +161,8 @@ class Trainer:
     Args:
         model: The network, on the same device as the data (initialised by the caller).
         train_split: Normalised training images and labels on the device.
-        val_split: The split scored after every epoch.
+        val_split: The split scored after every epoch; None scores nothing (``val_accuracy``
+            is NaN): a retraining on train + validation, whose test split is scored once.
         settings: Hyperparameters, epochs, seed, precision, compile, checkpoint file, ...
         on_epoch: Called after each new epoch; raising from it stops training.
     """
@@ -170,7 +171,7 @@ class Trainer:
         self,
         model: nn.Module,
         train_split: DeviceData,
-        val_split: DeviceData,
+        val_split: DeviceData | None,
         settings: TrainSettings,
         *,
         on_epoch: Callable[[EpochResult], None] | None = None,
@@ -257,11 +258,13 @@ class Trainer:
         train_loss = (loss_sum / self.steps_per_epoch).item()  # the epoch's one sync
         if not math.isfinite(train_loss):
             raise NonFiniteLossError(epoch, train_loss)
-        accuracy = self.evaluate()
+        accuracy = math.nan if self.val_split is None else self.evaluate()
         return EpochResult(epoch, train_loss, accuracy, time.perf_counter() - started)
 
     def evaluate(self) -> float:
         """Top-1 accuracy of the model on the validation split, now."""
+        if self.val_split is None:
+            raise ValueError("this trainer has no validation split to evaluate on")
         batch_size, precision = self.settings.eval_batch_size, self.settings.precision
         return evaluate(self.model, self.val_split, batch_size=batch_size, precision=precision)
 
@@ -341,7 +344,7 @@ class Trainer:
 def train(
     model: nn.Module,
     train_split: DeviceData,
-    val_split: DeviceData,
+    val_split: DeviceData | None,
     settings: TrainSettings,
     *,
     on_epoch: Callable[[EpochResult], None] | None = None,
@@ -354,7 +357,7 @@ def train(
     Args:
         model: The network, on the same device as the data.
         train_split: Normalised training images and labels on the device.
-        val_split: The split scored after every epoch.
+        val_split: The split scored after every epoch (None: none, see :class:`Trainer`).
         settings: Hyperparameters, epochs, seed, precision, compile, checkpoint file, ...
         on_epoch: Called after each epoch; raising from it stops training.
 

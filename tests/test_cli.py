@@ -582,6 +582,9 @@ def test_train_retrains_on_train_plus_val_and_scores_the_test_split(searched, tm
     assert history["num_train"] == 1437 and history["num_test"] == 360  # digits: 1,797 images
     assert [h["epoch"] for h in history["history"]] == [1, 2, 3]
     assert history["test_accuracy"] == history["history"][-1]["test_accuracy"]
+    # The test split is scored once, after the last epoch: no curve to pick an epoch from.
+    assert [h["test_accuracy"] for h in history["history"][:-1]] == [None, None]
+    assert "test" not in result.stderr.replace("test accuracy", "")  # no test in the bar
     assert all(0.0 <= h["train_accuracy"] <= 1.0 for h in history["history"])
     assert history["schedule"] == "step" and history["epochs"] == 3
     module_spec = importlib.util.spec_from_file_location("final_model", out / "model.py")

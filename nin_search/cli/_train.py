@@ -86,8 +86,7 @@ def train_command(
         progress.update(
             task,
             completed=epoch.epoch,
-            info=f"train {format_accuracy(epoch.train_accuracy)} | "
-            f"test {format_accuracy(epoch.test_accuracy)}",
+            info=f"train {format_accuracy(epoch.train_accuracy)}",  # test: scored once, after
         )
 
     try:  # the bar starts once the data is loaded and checked: an error before prints alone
