@@ -3,13 +3,15 @@
 nin-search's data path (:mod:`nin_search.data`) runs these functions on every training and test
 image, and ``nin-search export`` copies every function of this module, verbatim, into the
 exported model file, so the same image gives the same input tensor, bit for bit, in both. That
-is why this module imports only ``torch`` and ``typing`` (no NumPy, no Pillow import, nothing
-from nin_search), and why its functions take every fact as an argument: the facts are
-:class:`nin_search.preprocessing.Preprocessing`, and the exported file holds them as constants.
+is why this module imports only ``torch``, ``typing`` and ``warnings`` (no NumPy, no Pillow
+import, nothing from nin_search), and why its functions take every fact as an argument: the
+facts are :class:`nin_search.preprocessing.Preprocessing`, and the exported file holds them as
+constants.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -91,10 +93,16 @@ def to_model_input(
 ) -> torch.Tensor:
     """A decoded image (or a batch) -> the float32 ``N x C x image_size x image_size`` input.
 
+    Pixels in a range that does not fit the convention (non-uint8 pixels all within [0, 1]
+    when white is ``input_max`` > 1, as ``to_tensor`` gives; uint8 pixels all within
+    ``[0, input_max]`` when that is below 255, as raw levels cast to uint8 give) are
+    preprocessed as given, with a ``UserWarning`` that says what to pass instead.
+
     Args:
         image: A Pillow image (converted to grey or RGB to match ``channels``); or pixels as a
             tensor or NumPy array, ``H x W``, ``C x H x W`` or ``N x C x H x W``: uint8 0..255,
-            or any other dtype in ``[0, input_max]``.
+            or any other dtype in ``[0, input_max]``. Grey pixels (``H x W`` or one channel)
+            are repeated to three channels for an RGB network, as Pillow converts them.
         channels: Channels the network takes.
         image_size: Side of the square input; other sizes are resized.
         mean: Per channel mean, in ``[0, 1]`` units.
@@ -107,13 +115,41 @@ def to_model_input(
     if hasattr(image, "convert") and hasattr(image, "tobytes"):  # a Pillow image
         pixels = image_to_tensor(image, channels)
     else:  # a tensor as it is; anything else (a NumPy array, nested lists) copied
-        pixels = to_uint8(image if torch.is_tensor(image) else torch.tensor(image), input_max)
+        given = image if torch.is_tensor(image) else torch.tensor(image)
+        _warn_about_range(given, input_max)
+        pixels = to_uint8(given, input_max)
+    shape = tuple(pixels.shape)
     if pixels.dim() == 2:
         pixels = pixels[None]
+    if pixels.dim() in (3, 4) and pixels.shape[-3] == 1 and channels == 3:
+        pixels = pixels.expand(*pixels.shape[:-3], 3, *pixels.shape[-2:])  # grey -> RGB
     if pixels.dim() not in (3, 4) or pixels.shape[-3] != channels:
         raise ValueError(
             f"expected a Pillow image or pixels shaped H x W, C x H x W or N x C x H x W with "
-            f"C = {channels}, but got shape {tuple(pixels.shape)}"
+            f"C = {channels}, but got shape {shape}"
         )
     batch = pixels if pixels.dim() == 4 else pixels[None]
     return normalize(resize_image(batch, image_size), mean, std)
+
+
+def _warn_about_range(pixels: torch.Tensor, input_max: float) -> None:
+    """Warns when the pixels' range suggests another white level than the one assumed."""
+    if pixels.numel() == 0:
+        return
+    largest = float(pixels.max())
+    if pixels.dtype == torch.uint8:
+        if input_max < 255 and 0 < largest <= input_max:
+            warnings.warn(
+                f"uint8 pixels are read as 0..255, but these are all within 0..{input_max:g}, "
+                "the raw levels of the training data: pass them as another dtype (e.g. "
+                "torch.long) to read them as such",
+                UserWarning,
+                stacklevel=3,
+            )
+    elif input_max > 1 and 0 < largest <= 1:
+        warnings.warn(
+            f"float pixels are read as 0..{input_max:g}, but these are all within [0, 1] (as "
+            "torchvision's to_tensor gives): pass input_max=1.0 to read them as such",
+            UserWarning,
+            stacklevel=3,
+        )

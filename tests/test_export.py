@@ -551,10 +551,12 @@ def test_the_deployable_file_carries_the_facts_as_constants_and_preprocess(tmp_p
         "IMAGE_SIZE",
         "INPUT_MAX",
         "MEAN",
+        "META",
         "RESIZE",
         "STD",
         class_name_for(INJECTION),
         "preprocess",
+        "transforms",
     ]
     pixels = torch.randint(0, 256, (2, 3, 20, 9), dtype=torch.uint8)
     expected = to_model_input(
@@ -562,6 +564,19 @@ def test_the_deployable_file_carries_the_facts_as_constants_and_preprocess(tmp_p
     )
     assert torch.equal(module.preprocess(pixels), expected)
     assert module.preprocess(pixels.float() / 255, input_max=1.0).shape == (2, 3, 13, 13)
+    # torchvision's weights API: meta, and transforms() as a module a Dataset can use.
+    assert module.META["categories"] == WEIRD_CLASSES and module.META["input_size"] == (3, 13, 13)
+    assert (module.META["val_accuracy"], module.META["test_accuracy"]) == (0.75, 0.5)
+    assert module.META["study"] == INJECTION and module.META["trial"] == 4
+    transform = module.transforms()
+    assert isinstance(transform, torch.nn.Module)
+    assert torch.equal(transform(pixels[0]), expected[0])  # one image: C x H x W
+    assert torch.equal(transform(pixels), expected)  # a batch stays a batch
+    # Grey pixels for an RGB network are repeated to three channels, as Pillow converts them.
+    grey = pixels[0, 0]
+    assert torch.equal(module.preprocess(grey), module.preprocess(grey.expand(3, -1, -1)))
+    with pytest.warns(UserWarning, match="pass input_max=1.0"):
+        module.preprocess(pixels.float() / 255)  # to_tensor's [0, 1], read as 0..255
     header = module.__doc__
     assert re.search(r"^Test accuracy: +50\.00%$", header, re.MULTILINE)
     assert re.search(r"^Preprocessing: +pixels 0\.\.255 -> 13 x 13 ", header, re.MULTILINE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -192,10 +193,10 @@ def test_float_pixels_are_scaled_by_input_max_and_rounded_half_to_even():
     assert to_uint8(uint8, 16.0) is uint8  # 8-bit pixels are already 0..255
 
 
-def test_pixels_of_the_wrong_channel_count_are_refused_with_the_shape():
-    with pytest.raises(ValueError, match=r"C = 3, but got shape \(1, 8, 8\)"):
+def test_pixels_of_the_wrong_channel_count_are_refused_with_the_shape_given():
+    with pytest.raises(ValueError, match=r"C = 3, but got shape \(2, 8, 8\)"):
         to_model_input(
-            torch.zeros(8, 8, dtype=torch.uint8),
+            torch.zeros(2, 8, 8, dtype=torch.uint8),
             channels=3,
             image_size=8,
             mean=(0.5,) * 3,
@@ -224,3 +225,28 @@ def test_the_preprocessing_in_words_names_every_step_the_code_takes(input_max, s
         input_max=input_max,
     )  # fmt: skip
     assert torch.allclose(white, torch.full_like(white, (1 - 0.3) / 0.4))
+
+
+def test_grey_pixels_are_repeated_for_an_rgb_network_as_pillow_converts_them():
+    facts = {"image_size": 8, "mean": (0.5,) * 3, "std": (0.2,) * 3, "input_max": 255.0}
+    grey = torch.randint(0, 256, (8, 8), dtype=torch.uint8)
+    rgb = to_model_input(grey.expand(3, -1, -1), channels=3, **facts)
+    assert torch.equal(to_model_input(grey, channels=3, **facts), rgb)  # H x W
+    assert torch.equal(to_model_input(grey[None], channels=3, **facts), rgb)  # 1 x H x W
+    image = Image.fromarray(grey.numpy(), mode="L")
+    assert torch.equal(to_model_input(image, channels=3, **facts), rgb)  # as Pillow does
+
+
+def test_pixels_in_an_unexpected_range_are_preprocessed_with_a_warning_that_says_what_to_pass():
+    facts = {"channels": 1, "image_size": 8, "mean": (0.5,), "std": (0.2,)}
+    levels = torch.randint(1, 17, (8, 8))
+    with pytest.warns(UserWarning, match="pass them as another dtype"):
+        to_model_input(levels.to(torch.uint8), input_max=16.0, **facts)  # raw 0..16 as uint8
+    with pytest.warns(UserWarning, match="pass input_max=1.0"):
+        to_model_input(levels / 16.0, input_max=255.0, **facts)  # to_tensor's [0, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the conventions themselves: no warning
+        to_model_input(levels, input_max=16.0, **facts)
+        to_model_input(levels / 16.0, input_max=1.0, **facts)
+        to_model_input((levels * 15).to(torch.uint8), input_max=16.0, **facts)
+        to_model_input(torch.zeros(8, 8), input_max=255.0, **facts)  # black: nothing to tell

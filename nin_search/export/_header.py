@@ -50,7 +50,7 @@ def _usage_example(info: ExportInfo, class_name: str, weights_name: str) -> list
         imports = [
             f"    from {module} import (",
             *(f"        {n}," for n in names.split(", ")),
-            ")",
+            "    )",
         ]
     return [
         "Classify an image file (Pillow decodes it; ``preprocess`` does what training did)::",
@@ -67,6 +67,10 @@ def _usage_example(info: ExportInfo, class_name: str, weights_name: str) -> list
         "    with torch.no_grad():",
         "        probabilities = model(batch).softmax(dim=1)[0]",
         '    print(CLASSES[int(probabilities.argmax())], f"{float(probabilities.max()):.1%}")',
+        "",
+        "As torchvision's weights API: ``transforms()`` is ``preprocess`` as a module (one",
+        "image gives one input, for ``ImageFolder(root, transform=transforms())``), and",
+        '``META["categories"]`` is ``CLASSES``.',
     ]
 
 
@@ -115,7 +119,13 @@ def header(spec: ArchSpec, info: ExportInfo, class_name: str) -> str:
     rows.append(("Classes", classes))
     rows.append(("Architecture", spec.summary()))
     created = parse_date(info.created) if info.created else datetime.date.today()
-    rows.append(("Exported", f"{created.isoformat()} by nin-search; needs only PyTorch"))
+    rows.append(
+        (
+            "Exported",
+            f"{created.isoformat()} by nin-search; needs PyTorch (and safetensors to read a "
+            "weights file)",
+        )
+    )
     lines = [f'"""{class_name}: an image classifier found by nin-search.', ""]
     for key, value in rows:
         wrapped = textwrap.wrap(

@@ -11,8 +11,18 @@ from nin_search.export._info import ExportInfo
 
 # The constants that carry the preprocessing facts, in the order the file defines them.
 PREPROCESS_CONSTANTS = ("CHANNELS", "IMAGE_SIZE", "RESIZE", "INPUT_MAX", "MEAN", "STD", "CLASSES")
+
+
+def _module_functions() -> tuple[list[str], str]:
+    """The names of :mod:`nin_search.transforms`' top-level functions (its private helpers
+    too), in the module's order, and the module's source."""
+    source = Path(transforms.__file__).read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    return [node.name for node in tree.body if isinstance(node, ast.FunctionDef)], source
+
+
 # The functions of nin_search.transforms, which the exported file carries verbatim.
-TRANSFORM_FUNCTIONS = tuple(transforms.__all__)
+TRANSFORM_FUNCTIONS = tuple(_module_functions()[0])
 
 
 def preprocess_constants(info: ExportInfo) -> str:
@@ -37,6 +47,7 @@ def preprocess_constants(info: ExportInfo) -> str:
         *render(floats(facts.std), 0, "STD = "),
         "# The class names, in the order of the network's outputs.",
         *render(Call("", tuple(string_literal(name) for name in names)), 0, "CLASSES = "),
+        *_meta(info),
     ]
     # A class name longer than a line cannot be split; say so to the linter.
     return "\n".join(
@@ -44,14 +55,39 @@ def preprocess_constants(info: ExportInfo) -> str:
     )
 
 
+def _meta(info: ExportInfo) -> list[str]:
+    """``META``: the facts as data, as torchvision's ``weights.meta`` and timm's
+    ``pretrained_cfg`` hold them."""
+
+    def number(value: float | None) -> str:
+        return "None" if value is None else repr(float(value))
+
+    study = string_literal(info.study_name) if info.study_name is not None else "None"
+    facts = [
+        ("categories", "CLASSES"),
+        ("input_size", "(CHANNELS, IMAGE_SIZE, IMAGE_SIZE)"),
+        ("mean", "MEAN"),
+        ("std", "STD"),
+        ("num_params", "None" if info.params is None else str(int(info.params))),
+        ("macs", "None" if info.macs is None else str(int(info.macs))),
+        ("val_accuracy", number(info.val_accuracy)),
+        ("test_accuracy", number(info.test_accuracy)),
+        ("study", study),
+        ("trial", "None" if info.trial_number is None else str(int(info.trial_number))),
+        ("precision", "None" if info.precision is None else string_literal(info.precision)),
+    ]
+    comment = "# The same facts as data (torchvision: weights.meta; timm: pretrained_cfg)."
+    return [comment, "META = {", *(f'    "{key}": {value},' for key, value in facts), "}"]
+
+
 def transform_functions() -> str:
     """The functions of :mod:`nin_search.transforms`, verbatim, in the module's order."""
-    source = Path(transforms.__file__).read_text(encoding="utf-8")
+    _, source = _module_functions()
     tree = ast.parse(source)
     functions = [
         ast.get_source_segment(source, node)
         for node in tree.body
-        if isinstance(node, ast.FunctionDef) and node.name in TRANSFORM_FUNCTIONS
+        if isinstance(node, ast.FunctionDef)
     ]
     return "\n\n\n".join(segment for segment in functions if segment)
 
@@ -76,4 +112,30 @@ def preprocess(image: Any, *, input_max: float = INPUT_MAX) -> torch.Tensor:
     """
     return to_model_input(
         image, channels=CHANNELS, image_size=IMAGE_SIZE, mean=MEAN, std=STD, input_max=input_max
-    )'''
+    )
+
+
+class Preprocess(nn.Module):
+    """``preprocess`` as a module, as torchvision's ``weights.transforms()`` is one: one image
+    gives ``CHANNELS x IMAGE_SIZE x IMAGE_SIZE`` (a ``Dataset``'s ``transform``, batched by a
+    ``DataLoader``), an ``N x C x H x W`` batch gives ``N x ...``."""
+
+    def __init__(self, *, input_max: float = INPUT_MAX) -> None:
+        super().__init__()
+        self.input_max = input_max
+
+    def forward(self, image: Any) -> torch.Tensor:
+        batch = preprocess(image, input_max=self.input_max)
+        return batch if getattr(image, "ndim", None) == 4 else batch[0]
+
+    def extra_repr(self) -> str:
+        return f"size={IMAGE_SIZE}, resize={RESIZE}, mean={MEAN}, std={STD}"
+
+
+def transforms(*, input_max: float = INPUT_MAX) -> Preprocess:
+    """What training did to every image, as torchvision's ``weights.transforms()``, e.g.
+    ``ImageFolder(root, transform=transforms())``."""
+    return Preprocess(input_max=input_max)'''
+
+# The names the preprocessing part defines, besides its constants and the transform functions.
+PREPROCESS_NAMES = ("preprocess", "Preprocess", "transforms", "META")

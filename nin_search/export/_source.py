@@ -13,6 +13,7 @@ from nin_search.export._network import MLP_CONV_CLASS, conv_norm_act_class, mode
 from nin_search.export._preprocess import (
     PREPROCESS_CONSTANTS,
     PREPROCESS_FUNCTION,
+    PREPROCESS_NAMES,
     TRANSFORM_FUNCTIONS,
     preprocess_constants,
     transform_functions,
@@ -28,11 +29,12 @@ _GENERATED_NAMES = {
     "MLPConv2d",
     "OrderedDict",
     "nn",
-    "preprocess",
     "torch",
+    "warnings",
     "__all__",
     "__file__",
     *PREPROCESS_CONSTANTS,
+    *PREPROCESS_NAMES,
     *TRANSFORM_FUNCTIONS,
 }
 _RESERVED_NAMES = frozenset(_GENERATED_NAMES | set(dir(builtins)))
@@ -95,10 +97,10 @@ def export_source(spec: ArchSpec, info: ExportInfo, *, class_name: str | None = 
         preprocessing: list[str] = []
     else:
         imports = (
-            "from collections import OrderedDict\nfrom typing import Any\n\n"
+            "import warnings\nfrom collections import OrderedDict\nfrom typing import Any\n\n"
             "import torch\nimport torch.nn.functional as F\nfrom torch import nn"
         )
-        exported = [*PREPROCESS_CONSTANTS, name, "preprocess"]
+        exported = [*PREPROCESS_CONSTANTS, "META", name, "preprocess", "transforms"]
         top = [header(spec, info, name), imports, all_list(exported), preprocess_constants(info)]
         preprocessing = [transform_functions(), PREPROCESS_FUNCTION]
     definitions = [
