@@ -135,6 +135,38 @@ def _classifier(
     return Classifier(model.eval(), preprocess, tuple(str(name) for name in names), source)
 
 
+def _check_weights_fit_module(weights: Path, module: types.ModuleType, source: str) -> None:
+    """Weights whose metadata names other classes or another preprocessing than the model
+    file's constants are refused: the same tensors would be read with other inputs or labels
+    (a search's model.py with a retrained model's weights, whose statistics differ)."""
+    try:
+        _, info = info_from_metadata(read_metadata(weights), weights_file=weights.name)
+    except ValueError:
+        return  # weights without nin-search's metadata say nothing to compare
+    differences = []
+    names = getattr(module, "CLASSES", None)
+    if info.class_names and isinstance(names, tuple) and tuple(map(str, names)) != info.class_names:
+        differences.append(f"classes {list(info.class_names)} vs {list(names)}")
+    facts = info.preprocessing
+    constants = {
+        "CHANNELS": None if facts is None else facts.channels,
+        "IMAGE_SIZE": None if facts is None else facts.image_size,
+        "MEAN": None if facts is None else tuple(facts.mean),
+        "STD": None if facts is None else tuple(facts.std),
+        "INPUT_MAX": None if facts is None else facts.input_max,
+    }
+    for name, recorded in constants.items():
+        value = getattr(module, name, None)
+        if recorded is not None and value is not None and value != recorded:
+            differences.append(f"{name} {recorded} vs {value}")
+    if differences:
+        raise UserError(
+            f"{weights} was written with another network file than {source} (the weights' "
+            f"metadata vs the file: {'; '.join(differences)}); pass the model.py written with "
+            f"these weights, or --weights {weights} alone, which says what network it is"
+        )
+
+
 def _from_metadata(weights: Path) -> Classifier:
     metadata = read_metadata(weights)
     try:
@@ -222,7 +254,9 @@ def load_classifier(
                 f"--model {model} needs --weights FILE (the safetensors file exported with it)"
             )
         state = load_weights(weights)
-        return _classifier(_import_file(model), state, str(model))
+        module = _import_file(model)
+        _check_weights_fit_module(weights, module, str(model))
+        return _classifier(module, state, str(model))
     if weights is not None:
         return _from_metadata(weights)
     if storage_url is None:

@@ -615,6 +615,12 @@ def test_predict_takes_a_folder_of_images(digits_run, tmp_path):
             "the weights do not fit the network of model.py",
         ),
         ("bare", ["x.png", "--weights", "bare.safetensors"], "does not say what network it is"),
+        (  # the search's model.py with the retrained weights: other normalisation statistics
+            None,
+            ["x.png", "--model", "model.py", "--weights", "final/weights.safetensors"],
+            "was written with another network file than model.py (the weights' metadata vs the "
+            "file: MEAN",
+        ),
         (None, ["x.png", "--weights", "model.safetensors", "--trial", "0"], "not both"),
         ("eval", ["--eval", "pets"], "are not classes of the network"),
         ("bomb", ["bomb.png"], "'bomb.png' is too large to decode safely"),
