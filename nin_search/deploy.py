@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import keyword
+import re
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,13 +114,42 @@ def study_preprocessing(study: optuna.Study) -> Preprocessing:
         raise UserError(f"study {study.study_name!r}: unusable data attrs ({error})") from None
 
 
+# Modules the exported file, or a script that uses it, imports: a file of one of these names
+# would be imported in their place.
+_SHADOWED_MODULES = frozenset({"torch", "torchvision", "safetensors", "PIL", "numpy", "onnx"})
+
+
+def _check_module_file_name(path: Path) -> None:
+    """``export -o NAME.py``: the file is imported (``from NAME import ...``), so its name must
+    be a module name that hides no module it or its users import."""
+    name = path.stem
+    if path.suffix != ".py":
+        raise UserError(f"-o {str(path)!r} is not a .py file; pass e.g. -o model.py")
+    if not (name.isascii() and name.isidentifier()) or keyword.iskeyword(name):
+        fixed = re.sub(r"\W", "_", name) if name else "model"
+        fixed = fixed if fixed.isidentifier() and not keyword.iskeyword(fixed) else "model"
+        raise UserError(
+            f"-o {str(path)!r}: the file is imported as a Python module, so its name must be "
+            f"one (ASCII letters, digits and _, not a keyword); pass e.g. -o {fixed}.py"
+        )
+    if name in _SHADOWED_MODULES or name in sys.stdlib_module_names:
+        raise UserError(
+            f"-o {str(path)!r} would hide the module {name!r} from every script beside it; "
+            f"pass another name, e.g. -o {name}_model.py"
+        )
+
+
 def _accuracy_note(study: optuna.Study, trial: FrozenTrial) -> str | None:
     """``pruned after epoch 1 of 8`` for a trial that did not train every epoch (its
     validation accuracy is an early one), ``never trained: ...`` for one over a cost limit,
-    else None."""
+    ``the trial failed: ...`` or ``... still running``, else None."""
     record = TrialRecord.from_trial(trial)
     if not record.feasible:
         return f"never trained: {record.constraint_violation}"
+    if trial.state == TrialState.FAIL:
+        return f"the trial failed: {record.fail_reason or 'no reason recorded'}"
+    if trial.state == TrialState.RUNNING:
+        return "the trial is still running"
     if trial.state != TrialState.PRUNED:
         return None
     note = f"pruned after epoch {max(trial.intermediate_values, default=0)}"
@@ -240,6 +272,8 @@ def export_trial(
         artifact_dir=study_artifact_dir(study, storage_url, artifacts),
         replace=force,
     )
+    if output is not None:
+        _check_module_file_name(output)
     trial = pick_trial(study, trial_number)
     spec = ArchSpec.from_dict(trial.user_attrs[ARCH])
     info = trial_export_info(
@@ -440,6 +474,11 @@ def retrain_trial(
         test_accuracy=result.test_accuracy,
         seed=plan.seed,
         precision=result.precision,
+        training=(
+            f"retrained from scratch on train + validation ({result.num_train} images), "
+            f"{plan.epochs} epochs, {plan.schedule} schedule; the test split "
+            f"({result.num_test} images) scored once, after the last epoch, in fp32"
+        ),
     )
     history = retrain_history(
         plan.study_name,

@@ -591,6 +591,22 @@ CASES = [
         handed_over,
     ),
     Case(
+        "export -o a file name that is no module name",
+        ("export", "-o", "{tmp}/my-model.py", "--storage", "{good}"),
+        "the file is imported as a Python module, so its name must be one (ASCII letters, "
+        "digits and _, not a keyword); pass e.g. -o my_model.py",
+    ),
+    Case(
+        "export -o a file that would hide torch",
+        ("export", "-o", "{tmp}/torch.py", "--storage", "{good}"),
+        "would hide the module 'torch' from every script beside it",
+    ),
+    Case(
+        "export -o a file that is not Python",
+        ("export", "-o", "{tmp}/model.txt", "--storage", "{good}"),
+        "is not a .py file; pass e.g. -o model.py",
+    ),
+    Case(
         "export -o onto an SQLite database of another storage",
         ("export", "-o", "{tmp}/pruned.db", "--storage", "{good}"),
         "'{tmp}/pruned.db' is an SQLite database",

@@ -383,6 +383,18 @@ def test_the_weights_file_alone_says_what_it_is(digits_run):
     assert history["precision"] in ("fp32", "bf16")
     assert final.preprocessing == Preprocessing.from_dict(history["preprocessing"])
     assert final.preprocessing != recorded  # train's statistics are of train + validation
+    # The retrained files say how they were trained, which the search's do not need to.
+    training = (
+        f"retrained from scratch on train + validation ({history['num_train']} images), "
+        f"{history['epochs']} epochs, {history['schedule']} schedule; the test split "
+        f"({history['num_test']} images) scored once, after the last epoch, in fp32"
+    )
+    assert final.training == training and info.training is None
+    final_module = _import(digits_run / "final" / "model.py", "final_digits")
+    assert final_module.META["training"] == training
+    assert "Training:            retrained from scratch on train + validation" in (
+        final_module.__doc__
+    )
 
 
 def test_the_exported_file_s_constants_are_the_recorded_preprocessing(digits_run):
@@ -562,6 +574,18 @@ def test_exporting_a_pruned_trial_says_its_accuracy_is_an_early_one(digits_run, 
     assert f"Validation accuracy: 50.00% (pruned after epoch 1 of {epochs})" in header
     run_ok("export", "--trial", "0", "-o", "done.py", cwd=tmp_path)
     assert "pruned" not in (tmp_path / "done.py").read_text(encoding="utf-8")
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.FAIL,
+            params=done.params,
+            distributions=done.distributions,
+            user_attrs={**done.user_attrs, "fail_reason": "NonFiniteLossError: loss nan"},
+        )
+    )
+    failed = len(study.trials) - 1
+    run_ok("export", "--trial", str(failed), "-o", "failed.py", cwd=tmp_path)
+    header = (tmp_path / "failed.py").read_text(encoding="utf-8")
+    assert "Validation accuracy: none (the trial failed: NonFiniteLossError: loss nan)" in header
 
 
 def test_predict_takes_a_folder_of_images(digits_run, tmp_path):

@@ -16,6 +16,7 @@ _MAX_CLASS_LABEL_LENGTH = 40  # characters per class name shown in the header
 _MAX_CLASS_LABELS = 100  # class names shown in the header; the rest are counted
 _MAX_WEIGHTS_NAME_LENGTH = 60  # characters of the weights file name in the loading example
 _MAX_MODULE_NAME_LENGTH = 30  # characters of the module name in the usage example
+_MAX_TRAINING_LENGTH = 200  # characters of the training note
 _DEFAULT_WEIGHTS_FILE = "model.safetensors"
 _DEFAULT_MODULE_NAME = "model"
 _KEY_WIDTH = len("Validation accuracy: ")  # header values start in this column
@@ -53,6 +54,10 @@ def _usage_example(info: ExportInfo, class_name: str, weights_name: str) -> list
             "    )",
         ]
     return [
+        "As torchvision's weights API: ``transforms()`` is ``preprocess`` as a module (one",
+        "image gives one input, for ``ImageFolder(root, transform=transforms())``), and",
+        '``META["categories"]`` is ``CLASSES``.',
+        "",
         "Classify an image file (Pillow decodes it; ``preprocess`` does what training did)::",
         "",
         "    import torch",
@@ -67,10 +72,6 @@ def _usage_example(info: ExportInfo, class_name: str, weights_name: str) -> list
         "    with torch.no_grad():",
         "        probabilities = model(batch).softmax(dim=1)[0]",
         '    print(CLASSES[int(probabilities.argmax())], f"{float(probabilities.max()):.1%}")',
-        "",
-        "As torchvision's weights API: ``transforms()`` is ``preprocess`` as a module (one",
-        "image gives one input, for ``ImageFolder(root, transform=transforms())``), and",
-        '``META["categories"]`` is ``CLASSES``.',
     ]
 
 
@@ -100,6 +101,9 @@ def header(spec: ArchSpec, info: ExportInfo, class_name: str) -> str:
             if part
         )
         rows.append(("Trained with", trained))
+    training = safe_text(info.training or "", max_length=_MAX_TRAINING_LENGTH)
+    if training:
+        rows.append(("Training", training))
     if info.params is not None:
         rows.append(("Parameters", f"{int(info.params):,}"))
     if info.macs is not None:

@@ -47,6 +47,8 @@ class ExportInfo:
         seed: The seed the weights were trained with.
         precision: What they were trained (and the accuracies measured) in: ``fp32``,
             ``bf16`` or ``fp16``. The exported file runs float32.
+        training: How these weights were trained when it is not the search's run, e.g.
+            ``retrained on train + validation (1437 images), 24 epochs, cosine schedule``.
     """
 
     in_channels: int
@@ -66,6 +68,7 @@ class ExportInfo:
     val_note: str | None = None
     seed: int | None = None
     precision: str | None = None
+    training: str | None = None
 
     def __post_init__(self) -> None:
         self._check_numbers()
@@ -100,7 +103,7 @@ class ExportInfo:
             )
 
     def _check_texts(self) -> None:
-        for name in ("study_name", "created", "module_name", "val_note"):
+        for name in ("study_name", "created", "module_name", "val_note", "training"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(
                     f"{name} must be a string, but got {name}={getattr(self, name)!r}."

@@ -29,6 +29,7 @@ METADATA_KEYS = (
     "preprocessing",
     "seed",
     "precision",
+    "training",
 )
 
 
@@ -64,6 +65,7 @@ def export_metadata(spec: ArchSpec, info: ExportInfo) -> dict[str, str]:
         "macs": info.macs,
         "seed": info.seed,
         "precision": info.precision,
+        "training": info.training,
     }
     metadata.update({key: str(value) for key, value in optional.items() if value is not None})
     if info.class_names:
@@ -117,6 +119,7 @@ def info_from_metadata(
             macs=numbers.get("macs"),
             seed=numbers.get("seed"),
             precision=metadata.get("precision"),
+            training=metadata.get("training"),
             class_names=tuple(json.loads(metadata.get("classes", "[]"))),
             weights_file=weights_file,
             created=metadata.get("exported"),

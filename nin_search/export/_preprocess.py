@@ -75,6 +75,7 @@ def _meta(info: ExportInfo) -> list[str]:
         ("study", study),
         ("trial", "None" if info.trial_number is None else str(int(info.trial_number))),
         ("precision", "None" if info.precision is None else string_literal(info.precision)),
+        ("training", "None" if info.training is None else string_literal(info.training)),
     ]
     comment = "# The same facts as data (torchvision: weights.meta; timm: pretrained_cfg)."
     return [comment, "META = {", *(f'    "{key}": {value},' for key, value in facts), "}"]
