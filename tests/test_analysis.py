@@ -29,6 +29,7 @@ from nin_search.analysis import (
     half_width_for_seeds,
     mean_difference_interval,
     normalised_difference,
+    planning_sd,
     regime_text,
     searched_study_names,
     seeds_for_half_width,
@@ -506,15 +507,21 @@ def test_paired_differences_means_and_t_intervals_are_checked_to_the_digit():
     assert nine.reading == "unsure: one seed gives no interval"
 
 
-def test_what_would_settle_it_uses_the_observed_sd_and_t_quantiles():
+def test_what_would_settle_it_plans_for_the_sd_s_upper_bound_and_t_quantiles():
     seven, nine = get_ablation_info(hand_made_ablation())
-    # sd 1, mean 2: aim at +-4/3; 5 seeds give 2.7764/sqrt(5) = 1.24 (4 give 1.59).
+    # 3 seeds' sd 1 is planned as its 80% upper bound: sqrt(2 / chi2.ppf(0.2, 2)) = 2.117.
+    planned = math.sqrt(2 / scipy.stats.chi2.ppf(0.2, 2))
+    assert planning_sd(1.0, 3) == pytest.approx(planned) and planned == pytest.approx(2.117, 1e-3)
+    caveat = "or less, unless the spread is over 2.1x the 3 seeds' (its 80% upper bound)"
+    # sd 1, mean 2: aim at +-4/3; 12 seeds give 2.2010 * 2.117 / sqrt(12) = 1.345 (> 4/3), 13
+    # give 2.1788 * 2.117 / sqrt(13) = 1.279.
     assert ablation_settle_text(seven.flipped) == (
-        "`nin-search ablate --seeds 5` narrows the interval to about ±1.2 points"
+        f"`nin-search ablate --seeds 13` narrows the interval to about ±1.3 points {caveat}"
     )
-    # sd 1, mean 0: aim at the smallest effect, +-0.5: 18 seeds give 2.1098/sqrt(18) = 0.497.
+    # sd 1, mean 0: aim at the smallest effect, +-0.5: 72 seeds give 1.9939 * 2.117 / sqrt(72).
+    assert half_width_for_seeds(planned, 72) <= 0.5 < half_width_for_seeds(planned, 71)
     assert ablation_settle_text(seven.matched) == (
-        "`nin-search ablate --seeds 18` narrows the interval to about ±0.5 points"
+        f"`nin-search ablate --seeds 72` narrows the interval to about ±0.5 points {caveat}"
     )
     assert ablation_settle_text(nine.matched) == (
         "`nin-search ablate --seeds 3` gives an interval (one seed gives none)"

@@ -25,6 +25,10 @@ SIZE_RATIO_TOLERANCE = 1.25  # weighted MLP / plain params beyond this (or 1/thi
 MAX_SEEDS = 1000  # seeds_for_half_width gives up beyond this many seeds
 SMALLEST_EFFECT = 0.5  # points; intervals narrower than +-this are not asked for
 FIRST_SEEDS = 3  # seeds suggested when one seed gave no interval
+# Seeds are planned for the sd at this one-sided upper confidence bound, not the observed sd:
+# 3 seeds' sd is itself uncertain (the true one is up to 2.1x it at 80%), and planning with the
+# observed one promised intervals that more seeds did not give.
+PLANNING_COVERAGE = 0.8
 
 # Pooling several studies (datasets).
 AGREEMENT_I2 = 0.25  # below this heterogeneity I² (and with one sign) the studies agree

@@ -12,10 +12,10 @@ import math
 import scipy.stats
 
 from nin_search.analysis._ablation import PairedEffect
-from nin_search.analysis._defaults import FIRST_SEEDS, SMALLEST_EFFECT
+from nin_search.analysis._defaults import FIRST_SEEDS, PLANNING_COVERAGE, SMALLEST_EFFECT
 from nin_search.analysis._design_space import DesignSpaceEffect
 from nin_search.analysis._format import direction
-from nin_search.analysis._stats import half_width_for_seeds, seeds_for_half_width
+from nin_search.analysis._stats import half_width_for_seeds, planning_sd, seeds_for_half_width
 
 ABLATE = "nin-search ablate"
 RANDOM_TRIALS = "study.random_trials"
@@ -29,7 +29,8 @@ def _target(difference: float, smallest_effect: float) -> float:
 def seeds_to_settle(
     effect: PairedEffect, *, smallest_effect: float = SMALLEST_EFFECT
 ) -> tuple[int, float] | None:
-    """Seeds that would narrow the effect's interval to the target, and that half-width.
+    """Seeds that would narrow the effect's interval to the target, and that half-width,
+    planned for the sd's upper confidence bound (:func:`planning_sd`), not the observed sd.
 
     Returns:
         ``(seeds, half_width)``, or ``None`` when the interval already excludes 0, there is no
@@ -38,13 +39,12 @@ def seeds_to_settle(
     """
     if direction(effect.interval) in ("helps", "hurts") or not effect.sd:
         return None  # settled, one seed (no sd), or tied on every seed (no spread to shrink)
-    seeds = seeds_for_half_width(
-        effect.sd, _target(effect.mean, smallest_effect), effect.confidence
-    )
+    sd = planning_sd(effect.sd, effect.n)
+    seeds = seeds_for_half_width(sd, _target(effect.mean, smallest_effect), effect.confidence)
     if seeds is None:
         return None
     seeds = max(seeds, effect.n + 1)
-    return seeds, half_width_for_seeds(effect.sd, seeds, effect.confidence)
+    return seeds, half_width_for_seeds(sd, seeds, effect.confidence)
 
 
 def ablation_settle_text(
@@ -66,15 +66,22 @@ def ablation_settle_text(
             "separate the two; a larger `data.val_fraction` can, more seeds cannot"
         )
     settle = seeds_to_settle(effect, smallest_effect=smallest_effect)
+    planned = (
+        f"unless the spread is over {planning_sd(1.0, effect.n):.1f}x the {effect.n} seeds' "
+        f"(its {PLANNING_COVERAGE:.0%} upper bound)"
+    )
     if settle is None:
         many = max(20, effect.n + 1)
-        half_width = half_width_for_seeds(effect.sd, many, effect.confidence)
+        half_width = half_width_for_seeds(planning_sd(effect.sd, effect.n), many, effect.confidence)
         return (
             f"an effect this small is out of reach of seeds: `{ABLATE} --seeds {many}` "
-            f"still leaves about ±{half_width:.1f} points"
+            f"still leaves up to about ±{half_width:.1f} points, {planned}"
         )
     seeds, half_width = settle
-    return f"`{ABLATE} --seeds {seeds}` narrows the interval to about ±{half_width:.1f} points"
+    return (
+        f"`{ABLATE} --seeds {seeds}` narrows the interval to about ±{half_width:.1f} points "
+        f"or less, {planned}"
+    )
 
 
 def random_trials_to_settle(

@@ -20,6 +20,7 @@ from nin_search.analysis._defaults import (
     CONFIDENCE,
     MAX_BINS,
     MAX_SEEDS,
+    PLANNING_COVERAGE,
     TRIALS_PER_BIN,
 )
 from nin_search.errors import check_int
@@ -63,6 +64,21 @@ def half_width_for_seeds(sd: float, seeds: int, confidence: float = CONFIDENCE) 
         raise ValueError(f"sd must be >= 0, but got sd={sd}.")
     quantile = scipy.stats.t.ppf((1.0 + confidence) / 2.0, seeds - 1)
     return float(quantile * sd / math.sqrt(seeds))
+
+
+def planning_sd(sd: float, n: int, coverage: float = PLANNING_COVERAGE) -> float:
+    """The one-sided upper confidence bound of a standard deviation estimated from ``n``
+    values, ``sd * sqrt((n - 1) / chi2.ppf(1 - coverage, n - 1))``: what sample-size planning
+    uses so that a spread that came out small by chance does not promise a narrow interval.
+
+    Args:
+        sd: The sample standard deviation.
+        n: The values it was computed from, at least 2.
+        coverage: Confidence of the bound, in (0, 1).
+    """
+    _check_confidence(coverage)
+    check_int("n", n, minimum=2)
+    return float(sd * math.sqrt((n - 1) / scipy.stats.chi2.ppf(1.0 - coverage, n - 1)))
 
 
 def seeds_for_half_width(
