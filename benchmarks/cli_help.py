@@ -87,11 +87,14 @@ def tiny_study(folder: Path) -> tuple[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="Runs of each side.")
+    parser.add_argument("--quick", action="store_true", help="3 runs of each side, not 10")
     parser.add_argument("--storage", help="A study to read [default: a tiny one searched here].")
     parser.add_argument("--study-name", help="Its name (with --storage).")
     args = parser.parse_args()
     if bool(args.storage) != bool(args.study_name):
         parser.error("--storage and --study-name go together")
+    if args.quick:
+        args.repeats = 3
     compare(
         "cli_help",
         {"nin_search": [NIN_SEARCH, "--help"], "optuna": [OPTUNA, "--help"]},

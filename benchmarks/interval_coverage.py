@@ -11,8 +11,8 @@ Side by side on the same draws:
   complexity bins, the smaller kind's degrees of freedom);
 - its size-adjusted interval (``analysis.size_adjusted_difference``: least squares on kind and
   log params, HC3 errors, the smaller kind's degrees of freedom);
-- the bootstrap interval the binned one replaced (``scipy.stats.bootstrap``, BCa, resampling each kind,
-  bins fixed), on the same binned difference;
+- the bootstrap interval the binned one replaced (``scipy.stats.bootstrap``, BCa, resampling
+  each kind, bins fixed), on the same binned difference;
 - the consensus across 2, 3 and 5 studies of a 3-seed ablation each (``analysis._consensus``
   pooling: random effects with a t quantile) against the same pooling with a normal quantile.
 
