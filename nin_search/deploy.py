@@ -33,7 +33,12 @@ from nin_search.devices import resolve_device
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_metadata, export_source
 from nin_search.model import build_model
-from nin_search.outputs import check_folder, check_outputs, write_text_atomic
+from nin_search.outputs import (
+    check_folder,
+    check_outputs,
+    write_text_atomic,
+    written_in_place,
+)
 from nin_search.preprocessing import Preprocessing
 from nin_search.records import (
     ARCH,
@@ -121,7 +126,10 @@ _SHADOWED_MODULES = frozenset({"torch", "torchvision", "safetensors", "PIL", "nu
 
 def _check_module_file_name(path: Path) -> None:
     """``export -o NAME.py``: the file is imported (``from NAME import ...``), so its name must
-    be a module name that hides no module it or its users import."""
+    be a module name that hides no module it or its users import (``/dev/stdout`` or a pipe,
+    read rather than imported, may be any)."""
+    if written_in_place(path):
+        return
     name = path.stem
     if path.suffix != ".py":
         raise UserError(f"-o {str(path)!r} is not a .py file; pass e.g. -o model.py")
@@ -282,7 +290,7 @@ def export_trial(
         preprocessing=study_preprocessing(study),
         val_accuracy=validation_accuracy(trial)[0],
         weights_file=weights.name if weights else None,
-        module_name=output.stem if output else None,
+        module_name=output.stem if output and not written_in_place(output) else None,
         val_note=_accuracy_note(study, trial),
     )
     try:

@@ -43,6 +43,7 @@ __all__ = [
     "write_atomic",
     "write_bytes_atomic",
     "write_text_atomic",
+    "written_in_place",
 ]
 
 T = TypeVar("T")
@@ -247,11 +248,19 @@ def check_outputs(
         _check_location(option, path, path.parent, create=create)
 
 
+def written_in_place(path: Path) -> bool:
+    """Whether an output at ``path`` is a stream written in place (``/dev/stdout``, a pipe),
+    not a file replaced by a rename."""
+    return Path(path).exists() and _is_stream(Path(path))
+
+
 def _is_stream(path: Path) -> bool:
-    """A pipe or a character device (``/dev/null``, ``/dev/stdout``): written in place, as a
-    stream; a rename would replace the device itself."""
+    """A pipe or a character device (``/dev/null``, ``/dev/stdout``), or any path under
+    ``/dev`` (``/dev/stdout`` redirected to a file): written in place, as a stream; a rename
+    would replace the device itself, or a link in ``/proc``."""
     mode = os.stat(path).st_mode
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+    under_dev = Path(os.path.abspath(path)).parts[:2] == ("/", "dev")
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or under_dev
 
 
 def default_file_mode() -> int:
@@ -336,9 +345,9 @@ def write_atomic(path: Path, write: Callable[[Path], T]) -> T:
     Returns:
         What ``write`` returned.
     """
+    if written_in_place(path):  # before resolving: a pipe's link in /proc (/dev/stdout ->
+        return write(Path(path))  # /proc/self/fd/1 -> pipe:[...]) names no file
     target = _real(path)
-    if target.exists() and _is_stream(target):
-        return write(target)
     _remove_stale_partials(target)
     temporary = _temporary_path(target)
     try:

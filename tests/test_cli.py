@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -392,6 +393,29 @@ def test_a_trial_added_from_plain_optuna_is_never_the_best_network(searched, tmp
     result = run_cli("export", "-o", "m.py", "--force", "--storage", storage, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(rf"^Trial: +{searched_best.number}$", (tmp_path / "m.py").read_text(), re.M)
+    # To a pipe, and to a file through the shell's redirect: the source alone, whole.
+    result = run_cli("export", "-o", "/dev/stdout", "--storage", storage, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (tmp_path / "m.py").read_text().replace(
+        "from m import", "from model import"
+    )
+    with open(tmp_path / "redirected.py", "w") as redirected:
+        code = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "nin_search",
+                "export",
+                "-o",
+                "/dev/stdout",
+                "--storage",
+                storage,
+            ],
+            cwd=tmp_path,
+            stdout=redirected,
+            timeout=600,
+        ).returncode
+    assert code == 0 and (tmp_path / "redirected.py").read_text() == result.stdout
     result = run_cli("export", "--trial", "3", "-o", "x.py", "--storage", storage, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "trial 3 has no nin-search architecture (added from plain Optuna" in result.stderr

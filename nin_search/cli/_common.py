@@ -294,8 +294,13 @@ def leaderboard_table(
 
 
 def print_written(written: list[Any]) -> None:
-    """One line per file a command wrote (:class:`nin_search.deploy.Written`)."""
+    """One line per file a command wrote (:class:`nin_search.deploy.Written`); none for a
+    stream (``-o /dev/stdout``), whose reader gets the output alone."""
+    from nin_search.outputs import written_in_place
+
     for item in written:
+        if written_in_place(item.path):
+            continue
         console.print(
             f"wrote {item.path} ({item.what})", markup=False, highlight=False, soft_wrap=True
         )
