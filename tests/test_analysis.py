@@ -481,6 +481,8 @@ def test_paired_differences_means_and_t_intervals_are_checked_to_the_digit():
     half_width = T_975_2 / math.sqrt(3)  # 2.484
     assert flipped.interval == pytest.approx((2.0 - half_width, 2.0 + half_width))
     assert [round(bound, 3) for bound in flipped.interval] == [-0.484, 4.484]
+    expected_p = scipy.stats.ttest_1samp(flipped.differences, 0.0).pvalue
+    assert flipped.p_value == pytest.approx(expected_p) and flipped.p_value > 0.05
     assert (flipped.mlp_params, flipped.plain_params) == (1300, 1000)
     assert (
         flipped.verdict
@@ -721,6 +723,15 @@ def test_the_answer_gives_numbers_with_intervals_and_says_what_would_settle_it()
     assert "weighted MLP nets have 0.99x the plain nets' params\n" in text  # no "not equal"
     assert "size-adjusted (random trials at epoch 2, accuracy ~ kind + log params, robust " in text
     assert lines[-1].startswith("  5 intervals above, each at 95%: with no effect anywhere, about")
+    assert lines[-1].endswith(
+        "with Holm's correction for all 5 (family-wise error 5%), 5 still exclude 0: stage 0 "
+        "design space, stage 0 size-adjusted, stage 0 small networks, stage 0 medium networks, "
+        "stage 0 large networks"
+    )
+    null_lines = answer_lines(get_answer(confounded_study(mlp_effect=0.0)))
+    assert null_lines[-1].endswith(
+        "with Holm's correction for all 5 (family-wise error 5%), none excludes 0"
+    )
     assert "naive comparison (all completed trials, confounded by sampler and params)" in text
     assert "to settle it: no ablation yet: run `nin-search ablate`" in text
     assert "only plain conv sampled here (160 trials)" in text  # stage 1 is never searched
@@ -855,3 +866,22 @@ def test_trials_that_do_not_say_how_they_were_sampled_are_counted_not_called_old
         "none recorded for this stage yet (2 trial(s) do not record how they were sampled" in text
     )
     assert "older trials lack" not in text
+
+
+def test_holm_keeps_only_what_survives_the_step_down_and_p_values_agree_with_the_intervals():
+    from nin_search.analysis._answer import _interval_tests, _many_intervals_line
+    from nin_search.analysis._stats import holm_rejections
+
+    # 0.01 <= 0.05/5 is kept; then 0.04 > 0.05/4 stops the step-down (Bonferroni-Holm).
+    assert holm_rejections([0.2, 0.01, 0.3, 0.04, 0.5], 0.05) == [False, True, False, False, False]
+    line = _many_intervals_line([("a", 0.2), ("b", 0.01), ("c", 0.04)], 0.95)
+    assert line.endswith("(family-wise error 5%), 1 still excludes 0: b")
+    # Every p-value the correction uses is the test of its interval: below 0.05 exactly when
+    # the 95% interval excludes 0.
+    answer = get_answer(confounded_study(mlp_effect=0.02))
+    design = answer.stages[0].design_space
+    shown = [design, design.adjusted, *design.regimes]
+    assert len(_interval_tests(answer)) == len(shown)
+    for effect in shown:
+        low, high = effect.interval
+        assert (effect.p_value < 0.05) == (low > 0 or high < 0)

@@ -7,6 +7,7 @@ whichever side the original network had; each trial's ``arch`` says which side i
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import NamedTuple
 
@@ -17,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nin_search import records
 from nin_search.analysis._defaults import CONFIDENCE, TIED_POINTS
 from nin_search.analysis._format import direction, verdict_text
-from nin_search.analysis._stats import t_interval
+from nin_search.analysis._stats import t_interval, t_p_value
 from nin_search.analysis._trials import final_value, stage_kind
 from nin_search.compat import storage_of
 from nin_search.records import TrialRecord
@@ -52,6 +53,7 @@ class PairedEffect(NamedTuple):
     mlp_params: int | None
     plain_params: int | None
     verdict: str
+    p_value: float | None = None  # paired t-test of "no difference"; None without an interval
 
 
 class StageAblation(NamedTuple):
@@ -154,7 +156,13 @@ def _paired_effect(
         mlp_params=None if params[0] is None else int(params[0]),
         plain_params=None if params[1] is None else int(params[1]),
         verdict=verdict_text(mean, interval, confidence, count),
+        p_value=None if interval is None or not sd else _paired_p_value(mean, sd, len(seeds)),
     )
+
+
+def _paired_p_value(mean: float, sd: float, n: int) -> float:
+    """The paired t-test's two-sided p-value of "no difference" (``n - 1`` df)."""
+    return t_p_value(mean, sd / math.sqrt(n), n - 1)
 
 
 def _get_runs(ablation_study: optuna.Study) -> _Runs:

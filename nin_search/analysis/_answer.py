@@ -23,7 +23,7 @@ from nin_search.analysis._settle import (
     ablation_settle_text,
     random_trials_to_settle,
 )
-from nin_search.analysis._stats import AdjustedDifference
+from nin_search.analysis._stats import AdjustedDifference, holm_rejections
 
 RUN_ABLATE = f"no ablation yet: run `{ABLATE}`"
 RUN_STAGE_ABLATE = f"run `{ABLATE}` on this stage"
@@ -232,30 +232,52 @@ def answer_lines(answer: Answer) -> list[str]:
         if stage.design_space is not None:
             lines += [f"    {line}" for line in _design_lines(stage.design_space)]
         lines += [f"    to settle it: {text}" for text in stage.settle]
-    count = _interval_count(answer)
-    if count > 1:
-        chance = count * (1.0 - answer.confidence)
-        lines.append(
-            f"  {count} intervals above, each at {percent_label(answer.confidence)}: with no "
-            f"effect anywhere, about {chance:.1f} of them would exclude 0 by chance alone (no "
-            'correction for the many comparisons), so one lone "helps" or "hurts" is weak '
-            "evidence"
-        )
+    tests = _interval_tests(answer)
+    if len(tests) > 1:
+        lines.append(_many_intervals_line(tests, answer.confidence))
     return lines
 
 
-def _interval_count(answer: Answer) -> int:
-    """How many intervals the answer shows: the chances it gives a false "detected"."""
-    count = 0
+def _many_intervals_line(tests: list[tuple[str, float]], confidence: float) -> str:
+    """How many of the answer's intervals chance alone would put off 0, and which survive
+    Holm's correction for all of them (family-wise error ``1 - confidence``)."""
+    count = len(tests)
+    chance = count * (1.0 - confidence)
+    rejected = holm_rejections([p_value for _, p_value in tests], 1.0 - confidence)
+    kept = [label for (label, _), reject in zip(tests, rejected, strict=True) if reject]
+    family = percent_label(1.0 - confidence)
+    corrected = f"with Holm's correction for all {count} (family-wise error {family}), " + (
+        f"{len(kept)} still exclude{'s' if len(kept) == 1 else ''} 0: {', '.join(kept)}"
+        if kept
+        else "none excludes 0"
+    )
+    return (
+        f"  {count} intervals above, each at {percent_label(confidence)}: with no effect "
+        f"anywhere, about {chance:.1f} of them would exclude 0 by chance alone; {corrected}"
+    )
+
+
+def _interval_tests(answer: Answer) -> list[tuple[str, float]]:
+    """Each interval the answer shows, named, with its test's p-value: the chances it gives a
+    false "detected"."""
+    tests: list[tuple[str, float | None]] = []
     for stage in answer.stages:
+        where = f"stage {stage.stage}"
         for ablation in stage.ablations:
-            count += sum(
-                effect is not None and effect.interval is not None
-                for effect in (ablation.flipped, ablation.matched)
-            )
+            for effect in (ablation.flipped, ablation.matched):
+                if effect is not None and effect.interval is not None:
+                    label = f"{where} {effect.variant} (trial #{ablation.source})"
+                    tests.append((label, effect.p_value))
         design = stage.design_space
-        if design is not None:
-            count += design.interval is not None
-            count += design.adjusted is not None and design.adjusted.interval is not None
-            count += sum(regime.interval is not None for regime in design.regimes)
-    return count
+        if design is None:
+            continue
+        if design.interval is not None:
+            tests.append((f"{where} design space", design.p_value))
+        if design.adjusted is not None and design.adjusted.interval is not None:
+            tests.append((f"{where} size-adjusted", design.adjusted.p_value))
+        tests += [
+            (f"{where} {regime.size} networks", regime.p_value)
+            for regime in design.regimes
+            if regime.interval is not None
+        ]
+    return [(label, p_value) for label, p_value in tests if p_value is not None]

@@ -86,6 +86,7 @@ class DesignSpaceEffect(NamedTuple):
     n_left_out_plain: int = 0
     n_left_out_mlp: int = 0
     adjusted: AdjustedDifference | None = None
+    p_value: float | None = None  # of the binned difference, with its interval's dof
 
 
 def _finished(study: optuna.Study) -> list[FrozenTrial]:
@@ -234,6 +235,7 @@ def _stage_effect(
         size_ratio=result.size_ratio,
         n_left_out_plain=left_out.count(PLAIN),
         n_left_out_mlp=left_out.count(MLP),
+        p_value=result.p_value,
         adjusted=size_adjusted_difference(
             accuracies, params, is_mlp, confidence=confidence, bounds=POINTS_RANGE
         ),

@@ -34,6 +34,7 @@ class RegimeEffect(NamedTuple):
     confidence: float
     n_plain: int
     n_mlp: int
+    p_value: float | None = None  # of "no difference", with the interval's degrees of freedom
 
 
 def size_label(regime: RegimeEffect) -> str:
@@ -95,6 +96,7 @@ def get_regime_effects(
                 confidence=confidence,
                 n_plain=int((inside & ~mlp_array).sum()),
                 n_mlp=int((inside & mlp_array).sum()),
+                p_value=result.p_value,
             )
         )
     return effects

@@ -50,6 +50,21 @@ def t_interval(
     return float(low), float(high)
 
 
+def t_p_value(estimate: float, standard_error: float, dof: float) -> float:
+    """Two-sided p-value of ``estimate == 0`` for a t statistic with ``dof`` degrees of freedom."""
+    return float(2.0 * scipy.stats.t.sf(abs(estimate) / standard_error, dof))
+
+
+def holm_rejections(p_values: Sequence[float], alpha: float) -> list[bool]:
+    """Holm's step-down correction: which of ``p_values`` are rejected at family-wise error
+    ``alpha`` (``statsmodels.stats.multitest.multipletests`` with ``method="holm"``)."""
+    if not p_values:
+        return []
+    from statsmodels.stats.multitest import multipletests  # slow import: only when analysing
+
+    return [bool(rejected) for rejected in multipletests(p_values, alpha, method="holm")[0]]
+
+
 def half_width_for_seeds(sd: float, seeds: int, confidence: float = CONFIDENCE) -> float:
     """Half-width of the t-interval of a mean of ``seeds`` differences whose sd is ``sd``.
 
@@ -166,6 +181,7 @@ class NormalisedDifference(NamedTuple):
     mlp_weights: list[float]
     standard_error: float | None = None
     size_ratio: float | None = None
+    p_value: float | None = None  # of "no difference", with the interval's degrees of freedom
 
 
 def _stratified_difference(
@@ -175,8 +191,9 @@ def _stratified_difference(
     mlp_bins: np.ndarray,
     shares: np.ndarray,
     confidence: float,
-) -> tuple[float, float | None, tuple[float, float] | None]:
-    """``sum_b share_b (mean_mlp_b - mean_plain_b)``, its standard error and Welch t-interval.
+) -> tuple[float, float | None, tuple[float, float] | None, float | None]:
+    """``sum_b share_b (mean_mlp_b - mean_plain_b)``, its standard error, Welch t-interval and
+    two-sided p-value (of "no difference", with the same degrees of freedom).
 
     Every bin holds both kinds. Each kind's variance is pooled over the bins (its values minus
     their bin's mean); the difference's variance is ``sum_b share_b**2 (var_mlp / n_mlp_b +
@@ -197,12 +214,13 @@ def _stratified_difference(
             terms.append(variance * float(np.sum(shares**2 / counts)))
         dofs.append(dof)
     if min(dofs) < 1:
-        return difference, None, None
+        return difference, None, None, None
     standard_error = math.sqrt(sum(terms))
     if standard_error == 0.0:
-        return difference, None, None
+        return difference, None, None, None
     half_width = scipy.stats.t.ppf((1.0 + confidence) / 2.0, min(dofs)) * standard_error
-    return difference, standard_error, (difference - half_width, difference + half_width)
+    interval = (difference - half_width, difference + half_width)
+    return difference, standard_error, interval, t_p_value(difference, standard_error, min(dofs))
 
 
 def normalised_difference(
@@ -253,7 +271,7 @@ def normalised_difference(
     weights = shares[bins] / np.where(mlp_mask, mlp_counts[bins], plain_counts[bins])
     plain, mlp = values_array[~mlp_mask], values_array[mlp_mask]
     plain_bins, mlp_bins = bins[~mlp_mask], bins[mlp_mask]
-    difference, standard_error, interval = _stratified_difference(
+    difference, standard_error, interval, p_value = _stratified_difference(
         plain, plain_bins, mlp, mlp_bins, shares, confidence
     )
     if interval is not None and bounds is not None:
@@ -276,6 +294,7 @@ def normalised_difference(
         mlp_weights=weights[mlp_mask].tolist(),
         standard_error=standard_error,
         size_ratio=float(np.exp(size_gap)),
+        p_value=p_value,
     )
 
 
@@ -293,6 +312,7 @@ class AdjustedDifference(NamedTuple):
     points_per_decade: float
     n_plain: int
     n_mlp: int
+    p_value: float | None = None  # of "no difference", with the interval's degrees of freedom
 
 
 def size_adjusted_difference(
@@ -346,7 +366,8 @@ def size_adjusted_difference(
     interval = (difference - half_width, difference + half_width)
     if bounds is not None:
         interval = (max(interval[0], bounds[0]), min(interval[1], bounds[1]))
-    return AdjustedDifference(difference, interval, standard_error, slope, n_plain, n_mlp)
+    p_value = t_p_value(difference, standard_error, dof)
+    return AdjustedDifference(difference, interval, standard_error, slope, n_plain, n_mlp, p_value)
 
 
 def _checked_models(
@@ -386,7 +407,7 @@ def mean_difference_interval(
     if len(plain_values) < 2 or len(mlp_values) < 2:
         return None
     one_bin = np.ones(1)
-    _, _, interval = _stratified_difference(
+    _, _, interval, _ = _stratified_difference(
         plain_values,
         np.zeros(len(plain_values), dtype=int),
         mlp_values,
