@@ -484,8 +484,8 @@ def retrain_trial(
         precision=result.precision,
         training=(
             f"retrained from scratch on train + validation ({result.num_train} images), "
-            f"{plan.epochs} epochs, {plan.schedule} schedule; the test split "
-            f"({result.num_test} images) scored once, after the last epoch, in fp32"
+            f"{plan.epochs} epoch{'s' if plan.epochs != 1 else ''}, {plan.schedule} schedule; "
+            f"the test split ({result.num_test} images) scored once, after the last epoch, in fp32"
         ),
     )
     history = retrain_history(

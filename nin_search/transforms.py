@@ -93,10 +93,11 @@ def to_model_input(
 ) -> torch.Tensor:
     """A decoded image (or a batch) -> the float32 ``N x C x image_size x image_size`` input.
 
-    Pixels in a range that does not fit the convention (non-uint8 pixels all within [0, 1]
-    when white is ``input_max`` > 1, as ``to_tensor`` gives; uint8 pixels all within
-    ``[0, input_max]`` when that is below 255, as raw levels cast to uint8 give) are
-    preprocessed as given, with a ``UserWarning`` that says what to pass instead.
+    Pixels in a range that does not fit the convention (non-uint8 pixels above ``input_max``,
+    which are clamped, or all within [0, 1] when white is ``input_max`` > 1, as ``to_tensor``
+    gives; uint8 pixels all within ``[0, input_max]`` when that is below 255, as raw levels
+    cast to uint8 give) are preprocessed as given, with a ``UserWarning`` that says what to
+    pass instead.
 
     Args:
         image: A Pillow image (converted to grey or RGB to match ``channels``); or pixels as a
@@ -146,6 +147,14 @@ def _warn_about_range(pixels: torch.Tensor, input_max: float) -> None:
                 UserWarning,
                 stacklevel=3,
             )
+    elif largest > input_max:
+        warnings.warn(
+            f"pixels are read as 0..{input_max:g}, but these reach {largest:g} and are clamped "
+            "to white: pass 8-bit pixels as torch.uint8, or input_max= the value of a white "
+            "pixel",
+            UserWarning,
+            stacklevel=3,
+        )
     elif input_max > 1 and 0 < largest <= 1:
         warnings.warn(
             f"float pixels are read as 0..{input_max:g}, but these are all within [0, 1] (as "

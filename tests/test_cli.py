@@ -602,6 +602,7 @@ def test_train_retrains_on_train_plus_val_and_scores_the_test_split(searched, tm
     out = tmp_path / "final"
     result = run_cli("train", "-o", str(out), "--epochs", "3", "--schedule", "step", cwd=folder)
     assert result.returncode == 0, result.stderr
+    assert "retrained for 3 epochs on 1437 images" in result.stdout
     history = json.loads((out / "history.json").read_text())
     assert history["num_train"] == 1437 and history["num_test"] == 360  # digits: 1,797 images
     assert [h["epoch"] for h in history["history"]] == [1, 2, 3]

@@ -244,6 +244,8 @@ def test_pixels_in_an_unexpected_range_are_preprocessed_with_a_warning_that_says
         to_model_input(levels.to(torch.uint8), input_max=16.0, **facts)  # raw 0..16 as uint8
     with pytest.warns(UserWarning, match="pass input_max=1.0"):
         to_model_input(levels / 16.0, input_max=255.0, **facts)  # to_tensor's [0, 1]
+    with pytest.warns(UserWarning, match="these reach 240 and are clamped to white"):
+        to_model_input((levels * 15).double(), input_max=16.0, **facts)  # 0..255 as floats
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the conventions themselves: no warning
         to_model_input(levels, input_max=16.0, **facts)

@@ -94,9 +94,10 @@ def train_command(
     finally:
         progress.stop()
     console.print(
-        f"trial #{plan.trial.number} retrained for {plan.epochs} epochs on {result.num_train} "
-        f"images: test accuracy {format_accuracy(result.test_accuracy)} on {result.num_test} "
-        f"test images ({result.test_correct} correct)",
+        f"trial #{plan.trial.number} retrained for {plan.epochs} "
+        f"epoch{'s' if plan.epochs != 1 else ''} on {result.num_train} images: test accuracy "
+        f"{format_accuracy(result.test_accuracy)} on {result.num_test} test images "
+        f"({result.test_correct} correct)",
         markup=False,
         highlight=False,
     )
