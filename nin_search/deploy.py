@@ -352,7 +352,7 @@ def save_retrained(
     written = [
         Written(folder / RETRAINED_WEIGHTS, "safetensors, with metadata"),
         Written(folder / RETRAINED_MODEL, "the model class, its preprocessing and class names"),
-        Written(folder / RETRAINED_HISTORY, "train/test accuracy per epoch"),
+        Written(folder / RETRAINED_HISTORY, "train accuracy per epoch, test accuracy once"),
     ]
     save_weights(model.state_dict(), written[0].path, metadata=export_metadata(spec, info))
     write_text_atomic(written[1].path, export_source(spec, info))

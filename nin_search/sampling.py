@@ -184,6 +184,7 @@ def make_pruner(config: OptunaConfig, *, epochs: int) -> optuna.pruners.BasePrun
     """
     factory = PRUNER_FACTORIES[config.pruner]
     options = {**factory.defaults_for(epochs), **config.pruner_options}
+    _check_resources(config.pruner, options, epochs=epochs)
     try:
         pruner = resolve(factory.path)(**options)
         if not isinstance(pruner, optuna.pruners.BasePruner):
@@ -195,6 +196,22 @@ def make_pruner(config: OptunaConfig, *, epochs: int) -> optuna.pruners.BasePrun
             f" (with options {options}); see the parameters of {factory.path.replace(':', '.')}"
         ) from None
     return pruner
+
+
+def _check_resources(pruner: str, options: dict, *, epochs: int) -> None:
+    """Hyperband's and successive halving's resources are epochs: a budget below one epoch
+    would fail inside Optuna with "math domain error"; say what it means instead."""
+    low, high = options.get("min_resource"), options.get("max_resource")
+    if isinstance(high, int) and not isinstance(high, bool) and high < 1:
+        raise UserError(
+            f"optuna.pruner_options for pruner {pruner!r}: max_resource = {high} is the most "
+            f"epochs a trial may train, so it must be at least 1; e.g. max_resource = {epochs}"
+        )
+    if isinstance(low, int) and not isinstance(low, bool) and low < 1:
+        raise UserError(
+            f"optuna.pruner_options for pruner {pruner!r}: min_resource = {low} is the epochs "
+            "every trial trains before it may be stopped, so it must be at least 1"
+        )
 
 
 def _rehearse(pruner: optuna.pruners.BasePruner, *, epochs: int) -> None:

@@ -510,7 +510,8 @@ CASES = [
     Case(
         "hyperband max_resource = 0",
         ("optimize", "{tmp}/hyperband.toml", "--storage", "sqlite:///{tmp}/n.db"),
-        "optuna.pruner_options for pruner 'hyperband'",
+        "optuna.pruner_options for pruner 'hyperband': max_resource = 0 is the most epochs a "
+        "trial may train, so it must be at least 1",
     ),
     Case(
         "threshold pruner lower = nan",
