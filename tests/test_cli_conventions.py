@@ -165,6 +165,14 @@ def test_the_ablation_after_a_search_follows_no_progress_and_quiet(tmp_path):
     lines = [line for line in plain.stderr.splitlines() if line.startswith("ablation run #")]
     assert len(lines) == len(runs) >= 3  # a line per finished run, as for the trials
     assert all(re.search(r"  complete  \d+\.\d\d%  2 epochs  \d+\.\d s$", line) for line in lines)
+    # `ablate` (no --no-progress to pass) prints the same line per run, under its bars.
+    more = run_cli(
+        "ablate", "--seeds", "2", "--storage", storage, "--study-name", "tiny", cwd=tmp_path
+    )
+    assert more.returncode == 0, more.stderr
+    added = len(optuna.load_study(study_name="tiny:ablation", storage=storage).get_trials())
+    more_lines = [line for line in more.stderr.splitlines() if line.startswith("ablation run #")]
+    assert len(more_lines) == added - len(runs) >= 3
 
     quiet_file = write_study(tmp_path, ablated.replace('name = "tiny"', 'name = "quiet"'), "q.toml")
     quiet = run_cli("optimize", str(quiet_file), "-q", cwd=tmp_path)

@@ -102,8 +102,8 @@ def run_ablation_with_progress(
     live: bool = True,
     quiet: bool = False,
 ) -> None:
-    """Loads the data (unless given), queues the ablation and trains it: with a progress bar
-    when ``live``, else a line per finished run (none when ``quiet``, as ``optimize -q``).
+    """Loads the data (unless given), queues the ablation and trains it: a line per finished
+    run (none when ``quiet``, as ``optimize -q``), under a progress bar when ``live``.
     Ctrl-C / SIGTERM stop it with their exit codes; a re-run continues."""
     from nin_search.ablation import load_ablation_data, prepare_ablation, run_ablation
 
@@ -145,8 +145,8 @@ def run_ablation_with_progress(
     def on_trial(ablation: Any, trial: Any) -> None:
         progress.advance(runs_task)
         progress.reset(epoch_task, total=config.train.epochs, visible=False)
-        if not live:
-            say(_run_line(trial), markup=False, highlight=False, soft_wrap=True)
+        if not quiet:  # above the bars when live, as optimize prints its trial lines
+            progress.console.print(_run_line(trial), markup=False, highlight=False, soft_wrap=True)
 
     with progress:
         outcome = run_ablation(prepared.study, prepared.objective, callbacks=[on_trial])
