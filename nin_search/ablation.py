@@ -301,6 +301,7 @@ class AblationSetup:
     study: optuna.Study  # the searched study (its companion study is written next to it)
     config: StudyConfig  # the search's config, with the study file's [ablation] and the device
     artifact_dir: Path
+    storage_url: str = ""  # the storage it resolved (for the commands messages suggest)
 
     @property
     def training_device(self) -> torch.device:
@@ -343,7 +344,7 @@ def setup_ablation(
     folder = artifact_dir_for(
         storage_url, str(artifact_dir) if artifact_dir else config.optuna.artifact_dir
     )
-    return AblationSetup(study, config, folder)
+    return AblationSetup(study, config, folder, storage_url)
 
 
 def load_ablation_data(setup: AblationSetup) -> SearchData:

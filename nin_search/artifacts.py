@@ -251,8 +251,9 @@ def download_weights(
             else ("were never stored (only completed trials in the best study.keep_weights are)")
         )
         raise UserError(
-            f"the weights of trial {trial.number} {why}; export without --weights, or retrain "
-            f"it with `nin-search train --trial {trial.number}`"
+            f"the weights of trial {trial.number} {why}; retrain it with `nin-search train "
+            f"--trial {trial.number}` and this command's --storage and --study-name (`export` "
+            "without --weights writes its architecture alone)"
         )
     try:
         optuna.artifacts.download_artifact(

@@ -31,7 +31,7 @@ from nin_search.compat import study_id_of
 from nin_search.config import DASHBOARD_HOST, DASHBOARD_PORT
 from nin_search.errors import UserError
 from nin_search.outputs import check_input_folder
-from nin_search.storage import check_storage_url, open_storage
+from nin_search.storage import check_storage_url, open_storage, study_options
 from nin_search.study import load_studies, load_study
 from nin_search.trials import baseline_trials, best_trials, objective_names, recorded_config
 
@@ -223,18 +223,20 @@ def write_study_note(study: optuna.Study, markdown: str) -> None:
     optuna_dashboard.save_note(study, markdown)
 
 
-def refresh_study_note(study: optuna.Study) -> list[str]:
+def refresh_study_note(study: optuna.Study, *, where: str = "") -> list[str]:
     """Recomputes the answer and the naive verdicts and writes them, with the summary, as the
     study note. The companion ablation study is found in the study's storage.
 
     Args:
         study: A nin-search study.
+        where: The study's command-line options, for the commands the answer suggests
+            (:func:`nin_search.storage.study_options`).
 
     Returns:
         The answer lines written (:func:`nin_search.analysis.answer_lines`, as ``nin-search
         report`` prints them).
     """
-    answer = analysis.get_answer(study, analysis.find_ablation_study(study))
+    answer = analysis.get_answer(study, analysis.find_ablation_study(study), where=where)
     lines = analysis.answer_lines(answer)
     verdicts = report.verdict_lines(report.get_stage_verdicts(study))
     write_study_note(study, study_note(study, verdicts, answer_lines=lines))
@@ -387,7 +389,7 @@ def open_dashboard(
     )
     server = make_http_server(storage_url, host=host, port=port, artifact_dir=artifact_dir)
     for study in studies:
-        refresh_study_note(study)
+        refresh_study_note(study, where=study_options(storage_url, study.study_name))
     forgotten = forget_missing_artifacts(storage_url, studies, artifact_dir=artifact_dir)
     url = f"http://{host}:{server.server_port}/dashboard/"
     if study_name:

@@ -19,6 +19,7 @@ import contextlib
 import errno
 import random
 import re
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,12 @@ def display_url(url: str) -> str:
     if parsed is not None and "@" not in (parsed.host or ""):
         return parsed.render_as_string(hide_password=True)
     return re.sub(r"(://[^/:@]*:)[^/?#]*@", r"\1***@", url, count=1)
+
+
+def study_options(url: str, study_name: str) -> str:
+    """``--storage URL --study-name NAME`` for a command line a message suggests, quoted for a
+    shell, with any password shown as ``***``."""
+    return f"--storage {shlex.quote(display_url(url))} --study-name {shlex.quote(study_name)}"
 
 
 def check_storage_url(url: str, *, must_exist: bool) -> None:

@@ -189,13 +189,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _verdict(study: optuna.Study) -> dict[str, Any]:
+def _verdict(study: optuna.Study, where: str) -> dict[str, Any]:
     """The answer per stage (:func:`nin_search.analysis.get_answer`), structured, and its
     lines as ``optimize`` and ``report`` print them."""
     # Imported here: the analysis loads SciPy (about 1 s), which only the verdict needs.
     from nin_search import analysis
 
-    answer = analysis.get_answer(study, analysis.find_ablation_study(study))
+    answer = analysis.get_answer(study, analysis.find_ablation_study(study), where=where)
     return {
         "confidence": answer.confidence,
         "has_ablation_study": answer.has_ablation_study,
@@ -204,10 +204,11 @@ def _verdict(study: optuna.Study) -> dict[str, Any]:
     }
 
 
-def best_summary(study: optuna.Study) -> dict[str, Any]:
+def best_summary(study: optuna.Study, *, where: str = "") -> dict[str, Any]:
     """``nin-search best --json``: trial counts per state, the best trial (the Pareto front
     with several objectives), both baselines (each a :func:`trial_summary`) and the verdict:
-    the answer per stage, structured (``stages``) and in words (``lines``)."""
+    the answer per stage, structured (``stages``) and in words (``lines``; ``where``: the
+    study's options for the commands it suggests)."""
     trials = study.get_trials(deepcopy=False)
     front = best_trials(study)
     baselines = baseline_trials(study)
@@ -219,7 +220,7 @@ def best_summary(study: optuna.Study) -> dict[str, Any]:
         "best": _optional_summary(front[0] if front else None),
         "pareto_front": [trial_summary(trial) for trial in front],
         "baselines": {kind: _optional_summary(baselines.get(kind)) for kind in BASELINES},
-        "verdict": _verdict(study),
+        "verdict": _verdict(study, where),
     }
 
 

@@ -733,7 +733,10 @@ def test_the_answer_gives_numbers_with_intervals_and_says_what_would_settle_it()
         "with Holm's correction for all 5 (family-wise error 5%), none excludes 0"
     )
     assert "naive comparison (all completed trials, confounded by sampler and params)" in text
-    assert "to settle it: no ablation yet: run `nin-search ablate`" in text
+    # A study made in plain Optuna (no config recorded): ablate cannot run it, and says so.
+    assert "to settle it: `nin-search ablate` needs a study that `nin-search optimize` created" in (
+        text
+    )
     assert "only plain conv sampled here (160 trials)" in text  # stage 1 is never searched
     assert "too few trials" not in text
 
@@ -885,3 +888,17 @@ def test_holm_keeps_only_what_survives_the_step_down_and_p_values_agree_with_the
     for effect in shown:
         low, high = effect.interval
         assert (effect.p_value < 0.05) == (low > 0 or high < 0)
+
+
+def test_the_commands_the_answer_suggests_name_the_study_s_storage_and_name():
+    from nin_search.compat import set_study_system_attr
+    from nin_search.records import CONFIG, system_attr_key
+    from nin_search.storage import study_options
+
+    study = confounded_study(mlp_effect=0.0)
+    set_study_system_attr(study, system_attr_key(CONFIG), {"study": {"name": "x"}})  # optimize's
+    where = study_options("sqlite:///my runs/x.db", "x y")
+    assert where == "--storage 'sqlite:///my runs/x.db' --study-name 'x y'"  # quoted for a shell
+    text = "\n".join(answer_lines(get_answer(study, where=where)))
+    assert f"to settle it: no ablation yet: run `nin-search ablate {where}`" in text
+    assert "--storage 'postgresql://u:***@h/d'" in study_options("postgresql://u:pw@h/d", "s")

@@ -184,7 +184,9 @@ def test_best_json_names_hyperparameters_flags_limits_and_carries_the_verdict(li
     assert plain["number"] == 1 and plain["state"] == "complete"
     assert (plain["feasible"], plain["accuracy"]) == (False, None)
     assert plain["constraint_violation"] == "params 7,034 > max 5,000"
-    answer = get_answer(study, find_ablation_study(study))
+    # The commands the answer suggests name the study's storage and name, as `best` read them.
+    where = f"--storage sqlite:///nin_search.db --study-name {study.study_name}"  # the default
+    answer = get_answer(study, find_ablation_study(study), where=where)
     assert best["verdict"]["lines"] == answer_lines(answer)
     assert [stage["stage"] for stage in best["verdict"]["stages"]] == [
         stage.stage for stage in answer.stages

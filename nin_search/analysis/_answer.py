@@ -24,9 +24,13 @@ from nin_search.analysis._settle import (
     random_trials_to_settle,
 )
 from nin_search.analysis._stats import AdjustedDifference, holm_rejections
+from nin_search.trials import recorded_config
 
-RUN_ABLATE = f"no ablation yet: run `{ABLATE}`"
-RUN_STAGE_ABLATE = f"run `{ABLATE}` on this stage"
+# What the answer says about an ablation it cannot run: the study was not made by optimize.
+NO_ABLATE = (
+    f"`{ABLATE}` needs a study that `nin-search optimize` created (this one records no study "
+    "config); ablate the winner in your own objective"
+)
 
 
 class StageAnswer(NamedTuple):
@@ -57,6 +61,7 @@ def get_answer(
     *,
     confidence: float = CONFIDENCE,
     smallest_effect: float = SMALLEST_EFFECT,
+    where: str = "",
 ) -> Answer:
     """When does an MLP conv beat a plain conv in this study? Per stage, with the evidence.
 
@@ -66,6 +71,9 @@ def get_answer(
             ``None`` when there is none yet.
         confidence: Coverage of every interval, in (0, 1).
         smallest_effect: The narrowest half-width (points) "what would settle it" asks for.
+        where: The study's options for the commands the answer suggests, e.g.
+            ``--storage sqlite:///x.db --study-name x`` (:func:`nin_search.storage.
+            study_options`); empty, the commands name neither.
 
     Returns:
         One :class:`StageAnswer` per stage seen in the study or its ablations, in order.
@@ -78,6 +86,7 @@ def get_answer(
     ablations = (
         [] if ablation_study is None else get_ablation_info(ablation_study, confidence=confidence)
     )
+    command = f"{ABLATE} {where}".strip() if recorded_config(study) is not None else None
     stages = []
     for stage in sorted(design.keys() | {ablation.stage for ablation in ablations}):
         mine = sorted(
@@ -89,6 +98,7 @@ def get_answer(
             design.get(stage),
             has_ablation_study=ablation_study is not None,
             smallest_effect=smallest_effect,
+            command=command,
         )
         stages.append(StageAnswer(stage, mine, design.get(stage), settle))
     return Answer(study.study_name, ablation_study is not None, confidence, stages)
@@ -100,18 +110,27 @@ def _settle_lines(
     *,
     has_ablation_study: bool,
     smallest_effect: float,
+    command: str | None,
 ) -> list[str]:
-    """What would settle one stage's open questions: more ablation seeds, more random trials."""
+    """What would settle one stage's open questions: more ablation seeds (``command``: the
+    ablate command line; ``None`` when ``ablate`` cannot run the study), more random trials."""
     settle = []
     for ablation in ablations:
         for effect in (ablation.flipped, ablation.matched):
             if effect is None:
                 continue
-            text = ablation_settle_text(effect, smallest_effect=smallest_effect)
+            text = ablation_settle_text(
+                effect, smallest_effect=smallest_effect, command=command or ABLATE
+            )
             if text is not None:
                 settle.append(f"{effect.variant} (trial #{ablation.source}): {text}")
     if not ablations:
-        settle.append(RUN_STAGE_ABLATE if has_ablation_study else RUN_ABLATE)
+        if command is None:
+            settle.append(NO_ABLATE)
+        elif has_ablation_study:
+            settle.append(f"run `{command}` on this stage")
+        else:
+            settle.append(f"no ablation yet: run `{command}`")
     if design is not None:
         text = random_trials_to_settle(design, smallest_effect=smallest_effect)
         if text is not None:

@@ -48,18 +48,20 @@ def seeds_to_settle(
 
 
 def ablation_settle_text(
-    effect: PairedEffect, *, smallest_effect: float = SMALLEST_EFFECT
+    effect: PairedEffect, *, smallest_effect: float = SMALLEST_EFFECT, command: str = ABLATE
 ) -> str | None:
     """``nin-search ablate --seeds 6` narrows the interval to about ±0.8 points``, or ``None``.
 
     Args:
         effect: A flipped or matched effect.
         smallest_effect: The narrowest half-width worth asking for (points).
+        command: The ablate command to suggest, with the study's options when known
+            (``nin-search ablate --storage URL --study-name NAME``).
     """
     if direction(effect.interval) in ("helps", "hurts"):
         return None
     if effect.sd is None:
-        return f"`{ABLATE} --seeds {FIRST_SEEDS}` gives an interval (one seed gives none)"
+        return f"`{command} --seeds {FIRST_SEEDS}` gives an interval (one seed gives none)"
     if effect.sd == 0:
         return (
             "every seed gave the same difference: the validation split is too small to "
@@ -74,12 +76,12 @@ def ablation_settle_text(
         many = max(20, effect.n + 1)
         half_width = half_width_for_seeds(planning_sd(effect.sd, effect.n), many, effect.confidence)
         return (
-            f"an effect this small is out of reach of seeds: `{ABLATE} --seeds {many}` "
+            f"an effect this small is out of reach of seeds: `{command} --seeds {many}` "
             f"still leaves up to about ±{half_width:.1f} points, {planned}"
         )
     seeds, half_width = settle
     return (
-        f"`{ABLATE} --seeds {seeds}` narrows the interval to about ±{half_width:.1f} points "
+        f"`{command} --seeds {seeds}` narrows the interval to about ±{half_width:.1f} points "
         f"or less, {planned}"
     )
 

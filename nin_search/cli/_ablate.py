@@ -87,8 +87,10 @@ def ablate(
     )
     run_ablation_with_progress(setup, None, trial_number=trial_number, top=top, seeds=seeds)
     from nin_search.dashboard import refresh_study_note
+    from nin_search.storage import study_options
 
-    for line in refresh_study_note(setup.study):  # the answer, also in optuna-dashboard's note
+    where = study_options(setup.storage_url, setup.study.study_name)
+    for line in refresh_study_note(setup.study, where=where):  # also optuna-dashboard's note
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -175,8 +175,9 @@ def optimize(
             )
             ablated = True
     from nin_search.dashboard import refresh_study_note
+    from nin_search.storage import study_options
 
-    verdicts = refresh_study_note(study)
+    verdicts = refresh_study_note(study, where=study_options(plan.storage_url, plan.study_name))
     console.print(summary_table(study))
     for line in verdicts:
         console.print(f"  {line}", markup=False, highlight=False)
@@ -389,10 +390,10 @@ def _next_steps(
 ) -> None:
     """The commands that use this study next, with its storage and name filled in;
     ``elsewhere``: the places of weights other machines stored in their own folders."""
-    from nin_search.storage import display_url
+    from nin_search.storage import display_url, study_options
 
     storage = display_url(storage_url)
-    where = f"--storage {storage} --study-name {study_name}"
+    where = study_options(storage_url, study_name)
     steps = [
         (f"nin-search report {where} -o report.html", "the answer, with plots"),
         (f"nin-search trials {where} --top 10", "the leaderboard"),

@@ -36,7 +36,10 @@ def best(
 
     study = load_searched_study(storage, study_name)
     if as_json:
-        console.print_json(json.dumps(best_summary(study)))
+        from nin_search.storage import study_options
+
+        where = study_options(storage, study.study_name)
+        console.print_json(json.dumps(best_summary(study, where=where)))
         return
     console.print(summary_table(study))
 
@@ -168,6 +171,7 @@ def report(
         write_consensus_report,
         write_report,
     )
+    from nin_search.storage import study_options
 
     studies = _searched_studies(storage, study_names, every)
     check_outputs(
@@ -175,7 +179,12 @@ def report(
         storage_url=storage,
         artifact_dir=study_artifact_dir(studies[0], storage, None),
     )
-    answers = [get_answer(study, find_ablation_study(study)) for study in studies]
+    answers = [
+        get_answer(
+            study, find_ablation_study(study), where=study_options(storage, study.study_name)
+        )
+        for study in studies
+    ]
     for answer in answers:
         _print_lines(answer_lines(answer))
     if len(studies) == 1:  # --all on a storage with one study: that study's report
