@@ -23,11 +23,10 @@ from nin_search.config_space import NIN_REFERENCE
 from nin_search.model import count_params
 from nin_search.records import ORIGINAL_STAGE
 from nin_search.spec import ArchSpec, StageSpec
-from nin_search.vocabulary import MLP, PLAIN
+from nin_search.vocabulary import MLP, PARAM_TOLERANCE, PLAIN
 
 __all__ = ["PARAM_TOLERANCE", "Variant", "ablation_variants", "flip_stage", "match_params"]
 
-PARAM_TOLERANCE = 0.05  # a matched variant's parameters are within 5% of the original's
 _MAX_WIDTH = 4096  # the widest stage the search for a matching width tries
 
 
@@ -124,10 +123,14 @@ def match_params(arch: ArchSpec, index: int, *, in_channels: int, num_classes: i
 
 
 def ablation_variants(arch: ArchSpec, *, in_channels: int, num_classes: int) -> list[Variant]:
-    """The original, then per stage the flipped and the parameter-matched variant."""
+    """The original, then per stage the flipped and the parameter-matched variant; none
+    matched where that is the flipped network itself (its parameters are already within
+    ``PARAM_TOLERANCE`` of the original's): the analysis reads the flipped runs as matched."""
     variants = [Variant(ORIGINAL_STAGE, "original", arch)]
     for index in range(len(arch.stages)):
-        variants.append(Variant(index, "flipped", flip_stage(arch, index)))
+        flipped = flip_stage(arch, index)
+        variants.append(Variant(index, "flipped", flipped))
         matched = match_params(arch, index, in_channels=in_channels, num_classes=num_classes)
-        variants.append(Variant(index, "matched", matched))
+        if matched != flipped:
+            variants.append(Variant(index, "matched", matched))
     return variants

@@ -38,6 +38,9 @@ OPTIMIZERS = ("sgd", "adamw")  # SGD with Nesterov momentum, or AdamW
 # auto: bf16 autocast on CUDA (fp16 + a grad scaler on GPUs without bf16) and on CPUs with
 # native bf16 (avx512_bf16, AMX, Arm bf16), float32 elsewhere.
 PRECISIONS = ("auto", "fp32", "bf16")
+# An ablation's matched network has the original's parameter count within this fraction; a
+# flipped network already within it is its own matched one (trained once).
+PARAM_TOLERANCE = 0.05
 RUN_PRECISIONS = ("fp32", "bf16", "fp16")  # what a run trained in: train.precision resolved
 SCHEDULES = ("cosine", "step")  # warm-up + cosine decay to 0; x0.1 at 50% and 75% of the steps
 DATASETS = ("digits", "imagefolder", "cifar10", "cifar100", "mnist", "fashion-mnist", "svhn")

@@ -96,6 +96,21 @@ def test_the_variants_are_the_original_then_flipped_and_matched_per_stage():
     assert variants[0].arch == SMALL
 
 
+def test_a_flipped_network_within_the_tolerance_is_its_own_matched_one_and_trained_once():
+    # A 1x1 layer of 16 channels in a 200k-parameter network: flipping it changes 0.1%.
+    arch = ArchSpec(
+        stages=(
+            StageSpec("mlp", kernel_size=3, width=16, mlp_widths=(16,), pool="max"),
+            StageSpec("plain", kernel_size=5, width=128, pool="max"),
+            StageSpec("plain", kernel_size=3, width=128, pool="none"),
+        )
+    )
+    assert match_params(arch, 0, **SHAPE) == flip_stage(arch, 0)
+    variants = [(v.stage, v.name) for v in ablation_variants(arch, **SHAPE)]
+    assert (0, "flipped") in variants and (0, "matched") not in variants
+    assert (1, "matched") in variants and (2, "matched") in variants
+
+
 def test_ablation_seeds_are_fresh_never_the_searched_runs_own():
     # The searched run was picked as the best on the validation images: replaying it as one
     # of the original's seeds would favour the original (the winner's curse).

@@ -37,6 +37,7 @@ from nin_search.analysis import (
     size_adjusted_difference,
     t_interval,
 )
+from nin_search.analysis._answer import _interval_tests
 from nin_search.report import get_stage_verdicts
 from nin_search.spec import ArchSpec, StageSpec
 
@@ -433,7 +434,10 @@ def paired(source, stage, original_kinds, changed_kinds, differences, *, variant
     for seed, difference in enumerate(differences, start=1):
         changed = 0.80 - difference / 100 if original_is_mlp else 0.80 + difference / 100
         trials.append(ablation_trial(source, stage, "original", seed, original_kinds, 0.80))
-        trials.append(ablation_trial(source, stage, variant, seed, changed_kinds, changed))
+        params = 1300 if variant == "flipped" else 1010  # flipped gains params; matched not
+        trials.append(
+            ablation_trial(source, stage, variant, seed, changed_kinds, changed, params=params)
+        )
     return trials
 
 
@@ -872,7 +876,7 @@ def test_trials_that_do_not_say_how_they_were_sampled_are_counted_not_called_old
 
 
 def test_holm_keeps_only_what_survives_the_step_down_and_p_values_agree_with_the_intervals():
-    from nin_search.analysis._answer import _interval_tests, _many_intervals_line
+    from nin_search.analysis._answer import _many_intervals_line
     from nin_search.analysis._stats import holm_rejections
 
     # 0.01 <= 0.05/5 is kept; then 0.04 > 0.05/4 stops the step-down (Bonferroni-Holm).
@@ -902,3 +906,25 @@ def test_the_commands_the_answer_suggests_name_the_study_s_storage_and_name():
     text = "\n".join(answer_lines(get_answer(study, where=where)))
     assert f"to settle it: no ablation yet: run `nin-search ablate {where}`" in text
     assert "--storage 'postgresql://u:***@h/d'" in study_options("postgresql://u:pw@h/d", "s")
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["not trained", "trained twice (older)"])
+def test_a_flipped_network_with_the_original_s_params_is_read_as_the_matched_one(older):
+    kinds, flipped_kinds = ("mlp", "plain"), ("plain", "plain")
+    trials = []
+    for seed, accuracy in enumerate((0.78, 0.80, 0.77), start=1):
+        trials.append(ablation_trial(3, 0, "original", seed, kinds, 0.80, params=20000))
+        trials.append(ablation_trial(3, 0, "flipped", seed, flipped_kinds, accuracy, params=19800))
+        if older:  # the same network again, under the matched name
+            trials.append(
+                ablation_trial(3, 0, "matched", seed, flipped_kinds, accuracy, params=19800)
+            )
+    (ablation,) = get_ablation_info(ablation_study_of(trials))
+    assert ablation.matched_is_flipped and ablation.matched == ablation.flipped
+    assert ablation.distinct_effects() == [ablation.flipped]
+    answer = get_answer(confounded_study(mlp_effect=0.0), ablation_study_of(trials))
+    text = "\n".join(answer_lines(answer))
+    assert "matched: the flipped network itself (its params within 5% of the original's)" in text
+    assert "to settle it: matched" not in text  # one comparison, one line
+    assert sum(label.startswith("stage 0 flipped") for label, _ in _interval_tests(answer)) == 1
+    assert not any(label.startswith("stage 0 matched") for label, _ in _interval_tests(answer))

@@ -22,7 +22,7 @@ from nin_search.analysis._stats import t_interval, t_p_value
 from nin_search.analysis._trials import final_value, stage_kind
 from nin_search.compat import storage_of
 from nin_search.records import TrialRecord
-from nin_search.vocabulary import MLP, PLAIN
+from nin_search.vocabulary import MLP, PARAM_TOLERANCE, PLAIN
 
 ORIGINAL, FLIPPED, MATCHED = records.VARIANTS
 
@@ -68,6 +68,13 @@ class StageAblation(NamedTuple):
     flipped: PairedEffect | None
     matched: PairedEffect | None
     reading: str
+    matched_is_flipped: bool = False  # the flipped network already has the original's params
+
+    def distinct_effects(self) -> list[PairedEffect]:
+        """The flipped and matched effects there are, each comparison once: the matched one is
+        left out when it is the flipped network."""
+        chosen = [self.flipped, None if self.matched_is_flipped else self.matched]
+        return [effect for effect in chosen if effect is not None]
 
 
 # (flipped direction, matched direction) -> what the two say together.
@@ -92,6 +99,28 @@ def find_ablation_study(study: optuna.Study) -> optuna.Study | None:
         )
     except KeyError:
         return None
+
+
+def _matched_is_flipped(
+    runs: _Runs, source: int, stage: int, originals: dict[int, FrozenTrial]
+) -> bool:
+    """Whether the flipped network is also the matched one: ablate plans no matched runs when
+    the flipped network's parameters are within ``PARAM_TOLERANCE`` of the original's (older
+    studies trained the same network twice, under both names)."""
+    flipped = runs.get((source, stage, FLIPPED), {})
+    matched = runs.get((source, stage, MATCHED), {})
+    if not flipped or not originals:
+        return False
+    flipped_record = TrialRecord.from_trial(next(iter(flipped.values())))
+    if matched:
+        matched_record = TrialRecord.from_trial(next(iter(matched.values())))
+        same = (matched_record.arch, matched_record.param_count)
+        return same == (flipped_record.arch, flipped_record.param_count)
+    original = TrialRecord.from_trial(next(iter(originals.values()))).param_count
+    changed = flipped_record.param_count
+    if not original or not changed:
+        return False
+    return abs(changed - original) <= PARAM_TOLERANCE * original
 
 
 def _reading(flipped: PairedEffect | None, matched: PairedEffect | None) -> str:
@@ -221,6 +250,9 @@ def get_ablation_info(
             for variant in (FLIPPED, MATCHED)
         }
         accuracies = [final_value(trial) * 100 for trial in originals.values()]
+        same = _matched_is_flipped(runs, source, stage, originals)
+        if same:
+            effects[MATCHED] = effects[FLIPPED]
         results.append(
             StageAblation(
                 source=source,
@@ -229,6 +261,7 @@ def get_ablation_info(
                 flipped=effects[FLIPPED],
                 matched=effects[MATCHED],
                 reading=_reading(effects[FLIPPED], effects[MATCHED]),
+                matched_is_flipped=same,
             )
         )
     return results

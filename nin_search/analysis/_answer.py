@@ -25,6 +25,7 @@ from nin_search.analysis._settle import (
 )
 from nin_search.analysis._stats import AdjustedDifference, holm_rejections
 from nin_search.trials import recorded_config
+from nin_search.vocabulary import PARAM_TOLERANCE
 
 # What the answer says about an ablation it cannot run: the study was not made by optimize.
 NO_ABLATE = (
@@ -116,9 +117,7 @@ def _settle_lines(
     ablate command line; ``None`` when ``ablate`` cannot run the study), more random trials."""
     settle = []
     for ablation in ablations:
-        for effect in (ablation.flipped, ablation.matched):
-            if effect is None:
-                continue
+        for effect in ablation.distinct_effects():
             text = ablation_settle_text(
                 effect, smallest_effect=smallest_effect, command=command or ABLATE
             )
@@ -136,6 +135,15 @@ def _settle_lines(
         if text is not None:
             settle.append(text)
     return settle
+
+
+def _matched_text(ablation: StageAblation) -> str:
+    if ablation.matched_is_flipped:
+        return (
+            f"the flipped network itself (its params within {PARAM_TOLERANCE:.0%} of the "
+            "original's)"
+        )
+    return _paired_text(ablation.matched)
 
 
 def _paired_text(effect: PairedEffect | None) -> str:
@@ -242,7 +250,7 @@ def answer_lines(answer: Answer) -> list[str]:
         for ablation in stage.ablations:
             lines.append(
                 f"    ablation of trial #{ablation.source}: flipped: "
-                f"{_paired_text(ablation.flipped)}; matched: {_paired_text(ablation.matched)} "
+                f"{_paired_text(ablation.flipped)}; matched: {_matched_text(ablation)} "
                 f"-> {ablation.reading}"
             )
         if not stage.ablations:
@@ -283,8 +291,8 @@ def _interval_tests(answer: Answer) -> list[tuple[str, float]]:
     for stage in answer.stages:
         where = f"stage {stage.stage}"
         for ablation in stage.ablations:
-            for effect in (ablation.flipped, ablation.matched):
-                if effect is not None and effect.interval is not None:
+            for effect in ablation.distinct_effects():
+                if effect.interval is not None:
                     label = f"{where} {effect.variant} (trial #{ablation.source})"
                     tests.append((label, effect.p_value))
         design = stage.design_space

@@ -128,7 +128,9 @@ def _ablation_traces(
     points = [
         (row + offset, effect)
         for row, ablation in enumerate(ablations)
-        if (effect := getattr(ablation, variant)) is not None and effect.mean is not None
+        if (effect := getattr(ablation, variant)) is not None
+        and effect.mean is not None
+        and not (variant == "matched" and ablation.matched_is_flipped)  # drawn once, as flipped
     ]
     _markers_with_intervals(
         figure,
@@ -212,12 +214,7 @@ def plot_ablation_forest(ablations: Sequence[StageAblation]) -> go.Figure:
     for variant, offset in zip(_VARIANTS, (-_ROW_OFFSET, _ROW_OFFSET), strict=True):
         _ablation_traces(figure, ablations, variant, offset)
     _zero_line(figure)
-    effects = [
-        effect
-        for ablation in ablations
-        for effect in (ablation.flipped, ablation.matched)
-        if effect is not None
-    ]
+    effects = [effect for ablation in ablations for effect in ablation.distinct_effects()]
     confidence = percent_label(effects[0].confidence)
     if all(effect.interval is None for effect in effects):
         means = "means of 1 seed each: no intervals"
