@@ -365,7 +365,9 @@ def shipped_studies() -> list[str]:
 def study_file_path(name_or_path: str | Path) -> Path:
     """A study file: ``name_or_path`` when it is a file, else the shipped study of that name.
 
-    A shipped study is found by its bare name (``digits``, or ``digits.toml``) from any folder.
+    A shipped study is found by its bare name (``digits``, or ``digits.toml``) from any folder;
+    a local file of that name wins, ``NAME.toml`` too (``nin-search init -o digits.toml``, then
+    ``optimize digits``, runs the file written).
 
     Raises:
         UserError: When neither exists (the message lists the shipped names).
@@ -373,6 +375,9 @@ def study_file_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
+    local = path.with_name(f"{path.name}.toml") if path.suffix != ".toml" and path.name else None
+    if local is not None and local.is_file():
+        return local
     if path.is_dir():
         raise UserError(
             f"{str(path)!r} is a folder; pass a study file (.toml), or write one with "

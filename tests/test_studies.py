@@ -45,6 +45,10 @@ def test_a_local_file_wins_over_a_shipped_study_of_the_same_name(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     (tmp_path / "digits").write_text('[study]\nname = "mine"\n')
     assert load_study_config("digits").study.name == "mine"
+    # `nin-search init -o digits.toml`, then `optimize digits`: the file written, too.
+    (tmp_path / "digits").unlink()
+    (tmp_path / "digits.toml").write_text('[study]\nname = "mine too"\n')
+    assert load_study_config("digits").study.name == "mine too"
 
 
 def test_an_unknown_study_name_lists_the_shipped_ones(tmp_path, monkeypatch):
