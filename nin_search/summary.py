@@ -33,6 +33,7 @@ __all__ = [
     "TrialLog",
     "best_summary",
     "retrain_history",
+    "trial_seconds",
     "trial_summary",
     "trials_csv",
     "trials_table",
@@ -82,8 +83,9 @@ def _finite(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _seconds(trial: FrozenTrial) -> float | None:
-    """How long a finished trial ran, in seconds (0.01 s steps); ``None`` while it runs."""
+def trial_seconds(trial: FrozenTrial) -> float | None:
+    """How long a finished trial ran, in seconds (0.01 s steps); ``None`` while it runs. Every
+    output that shows a duration rounds this one, so the same trial reads the same."""
     duration = trial.duration
     return None if duration is None else round(duration.total_seconds(), 2)
 
@@ -122,7 +124,7 @@ def trial_summary(trial: FrozenTrial) -> dict[str, Any]:
         "latency_ms": record.latency_ms,
         "baseline": record.baseline,
         "epochs": len(trial.intermediate_values),
-        "seconds": _seconds(trial),
+        "seconds": trial_seconds(trial),
         "seed": record.seed,
         "precision": record.precision,
     }

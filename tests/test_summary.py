@@ -297,3 +297,19 @@ def test_the_trial_log_writes_each_newly_finished_trial_once(every_state, tmp_pa
     quiet = TrialLog(every_state, None)  # no file: only which trials are new
     every_state.add_trial(_trial(TrialState.FAIL, params=30))
     assert [trial.number for trial in quiet.update(every_state)] == [9]
+
+
+def test_a_trial_s_seconds_read_the_same_in_every_output():
+    import datetime
+
+    from nin_search.cli._optimize import trial_line
+    from nin_search.summary import trial_seconds
+
+    start = datetime.datetime(2026, 1, 1)
+    trial = optuna.trial.create_trial(value=0.5, user_attrs={})
+    # 43.4468 s: rounded once to 0.01 (43.45) for --json, then to 0.1 by every display; the
+    # optimize line rounded the raw duration (43.4) while `trials` showed 43.5.
+    trial.datetime_start = start
+    trial.datetime_complete = start + datetime.timedelta(seconds=43.4468)
+    assert trial_seconds(trial) == 43.45
+    assert trial_line(trial).endswith(f"{43.45:.1f} s")

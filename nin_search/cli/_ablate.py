@@ -167,8 +167,11 @@ def _run_line(trial: Any) -> str:
         parts.append(format_accuracy(trial.value))
     epochs = len(trial.intermediate_values)
     parts.append(f"{epochs} epoch{'s' * (epochs != 1)}")
-    if trial.duration is not None:
-        parts.append(f"{trial.duration.total_seconds():.1f} s")
+    from nin_search.summary import trial_seconds
+
+    seconds = trial_seconds(trial)
+    if seconds is not None:
+        parts.append(f"{seconds:.1f} s")
     return "  ".join(parts)
 
 

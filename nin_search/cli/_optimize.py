@@ -293,8 +293,11 @@ def trial_line(trial: Any) -> str:
         if record.param_count is not None:
             parts.append(f"{record.param_count:,} params")
         parts.append(f"{epochs} epoch{'s' * (epochs != 1)}")
-    if trial.duration is not None:
-        parts.append(f"{trial.duration.total_seconds():.1f} s")
+    from nin_search.summary import trial_seconds
+
+    seconds = trial_seconds(trial)
+    if seconds is not None:
+        parts.append(f"{seconds:.1f} s")
     return "  ".join(parts)
 
 
