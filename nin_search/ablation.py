@@ -84,6 +84,7 @@ class AblationJob(NamedTuple):
     seed: int
     arch: ArchSpec
     hparams: Hyperparameters
+    also_matched: bool = False  # a flipped network that is its own matched one (none trained)
 
     @property
     def key(self) -> tuple[int, int, str, int]:
@@ -102,6 +103,7 @@ class AblationJob(NamedTuple):
             arch_summary=self.arch.summary(),
             hparams=self.hparams.to_dict(),
             param_count=params,
+            ablation_also_matched=True if self.also_matched else None,
         )
 
 
@@ -202,8 +204,17 @@ def plan_ablation(
         for seed_index in range(1, seeds + 1):
             seed = ablation_seed(source_seed, seed_index)
             jobs.extend(
-                AblationJob(trial.number, stage, name, seed_index, seed, variant, hparams)
-                for stage, name, variant in variants
+                AblationJob(
+                    trial.number,
+                    variant.stage,
+                    variant.name,
+                    seed_index,
+                    seed,
+                    variant.arch,
+                    hparams,
+                    also_matched=variant.also_matched,
+                )
+                for variant in variants
             )
     return jobs
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial, Trial, TrialState
 
 __all__ = [
+    "ABLATION_ALSO_MATCHED",
     "ABLATION_SEED",
     "ABLATION_SOURCE",
     "ABLATION_STAGE",
@@ -144,6 +145,9 @@ ABLATION_SOURCE = "ablation_source"  # number of the searched trial that is abla
 ABLATION_STAGE = "ablation_stage"  # the changed stage; ORIGINAL_STAGE for the original
 ABLATION_VARIANT = "ablation_variant"  # one of VARIANTS
 ABLATION_SEED = "ablation_seed"  # seed index 1..S, shared by all variants (paired)
+# On a flipped run: the flipped network is also the matched one (its parameter count already
+# within the tolerance of the original's), so no matched run is trained for its stage.
+ABLATION_ALSO_MATCHED = "ablation_also_matched"
 # Seed index 0 was, before 2026-12-07, the source trial's own seed: its original replayed the
 # searched run, the one the search picked as best on these validation images, so it favoured
 # the original (the winner's curse). Ablations now use fresh seeds 1..S; the analysis leaves
@@ -261,6 +265,7 @@ class TrialRecord:
     ablation_stage: int | None = None
     ablation_variant: str | None = None
     ablation_seed: int | None = None
+    ablation_also_matched: bool | None = None
 
     @classmethod
     def from_trial(cls, trial: FrozenTrial | Trial) -> TrialRecord:
@@ -329,6 +334,7 @@ _ATTRS = {
     "ablation_stage": ABLATION_STAGE,
     "ablation_variant": ABLATION_VARIANT,
     "ablation_seed": ABLATION_SEED,
+    "ablation_also_matched": ABLATION_ALSO_MATCHED,
 }
 _READERS = {
     "arch": _mapping,
@@ -356,6 +362,7 @@ _READERS = {
     "ablation_stage": _integer,
     "ablation_variant": _text,
     "ablation_seed": _integer,
+    "ablation_also_matched": _flag,
 }
 
 

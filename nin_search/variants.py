@@ -36,6 +36,7 @@ class Variant(NamedTuple):
     stage: int
     name: str  # "original", "flipped" or "matched"
     arch: ArchSpec
+    also_matched: bool = False  # a flipped network that is its own matched one
 
 
 def _with_stage(arch: ArchSpec, index: int, stage: StageSpec) -> ArchSpec:
@@ -129,8 +130,8 @@ def ablation_variants(arch: ArchSpec, *, in_channels: int, num_classes: int) -> 
     variants = [Variant(ORIGINAL_STAGE, "original", arch)]
     for index in range(len(arch.stages)):
         flipped = flip_stage(arch, index)
-        variants.append(Variant(index, "flipped", flipped))
         matched = match_params(arch, index, in_channels=in_channels, num_classes=num_classes)
+        variants.append(Variant(index, "flipped", flipped, also_matched=matched == flipped))
         if matched != flipped:
             variants.append(Variant(index, "matched", matched))
     return variants

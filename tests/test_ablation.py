@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import FixedTrial, TrialState
 
 from nin_search import ArchSpec, StageSpec, presets
-from nin_search.ablation import ablation_seed
+from nin_search.ablation import AblationJob, ablation_seed
 from nin_search.config import StudyConfig
 from nin_search.model import count_params
 from nin_search.records import (
@@ -32,6 +32,7 @@ from nin_search.records import (
 )
 from nin_search.sampling import RandomFirstSampler
 from nin_search.space import suggest_hyperparameters
+from nin_search.spec import Hyperparameters
 from nin_search.trials import recorded_config
 from nin_search.variants import PARAM_TOLERANCE, ablation_variants, flip_stage, match_params
 
@@ -106,9 +107,16 @@ def test_a_flipped_network_within_the_tolerance_is_its_own_matched_one_and_train
         )
     )
     assert match_params(arch, 0, **SHAPE) == flip_stage(arch, 0)
-    variants = [(v.stage, v.name) for v in ablation_variants(arch, **SHAPE)]
-    assert (0, "flipped") in variants and (0, "matched") not in variants
-    assert (1, "matched") in variants and (2, "matched") in variants
+    variants = ablation_variants(arch, **SHAPE)
+    names = [(v.stage, v.name) for v in variants]
+    assert (0, "flipped") in names and (0, "matched") not in names
+    assert (1, "matched") in names and (2, "matched") in names
+    # The flipped run says so, for the analysis: it is read as the matched one too.
+    assert [v.also_matched for v in variants if v.name == "flipped"] == [True, False, False]
+    job = AblationJob(3, 0, "flipped", 1, 7, variants[1].arch, Hyperparameters(), also_matched=True)
+    assert job.user_attrs(params=100)["ablation_also_matched"] is True
+    plain_job = job._replace(also_matched=False)
+    assert "ablation_also_matched" not in plain_job.user_attrs(params=100)
 
 
 def test_ablation_seeds_are_fresh_never_the_searched_runs_own():

@@ -914,11 +914,14 @@ def test_a_flipped_network_with_the_original_s_params_is_read_as_the_matched_one
     trials = []
     for seed, accuracy in enumerate((0.78, 0.80, 0.77), start=1):
         trials.append(ablation_trial(3, 0, "original", seed, kinds, 0.80, params=20000))
-        trials.append(ablation_trial(3, 0, "flipped", seed, flipped_kinds, accuracy, params=19800))
+        flipped = ablation_trial(3, 0, "flipped", seed, flipped_kinds, accuracy, params=19800)
         if older:  # the same network again, under the matched name
             trials.append(
                 ablation_trial(3, 0, "matched", seed, flipped_kinds, accuracy, params=19800)
             )
+        else:  # what ablate writes on a flipped run that is also the matched one
+            flipped.set_user_attr(records.ABLATION_ALSO_MATCHED, True)
+        trials.append(flipped)
     (ablation,) = get_ablation_info(ablation_study_of(trials))
     assert ablation.matched_is_flipped and ablation.matched == ablation.flipped
     assert ablation.distinct_effects() == [ablation.flipped]
@@ -928,3 +931,15 @@ def test_a_flipped_network_with_the_original_s_params_is_read_as_the_matched_one
     assert "to settle it: matched" not in text  # one comparison, one line
     assert sum(label.startswith("stage 0 flipped") for label, _ in _interval_tests(answer)) == 1
     assert not any(label.startswith("stage 0 matched") for label, _ in _interval_tests(answer))
+
+
+def test_flipped_runs_without_their_matched_ones_yet_are_not_taken_for_them():
+    # An ablation under way: the flipped runs are done, the matched ones not (the flipped
+    # network is within 5% of the original's params, but ablate did not mark it as matched).
+    kinds, flipped_kinds = ("mlp", "plain"), ("plain", "plain")
+    trials = []
+    for seed in (1, 2, 3):
+        trials.append(ablation_trial(3, 0, "original", seed, kinds, 0.80, params=20000))
+        trials.append(ablation_trial(3, 0, "flipped", seed, flipped_kinds, 0.79, params=19800))
+    (ablation,) = get_ablation_info(ablation_study_of(trials))
+    assert not ablation.matched_is_flipped and ablation.matched is None

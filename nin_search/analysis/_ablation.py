@@ -22,7 +22,7 @@ from nin_search.analysis._stats import t_interval, t_p_value
 from nin_search.analysis._trials import final_value, stage_kind
 from nin_search.compat import storage_of
 from nin_search.records import TrialRecord
-from nin_search.vocabulary import MLP, PARAM_TOLERANCE, PLAIN
+from nin_search.vocabulary import MLP, PLAIN
 
 ORIGINAL, FLIPPED, MATCHED = records.VARIANTS
 
@@ -101,26 +101,20 @@ def find_ablation_study(study: optuna.Study) -> optuna.Study | None:
         return None
 
 
-def _matched_is_flipped(
-    runs: _Runs, source: int, stage: int, originals: dict[int, FrozenTrial]
-) -> bool:
-    """Whether the flipped network is also the matched one: ablate plans no matched runs when
-    the flipped network's parameters are within ``PARAM_TOLERANCE`` of the original's (older
-    studies trained the same network twice, under both names)."""
+def _matched_is_flipped(runs: _Runs, source: int, stage: int) -> bool:
+    """Whether the flipped network is also the matched one: ablate marks its flipped runs so
+    (``ablation_also_matched``) and trains no matched runs when the matched network would be
+    the flipped one; older studies trained the same network twice, under both names."""
     flipped = runs.get((source, stage, FLIPPED), {})
     matched = runs.get((source, stage, MATCHED), {})
-    if not flipped or not originals:
+    if not flipped:
         return False
     flipped_record = TrialRecord.from_trial(next(iter(flipped.values())))
-    if matched:
-        matched_record = TrialRecord.from_trial(next(iter(matched.values())))
-        same = (matched_record.arch, matched_record.param_count)
-        return same == (flipped_record.arch, flipped_record.param_count)
-    original = TrialRecord.from_trial(next(iter(originals.values()))).param_count
-    changed = flipped_record.param_count
-    if not original or not changed:
-        return False
-    return abs(changed - original) <= PARAM_TOLERANCE * original
+    if not matched:
+        return bool(flipped_record.ablation_also_matched)
+    matched_record = TrialRecord.from_trial(next(iter(matched.values())))
+    same = (matched_record.arch, matched_record.param_count)
+    return same == (flipped_record.arch, flipped_record.param_count)
 
 
 def _reading(flipped: PairedEffect | None, matched: PairedEffect | None) -> str:
@@ -250,7 +244,7 @@ def get_ablation_info(
             for variant in (FLIPPED, MATCHED)
         }
         accuracies = [final_value(trial) * 100 for trial in originals.values()]
-        same = _matched_is_flipped(runs, source, stage, originals)
+        same = _matched_is_flipped(runs, source, stage)
         if same:
             effects[MATCHED] = effects[FLIPPED]
         results.append(
