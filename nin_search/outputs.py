@@ -255,12 +255,14 @@ def written_in_place(path: Path) -> bool:
 
 
 def _is_stream(path: Path) -> bool:
-    """A pipe or a character device (``/dev/null``, ``/dev/stdout``), or any path under
-    ``/dev`` (``/dev/stdout`` redirected to a file): written in place, as a stream; a rename
-    would replace the device itself, or a link in ``/proc``."""
+    """A pipe or a character device (``/dev/null``, ``/dev/stdout``), or a standard stream
+    or file descriptor by name (``/dev/stdout`` redirected to a file, ``/dev/fd/3``): written
+    in place, as a stream; a rename would replace the device itself, or a link in ``/proc``.
+    Other files under ``/dev`` (``/dev/shm``) are files."""
     mode = os.stat(path).st_mode
-    under_dev = Path(os.path.abspath(path)).parts[:2] == ("/", "dev")
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or under_dev
+    parts = Path(os.path.abspath(path)).parts
+    by_name = parts[:3] in (("/", "dev", "stdout"), ("/", "dev", "stderr"), ("/", "dev", "fd"))
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or by_name
 
 
 def default_file_mode() -> int:

@@ -9,6 +9,7 @@ what an export hands out. Nothing here prints.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import types
@@ -135,6 +136,11 @@ def _classifier(
     return Classifier(model.eval(), preprocess, tuple(str(name) for name in names), source)
 
 
+def _as_tuple(value: Any) -> Any:
+    """A list as a tuple (metadata's JSON gives lists, the model file tuples); else as is."""
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _check_weights_fit_module(weights: Path, module: types.ModuleType, source: str) -> None:
     """Weights whose metadata names other classes or another preprocessing than the model
     file's constants are refused: the same tensors would be read with other inputs or labels
@@ -148,17 +154,12 @@ def _check_weights_fit_module(weights: Path, module: types.ModuleType, source: s
     if info.class_names and isinstance(names, tuple) and tuple(map(str, names)) != info.class_names:
         differences.append(f"classes {list(info.class_names)} vs {list(names)}")
     facts = info.preprocessing
-    constants = {
-        "CHANNELS": None if facts is None else facts.channels,
-        "IMAGE_SIZE": None if facts is None else facts.image_size,
-        "MEAN": None if facts is None else tuple(facts.mean),
-        "STD": None if facts is None else tuple(facts.std),
-        "INPUT_MAX": None if facts is None else facts.input_max,
-    }
-    for name, recorded in constants.items():
-        value = getattr(module, name, None)
-        if recorded is not None and value is not None and value != recorded:
-            differences.append(f"{name} {recorded} vs {value}")
+    for field in dataclasses.fields(facts) if facts is not None else ():
+        # Each fact is the model file's constant of the same name in capitals (MEAN, RESIZE).
+        recorded = _as_tuple(getattr(facts, field.name))
+        value = _as_tuple(getattr(module, field.name.upper(), None))
+        if value is not None and value != recorded:
+            differences.append(f"{field.name.upper()} {recorded} vs {value}")
     if differences:
         raise UserError(
             f"{weights} was written with another network file than {source} (the weights' "

@@ -4,6 +4,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
+
+import pytest
 
 from nin_search.outputs import STALE_PARTIAL_SECONDS, write_text_atomic
 
@@ -49,3 +52,18 @@ def test_sigterm_mid_write_leaves_no_partial_file(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], check=False)
     assert result.returncode == 128 + signal.SIGTERM
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm on this system")
+def test_a_file_under_dev_shm_is_a_file_and_dev_stdout_a_stream(tmp_path):
+    from nin_search.outputs import written_in_place
+
+    shm = Path("/dev/shm") / f"nin-search-test-{os.getpid()}.py"
+    shm.write_text("old\n")
+    try:
+        assert not written_in_place(shm)  # replaced by a rename, like any file
+        write_text_atomic(shm, "new\n")
+        assert shm.read_text() == "new\n"
+    finally:
+        shm.unlink(missing_ok=True)
+    assert written_in_place(Path("/dev/stdout")) and written_in_place(Path("/dev/null"))
