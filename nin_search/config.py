@@ -12,6 +12,7 @@ sit with their factories.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -57,11 +58,13 @@ __all__ = [
     "StudyConfig",
     "StudySection",
     "TrainConfig",
+    "cache_dir",
     "default_config",
     "downsampled_size",
     "load_study_config",
     "shipped_studies",
     "study_file_path",
+    "torchvision_root",
 ]
 
 SAMPLERS, PRUNERS = tuple(SAMPLER_FACTORIES), tuple(PRUNER_FACTORIES)  # vocabulary's tables
@@ -86,6 +89,22 @@ DASHBOARD_HOST, DASHBOARD_PORT = "127.0.0.1", 8080  # where `nin-search dashboar
 IMBALANCE_RATIO = 2.0
 # The study files that ship with nin-search (package data; `studies/` in the repository).
 SHIPPED_STUDIES_DIR = Path(__file__).parent / "studies"
+
+
+def cache_dir() -> Path:
+    """``$NIN_SEARCH_CACHE``, else ``$XDG_CACHE_HOME/nin-search``, else ``~/.cache/nin-search``:
+    decoded image folders, and (under ``datasets/``) torchvision datasets with no ``root``."""
+    if os.environ.get("NIN_SEARCH_CACHE"):
+        return Path(os.environ["NIN_SEARCH_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nin-search"
+
+
+def torchvision_root() -> Path:
+    """Where a torchvision dataset without ``data.root`` is read from or downloaded to."""
+    return cache_dir() / "datasets"
+
+
 _Optimizers = some_of(OPTIMIZERS)
 _Objectives = some_of(OBJECTIVES)
 # Side of the images each dataset ships with (pixels); imagefolder images are resized to 32

@@ -25,7 +25,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nin_search.config import IMBALANCE_RATIO, AugmentConfig, DataConfig
+from nin_search.config import (
+    IMBALANCE_RATIO,
+    AugmentConfig,
+    DataConfig,
+    cache_dir,
+    torchvision_root,
+)
 from nin_search.errors import UserError
 from nin_search.image_files import class_labels, decode_failure, scan_image_folder
 from nin_search.preprocessing import UINT8_MAX, Preprocessing
@@ -36,7 +42,6 @@ __all__ = [
     "DeviceData",
     "ImageTensors",
     "SearchData",
-    "cache_dir",
     "check_test_split",
     "input_max_of",
     "load_final_data",
@@ -166,14 +171,6 @@ class SearchData:
         }
 
 
-def cache_dir() -> Path:
-    """``$NIN_SEARCH_CACHE``, else ``$XDG_CACHE_HOME/nin-search``, else ``~/.cache/nin-search``."""
-    if os.environ.get("NIN_SEARCH_CACHE"):
-        return Path(os.environ["NIN_SEARCH_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nin-search"
-
-
 DIGITS_TEST_FRACTION = 0.2  # a fixed, stratified test split of load_digits' 1,797 images
 DIGITS_TEST_SEED = 0
 DIGITS_INPUT_MAX = 16.0  # load_digits' grey levels are 0..16
@@ -298,7 +295,7 @@ def _read_torchvision(config: DataConfig, *, train: bool) -> ImageTensors:
     import torchvision.datasets as tv_datasets
 
     name = config.dataset
-    root = Path(config.root or cache_dir() / "datasets").expanduser()
+    root = Path(config.root or torchvision_root()).expanduser()
     dataset_class = getattr(tv_datasets, TORCHVISION_DATASETS[name])
     split = {"split": "train" if train else "test"} if name == "svhn" else {"train": train}
     try:

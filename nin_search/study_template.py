@@ -22,6 +22,7 @@ from nin_search.config import (
     SHIPPED_STUDIES_DIR,
     StudyConfig,
     default_config,
+    torchvision_root,
 )
 from nin_search.errors import UserError
 from nin_search.vocabulary import DATASETS
@@ -29,7 +30,6 @@ from nin_search.vocabulary import DATASETS
 __all__ = ["left_out_defaults", "study_file_text"]
 
 _TEMPLATE = "digits.toml"
-_TORCHVISION_ROOT = "~/.cache/nin-search/datasets"
 # Augmentation that suits each dataset: a mirrored digit or letter is another symbol.
 _AUGMENT = {
     "digits": (0, False),
@@ -99,6 +99,12 @@ def _header(config: StudyConfig) -> str:
     return "".join(f"# {line}\n" if line else "#\n" for line in lines) + "\n"
 
 
+def _home_relative(path: Path) -> str:
+    """``/home/me/.cache/x`` -> ``~/.cache/x`` (a path elsewhere as it is)."""
+    home = Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
+
+
 def _data_section(dataset: str, root: str | None) -> str:
     size = NATIVE_IMAGE_SIZES[dataset]
     crop_padding, flip = _AUGMENT[dataset]
@@ -123,7 +129,7 @@ def _data_section(dataset: str, root: str | None) -> str:
         lines = [
             f"dataset = {_toml_string(dataset)}",
             "# root: where the dataset is, or will be downloaded to.",
-            f"root = {_toml_string(root or _TORCHVISION_ROOT)}",
+            f"root = {_toml_string(root or _home_relative(torchvision_root()))}",
             "download = true  # fetch it on the first run (needs internet)",
             "val_fraction = 0.1  # carved from the training images, stratified, fixed seed",
             "split_seed = 0",

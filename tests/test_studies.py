@@ -147,6 +147,19 @@ def test_init_for_a_torchvision_dataset_writes_a_valid_study(dataset, tmp_path):
     assert config.data.dataset == dataset and config.data.download
 
 
+def test_init_for_a_torchvision_dataset_writes_the_cache_folder_the_run_would_use(
+    tmp_path, monkeypatch
+):
+    from nin_search.config import torchvision_root
+    from nin_search.study_template import study_file_text
+
+    monkeypatch.setenv("NIN_SEARCH_CACHE", str(tmp_path / "cache"))
+    text = study_file_text(dataset="mnist", name="m", folder=tmp_path)
+    (tmp_path / "m.toml").write_text(text)
+    root = load_study_config(tmp_path / "m.toml").data.root
+    assert Path(root).expanduser() == torchvision_root() == tmp_path / "cache" / "datasets"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
