@@ -121,9 +121,14 @@ def _state_counts(trials: list[FrozenTrial]) -> str:
 
 
 def _accuracy(trial: FrozenTrial) -> str:
-    if trial.state != TrialState.COMPLETE or not trial.values:
+    """``**43.06%**``; ``over a limit: ...`` for a trial a cost limit stopped (its 0.0 is a
+    placeholder); the state of a trial that did not complete."""
+    record = records.TrialRecord.from_trial(trial)
+    if not record.feasible:
+        return f"over a limit: {_text(record.constraint_violation)}"
+    if trial.state != TrialState.COMPLETE or record.accuracy is None:
         return trial.state.name.lower()
-    return f"**{trial.values[0] * 100:.2f}%**"
+    return f"**{record.accuracy * 100:.2f}%**"
 
 
 def _trial_line(trial: FrozenTrial) -> str:

@@ -193,6 +193,22 @@ def test_the_note_of_a_study_with_several_objectives_lists_its_pareto_front():
     ]
 
 
+def test_the_note_shows_a_trial_over_a_cost_limit_as_over_the_limit_not_as_0_percent():
+    study = optuna.create_study(direction="maximize")
+    violation = "12,000 params > cost.max_params 10,000"
+    attrs = {
+        "arch": {},
+        "arch_summary": "net",
+        "baseline": "nin",
+        "constraint_violation": violation,
+    }
+    study.add_trial(optuna.trial.create_trial(value=0.0, user_attrs=attrs))
+    note = study_note(study, [])
+    lines = [html.unescape(unescape_markdown(line)) for line in note.splitlines()]
+    assert f"- NIN baseline: trial #0: over a limit: {violation} `net`" in lines, note
+    assert "0.00%" not in note
+
+
 # ----------------------------------------------------------------------------------------------
 # The server
 # ----------------------------------------------------------------------------------------------
