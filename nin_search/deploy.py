@@ -54,7 +54,7 @@ from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.study import load_searched_study
 from nin_search.summary import retrain_history
-from nin_search.trials import pick_trial, recorded_config, validation_accuracy
+from nin_search.trials import epochs_reached, pick_trial, recorded_config, validation_accuracy
 from nin_search.vocabulary import SCHEDULES
 from nin_search.weights import load_weights, save_weights
 
@@ -160,7 +160,7 @@ def _accuracy_note(study: optuna.Study, trial: FrozenTrial) -> str | None:
         return "the trial is still running"
     if trial.state != TrialState.PRUNED:
         return None
-    note = f"pruned after epoch {max(trial.intermediate_values, default=0)}"
+    note = f"pruned after epoch {epochs_reached(trial)}"
     epochs = (recorded_config(study) or {}).get("train", {}).get("epochs")
     return note + (f" of {epochs}" if isinstance(epochs, int) else "")
 

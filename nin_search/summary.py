@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nin_search.errors import UserError
 from nin_search.outputs import JsonLines
 from nin_search.records import BASELINE, TrialRecord
-from nin_search.trials import baseline_trials, best_trials, validation_accuracy
+from nin_search.trials import baseline_trials, best_trials, epochs_reached, validation_accuracy
 from nin_search.vocabulary import BASELINES
 
 __all__ = [
@@ -123,7 +123,7 @@ def trial_summary(trial: FrozenTrial) -> dict[str, Any]:
         "macs": record.macs,
         "latency_ms": record.latency_ms,
         "baseline": record.baseline,
-        "epochs": len(trial.intermediate_values),
+        "epochs": epochs_reached(trial),
         "seconds": trial_seconds(trial),
         "seed": record.seed,
         "precision": record.precision,

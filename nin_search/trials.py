@@ -31,6 +31,7 @@ __all__ = [
     "best_trials",
     "curve_points",
     "directions_of",
+    "epochs_reached",
     "finished_trials",
     "is_feasible",
     "is_searched",
@@ -47,6 +48,12 @@ FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 def directions_of(objectives: list[str]) -> list[str]:
     """Accuracy is maximised, every cost minimised."""
     return ["maximize" if name == "accuracy" else "minimize" for name in objectives]
+
+
+def epochs_reached(trial: FrozenTrial) -> int:
+    """The last epoch the trial reported (0 before its first): what "N epochs" means in every
+    output. A retry re-reports the epochs its checkpoint covers, so this counts them too."""
+    return max(trial.intermediate_values, default=0)
 
 
 def validation_accuracy(trial: FrozenTrial) -> tuple[float | None, bool]:

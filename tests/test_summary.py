@@ -207,7 +207,7 @@ def test_trials_lists_every_trial_as_the_json_and_csv_rows_say(limited):
         assert tuple(row) == TRIAL_KEYS
         assert row["state"] == trial.state.name.lower()
         assert row["arch_summary"] == trial.user_attrs["arch_summary"]
-        assert row["epochs"] == len(trial.intermediate_values)
+        assert row["epochs"] == max(trial.intermediate_values, default=0)
         assert row["seconds"] == pytest.approx(trial.duration.total_seconds(), abs=0.01)
         if row["feasible"]:  # trained: its seed and precision, as the trial recorded them
             assert row["seed"] == trial.user_attrs[records.SEED]
@@ -313,3 +313,16 @@ def test_a_trial_s_seconds_read_the_same_in_every_output():
     trial.datetime_complete = start + datetime.timedelta(seconds=43.4468)
     assert trial_seconds(trial) == 43.45
     assert trial_line(trial).endswith(f"{43.45:.1f} s")
+
+
+def test_every_output_counts_a_trial_s_epochs_as_the_last_epoch_it_reported():
+    from nin_search.cli._optimize import trial_line
+
+    # A retry that took over from its checkpoint reports from epoch 3 on.
+    trial = create_trial(
+        state=TrialState.PRUNED,
+        intermediate_values={3: 0.5, 4: 0.6},
+        user_attrs={records.RESUMED_FROM_EPOCH: 2},
+    )
+    assert trial_summary(trial)["epochs"] == 4
+    assert "pruned at epoch 4" in trial_line(trial) and "4 epochs" in trial_line(trial)

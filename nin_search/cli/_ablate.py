@@ -165,7 +165,9 @@ def _run_line(trial: Any) -> str:
         parts.append(f"({trial.user_attrs[FAIL_REASON]})")
     if trial.value is not None:
         parts.append(format_accuracy(trial.value))
-    epochs = len(trial.intermediate_values)
+    from nin_search.trials import epochs_reached
+
+    epochs = epochs_reached(trial)
     parts.append(f"{epochs} epoch{'s' * (epochs != 1)}")
     from nin_search.summary import trial_seconds
 

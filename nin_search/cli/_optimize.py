@@ -275,9 +275,10 @@ def trial_line(trial: Any) -> str:
     from optuna.trial import TrialState
 
     from nin_search.records import TrialRecord
+    from nin_search.trials import epochs_reached
 
     record = TrialRecord.from_trial(trial)
-    epochs = max(trial.intermediate_values, default=0)
+    epochs = epochs_reached(trial)
     if trial.state == TrialState.FAIL:
         state, accuracy = "failed", record.fail_reason or "see the dashboard"
     elif not record.feasible:
