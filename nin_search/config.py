@@ -31,6 +31,7 @@ from nin_search.config_space import (
     some_of,
 )
 from nin_search.errors import UserError
+from nin_search.records import LATENCY_MS, MACS, PARAMS
 from nin_search.vocabulary import (
     DATASETS,
     OBJECTIVES,
@@ -137,8 +138,7 @@ class CostConfig(_Frozen):
     @property
     def limits(self) -> dict[str, float]:
         """Cost name -> limit, for the limits that are set."""
-        limits = {"params": self.max_params, "macs": self.max_macs}
-        limits["latency_ms"] = self.max_latency_ms
+        limits = {PARAMS: self.max_params, MACS: self.max_macs, LATENCY_MS: self.max_latency_ms}
         return {name: limit for name, limit in limits.items() if limit is not None}
 
 

@@ -24,7 +24,7 @@ from nin_search.errors import UserError
 from nin_search.outputs import JsonLines
 from nin_search.records import BASELINE, TrialRecord
 from nin_search.trials import baseline_trials, best_trials, epochs_reached, validation_accuracy
-from nin_search.vocabulary import BASELINES
+from nin_search.vocabulary import BASELINES, OBJECTIVES
 
 __all__ = [
     "TRIAL_KEYS",
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 # `trials --sort`: accuracy (most accurate first) or a cost (smallest first).
-TRIAL_SORT_KEYS = ("accuracy", "params", "macs", "latency_ms")
+TRIAL_SORT_KEYS = OBJECTIVES
 # `trials --state`: Optuna's trial states by their lower-case names, finished ones first.
 TRIAL_STATES = {
     state.name.lower(): state

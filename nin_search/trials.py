@@ -24,6 +24,7 @@ from nin_search.records import (
     TrialRecord,
     system_attr_key,
 )
+from nin_search.vocabulary import ACCURACY
 
 __all__ = [
     "FINISHED_STATES",
@@ -47,7 +48,7 @@ FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 def directions_of(objectives: list[str]) -> list[str]:
     """Accuracy is maximised, every cost minimised."""
-    return ["maximize" if name == "accuracy" else "minimize" for name in objectives]
+    return ["maximize" if name == ACCURACY else "minimize" for name in objectives]
 
 
 def epochs_reached(trial: FrozenTrial) -> int:
@@ -88,7 +89,7 @@ def objective_names(study: optuna.Study) -> list[str]:
     recorded = (recorded_config(study) or {}).get("study", {}).get("objectives")
     if isinstance(recorded, list) and len(recorded) == count:
         return [str(name) for name in recorded]
-    return ["accuracy", *(f"objective {index}" for index in range(2, count + 1))]
+    return [ACCURACY, *(f"objective {index}" for index in range(2, count + 1))]
 
 
 def is_searched(trial: FrozenTrial) -> bool:

@@ -1,9 +1,18 @@
 import typing
 
-from nin_search import study_template, vocabulary
-from nin_search.config import NATIVE_IMAGE_SIZES, DataConfig, SpaceConfig, StudySection, TrainConfig
+from nin_search import records, study_template, summary, vocabulary
+from nin_search.cli import _common
+from nin_search.config import (
+    NATIVE_IMAGE_SIZES,
+    CostConfig,
+    DataConfig,
+    SpaceConfig,
+    StudySection,
+    TrainConfig,
+)
 from nin_search.export._network import ACTIVATION_CODE, ACTIVATION_NAMES, HEAD_DOCS, POOL_CODE
 from nin_search.layers import ACTIVATION_MODULES
+from nin_search.report import _plot
 
 
 def _accepted(model: type, field: str) -> tuple:
@@ -31,6 +40,9 @@ def test_every_mapping_from_a_choice_is_keyed_by_the_vocabulary():
     assert set(HEAD_DOCS) == set(vocabulary.HEADS)
     assert set(NATIVE_IMAGE_SIZES) == set(vocabulary.DATASETS)
     assert set(study_template._AUGMENT) == set(vocabulary.DATASETS)
+    assert set(_common._ORDER) == set(summary.TRIAL_SORT_KEYS) == set(vocabulary.OBJECTIVES)
+    assert set(_plot._COST_LABELS) == set(records.COSTS) == set(vocabulary.OBJECTIVES[1:])
+    assert set(CostConfig().limits) <= set(records.COSTS)
 
 
 def test_kernel_sizes_and_rates_follow_one_rule():

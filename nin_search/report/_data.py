@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import optuna
 
-from nin_search.records import LATENCY_MS, TrialRecord
+from nin_search.records import LATENCY_MS, MACS, PARAMS, TrialRecord
 from nin_search.report._trials import BestStageRow, completed_trials, trial_stages
 from nin_search.trials import best_trials, objective_names
 
@@ -181,8 +181,8 @@ def get_cost_info(study: optuna.Study) -> CostInfo:
     points.sort(key=lambda point: point.number)
     return CostInfo(
         points,
-        _pareto_front(points, "params"),
-        _pareto_front(points, "macs"),
+        _pareto_front(points, PARAMS),
+        _pareto_front(points, MACS),
         _pareto_front(points, LATENCY_MS),
     )
 

@@ -11,6 +11,7 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
+from nin_search.records import LATENCY_MS, MACS, PARAMS
 from nin_search.report._data import AccuracyGroup, CostInfo, CostPoint, MlpDepthInfo, MlpWidthInfo
 from nin_search.report._trials import NO_COMPLETED_TRIALS, completed_trials
 from nin_search.report._verdicts import StageVerdict, interval_text
@@ -141,9 +142,9 @@ def plot_mlp_width(width_info: Sequence[MlpWidthInfo]) -> go.Figure:
 
 
 _COST_LABELS = {
-    "params": "parameters",
-    "macs": "MACs per image",
-    "latency_ms": "latency (ms per forward pass)",
+    PARAMS: "parameters",
+    MACS: "MACs per image",
+    LATENCY_MS: "latency (ms per forward pass)",
 }
 
 
