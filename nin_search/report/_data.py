@@ -8,7 +8,10 @@ from typing import NamedTuple
 
 import numpy as np
 import optuna
+from optuna.study import StudyDirection
+from optuna.trial import create_trial
 
+from nin_search.compat import pareto_front
 from nin_search.records import LATENCY_MS, MACS, PARAMS, TrialRecord
 from nin_search.report._trials import BestStageRow, completed_trials, trial_stages
 from nin_search.trials import best_trials, objective_names
@@ -140,16 +143,15 @@ def get_mlp_width_info(study: optuna.Study) -> list[MlpWidthInfo]:
 
 
 def _pareto_front(points: list[CostPoint], cost: str) -> list[int]:
-    """Numbers of the points no other point beats (accuracy >=, cost <=, one strictly)."""
+    """Numbers of the points no other point beats (accuracy >=, cost <=, one strictly), by
+    Optuna's own rule (``compat.pareto_front``) on accuracy and this cost; cheapest first."""
     costed = [point for point in points if getattr(point, cost) is not None]
-    if not costed:
-        return []
-    accuracy = np.array([point.accuracy for point in costed])
-    costs = np.array([getattr(point, cost) for point in costed], dtype=float)
-    no_worse = (accuracy[:, None] >= accuracy[None, :]) & (costs[:, None] <= costs[None, :])
-    better = (accuracy[:, None] > accuracy[None, :]) | (costs[:, None] < costs[None, :])
-    dominated = (no_worse & better).any(axis=0)  # [i, j]: point i dominates point j
-    front = [costed[index] for index in np.flatnonzero(~dominated)]
+    trials = [
+        create_trial(values=[point.accuracy, float(getattr(point, cost))]) for point in costed
+    ]
+    directions = [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE]
+    on_front = {id(trial) for trial in pareto_front(trials, directions)}
+    front = [point for point, trial in zip(costed, trials, strict=True) if id(trial) in on_front]
     front.sort(key=lambda point: (getattr(point, cost), -point.accuracy, point.number))
     return [point.number for point in front]
 
