@@ -16,17 +16,24 @@ Replaying a trial's params with ``optuna.trial.FixedTrial(params)`` rebuilds the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nin_search.config import TrainConfig
 from nin_search.config_space import NIN_REFERENCE, FloatRange, IntRange, SpaceConfig, choices_of
 from nin_search.spec import ArchSpec, Hyperparameters, StageSpec
-from nin_search.vocabulary import BASELINES, MLP, NO_POOL, PLAIN
+from nin_search.vocabulary import BASELINES, MLP, NO_POOL, PLAIN, STAGE_KINDS
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["baseline_params", "suggest_arch", "suggest_hyperparameters"]
+__all__ = [
+    "StageParams",
+    "baseline_params",
+    "stages_from_params",
+    "suggest_arch",
+    "suggest_hyperparameters",
+]
 
 
 def _suggest(trial: optuna.Trial, name: str, param: Any) -> Any:
@@ -40,10 +47,15 @@ def _suggest(trial: optuna.Trial, name: str, param: Any) -> Any:
     return param
 
 
+def _stage_prefix(prefix: str, index: int) -> str:
+    """``"s0"`` (``"encoder_s0"`` with ``prefix="encoder_"``): the start of a stage's params."""
+    return f"{prefix}s{index}"
+
+
 def _suggest_stage(
     trial: optuna.Trial, space: SpaceConfig, index: int, *, last: bool, prefix: str = ""
 ) -> StageSpec:
-    prefix = f"{prefix}s{index}"
+    prefix = _stage_prefix(prefix, index)
     kind = _suggest(trial, f"{prefix}_type", space.stage_types)
     kernel_size = _suggest(trial, f"{prefix}_kernel_size", space.kernel_sizes)
     width = _suggest(trial, f"{prefix}_width", space.widths)
@@ -54,10 +66,55 @@ def _suggest_stage(
             _suggest(trial, f"{prefix}_mlp{layer}_width", space.mlp_widths)
             for layer in range(1, depth + 1)
         ]
-    pool = "none" if last else _suggest(trial, f"{prefix}_pool", space.pool)
+    pool = NO_POOL if last else _suggest(trial, f"{prefix}_pool", space.pool)
     return StageSpec(
         kind=kind, kernel_size=kernel_size, width=width, mlp_widths=tuple(mlp_widths), pool=pool
     )
+
+
+class StageParams(NamedTuple):
+    """What a trial's params say of one stage; ``None`` where a value is not a param (fixed
+    in the space) or was never suggested (the trial stopped first)."""
+
+    kind: str
+    kernel_size: int | None
+    width: int | None
+    mlp_widths: tuple[int | None, ...]
+    pool: str | None
+
+
+def stages_from_params(params: Mapping[str, Any], *, prefix: str = "") -> list[StageParams]:
+    """The stages a trial's params describe, read by the names :func:`suggest_arch` gives them
+    (for a trial with no stored ``arch``: one that stopped early, or a plugin study's). Stops
+    at the first stage whose kind is missing.
+
+    Args:
+        params: ``trial.params``.
+        prefix: The ``prefix`` that was passed to :func:`suggest_arch`.
+    """
+    num_stages = params.get(f"{prefix}num_stages")
+    if not isinstance(num_stages, int):
+        num_stages = 0
+        while f"{_stage_prefix(prefix, num_stages)}_type" in params:
+            num_stages += 1
+    stages = []
+    for index in range(num_stages):
+        name = _stage_prefix(prefix, index)
+        kind = params.get(f"{name}_type")
+        if kind not in STAGE_KINDS:
+            break
+        depth = params.get(f"{name}_mlp_depth", 0) if kind == MLP else 0
+        last = index == num_stages - 1
+        stages.append(
+            StageParams(
+                kind,
+                params.get(f"{name}_kernel_size"),
+                params.get(f"{name}_width"),
+                tuple(params.get(f"{name}_mlp{layer}_width") for layer in range(1, depth + 1)),
+                params.get(f"{name}_pool", NO_POOL if last else None),
+            )
+        )
+    return stages
 
 
 def suggest_arch(trial: optuna.Trial, space: SpaceConfig, prefix: str = "") -> ArchSpec:

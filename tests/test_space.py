@@ -88,3 +88,20 @@ def test_a_prefix_keeps_two_searched_networks_in_one_trial_apart():
     assert suggest_arch(optuna.trial.FixedTrial(own), SPACE) == second  # same names, unprefixed
     with pytest.raises(TypeError, match="prefix=3"):
         suggest_arch(trial, SPACE, prefix=3)
+
+
+@pytest.mark.parametrize("prefix", ["", "encoder_"])
+@pytest.mark.parametrize("seed", range(10))
+def test_the_stages_read_back_from_params_are_the_suggested_ones(seed, prefix):
+    from nin_search.space import stages_from_params
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    trial = study.ask()
+    spec = suggest_arch(trial, SPACE, prefix=prefix)
+    stages = stages_from_params(trial.params, prefix=prefix)
+    assert [tuple(stage) for stage in stages] == [
+        (s.kind, s.kernel_size, s.width, s.mlp_widths, s.pool) for s in spec.stages
+    ]
+    # A trial that stopped before its last stage's kind: the stages it has.
+    partial = {k: v for k, v in trial.params.items() if not k.startswith(f"{prefix}s1_")}
+    assert len(stages_from_params(partial, prefix=prefix)) == min(len(spec.stages), 1)

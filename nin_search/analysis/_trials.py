@@ -11,8 +11,8 @@ from typing import NamedTuple
 from optuna.trial import FrozenTrial
 
 from nin_search.records import TrialRecord
+from nin_search.space import stages_from_params
 from nin_search.spec import ArchSpec, SpecError
-from nin_search.vocabulary import MLP, PLAIN
 
 
 class BestStageRow(NamedTuple):
@@ -41,35 +41,9 @@ def trial_stages(trial: FrozenTrial) -> list[BestStageRow]:
                 )
                 for index, stage in enumerate(spec.stages)
             ]
-    params = trial.params
-    num_stages = params.get("num_stages")
-    if not isinstance(num_stages, int):
-        num_stages = 0
-        while f"s{num_stages}_type" in params:
-            num_stages += 1
-    rows = []
-    for index in range(num_stages):
-        prefix = f"s{index}"
-        kind = params.get(f"{prefix}_type")
-        if kind not in (PLAIN, MLP):
-            return rows
-        depth = params.get(f"{prefix}_mlp_depth", 0) if kind == MLP else 0
-        mlp_widths = tuple(
-            params.get(f"{prefix}_mlp{layer}_width") for layer in range(1, depth + 1)
-        )
-        last = index == num_stages - 1
-        pool = params.get(f"{prefix}_pool", "none" if last else None)
-        rows.append(
-            BestStageRow(
-                index,
-                kind,
-                params.get(f"{prefix}_kernel_size"),
-                params.get(f"{prefix}_width"),
-                mlp_widths,
-                pool,
-            )
-        )
-    return rows
+    return [
+        BestStageRow(index, *stage) for index, stage in enumerate(stages_from_params(trial.params))
+    ]
 
 
 def stage_kind(trial: FrozenTrial, stage: int) -> str | None:
