@@ -28,8 +28,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import make_url
-
 from nin_search.errors import UserError
 
 __all__ = [
@@ -49,7 +47,8 @@ __all__ = [
 T = TypeVar("T")
 
 # A SQLite database is several files: the database and, beside it, its journals.
-SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+SQLITE_WAL_FILES = ("-wal", "-shm")  # beside a database in WAL mode (storage tidies them)
+SQLITE_COMPANIONS = ("", *SQLITE_WAL_FILES, "-journal")
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 
@@ -76,6 +75,8 @@ def sqlite_files(storage_url: str | None) -> list[Path]:
     """The files of a SQLite storage (database and journals); none for a server database."""
     if not storage_url:
         return []
+    from sqlalchemy.engine import make_url  # here: the training side never needs SQLAlchemy
+
     try:
         parsed = make_url(storage_url)
     except Exception:  # a malformed URL is reported where the storage is opened

@@ -40,7 +40,7 @@ from nin_search.config import (
     STORAGE_ATTEMPTS,
 )
 from nin_search.errors import UserError
-from nin_search.outputs import SQLITE_HEADER
+from nin_search.outputs import SQLITE_HEADER, SQLITE_WAL_FILES
 
 __all__ = [
     "check_storage_url",
@@ -430,7 +430,7 @@ def _connect_storage(
 
 def _sqlite_side_files(url: str) -> list[Path]:
     database = _database_path(url)
-    return [database.with_name(f"{database.name}-{suffix}") for suffix in ("wal", "shm")]
+    return [database.with_name(database.name + suffix) for suffix in SQLITE_WAL_FILES]
 
 
 # The read-only engines this process opened, by database file (their connections are closed

@@ -83,3 +83,14 @@ def test_no_module_outside_cli_loads_torch_or_optuna_from_the_package_root():
     code = "import sys, nin_search; print(sorted({'torch', 'optuna'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_the_network_and_its_training_load_neither_optuna_nor_a_database_driver():
+    # spec, model, train and export run where the study does not: a deployed model, a notebook.
+    modules = "spec, model, train, export, retrain, weights, data, transforms"
+    code = (
+        f"import sys; from nin_search import {modules}; "
+        "print(sorted({'optuna', 'sqlalchemy', 'typer', 'rich', 'plotly'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
