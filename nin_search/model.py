@@ -199,11 +199,13 @@ def measure_latency_ms(
     *,
     in_channels: int,
     image_size: int,
-    batch_size: int = 1,
-    runs: int = 20,
+    batch_size: int,
+    runs: int,
     warmup: int = 3,
 ) -> float:
-    """Median milliseconds of one inference forward pass, on the model's device."""
+    """Median milliseconds of one inference forward pass of ``batch_size`` images, over
+    ``runs`` passes after ``warmup`` untimed ones (``cost.latency_batch_size`` and
+    ``cost.latency_runs`` of the study), on the model's device."""
     import statistics
     import time
 

@@ -271,7 +271,10 @@ class Prediction:
     top: tuple[tuple[str, float], ...]  # (class name, probability), most probable first
 
 
-def classify(classifier: Classifier, paths: list[Path], *, top_k: int = 3) -> list[Prediction]:
+TOP_K = 3  # classes shown per image (`predict --top-k`)
+
+
+def classify(classifier: Classifier, paths: list[Path], *, top_k: int = TOP_K) -> list[Prediction]:
     """The ``top_k`` most probable classes of each image."""
     probabilities = classifier.probabilities(paths)
     k = min(top_k, len(classifier.classes))
@@ -386,7 +389,7 @@ def predict_images(
     images: list[Path],
     *,
     evaluate: Path | None = None,
-    top_k: int = 3,
+    top_k: int = TOP_K,
     model: Path | None = None,
     weights: Path | None = None,
     storage_url: str | None = None,

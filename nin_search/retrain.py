@@ -161,7 +161,12 @@ class _EpochRecorder:
         epoch = RetrainEpoch(
             epoch=result.epoch,
             train_loss=result.train_loss,
-            train_accuracy=evaluate(self.model, self.train_split, batch_size=batch_size),
+            train_accuracy=evaluate(
+                self.model,
+                self.train_split,
+                batch_size=batch_size,
+                precision=self.settings.precision,
+            ),
             test_accuracy=test_accuracy,
             seconds=result.seconds,
         )

@@ -133,7 +133,11 @@ class TrainSettings:
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, split: DeviceData, *, batch_size: int = 1024, precision: str = "auto"
+    model: nn.Module,
+    split: DeviceData,
+    *,
+    batch_size: int = _TRAIN_DEFAULTS.eval_batch_size,
+    precision: str = _TRAIN_DEFAULTS.precision,
 ) -> float:
     """Top-1 accuracy of ``model`` on ``split`` (one host sync)."""
     if split.images.device.type == "cpu":

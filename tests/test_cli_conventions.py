@@ -45,6 +45,30 @@ def test_the_command_list_shows_whole_descriptions(monkeypatch, capsys):
         assert first_paragraph in listing
 
 
+def test_the_defaults_the_cli_states_are_the_library_s():
+    # The CLI restates them (it imports neither the library nor pydantic before a command
+    # runs, so that --help is instant); these are the values the library uses.
+    import inspect
+
+    from nin_search.config import AblationConfig
+    from nin_search.predict import predict_images
+    from nin_search.summary import trials_table
+
+    group = typer.main.get_command(app)
+
+    def default(command: str, option: str) -> object:
+        return next(p for p in group.commands[command].params if option in p.opts).default
+
+    def library(function: object, name: str) -> object:
+        return inspect.signature(function).parameters[name].default
+
+    assert default("predict", "--top-k") == library(predict_images, "top_k")
+    assert default("trials", "--sort") == library(trials_table, "sort")
+    helps = {p.opts[0]: p.help for p in group.commands["ablate"].params if p.opts}
+    assert f"ablation.top, {AblationConfig().top}]" in " ".join(helps["--top"].split())
+    assert f"ablation.seeds, {AblationConfig().seeds}]" in " ".join(helps["--seeds"].split())
+
+
 def test_every_command_has_examples_that_parse():
     group = typer.main.get_command(app)
     names = set(group.commands)
