@@ -37,6 +37,7 @@ __all__ = [
     "check_input_folder",
     "check_outputs",
     "default_file_mode",
+    "process_is_alive",
     "sqlite_files",
     "write_atomic",
     "write_bytes_atomic",
@@ -281,7 +282,8 @@ def _temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
 
 
-def _process_is_alive(pid: int) -> bool:
+def process_is_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -304,7 +306,7 @@ def _remove_stale_partials(target: Path) -> None:
                 continue
             with contextlib.suppress(OSError):
                 old = time.time() - entry.stat(follow_symlinks=False).st_mtime
-                if old > STALE_PARTIAL_SECONDS and not _process_is_alive(int(match.group(1))):
+                if old > STALE_PARTIAL_SECONDS and not process_is_alive(int(match.group(1))):
                     os.unlink(entry.path)
 
 

@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nin_search.compat import optuna_fail_reason, optuna_retried_trial, storage_of, trial_id_of
 from nin_search.config import MAX_RETRY
 from nin_search.errors import EXIT_DATABASE_LOST, EXIT_INTERRUPTED, EXIT_TERMINATED
+from nin_search.outputs import process_is_alive
 from nin_search.records import (
     BASELINE,
     FAIL_REASON,
@@ -79,16 +80,6 @@ def handle_sigterm() -> None:
     signal.signal(signal.SIGTERM, raise_terminated)
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
 def _how_worker_ended(exit_code: int | None) -> str:
     """Why a worker's trial stopped, from its exit code (None: not known, a later run)."""
     if exit_code is None:
@@ -122,7 +113,7 @@ def fail_dead_local_trials(
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get(WORKER) or {}
-        if worker.get("host") != host or _process_alive(int(worker.get("pid", -1))):
+        if worker.get("host") != host or process_is_alive(int(worker.get("pid", -1))):
             continue
         how = _how_worker_ended((exit_codes or {}).get(int(worker["pid"])))
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):

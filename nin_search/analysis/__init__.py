@@ -48,6 +48,7 @@ from nin_search.analysis._settle import ablation_settle_text, seeds_to_settle
 from nin_search.analysis._stats import (
     AdjustedDifference,
     NormalisedDifference,
+    check_confidence,
     half_width_for_seeds,
     mean_difference_interval,
     normalised_difference,
@@ -73,6 +74,7 @@ __all__ = [
     "StudyEffect",
     "ablation_settle_text",
     "answer_lines",
+    "check_confidence",
     "consensus_lines",
     "direction",
     "effect_text",

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nin_search import records
 from nin_search.analysis._defaults import CONFIDENCE, TIED_POINTS
 from nin_search.analysis._format import direction, verdict_text
-from nin_search.analysis._stats import t_interval, t_p_value
+from nin_search.analysis._stats import check_confidence, t_interval, t_p_value
 from nin_search.analysis._trials import final_value, stage_kind
 from nin_search.compat import storage_of
 from nin_search.records import TrialRecord
@@ -225,8 +225,7 @@ def get_ablation_info(
         One entry per (stage, source) with a flipped or matched variant, sorted by stage then
         source.
     """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
+    check_confidence(confidence)
     runs = _get_runs(ablation_study)
     results = []
     changed = sorted({(stage, source) for source, stage, variant in runs if variant != ORIGINAL})

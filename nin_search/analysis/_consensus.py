@@ -21,6 +21,7 @@ from nin_search import records
 from nin_search.analysis._ablation import StageAblation, find_ablation_study, get_ablation_info
 from nin_search.analysis._defaults import AGREEMENT_I2, CONFIDENCE, MIN_VARIANCE
 from nin_search.analysis._format import effect_text, interval_range, signed
+from nin_search.analysis._stats import check_confidence
 from nin_search.analysis._trials import final_value
 
 SOURCES = ("best", "mean")
@@ -151,8 +152,7 @@ def get_consensus_info(
         raise ValueError(f"sources must be one of {SOURCES}, but got sources={sources!r}.")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, but got method={method!r}.")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
+    check_confidence(confidence)
     per_study = _ablations_per_study(studies, ablation_studies, confidence=confidence)
     stages = sorted({a.stage for ablations in per_study.values() for a in ablations})
     return [

@@ -16,6 +16,7 @@ from nin_search.analysis._regime import RegimeEffect, get_regime_effects, regime
 from nin_search.analysis._stats import (
     AdjustedDifference,
     NormalisedDifference,
+    check_confidence,
     normalised_difference,
     size_adjusted_difference,
     weighted_edf,
@@ -139,8 +140,7 @@ def get_design_space_info(
     Returns:
         One effect per stage index seen in finished trials, in stage order.
     """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
+    check_confidence(confidence)
     by_stage: dict[int, list[tuple[FrozenTrial, str]]] = defaultdict(list)
     for trial in _finished(study):
         for row in trial_stages(trial):

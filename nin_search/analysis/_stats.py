@@ -26,7 +26,8 @@ from nin_search.analysis._defaults import (
 from nin_search.errors import check_int
 
 
-def _check_confidence(confidence: float) -> None:
+def check_confidence(confidence: float) -> None:
+    """Raises ``ValueError`` quoting ``confidence`` unless it lies in (0, 1)."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
 
@@ -40,7 +41,7 @@ def t_interval(
         values: Paired differences, one per seed.
         confidence: Coverage, in (0, 1).
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     if len(values) < 2:
         return None
     with warnings.catch_warnings():
@@ -73,7 +74,7 @@ def half_width_for_seeds(sd: float, seeds: int, confidence: float = CONFIDENCE) 
         seeds: Number of seeds, at least 2.
         confidence: Coverage, in (0, 1).
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     check_int("seeds", seeds, minimum=2)
     if not sd >= 0:
         raise ValueError(f"sd must be >= 0, but got sd={sd}.")
@@ -91,7 +92,7 @@ def planning_sd(sd: float, n: int, coverage: float = PLANNING_COVERAGE) -> float
         n: The values it was computed from, at least 2.
         coverage: Confidence of the bound, in (0, 1).
     """
-    _check_confidence(coverage)
+    check_confidence(coverage)
     check_int("n", n, minimum=2)
     return float(sd * math.sqrt((n - 1) / scipy.stats.chi2.ppf(1.0 - coverage, n - 1)))
 
@@ -248,7 +249,7 @@ def normalised_difference(
         bounds: Where the difference can lie at all (accuracy points: -100 and 100); the
             interval is clipped to it. None: no clipping.
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     values_array, params_array, mlp_mask = _checked_models(values, params, is_mlp)
     empty = NormalisedDifference(None, None, None, 0, 0, 0, 0, len(values_array), [], [], [], [])
     if not mlp_mask.any() or mlp_mask.all():
@@ -346,7 +347,7 @@ def size_adjusted_difference(
         ``None`` when a kind is missing or sizes and kinds cannot be told apart (every model
         of one size, or each kind of one size).
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     values_array, params_array, mlp_mask = _checked_models(values, params, is_mlp)
     n_mlp = int(mlp_mask.sum())
     n_plain = len(mlp_mask) - n_mlp
@@ -402,7 +403,7 @@ def mean_difference_interval(
         mlp: The other group's values.
         confidence: Coverage, in (0, 1).
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     plain_values, mlp_values = np.asarray(plain, dtype=float), np.asarray(mlp, dtype=float)
     if len(plain_values) < 2 or len(mlp_values) < 2:
         return None

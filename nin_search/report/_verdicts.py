@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nin_search.analysis import (
     CONFIDENCE,
     MIN_TRIALS_PER_KIND,
+    check_confidence,
     direction,
     effect_text,
     mean_difference_interval,
@@ -127,8 +128,7 @@ def get_stage_verdicts(
     Returns:
         One verdict per stage index seen in completed or pruned trials, in stage order.
     """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), but got confidence={confidence}.")
+    check_confidence(confidence)
     check_int("min_trials", min_trials, minimum=1)
     finished = _finished_by_stage(study)
     return [
