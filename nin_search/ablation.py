@@ -45,7 +45,7 @@ from nin_search.records import TrialRecord, ablation_study_name
 from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.study import data_changes, load_searched_study
-from nin_search.trials import best_trials, pick_trial, recorded_config
+from nin_search.trials import best_trials, pick_trial, recorded_study_config
 from nin_search.variants import ablation_variants
 from nin_search.workers import (
     RunOutcome,
@@ -70,7 +70,6 @@ __all__ = [
     "search_still_running",
     "setup_ablation",
     "source_trials",
-    "study_config",
 ]
 
 
@@ -135,21 +134,6 @@ def search_still_running(study: optuna.Study) -> list[int]:
     the ablation that follows a search waits for the last of them to finish."""
     fail_stale_trials(study)
     return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
-
-
-def study_config(study: optuna.Study) -> StudyConfig:
-    """The config a study was created with (``optimize`` records it).
-
-    Raises:
-        UserError: When the study was not created by ``nin-search optimize``.
-    """
-    recorded = recorded_config(study)
-    if recorded is None:
-        raise UserError(
-            f"study {study.study_name!r} was not created by nin-search optimize (no config "
-            "attrs); ablate works on studies written by `nin-search optimize`"
-        )
-    return StudyConfig.model_validate(recorded)
 
 
 def source_trials(study: optuna.Study, *, trial_number: int | None, top: int) -> list[FrozenTrial]:
@@ -345,7 +329,7 @@ def setup_ablation(
     if study_name is None and study_file is not None:
         study_name = study_file.study.name
     study = load_searched_study(storage_url, study_name, read_only=False)  # writes its companion
-    config = study_config(study)
+    config = recorded_study_config(study, command="ablate")
     if study_file is not None:  # the file's [ablation] settings; the search's own config
         config = config.model_copy(update={"ablation": study_file.ablation})
     if device is not None:
@@ -389,8 +373,8 @@ def prepare_ablation(
 
     Args:
         study: The searched study.
-        config: Its config (:func:`study_config`); ``top`` and ``seeds`` default to its
-            ``ablation`` section.
+        config: Its config (:func:`nin_search.trials.recorded_study_config`); ``top`` and
+            ``seeds`` default to its ``ablation`` section.
         data: The study's train/validation split on the training device.
         artifact_dir: The study's artifact folder; checkpoints go beside it.
         trial_number: Ablate this trial instead of the best ones.

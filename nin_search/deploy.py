@@ -54,7 +54,13 @@ from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.study import load_searched_study
 from nin_search.summary import retrain_history
-from nin_search.trials import epochs_reached, pick_trial, recorded_config, validation_accuracy
+from nin_search.trials import (
+    epochs_reached,
+    pick_trial,
+    recorded_config,
+    recorded_study_config,
+    validation_accuracy,
+)
 from nin_search.vocabulary import SCHEDULES
 from nin_search.weights import load_weights, save_weights
 
@@ -419,10 +425,7 @@ def prepare_retrain(
         check_onnx_available()
     study = load_searched_study(storage_url, study_name)
     trial = pick_trial(study, trial_number)
-    recorded = recorded_config(study)
-    if recorded is None:
-        raise UserError(f"study {study.study_name!r} was not created by nin-search optimize")
-    config = StudyConfig.model_validate(recorded)
+    config = recorded_study_config(study, command="train")
     check_test_split(config.data)  # scored on at the end: missing, it fails now, not then
     # Checked before the long retraining: a study without data attrs fails now, not after.
     info = trial_export_info(study, trial, preprocessing=None, val_accuracy=None)

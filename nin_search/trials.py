@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nin_search.compat import pareto_front, study_system_attrs
+from nin_search.config import StudyConfig
 from nin_search.errors import UserError
 from nin_search.pruning import CurvePoint
 from nin_search.records import (
@@ -40,6 +41,7 @@ __all__ = [
     "pick_trial",
     "recorded_config",
     "recorded_space",
+    "recorded_study_config",
     "validation_accuracy",
 ]
 
@@ -191,6 +193,25 @@ def recorded_config(study: optuna.Study) -> dict[str, Any] | None:
 
     Every reader of the recorded config goes through here."""
     return _recorded(study, CONFIG)
+
+
+def recorded_study_config(study: optuna.Study, *, command: str) -> StudyConfig:
+    """:func:`recorded_config` as a :class:`StudyConfig`, for a command that needs it.
+
+    Args:
+        study: The study.
+        command: The command that needs it (``"ablate"``), named in the error.
+
+    Raises:
+        UserError: When ``optimize`` did not create the study (the plugin API, plain Optuna).
+    """
+    recorded = recorded_config(study)
+    if recorded is None:
+        raise UserError(
+            f"study {study.study_name!r} was not created by nin-search optimize (no config "
+            f"attrs); {command} works on studies written by `nin-search optimize`"
+        )
+    return StudyConfig.model_validate(recorded)
 
 
 def recorded_space(study: optuna.Study) -> dict[str, Any] | None:

@@ -100,9 +100,9 @@ def _as_written_before(database: Path) -> None:
 
 
 def test_a_study_written_before_with_its_config_in_user_attrs_still_reads_and_resumes(tmp_path):
-    from nin_search.ablation import study_config
     from nin_search.artifacts import study_artifact_dir
     from nin_search.dashboard import study_note
+    from nin_search.trials import recorded_study_config
 
     storage = f"sqlite:///{tmp_path / 'old.db'}"
     open_study(TINY, storage_url=storage, study_name="tiny")
@@ -112,7 +112,7 @@ def test_a_study_written_before_with_its_config_in_user_attrs_still_reads_and_re
     assert recorded_config(study) == study.user_attrs[records.CONFIG]
     assert recorded_space(study) == study.user_attrs[records.SPACE_FINGERPRINT]
     # Every reader goes through recorded_config: ablate and train, the artifact folder, the note.
-    assert study_config(study) == TINY
+    assert recorded_study_config(study, command="ablate") == TINY
     assert study_artifact_dir(study, storage, None) == tmp_path / "old-artifacts"
     assert "- dataset: `digits`" in study_note(study, [])
     assert "- widths (k x k conv): `8, 16`" in study_note(study, [])
