@@ -25,9 +25,10 @@ from nin_search.config import (
     torchvision_root,
 )
 from nin_search.errors import UserError
+from nin_search.outputs import check_outputs, write_text_atomic
 from nin_search.vocabulary import DATASETS
 
-__all__ = ["left_out_defaults", "study_file_text"]
+__all__ = ["left_out_defaults", "study_file_text", "write_study_file"]
 
 _TEMPLATE = "digits.toml"
 # Augmentation that suits each dataset: a mirrored digit or letter is another symbol.
@@ -187,3 +188,32 @@ def study_file_text(
     except ValidationError as error:  # only the name can make it invalid
         raise UserError(f"--name {name!r}: {error.errors()[0]['msg']}") from None
     return _header(config) + body
+
+
+def write_study_file(
+    output: Path,
+    *,
+    dataset: str = "digits",
+    root: Path | None = None,
+    name: str | None = None,
+    force: bool = False,
+) -> None:
+    """``nin-search init``: writes :func:`study_file_text` to ``output``, whole or not at all.
+
+    Args:
+        output: The study file to write.
+        dataset: One of :data:`nin_search.vocabulary.DATASETS`.
+        root: The data folder (``imagefolder``: the folder holding ``train/``).
+        name: The study's name; the file's name without ``.toml`` when ``None``.
+        force: Replace an existing file.
+
+    Raises:
+        UserError: For an existing file without ``force``, an unusable output path, an
+            unknown dataset or an unusable root. Nothing is written.
+    """
+    output = Path(output)
+    check_outputs([("--output", output)], replace=force)
+    text = study_file_text(
+        dataset=dataset, root=root, name=name or output.stem, folder=output.parent
+    )
+    write_text_atomic(output, text)

@@ -166,7 +166,7 @@ def test_init_for_a_torchvision_dataset_writes_the_cache_folder_the_run_would_us
         (("--dataset", "imagefolder"), "--dataset imagefolder needs --root DIR"),
         (("--dataset", "imagefolder", "--root", "nowhere"), "has no train/ folder"),
         (("--dataset", "imagenet"), "--dataset must be one of digits, imagefolder"),
-        (("-o", "exists.toml"), "exists.toml exists; pass --force"),
+        (("-o", "exists.toml"), "--output 'exists.toml' exists; pass --force"),
         (("-o", "no/such/folder.toml"), "for --output does not exist"),
         (("--name", "x" * 201), "at most 200 characters"),
         (("-o", "adir"), "--output 'adir' is a folder; pass a file path"),

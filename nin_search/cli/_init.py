@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from nin_search.cli._common import app, console
-from nin_search.errors import UserError
 from nin_search.vocabulary import DATASETS
 
 
@@ -35,16 +34,9 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a fully commented study file (every key, the default study's values) to edit."""
-    from nin_search.outputs import check_outputs, write_text_atomic
-    from nin_search.study_template import study_file_text
+    from nin_search.study_template import write_study_file
 
-    check_outputs([("--output", output)])
-    if output.exists() and not force:
-        raise UserError(f"{output} exists; pass --force to overwrite it, or another --output")
-    text = study_file_text(
-        dataset=dataset, root=root, name=name or output.stem, folder=output.parent
-    )
-    write_text_atomic(output, text)
+    write_study_file(output, dataset=dataset, root=root, name=name, force=force)
     console.print(
         f"wrote {output}; edit it, then run: nin-search optimize {output}",
         markup=False,
