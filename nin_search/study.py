@@ -11,7 +11,7 @@ import contextlib
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ __all__ = [
     "open_study",
     "optimize",
     "quiet_optuna",
+    "select_studies",
 ]
 
 # A limit, not a tunable default: what the checkpoint folder's name must fit (config has the
@@ -487,6 +488,36 @@ class _LocalQuota:
             self.failures_in_a_row += 1
         if self.finished >= self.quota or self.failures_in_a_row >= self.max_failures:
             study.stop()
+
+
+def select_studies(
+    storage_url: str, names: Sequence[str] | None = None, *, every: bool = False
+) -> list[optuna.Study]:
+    """The searched studies a command reads (``report``): those ``names`` (each once), every
+    one with ``every``, else the storage's only one.
+
+    Raises:
+        UserError: For names and ``every`` together, a name that is not a searched study, an
+            empty storage, or several studies and neither names nor ``every``.
+    """
+    if names:
+        if every:
+            raise UserError("pass either --study-name or --all, not both")
+        return [load_searched_study(storage_url, name) for name in dict.fromkeys(names)]
+    studies = load_studies(storage_url)  # searched studies only
+    if every:
+        if not studies:
+            raise UserError("the storage holds no searched study; run `nin-search optimize`")
+        return studies
+    if not studies:  # says why: no study, or only another program's
+        return [load_searched_study(storage_url, None)]
+    if len(studies) != 1:
+        listed = ", ".join(study.study_name for study in studies)
+        raise UserError(
+            f"pass --study-name (repeat it to pool studies) or --all: the storage holds these "
+            f"searched studies: {listed}"
+        )
+    return studies
 
 
 def optimize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -117,30 +117,6 @@ def _print_lines(lines: list[str]) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _searched_studies(storage: str, names: list[str] | None, every: bool) -> list[Any]:
-    """The studies to report on; companion ``<name>:ablation`` studies are never searched ones."""
-    from nin_search.study import load_searched_study, load_studies
-
-    if names:
-        if every:
-            raise UserError("pass either --study-name or --all, not both")
-        return [load_searched_study(storage, name) for name in dict.fromkeys(names)]
-    studies = load_studies(storage)  # searched studies only
-    if every:
-        if not studies:
-            raise UserError("the storage holds no searched study; run `nin-search optimize`")
-        return studies
-    if not studies:  # says why: no study, or only another program's
-        return [load_searched_study(storage, None)]
-    if len(studies) != 1:
-        listed = ", ".join(study.study_name for study in studies) or "none"
-        raise UserError(
-            f"pass --study-name (repeat it to pool studies) or --all: the storage holds these "
-            f"searched studies: {listed}"
-        )
-    return studies
-
-
 @app.command()
 def report(
     output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path(
@@ -156,56 +132,9 @@ def report(
     """Write a self-contained HTML report on when MLP conv beats plain conv, and print the
     answer. With several studies, pool their ablations into a consensus report."""
     quiet_optuna()
-    from nin_search.analysis import (
-        answer_lines,
-        consensus_lines,
-        find_ablation_study,
-        get_answer,
-    )
-    from nin_search.artifacts import study_artifact_dir
-    from nin_search.outputs import check_outputs, write_atomic
-    from nin_search.report import (
-        NO_COMPLETED_TRIALS,
-        ONE_STUDY_NOTE,
-        verdict_lines,
-        write_consensus_report,
-        write_report,
-    )
-    from nin_search.storage import study_options
+    from nin_search.report import report_studies
 
-    studies = _searched_studies(storage, study_names, every)
-    check_outputs(
-        [("--output", output)],
-        storage_url=storage,
-        artifact_dir=study_artifact_dir(studies[0], storage, None),
-    )
-    answers = [
-        get_answer(
-            study, find_ablation_study(study), where=study_options(storage, study.study_name)
-        )
-        for study in studies
-    ]
-    for answer in answers:
-        _print_lines(answer_lines(answer))
-    if len(studies) == 1:  # --all on a storage with one study: that study's report
-        (study,), (answer,) = studies, answers
-        note = ONE_STUDY_NOTE if every else None
-        verdicts = write_atomic(
-            output, lambda path: write_report(study, path, answer=answer, note=note)
-        )
-        console.print(
-            f"Naive per-stage comparison for study {study.study_name!r} (every completed "
-            "trial; confounded by the sampler and by parameter count):",
-            markup=False,
-            highlight=False,
-        )
-        _print_lines([f"  {line}" for line in verdict_lines(verdicts) or [NO_COMPLETED_TRIALS]])
-    else:
-        consensus = write_atomic(
-            output, lambda path: write_consensus_report(studies, path, answers=answers)
-        )
-        _print_lines(consensus_lines(consensus))
-    console.print(f"wrote {output} (opens offline)", markup=False, highlight=False)
+    _print_lines(report_studies(storage, output, names=study_names, every=every))
 
 
 @app.command()

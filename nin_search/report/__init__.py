@@ -17,7 +17,8 @@ trials (confounded by the sampler and by parameter count) follows for contrast.
 
 The modules, in data-flow order: ``_trials`` (reading trials), ``_verdicts`` (naive per-stage
 verdicts), ``_data`` (the other figure data), ``_plot`` and ``_analysis_plot`` (drawing),
-``_page``, ``_analysis_html`` and ``_html`` (the pages). Nothing here prints.
+``_page``, ``_analysis_html`` and ``_html`` (the pages), ``_command`` (``nin-search report``:
+choose the studies, write the page, return the lines to print). Nothing here prints.
 """
 
 from nin_search.report._analysis_html import ONE_STUDY_NOTE, write_consensus_report
@@ -27,6 +28,7 @@ from nin_search.report._analysis_plot import (
     plot_design_space_edf,
     plot_regime,
 )
+from nin_search.report._command import report_studies
 from nin_search.report._data import (
     AccuracyGroup,
     BestArchitecture,
@@ -87,6 +89,7 @@ __all__ = [
     "plot_param_importances",
     "plot_regime",
     "plot_stage_verdicts",
+    "report_studies",
     "verdict_lines",
     "write_consensus_report",
     "write_report",
