@@ -33,7 +33,14 @@ from nin_search.errors import UserError
 from nin_search.outputs import check_input_folder
 from nin_search.storage import check_storage_url, open_storage, study_options
 from nin_search.study import load_studies, load_study
-from nin_search.trials import baseline_trials, best_trials, objective_names, recorded_config
+from nin_search.trials import (
+    baseline_trials,
+    best_trials,
+    objective_names,
+    recorded_config,
+    state_counts,
+)
+from nin_search.vocabulary import BASELINE_TITLES
 
 __all__ = [
     "Dashboard",
@@ -52,7 +59,6 @@ __all__ = [
 # & become entities, so that no raw HTML survives even a renderer that would allow it.
 _MARKDOWN_SYNTAX = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:@])")
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-_BASELINE_TITLES = {"nin": "NIN baseline", "plain": "plain baseline"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -115,7 +121,7 @@ def _space_lines(config: Any) -> list[str]:
 
 
 def _state_counts(trials: list[FrozenTrial]) -> str:
-    counts = {state: sum(trial.state == state for trial in trials) for state in TrialState}
+    counts = state_counts(trials)
     described = [f"{count} {state.name.lower()}" for state, count in counts.items() if count]
     return ", ".join(described) or "no trials yet"
 
@@ -193,7 +199,7 @@ def study_note(
         ]
     lines += ["", "## Baselines", ""]
     baselines = baseline_trials(study)
-    for kind, title in _BASELINE_TITLES.items():
+    for kind, title in BASELINE_TITLES.items():
         trial = baselines.get(kind)
         lines.append(
             f"- {title}: " + ("not in this study" if trial is None else _trial_line(trial))

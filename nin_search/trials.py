@@ -42,6 +42,7 @@ __all__ = [
     "recorded_config",
     "recorded_space",
     "recorded_study_config",
+    "state_counts",
     "validation_accuracy",
 ]
 
@@ -115,6 +116,14 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
         return [max(candidates, key=lambda trial: (sign * trial.values[0], -trial.number))]
     front = pareto_front(candidates, study.directions)  # a plain-Optuna trial dominates none
     return sorted(front, key=lambda t: (-t.values[0], t.number))
+
+
+def state_counts(trials: Iterable[FrozenTrial]) -> dict[TrialState, int]:
+    """How many of ``trials`` are in each of Optuna's states (every state, 0 included)."""
+    counts = dict.fromkeys(TrialState, 0)
+    for trial in trials:
+        counts[trial.state] += 1
+    return counts
 
 
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:

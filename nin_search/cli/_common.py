@@ -192,10 +192,10 @@ def summary_table(study: Any) -> Table:
     objectives, the Pareto front."""
     from optuna.trial import TrialState
 
-    from nin_search.trials import baseline_trials, best_trials
+    from nin_search.trials import baseline_trials, best_trials, state_counts
+    from nin_search.vocabulary import BASELINE_TITLES
 
-    trials = study.get_trials(deepcopy=False)
-    counts = {state: sum(t.state == state for t in trials) for state in TrialState}
+    counts = state_counts(study.get_trials(deepcopy=False))
     caption = (
         f"{counts[TrialState.COMPLETE]} completed, {counts[TrialState.PRUNED]} pruned, "
         f"{counts[TrialState.FAIL]} failed, {counts[TrialState.RUNNING]} running"
@@ -208,11 +208,8 @@ def summary_table(study: Any) -> Table:
     front = best_trials(study)
     best = front[0] if front else None
     baselines = baseline_trials(study)
-    columns = {
-        "best": best,
-        "NIN baseline": baselines.get("nin"),
-        "plain baseline": baselines.get("plain"),
-    }
+    columns = {"best": best}
+    columns.update({title: baselines.get(kind) for kind, title in BASELINE_TITLES.items()})
     for title in columns:
         table.add_column(title, overflow="fold")
     rows = ["trial", "val accuracy", "architecture", "params", "MACs / image", "opt, lr, batch"]
@@ -322,15 +319,18 @@ def progress_bar(*, disable: bool = False) -> Progress:
 
 
 def trials_info(study: Any) -> tuple[int, str]:
+    """(finished trials, the progress bar's text: pruned, failed, best accuracy so far)."""
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False)
-    pruned = sum(t.state == TrialState.PRUNED for t in trials)
-    failed = sum(t.state == TrialState.FAIL for t in trials)
-    completed = [t.values[0] for t in trials if t.state == TrialState.COMPLETE]
-    best = max(completed, default=None)
+    from nin_search.records import TrialRecord
+    from nin_search.trials import best_trials, state_counts
+
+    counts = state_counts(study.get_trials(deepcopy=False))
+    front = best_trials(study)  # within the limits; several objectives: most accurate first
+    best = TrialRecord.from_trial(front[0]).accuracy if front else None
+    pruned, failed = counts[TrialState.PRUNED], counts[TrialState.FAIL]
     info = f"pruned {pruned} | failed {failed} | best {format_accuracy(best)}"
-    return len(completed) + pruned, info
+    return counts[TrialState.COMPLETE] + pruned, info
 
 
 # The folder is `optuna.artifact_dir` in the study file; `--artifacts`, its older spelling,
