@@ -370,10 +370,12 @@ def test_write_report_renders_a_study_with_only_a_few_trials(tmp_path):
 
 
 def test_importances_show_a_note_instead_of_raising(monkeypatch):
+    from nin_search.report import _plot
+
     def broken(study):
         raise RuntimeError("not enough trials")
 
-    monkeypatch.setattr(optuna.visualization, "plot_param_importances", broken)
+    monkeypatch.setattr(_plot, "_importance_study", broken)
     figure = report.plot_param_importances(effect_study(0.9, 0.8, n=2))
     assert "not enough trials" in figure.layout.annotations[0].text
 
@@ -648,13 +650,15 @@ def test_importances_label_every_bar_and_say_how_many_trials_they_rest_on():
 def test_the_importance_warning_sits_under_the_title_not_on_the_axis_title(monkeypatch):
     import warnings
 
-    original = optuna.visualization.plot_param_importances
+    from nin_search.report import _plot
 
-    def warning(study, **kwargs):
+    original = _plot._importance_study
+
+    def warning(study):
         warnings.warn("Some regimes have less than 2 trials.", UserWarning, stacklevel=1)
-        return original(study, **kwargs)
+        return original(study)
 
-    monkeypatch.setattr(optuna.visualization, "plot_param_importances", warning)
+    monkeypatch.setattr(_plot, "_importance_study", warning)
     figure = report.plot_param_importances(many_params_study(n_params=3))
     assert "note: Some regimes have less than 2 trials." in figure.layout.title.text
     assert not figure.layout.annotations
@@ -726,3 +730,28 @@ def test_every_accuracy_axis_reads_in_percent_and_one_value_keeps_a_tight_range(
     for name in accuracy_figures[:5]:
         low, high = figures[name].layout.yaxis.range
         assert low < 0.937 < high and high - low < 0.05, (name, low, high)
+
+
+def test_importances_of_a_multi_objective_study_rank_what_makes_accuracy_high():
+    # "high" lifts the best trials' accuracy, "low" sinks the worst: importances for high
+    # accuracy rank "high" first (Optuna's evaluator, given a target, ranks for a low one).
+    generator = np.random.default_rng(0)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    distribution = FloatDistribution(0.0, 1.0)
+    for index in range(80):
+        params = {"high": float(generator.uniform()), "low": float(generator.uniform())}
+        accuracy = 0.5 + 0.4 * (params["high"] > 0.8) - 0.4 * (params["low"] > 0.8)
+        study.add_trial(
+            create_trial(
+                values=[accuracy + 0.01 * float(generator.uniform()), 1000.0 + index],
+                params=params,
+                distributions=dict.fromkeys(params, distribution),
+                user_attrs={"constraint_violation": "over"} if index < 5 else {},
+            )
+        )
+    figure = report.plot_param_importances(study)
+    (bars,) = figure.data
+    ranked = sorted(zip(bars.x, bars.y, strict=True), reverse=True)
+    assert ranked[0][1] == "high", ranked
+    assert "from 75 completed trials" in figure.layout.title.text  # over-limit ones left out
+    assert "low `target`" not in figure.layout.title.text

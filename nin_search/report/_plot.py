@@ -11,7 +11,7 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
-from nin_search.records import LATENCY_MS, MACS, PARAMS
+from nin_search.records import LATENCY_MS, MACS, PARAMS, TrialRecord
 from nin_search.report._data import AccuracyGroup, CostInfo, CostPoint, MlpDepthInfo, MlpWidthInfo
 from nin_search.report._trials import NO_COMPLETED_TRIALS, completed_trials
 from nin_search.report._verdicts import StageVerdict, interval_text
@@ -236,10 +236,21 @@ def _add_baseline_traces(figure: go.Figure, points: list[CostPoint], *, cost: st
         )
 
 
-def _importance_trials(study: optuna.Study) -> int:
-    """The trials Optuna's default (PED-ANOVA) importances rest on: completed, finite accuracy."""
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return sum(1 for trial in trials if trial.values and math.isfinite(trial.values[0]))
+def _importance_study(study: optuna.Study) -> optuna.Study:
+    """The trials importances rest on, as a study that maximises accuracy: completed, within
+    the cost limits (an over-limit trial's 0.0 is a placeholder), finite accuracy. With several
+    objectives Optuna's evaluator would rank params for the Pareto front, or for a *low*
+    ``target``; this asks what makes accuracy high."""
+    copy = optuna.create_study(direction="maximize")
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        record = TrialRecord.from_trial(trial)
+        if record.feasible and record.accuracy is not None and trial.distributions:
+            copy.add_trial(
+                optuna.trial.create_trial(
+                    value=record.accuracy, params=trial.params, distributions=trial.distributions
+                )
+            )
+    return copy
 
 
 def plot_param_importances(study: optuna.Study) -> go.Figure:
@@ -259,10 +270,11 @@ def plot_param_importances(study: optuna.Study) -> go.Figure:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            figure = optuna.visualization.plot_param_importances(study, **accuracy_target(study))
+            copy = _importance_study(study)
+            figure = optuna.visualization.plot_param_importances(copy, target_name="accuracy")
         except Exception as error:
             return note_figure(title, f"importances unavailable: {error}")
-    n = _importance_trials(study)
+    n = len(copy.trials)
     text = f"{title} for accuracy, from {n} completed trial{'s' if n != 1 else ''}"
     if caught:
         note = html.escape(str(caught[0].message))
