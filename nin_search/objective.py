@@ -265,14 +265,14 @@ class Objective:
         self, trial: optuna.Trial, costs: dict[str, float]
     ) -> Callable[[EpochResult], None]:
         """The per-epoch callback: report, show progress, prune."""
-        if self.config.multi_objective:
-            return self._multi_objective_reporter(trial, costs)
         # The random trials are the design-space sample: trained in full unless the study
         # says otherwise, so that plain and MLP conv are compared after the whole short run.
         prunable = (
             self.config.study.prune_random_trials
             or TrialRecord.from_trial(trial).sampled_by != RANDOM
         )
+        if self.config.multi_objective:
+            return self._multi_objective_reporter(trial, costs, prunable=prunable)
 
         def report(result: EpochResult) -> None:
             trial.report(result.val_accuracy, result.epoch)
@@ -285,14 +285,14 @@ class Objective:
         return report
 
     def _multi_objective_reporter(
-        self, trial: optuna.Trial, costs: dict[str, float]
+        self, trial: optuna.Trial, costs: dict[str, float], *, prunable: bool
     ) -> Callable[[EpochResult], None]:
         # Trial.report refuses multi-objective studies; the storage keeps the curve anyway,
         # so optuna-dashboard still draws it, and the dominated rule reads it. Trials stopped
         # by a cost limit never trained, so they have no curve and never count as dominators.
         cost_objectives = {name: costs[name] for name in self.config.objectives[1:]}
         pruner = None
-        if self.config.optuna.pruner == "dominated":
+        if prunable and self.config.optuna.pruner == "dominated":
             pruner = DominatedCurvePruner(**self.config.optuna.pruner_options)
 
         def report(result: EpochResult) -> None:

@@ -235,6 +235,40 @@ def test_a_real_two_objective_run_gives_a_pareto_front_and_prunes(tmp_path):
     )
 
 
+def test_random_trials_of_a_multi_objective_study_train_in_full_when_the_study_says_so(tmp_path):
+    study_file = write_study(
+        tmp_path,
+        """
+        [study]
+        name = "full"
+        seed = 3
+        n_trials = 8
+        random_trials = 8
+        prune_random_trials = false
+        objectives = ["accuracy", "params"]
+
+        [space]
+        num_stages = 2
+        widths = [4, 8, 48]
+        mlp_widths = [4, 8, 48]
+
+        [train]
+        epochs = 3
+        batch_size = [64]
+        device = "cpu"
+
+        [optuna]
+        pruner = "dominated"
+        pruner_options = { min_dominators = 1, margin = 0.0, n_warmup_steps = 0 }
+        """,
+    )
+    result = run_cli("optimize", str(study_file), "--workers", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="full", storage=f"sqlite:///{tmp_path / 'nin_search.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 8
+    assert all(max(t.intermediate_values) == 3 for t in study.trials)  # curves kept for others
+
+
 def test_a_plain_optuna_trial_that_dominates_every_network_hides_none_of_the_front():
     from nin_search import records
 
