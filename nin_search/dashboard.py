@@ -38,7 +38,7 @@ from nin_search.trials import (
     best_trials,
     objective_names,
     recorded_config,
-    state_counts,
+    states_text,
 )
 from nin_search.vocabulary import BASELINE_TITLES
 
@@ -120,12 +120,6 @@ def _space_lines(config: Any) -> list[str]:
     ]
 
 
-def _state_counts(trials: list[FrozenTrial]) -> str:
-    counts = state_counts(trials)
-    described = [f"{count} {state.name.lower()}" for state, count in counts.items() if count]
-    return ", ".join(described) or "no trials yet"
-
-
 def _accuracy(trial: FrozenTrial) -> str:
     """``**43.06%**``; ``over a limit: ...`` for a trial a cost limit stopped (its 0.0 is a
     placeholder); the state of a trial that did not complete."""
@@ -186,7 +180,7 @@ def study_note(
     trials = study.get_trials(deepcopy=False)
     lines = [f"# nin-search study: {_text(study.study_name)}", "", "## Search space", ""]
     lines += _space_lines(recorded_config(study))
-    lines += ["", "## Trials", "", f"{_state_counts(trials)}."]
+    lines += ["", "## Trials", "", f"{states_text(trials)}."]
     front = best_trials(study)
     if len(study.directions) == 1:
         lines += ["", "## Best trial", ""]

@@ -43,6 +43,7 @@ __all__ = [
     "recorded_space",
     "recorded_study_config",
     "state_counts",
+    "states_text",
     "validation_accuracy",
 ]
 
@@ -124,6 +125,22 @@ def state_counts(trials: Iterable[FrozenTrial]) -> dict[TrialState, int]:
     for trial in trials:
         counts[trial.state] += 1
     return counts
+
+
+def states_text(trials: Iterable[FrozenTrial]) -> str:
+    """``"17 complete (2 of them over a cost limit, never trained), 11 pruned"``: the states
+    that occur, Optuna's order, with the completed trials a cost limit stopped called out."""
+    trials = list(trials)
+    counts = state_counts(trials)
+    over = sum(trial.state == TrialState.COMPLETE and not is_feasible(trial) for trial in trials)
+    parts = []
+    for state, count in counts.items():
+        if count:
+            part = f"{count} {state.name.lower()}"
+            if state == TrialState.COMPLETE and over:
+                part += f" ({over} of them over a cost limit, never trained)"
+            parts.append(part)
+    return ", ".join(parts) or "no trials yet"
 
 
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:

@@ -755,3 +755,31 @@ def test_importances_of_a_multi_objective_study_rank_what_makes_accuracy_high():
     assert ranked[0][1] == "high", ranked
     assert "from 75 completed trials" in figure.layout.title.text  # over-limit ones left out
     assert "low `target`" not in figure.layout.title.text
+
+
+def test_the_pareto_table_shows_params_once_when_it_is_an_objective(tmp_path):
+    from nin_search.compat import set_study_system_attr
+    from nin_search.records import CONFIG, system_attr_key
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    set_study_system_attr(
+        study, system_attr_key(CONFIG), {"study": {"objectives": ["accuracy", "params"]}}
+    )
+    for accuracy, over in ((0.80, False), (0.90, False), (0.0, True)):
+        trial = trial_for([stage_spec("mlp")], accuracy)
+        attrs = {**trial.user_attrs, **({"constraint_violation": "params > max"} if over else {})}
+        params = trial.user_attrs["params"]
+        study.add_trial(
+            create_trial(
+                values=[accuracy, params],
+                params=trial.params,
+                distributions=trial.distributions,
+                user_attrs=attrs,
+            )
+        )
+    path = tmp_path / "report.html"
+    write_report(study, path)
+    text = path.read_text(encoding="utf-8")
+    front = text[text.index('id="pareto-front"') : text.index("<h2>Best architecture</h2>")]
+    assert front.count("<th>params</th>") == 1
+    assert "3 complete (1 of them over a cost limit, never trained)" in text

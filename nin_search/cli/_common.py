@@ -190,17 +190,11 @@ def _pareto_table(study: Any, title: str) -> Table:
 def summary_table(study: Any) -> Table:
     """The best trial next to the two baselines (NIN-shaped, all-plain); with several
     objectives, the Pareto front."""
-    from optuna.trial import TrialState
 
-    from nin_search.trials import baseline_trials, best_trials, state_counts
+    from nin_search.trials import baseline_trials, best_trials, states_text
     from nin_search.vocabulary import BASELINE_TITLES
 
-    counts = state_counts(study.get_trials(deepcopy=False))
-    caption = (
-        f"{counts[TrialState.COMPLETE]} completed, {counts[TrialState.PRUNED]} pruned, "
-        f"{counts[TrialState.FAIL]} failed, {counts[TrialState.RUNNING]} running"
-    )
-    title = f"study {study.study_name!r}: {caption}"
+    title = f"study {study.study_name!r}: {states_text(study.get_trials(deepcopy=False))}"
     if len(study.directions) > 1:
         return _pareto_table(study, title)
     table = Table(title=title, title_justify="left")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import os
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ from nin_search.analysis import (
     interval_range,
     percent_label,
 )
+from nin_search.records import PARAMS
 from nin_search.report._analysis_html import analysis_html, answer_html
 from nin_search.report._data import (
     BestArchitecture,
@@ -42,6 +42,7 @@ from nin_search.report._plot import (
 )
 from nin_search.report._trials import NO_COMPLETED_TRIALS, completed_trials
 from nin_search.report._verdicts import StageVerdict, get_stage_verdicts, verdict_lines
+from nin_search.trials import states_text
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -157,7 +158,8 @@ def _best_html(study: optuna.Study, objectives: ObjectivesInfo | None) -> list[s
     best = get_best_architecture_table(study)
     if objectives is None:
         return ["<h2>Best architecture</h2>", _best_table(best)]
-    header = ["trial", *objectives.names, "params", "summary"]
+    with_params = PARAMS not in objectives.names  # else it is a column already
+    header = ["trial", *objectives.names, *[PARAMS] * with_params, "summary"]
     rows = [
         [
             trial.number,
@@ -165,14 +167,15 @@ def _best_html(study: optuna.Study, objectives: ObjectivesInfo | None) -> list[s
                 _objective_value(name, value)
                 for name, value in zip(objectives.names, trial.values, strict=True)
             ),
-            "–" if trial.params is None else f"{trial.params:,}",
+            *["–" if trial.params is None else f"{trial.params:,}"] * with_params,
             trial.arch_summary or "–",
         ]
         for trial in objectives.front
     ]
     parts = [
         '<h2 id="pareto-front">Pareto front</h2>',
-        "<p>The trials no other completed trial beats on every objective "
+        "<p>The completed trials within the cost limits that no other such trial matches or "
+        "beats on every objective while beating it on one "
         f"({html.escape(', '.join(objectives.names))}), most accurate first.</p>",
         table(header, rows, text_columns=(len(header) - 1,))
         if rows
@@ -183,18 +186,11 @@ def _best_html(study: optuna.Study, objectives: ObjectivesInfo | None) -> list[s
         others = ", ".join(objectives.names[1:])
         parts.append(
             f"<p>Trial {best.number}: the most accurate trial of the Pareto front. The other "
-            f"front trials trade accuracy for a lower {html.escape(others)}; "
+            f"front trials give up accuracy for a lower cost ({html.escape(others)}); "
             "<code>nin-search export --trial N</code> exports any of them.</p>"
         )
     parts.append(_best_table(best))
     return parts
-
-
-def _state_counts(study: optuna.Study) -> str:
-    counts: dict[str, int] = defaultdict(int)
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state.name.lower()] += 1
-    return ", ".join(f"{count} {state}" for state, count in sorted(counts.items())) or "no trials"
 
 
 def write_report(
@@ -230,7 +226,7 @@ def write_report(
     parts = [
         *page_head(f"nin-search report: {study.study_name}"),
         "" if note is None else f"<p><i>{html.escape(note)}</i></p>",
-        f"<p>Trials: {html.escape(_state_counts(study))}.</p>",
+        f"<p>Trials: {html.escape(states_text(study.get_trials(deepcopy=False)))}.</p>",
         _objectives_html(objectives),
         *answer_html(answer),
         *analysis_html(answer),
