@@ -23,6 +23,11 @@ only module to fix (checked against Optuna 4.x and 5.0).
   ``fixed_params`` (set by ``enqueue_trial``): :func:`optuna_retried_trial`,
   :func:`optuna_fail_reason`, :func:`is_enqueued`.
 
+* The trial system attr ``constraints`` (a list): how Optuna before 5.0 stored constraints,
+  and the only form optuna-dashboard (0.21) reads; Optuna 5's ``Trial.set_constraint``
+  stores ``constraints:<name>``, which the dashboard ignores, drawing trials over a cost
+  limit as feasible. :func:`set_constraints` writes both.
+
 The study's id uses the public ``BaseStorage.get_study_id_from_name``.
 """
 
@@ -43,6 +48,7 @@ __all__ = [
     "optuna_retried_trial",
     "pareto_front",
     "record_intermediate_value",
+    "set_constraints",
     "set_study_system_attr",
     "storage_of",
     "study_id_of",
@@ -111,6 +117,17 @@ def pareto_front(
     from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
 
     return _get_pareto_front_trials_by_trials(trials, directions)
+
+
+def set_constraints(trial: optuna.Trial, constraints: dict[str, float]) -> None:
+    """Records each constraint (<= 0 is feasible) with ``Trial.set_constraint`` under its name,
+    and the values again as the list optuna-dashboard reads, so that it marks a trial over a
+    limit infeasible. Optuna reads both (``FrozenTrial.constraints`` then holds each value
+    twice, under its name and its index: the same feasibility, every violation doubled)."""
+    for name, value in constraints.items():
+        trial.set_constraint(name, float(value))
+    values = [float(value) for value in constraints.values()]
+    trial.storage.set_trial_system_attr(trial_id_of(trial), "constraints", values)
 
 
 def record_intermediate_value(trial: optuna.Trial, step: int, value: float) -> None:

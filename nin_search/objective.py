@@ -19,7 +19,7 @@ import torch
 from optuna.trial import TrialState
 
 from nin_search import records
-from nin_search.compat import record_intermediate_value
+from nin_search.compat import record_intermediate_value, set_constraints
 from nin_search.config import CostConfig, StudyConfig
 from nin_search.data import SearchData
 from nin_search.devices import resolve_precision
@@ -248,12 +248,15 @@ class Objective:
 
     def _check_constraints(self, trial: optuna.Trial, costs: dict[str, float]) -> str:
         """Records each limit as an Optuna constraint (<= 0 is feasible); returns what broke."""
-        broken = []
-        for name, limit in self.config.cost.limits.items():
-            excess = costs[name] - limit
-            trial.set_constraint(name, float(excess))
-            if excess > 0:
-                broken.append(f"{name} {costs[name]:,.6g} > max {limit:,.6g}")
+        limits = self.config.cost.limits
+        excess = {name: float(costs[name] - limit) for name, limit in limits.items()}
+        if excess:
+            set_constraints(trial, excess)
+        broken = [
+            f"{name} {costs[name]:,.6g} > max {limit:,.6g}"
+            for name, limit in limits.items()
+            if excess[name] > 0
+        ]
         return "; ".join(broken)
 
     def _values(self, accuracy: float, costs: dict[str, float]) -> float | tuple[float, ...]:

@@ -163,6 +163,12 @@ def test_trials_over_a_cost_limit_stop_before_training_and_teach_the_sampler(tmp
     for trial in within:
         assert trial.constraints["params"] <= 0 and trial.user_attrs["latency_ms"] > 0
     assert best_trials(study)[0] in within
+    # optuna-dashboard reads the constraints' list: a trial over a limit is drawn infeasible.
+    from optuna_dashboard._serializer import serialize_frozen_trial
+
+    for trial in study.trials:
+        shown = serialize_frozen_trial(0, trial, {})["constraints"]
+        assert (max(shown) > 0) == (trial in over), (trial.number, shown)
     # Exported, a trial over a limit says it never trained: no accuracy, seed or precision.
     study.set_user_attr("data", data.info())  # what optimize records, for export
     result = run_cli("export", "--storage", storage, "--trial", str(over[0].number), "-o", "m.py",
