@@ -137,8 +137,9 @@ def search_still_running(study: optuna.Study) -> list[int]:
 
 
 def source_trials(study: optuna.Study, *, trial_number: int | None, top: int) -> list[FrozenTrial]:
-    """The trials to ablate: ``trial_number``, else the ``top`` most accurate completed trials
-    within the study's limits (with several objectives: the Pareto front's most accurate).
+    """The trials to ablate: ``trial_number``, else the first ``top`` completed trials within
+    the study's limits, most accurate first (with several objectives: the Pareto front's trials,
+    most accurate first, then the others).
 
     Raises:
         UserError: For a trial that does not exist or was not completed, or a study with no
@@ -146,13 +147,21 @@ def source_trials(study: optuna.Study, *, trial_number: int | None, top: int) ->
     """
     if trial_number is not None:
         trial = pick_trial(study, trial_number)
-        if trial.state != TrialState.COMPLETE or not TrialRecord.from_trial(trial).feasible:
+        record = TrialRecord.from_trial(trial)
+        if not record.feasible:
             raise UserError(
-                f"trial {trial_number} did not complete within the study's limits "
-                f"({trial.state.name.lower()}); ablate a completed trial (see `nin-search best`)"
+                f"trial {trial_number} broke the study's cost limits ("
+                f"{record.constraint_violation}) and never trained; ablate a trial within "
+                "them (see `nin-search best`)"
+            )
+        if trial.state != TrialState.COMPLETE:
+            raise UserError(
+                f"trial {trial_number} did not complete ({trial.state.name.lower()}); ablate "
+                "a completed trial (see `nin-search best`)"
             )
         return [trial]
-    if not best_trials(study):
+    front = best_trials(study)  # within the limits; several objectives: most accurate first
+    if not front:
         pick_trial(study, None)  # raises the "no completed trial yet" error
     completed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -160,7 +169,11 @@ def source_trials(study: optuna.Study, *, trial_number: int | None, top: int) ->
         if record.feasible and record.arch is not None:
             completed.append(trial)
     completed.sort(key=lambda trial: (-trial.values[0], trial.number))
-    return completed[:top]
+    # The front first (one trial with one objective), then the rest, most accurate first.
+    on_front = {trial.number for trial in front}
+    ranked = [t for t in front if t.number in {c.number for c in completed}]
+    ranked += [t for t in completed if t.number not in on_front]
+    return ranked[:top]
 
 
 def plan_ablation(

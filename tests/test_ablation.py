@@ -460,3 +460,25 @@ def test_a_trial_that_is_no_ablation_run_prints_as_one():
         state=TrialState.FAIL, user_attrs={"fail_reason": "NotAnAblationRun: no run was waiting"}
     )
     assert _run_line(junk).startswith("ablation run (none)  fail  (NotAnAblationRun: no run")
+
+
+def test_ablate_top_k_of_a_multi_objective_study_takes_the_pareto_front_first():
+    from nin_search.ablation import source_trials
+    from nin_search.errors import UserError
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    arch = presets.nin_cifar10().to_dict()
+    # (accuracy, params): #1 is off the front (#0 is as accurate and smaller); #3 broke a limit.
+    for accuracy, params, attrs in [
+        (0.95, 1000, {}),
+        (0.94, 5000, {}),
+        (0.90, 500, {}),
+        (0.99, 100, {"constraint_violation": "params > max"}),
+    ]:
+        study.add_trial(
+            optuna.trial.create_trial(values=[accuracy, params], user_attrs={"arch": arch, **attrs})
+        )
+    assert [t.number for t in source_trials(study, trial_number=None, top=2)] == [0, 2]
+    assert [t.number for t in source_trials(study, trial_number=None, top=3)] == [0, 2, 1]
+    with pytest.raises(UserError, match=r"trial 3 broke the study's cost limits \(params > max\)"):
+        source_trials(study, trial_number=3, top=1)
