@@ -23,7 +23,7 @@ from nin_search.cli._common import resolve_config
 from nin_search.config import StudyConfig, default_config, load_study_config, shipped_studies
 from nin_search.errors import UserError
 
-from .conftest import CIFAR10_MINI, REPO
+from .conftest import CIFAR10_MINI, REPO, run_cli
 from .test_cli import in_process
 
 
@@ -145,6 +145,13 @@ def test_init_for_a_torchvision_dataset_writes_a_valid_study(dataset, tmp_path):
     (tmp_path / "s.toml").write_text(text)
     config = load_study_config(tmp_path / "s.toml")
     assert config.data.dataset == dataset and config.data.download
+
+
+def test_init_to_stdout_writes_the_study_file_alone(tmp_path):
+    result = run_cli("init", "-o", "/dev/stdout", "--name", "piped", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "piped.toml").write_text(result.stdout)
+    assert load_study_config(tmp_path / "piped.toml").study.name == "piped"
 
 
 def test_init_for_a_torchvision_dataset_writes_the_cache_folder_the_run_would_use(

@@ -34,9 +34,12 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a fully commented study file (every key, the default study's values) to edit."""
+    from nin_search.outputs import written_in_place
     from nin_search.study_template import write_study_file
 
     write_study_file(output, dataset=dataset, root=root, name=name, force=force)
+    if written_in_place(output):  # -o /dev/stdout: the reader gets the file alone
+        return
     console.print(
         f"wrote {output}; edit it, then run: nin-search optimize {output}",
         markup=False,
