@@ -147,6 +147,49 @@ def test_init_for_a_torchvision_dataset_writes_a_valid_study(dataset, tmp_path):
     assert config.data.dataset == dataset and config.data.download
 
 
+def test_the_init_file_names_every_key_a_study_file_accepts(tmp_path):
+    # Every key is written with its value, or as a comment where it has none (a limit, a
+    # timeout): "unknown key" errors send users to this file to check their spelling.
+    import re
+
+    from pydantic import BaseModel
+
+    from nin_search.config import StudyConfig
+    from nin_search.study_template import study_file_text
+    from nin_search.vocabulary import DATASETS
+
+    (tmp_path / "pets" / "train" / "cat").mkdir(parents=True)
+    texts = [  # every dataset's file: a [data] key may apply to some datasets only
+        study_file_text(dataset=dataset, root=tmp_path / "pets", name="s", folder=tmp_path)
+        for dataset in DATASETS
+    ]
+    tables = {"": set()}
+    table = ""
+    for line in "\n".join(texts).splitlines():
+        if match := re.match(r"^\[([\w.]+)\]", line):
+            table = match[1]
+            tables.setdefault(table, set())
+        elif match := re.match(r"^#? ?(\w+) *=", line):
+            tables[table].add(match[1])
+
+    def expected(model: type[BaseModel], prefix: str) -> list[tuple[str, str]]:
+        pairs = []
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                pairs += expected(annotation, f"{prefix}.{name}".strip("."))
+            else:
+                pairs.append((prefix, name))
+        return pairs
+
+    missing = [
+        f"{table}.{key}".strip(".")
+        for table, key in expected(StudyConfig, "")
+        if key not in tables.get(table, set())
+    ]
+    assert not missing, missing
+
+
 def test_init_to_stdout_writes_the_study_file_alone(tmp_path):
     result = run_cli("init", "-o", "/dev/stdout", "--name", "piped", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
