@@ -11,8 +11,10 @@ sit with their factories.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
+import typing
 from pathlib import Path
 from typing import Literal
 
@@ -354,6 +356,25 @@ def _member_of_input(error: dict) -> bool:
     return True
 
 
+def _keys_of(table: list[str]) -> list[str]:
+    """The keys a study file accepts in ``table`` (``["space"]``, ``["data", "augment"]``;
+    a range's ``low``, ``high`` and ``log`` for a searchable value), for spelling hints."""
+    models: list[type[BaseModel]] = [StudyConfig]
+    for part in table:
+        found = []
+        for model in models:
+            field = model.model_fields.get(part)
+            if field is None:
+                continue
+            annotation = field.annotation
+            members = typing.get_args(annotation) or (annotation,)
+            for member in (arg for m in members for arg in (typing.get_args(m) or (m,))):
+                if isinstance(member, type) and issubclass(member, BaseModel):
+                    found.append(member)
+        models = found
+    return sorted({name for model in models for name in model.model_fields})
+
+
 def _format_validation_error(error: ValidationError) -> str:
     """One line for the most specific of pydantic's errors (unions report one per member)."""
     errors = error.errors()
@@ -361,12 +382,16 @@ def _format_validation_error(error: ValidationError) -> str:
     same_field = [e for e in errors if e["loc"][:2] == field]
     same_field = [e for e in same_field if _member_of_input(e)] or same_field
     custom = [e for e in same_field if e["type"] == "value_error"]
-    best = custom[0] if custom else max(same_field, key=lambda e: len(e["loc"]))
+    unknown = [e for e in same_field if e["type"] == "extra_forbidden"]  # a typo: say it first
+    best = (custom or unknown or [max(same_field, key=lambda e: len(e["loc"]))])[0]
     location = _location(best["loc"])
     if best["type"] == "extra_forbidden":
+        *table, key = location.split(".")
+        close = difflib.get_close_matches(key, _keys_of(table), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
         return (
-            f"unknown key '{location}' (check the spelling against the commented study file "
-            "`nin-search init` writes)"
+            f"unknown key '{location}' ({hint}check the spelling against the commented study "
+            "file `nin-search init` writes)"
         )
     if best["type"] == "too_short" and best.get("input") == []:
         return f"{location} is an empty list; list at least one choice"

@@ -50,8 +50,11 @@ def test_relative_data_root_is_resolved_against_the_study_file(tmp_path):
     ("text", "message"),
     [
         ("[study\nname = 1", "not valid TOML"),
-        ("[space]\nwidth = [16]", "unknown key 'space.width'"),
-        ("[trainer]\nepochs = 3", "unknown key 'trainer'"),
+        ("[space]\nwidth = [16]", "unknown key 'space.width' (did you mean 'widths'?"),
+        ("[trainer]\nepochs = 3", "unknown key 'trainer' (did you mean 'train'?"),
+        ("[data.augment]\nflipp = true", "unknown key 'data.augment.flipp' (did you mean 'flip'?"),
+        ("[train]\nlearning_rate = { low = 0.01, hihg = 0.1 }", "(did you mean 'high'?"),
+        ("[space]\nzzz = 1", "unknown key 'space.zzz' (check the spelling"),
         ("[train]\nepochs = 'ten'", "train.epochs"),
         ("[train]\nepochs = 0", "train.epochs: Input should be greater than or equal to 1"),
         ("[space]\nwidths = [16, 0]", "space.widths must be > 0, but got 0"),
