@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "IntRange": "nin_search.config",
     "SpaceConfig": "nin_search.config",
     "TrainConfig": "nin_search.config",
+    "AugmentConfig": "nin_search.config",
     "DeviceData": "nin_search.data",
     "build_optimizer": "nin_search.optimization",
     "build_scheduler": "nin_search.optimization",
@@ -46,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "TrainResult": "nin_search.train",
     "TrainSettings": "nin_search.train",
     "Trainer": "nin_search.train",
+    "NonFiniteLossError": "nin_search.train",
     "train_on_tensors": "nin_search.train",
     "REQUIRED_USER_ATTRS": "nin_search.records",
 }
@@ -54,12 +56,14 @@ _SUBMODULES = ("presets", "records")
 __all__ = [
     "REQUIRED_USER_ATTRS",
     "ArchSpec",
+    "AugmentConfig",
     "DeviceData",
     "EpochResult",
     "FloatRange",
     "Hyperparameters",
     "IntRange",
     "MLPConv2d",
+    "NonFiniteLossError",
     "SpaceConfig",
     "SpecError",
     "StageSpec",
@@ -97,12 +101,13 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({"__version__", *__all__})
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from nin_search import presets, records
     from nin_search.config import (
+        AugmentConfig,
         FloatRange,
         IntRange,
         SpaceConfig,
@@ -119,4 +124,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from nin_search.records import REQUIRED_USER_ATTRS
     from nin_search.space import suggest_arch, suggest_hyperparameters
     from nin_search.spec import ArchSpec, Hyperparameters, SpecError, StageSpec
-    from nin_search.train import EpochResult, Trainer, TrainResult, TrainSettings, train_on_tensors
+    from nin_search.train import (
+        EpochResult,
+        NonFiniteLossError,
+        Trainer,
+        TrainResult,
+        TrainSettings,
+        train_on_tensors,
+    )

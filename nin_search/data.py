@@ -91,8 +91,8 @@ class DeviceData:
             device: Where training runs; the data is copied there once.
 
         Raises:
-            ValueError: For images that are not a 4-D float array, or labels that do not
-                match them.
+            ValueError: For images that are not a non-empty 4-D float array, or labels that
+                do not match them.
         """
         images, labels = torch.as_tensor(images), torch.as_tensor(labels)
         if images.ndim != 4 or not images.is_floating_point():
@@ -100,6 +100,8 @@ class DeviceData:
                 "images must be a float N x C x H x W array, but got "
                 f"shape={tuple(images.shape)} dtype={images.dtype}."
             )
+        if images.shape[0] == 0:
+            raise ValueError("images holds no image: pass at least one.")
         if labels.shape != images.shape[:1] or labels.is_floating_point():
             raise ValueError(
                 f"labels must be {images.shape[0]} integer class indices, but got "

@@ -391,6 +391,23 @@ def train_on_tensors(
     Images are float ``N x C x H x W`` arrays, already scaled as the network should see them;
     labels are class indices (see :meth:`DeviceData.from_tensors`). Training runs on the
     device of the model's parameters.
+
+    Args:
+        model: The network (:func:`nin_search.build_model`).
+        train_images: Training images, ``N x C x H x W``.
+        train_labels: Their class indices, ``N``.
+        val_images: Validation images, scored after every epoch.
+        val_labels: Their class indices.
+        settings: Hyperparameters, epochs, seed, augmentation, precision.
+        on_epoch: Called with each epoch's :class:`EpochResult` (report to Optuna, prune).
+
+    Returns:
+        The run's :class:`TrainResult`.
+
+    Raises:
+        NonFiniteLossError: When the training loss became NaN or infinite (a diverged run;
+            ``optimize`` prunes such a trial: raise ``optuna.TrialPruned`` from it).
+        ValueError: For empty training or validation data.
     """
     device = next(model.parameters()).device
     return train(

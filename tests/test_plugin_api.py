@@ -69,7 +69,27 @@ def test_plain_tensors_are_checked_and_quoted():
         DeviceData.from_tensors(np.zeros((5, 8, 8)), np.zeros((5,), int))
     with pytest.raises(ValueError, match=r"labels must be 5 integer class indices"):
         DeviceData.from_tensors(np.zeros((5, 1, 8, 8)), np.zeros((4,), int))
+    with pytest.raises(ValueError, match="holds no image"):
+        DeviceData.from_tensors(np.zeros((0, 1, 8, 8)), np.zeros((0,), int))
     with pytest.raises(ValueError, match="epochs=0"):
         TrainSettings(epochs=0)
     with pytest.raises(ValueError, match="schedule='linear'"):
         TrainSettings(schedule="linear")
+
+
+def test_the_readme_example_prunes_a_diverged_trial_and_goes_on(tmp_path, monkeypatch):
+    # The example with a learning rate that makes the loss NaN: the trial is pruned, the
+    # study goes on (a NonFiniteLossError would end study.optimize).
+    code = readme_example().replace('"learning_rate", 0.01, 0.1', '"learning_rate", 1e6, 1e7')
+    assert code != readme_example()
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md:plugin-example", "exec"), {"__name__": "plugin"})
+    study = optuna.load_study(study_name="my-search", storage=url_of(tmp_path))
+    assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.PRUNED] * 3
+
+
+def test_the_package_lists_only_its_public_names():
+    import nin_search
+
+    assert set(dir(nin_search)) == {"__version__", *nin_search.__all__}
+    assert all(getattr(nin_search, name) is not None for name in nin_search.__all__)
