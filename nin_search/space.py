@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from nin_search.config import TrainConfig
 from nin_search.config_space import NIN_REFERENCE, FloatRange, IntRange, SpaceConfig, choices_of
 from nin_search.spec import ArchSpec, Hyperparameters, StageSpec
-from nin_search.vocabulary import BASELINES, MLP, NO_POOL, PLAIN, STAGE_KINDS
+from nin_search.vocabulary import BASELINE_KINDS, BASELINES, MLP, NO_POOL, STAGE_KINDS
 
 if TYPE_CHECKING:
     import optuna
@@ -260,7 +260,7 @@ def baseline_params(
         raise ValueError(f"baseline must be one of {BASELINES}, but got baseline={baseline!r}.")
     params = _Baseline()
     num_stages = params.near("num_stages", space.num_stages, len(NIN_REFERENCE.stages))
-    kind = MLP if baseline == "nin" else PLAIN
+    kind = BASELINE_KINDS[baseline]
     for index in range(num_stages):
         last = index == num_stages - 1
         _baseline_stage(params, space, index, kind=kind, last=last, width_scale=width_scale)

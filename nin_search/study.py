@@ -23,6 +23,7 @@ from nin_search import __version__
 from nin_search.artifacts import checkpoint_dir_for
 from nin_search.compat import set_study_system_attr, storage_of
 from nin_search.config import CREATION_WAIT, MAX_FAILURES_IN_A_ROW, MAX_STUDY_NAME, StudyConfig
+from nin_search.config_space import choices_of
 from nin_search.errors import UserError
 from nin_search.image_files import composed
 from nin_search.records import (
@@ -44,7 +45,7 @@ from nin_search.sampling import make_pruner, make_sampler, sampler_seed
 from nin_search.space import baseline_params, suggest_arch
 from nin_search.storage import check_storage_url, display_url, open_storage, use_wal
 from nin_search.trials import FINISHED_STATES, directions_of, finished_trials, recorded_space
-from nin_search.vocabulary import BASELINES
+from nin_search.vocabulary import BASELINE_KINDS, BASELINES
 
 __all__ = [
     "baselines_within_limits",
@@ -184,27 +185,36 @@ def baselines_within_limits(
     differ only in the 1x1 layers; when even the narrowest breaks a limit, there are none. A
     latency limit is measured on the device while a trial runs and cannot be checked here.
     """
+    kinds = choices_of(config.space.stage_types)
+    expressible = [b for b in BASELINES if BASELINE_KINDS[b] in kinds]
+    dropped = None
+    if len(expressible) < len(BASELINES):  # one stage type: the other network is not in it
+        dropped = (
+            f"only the {' and '.join(expressible)} baseline: space.stage_types = {kinds} holds "
+            "one stage type, so the other baseline would be the same network"
+        )
     limits = {name: limit for name, limit in config.cost.limits.items() if name in (PARAMS, MACS)}
     stated = ", ".join(f"cost.max_{name} = {limit:,}" for name, limit in limits.items())
     previous = None
     for scale in _BASELINE_WIDTH_SCALES:
         params = {
             baseline: baseline_params(config.space, config.train, baseline, width_scale=scale)
-            for baseline in BASELINES
+            for baseline in expressible
         }
         if not limits or data_info is None:
-            return params, None
+            return params, dropped
         if params == previous:
             break  # the widths reached the space's narrowest choices
         previous = params
         costs = [_baseline_costs(values, config, data_info) for values in params.values()]
         if all(cost[name] <= limit for cost in costs for name, limit in limits.items()):
             if scale == 1:
-                return params, None
-            return params, (
+                return params, dropped
+            narrowed = (
                 f"baselines narrowed to fit the cost limits ({stated}): widths x{scale:g} "
                 f"({', '.join(f'{cost[PARAMS]:,} params' for cost in costs)})"
             )
+            return params, narrowed if dropped is None else f"{dropped}; {narrowed}"
     return {}, (
         f"baselines skipped: even at the space's narrowest widths they break the cost limits "
         f"({stated}); raise the limits or add narrower widths to have them"

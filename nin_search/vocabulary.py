@@ -50,6 +50,7 @@ ACCURACY = "accuracy"  # the first objective, maximised; the costs (records.COST
 OBJECTIVES = (ACCURACY, *COSTS)
 # The reference trials a new study enqueues: the NIN-shaped network and its all-plain twin.
 BASELINES = ("nin", "plain")
+BASELINE_KINDS = {"nin": MLP, "plain": PLAIN}  # every stage MLP conv, or every stage plain
 BASELINE_TITLES = {"nin": "NIN baseline", "plain": "plain baseline"}  # in tables and the note
 
 

@@ -173,3 +173,15 @@ def test_baselines_within_the_limits_are_unchanged_and_impossible_ones_are_skipp
     assert _waiting(study) == []
     assert study.user_attrs[BASELINES_NOTE].startswith("baselines skipped")
     assert "cost.max_params = 100" in study.user_attrs[BASELINES_NOTE]
+
+
+@pytest.mark.parametrize(("kinds", "kept"), [(["mlp"], "nin"), (["plain"], "plain")])
+def test_a_space_of_one_stage_type_gets_only_the_baseline_it_can_express(kinds, kept):
+    from nin_search.study import baselines_within_limits
+
+    config = StudyConfig.model_validate({"space": {"stage_types": kinds}})
+    params, note = baselines_within_limits(config, DIGITS_SHAPE)
+    assert list(params) == [kept]
+    assert note.startswith(f"only the {kept} baseline: space.stage_types = {kinds}")
+    stages = [k for k in params[kept] if k.endswith("_type")]
+    assert stages and all(params[kept][k] == kinds[0] for k in stages)
