@@ -240,11 +240,11 @@ def _parse_states(states: Sequence[str] | None) -> tuple[TrialState, ...]:
     return tuple(TRIAL_STATES[name] for name in dict.fromkeys(names))
 
 
-def _sort_key(sort: str) -> Any:
-    """Rows with the value first (accuracy: highest first; a cost: smallest first), then
-    rows without it; ties by trial number."""
+def _sort_key(sort: str, *, maximize: bool = True) -> Any:
+    """Rows with the value first (accuracy: best first, as the study's first direction says,
+    as ``best`` picks; a cost: smallest first), then rows without it; ties by trial number."""
     name = "num_params" if sort == "params" else sort
-    sign = -1 if sort == "accuracy" else 1
+    sign = -1 if sort == "accuracy" and maximize else 1
     return lambda row: (
         row[name] is None,
         0 if row[name] is None else sign * row[name],
@@ -278,7 +278,8 @@ def trials_table(
         raise UserError(f"--top must be at least 1, but got {top}")
     wanted = _parse_states(states)
     rows = [trial_summary(trial) for trial in study.get_trials(deepcopy=False, states=wanted)]
-    rows.sort(key=_sort_key(sort))
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    rows.sort(key=_sort_key(sort, maximize=maximize))
     return rows if top is None else rows[:top]
 
 

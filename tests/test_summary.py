@@ -326,3 +326,14 @@ def test_every_output_counts_a_trial_s_epochs_as_the_last_epoch_it_reported():
     )
     assert trial_summary(trial)["epochs"] == 4
     assert "pruned at epoch 4" in trial_line(trial) and "4 epochs" in trial_line(trial)
+
+
+def test_trials_ranks_by_the_study_s_direction_as_best_does():
+    from nin_search.trials import best_trials
+
+    study = optuna.create_study(direction="minimize")
+    for value in (0.5, 0.1, 0.3):
+        study.add_trial(create_trial(value=value, user_attrs={records.ARCH: {}}))
+    rows = trials_table(study)
+    assert [row["number"] for row in rows] == [1, 2, 0]
+    assert rows[0]["number"] == best_trials(study)[0].number
