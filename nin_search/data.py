@@ -14,6 +14,7 @@ Batching and augmentation are in :mod:`nin_search.batches`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -293,6 +294,21 @@ def _read_image_folder(folder: Path, size: int, *, min_classes: int = 2) -> Imag
     return ImageTensors(images, labels, dataset.classes, dataset.real_paths)
 
 
+def _folders(root: Path) -> set[Path]:
+    """``root`` and every folder under it (none when it is missing)."""
+    if not root.is_dir():
+        return set()
+    return {root, *(path for path in root.rglob("*") if path.is_dir())}
+
+
+def _remove_new_empty_folders(root: Path, before: set[Path]) -> None:
+    """Removes the folders under ``root`` (itself included) that were not in ``before`` and
+    are empty: what a failed torchvision download leaves (``MNIST/raw/``). No file is touched."""
+    for folder in sorted(_folders(root) - before, key=lambda path: len(path.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only succeeds when empty
+
+
 def _read_torchvision(config: DataConfig, *, train: bool) -> ImageTensors:
     import torchvision.datasets as tv_datasets
 
@@ -300,19 +316,20 @@ def _read_torchvision(config: DataConfig, *, train: bool) -> ImageTensors:
     root = Path(config.root or torchvision_root()).expanduser()
     dataset_class = getattr(tv_datasets, TORCHVISION_DATASETS[name])
     split = {"split": "train" if train else "test"} if name == "svhn" else {"train": train}
+    before = _folders(root)
     try:
         dataset = dataset_class(str(root), download=config.download, **split)
-    except RuntimeError as error:
+    except (RuntimeError, OSError) as error:  # URLError is an OSError: no network
+        _remove_new_empty_folders(root, before)  # what the failed download created
         if config.download:
-            raise UserError(f"{name}: download to {root} failed ({error})") from None
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise UserError(
+                f"{name}: download to {root} failed ({reason}); check the network, or "
+                "download it elsewhere and set data.root to it"
+            ) from None
         raise UserError(
             f"{name} not found under {root}; set data.download = true (needs internet) "
             "or data.root to the folder that holds it"
-        ) from None
-    except OSError as error:  # URLError is an OSError: no network
-        raise UserError(
-            f"{name}: cannot download to {root} ({error}); check the network, or download "
-            "it elsewhere and set data.root to it"
         ) from None
     data = dataset.data
     images = torch.as_tensor(np.asarray(data))

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -94,6 +96,28 @@ def test_missing_torchvision_dataset_without_download_is_a_user_error(tmp_path):
     config = DataConfig(dataset="cifar10", root=str(tmp_path))
     with pytest.raises(UserError, match="cifar10 not found under .*data.download = true"):
         read_dataset(config, split="train")
+
+
+def test_a_failed_download_is_one_line_and_leaves_no_empty_folders(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(self):  # as torchvision fails without a network: folders made, then an error
+        Path(self.raw_folder).mkdir(parents=True, exist_ok=True)
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://a\n")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
+    (tmp_path / "other" / "empty").mkdir(parents=True)  # not the download's: stays
+    config = DataConfig(dataset="mnist", root=str(tmp_path / "data"), download=True)
+    with pytest.raises(UserError) as raised:
+        read_dataset(config, split="train")
+    assert "\n" not in str(raised.value)
+    assert "download to" in str(raised.value) and "train-images-idx3-ubyte.gz" in str(raised.value)
+    assert not (tmp_path / "data").exists()
+    config = DataConfig(dataset="mnist", root=str(tmp_path), download=True)
+    with pytest.raises(UserError):
+        read_dataset(config, split="train")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
+    assert (tmp_path / "other" / "empty").is_dir()
 
 
 @pytest.mark.skipif(
