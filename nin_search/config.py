@@ -411,7 +411,7 @@ def study_file_path(name_or_path: str | Path) -> Path:
 
     A shipped study is found by its bare name (``digits``, or ``digits.toml``) from any folder;
     a local file of that name wins, ``NAME.toml`` too (``nin-search init -o digits.toml``, then
-    ``optimize digits``, runs the file written).
+    ``optimize digits``, runs the file written); a local folder of that name does not.
 
     Raises:
         UserError: When neither exists (the message lists the shipped names).
@@ -422,14 +422,14 @@ def study_file_path(name_or_path: str | Path) -> Path:
     local = path.with_name(f"{path.name}.toml") if path.suffix != ".toml" and path.name else None
     if local is not None and local.is_file():
         return local
+    shipped = SHIPPED_STUDIES_DIR / f"{path.name.removesuffix('.toml')}.toml"
+    if len(path.parts) == 1 and shipped.is_file():
+        return shipped  # before a folder of that name: ./mnist/ may hold its images
     if path.is_dir():
         raise UserError(
             f"{str(path)!r} is a folder; pass a study file (.toml), or write one with "
             "`nin-search init -o my-study.toml`"
         )
-    shipped = SHIPPED_STUDIES_DIR / f"{path.name.removesuffix('.toml')}.toml"
-    if len(path.parts) == 1 and shipped.is_file():
-        return shipped
     raise UserError(
         f"study file {str(path)!r} not found; pass a path to a study file, a shipped study's "
         f"name ({', '.join(shipped_studies())}), or write one with `nin-search init -o "

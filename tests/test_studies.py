@@ -51,6 +51,17 @@ def test_a_local_file_wins_over_a_shipped_study_of_the_same_name(tmp_path, monke
     assert load_study_config("digits").study.name == "mine too"
 
 
+def test_a_folder_named_like_a_shipped_study_does_not_hide_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mnist").mkdir()  # where a user keeps its images, say
+    assert (
+        config_module.study_file_path("mnist") == config_module.SHIPPED_STUDIES_DIR / "mnist.toml"
+    )
+    with pytest.raises(UserError, match="'other' is a folder"):
+        (tmp_path / "other").mkdir()
+        config_module.study_file_path("other")
+
+
 def test_an_unknown_study_name_lists_the_shipped_ones(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError) as raised:
