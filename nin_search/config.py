@@ -33,7 +33,7 @@ from nin_search.config_space import (
     some_of,
 )
 from nin_search.errors import UserError
-from nin_search.records import LATENCY_MS, MACS, PARAMS
+from nin_search.records import ABLATION_SUFFIX, LATENCY_MS, MACS, PARAMS, is_ablation_study_name
 from nin_search.vocabulary import (
     DATASETS,
     OBJECTIVES,
@@ -161,6 +161,17 @@ class StudySection(_Frozen):
     # digits study at -0.2 points); the design-space verdict then compares the random trials at
     # the first epoch it stopped one at. False trains them in full (compares whole runs).
     prune_random_trials: bool = True
+
+    @model_validator(mode="after")
+    def _check_name(self) -> StudySection:
+        if not self.name.strip():
+            raise ValueError("study.name is blank; give the study a name")
+        if is_ablation_study_name(self.name):
+            raise ValueError(
+                f"study.name {self.name!r} ends in {ABLATION_SUFFIX!r}, which names the ablation "
+                f"runs of study {self.name.removesuffix(ABLATION_SUFFIX)!r}; choose another name"
+            )
+        return self
 
 
 class AugmentConfig(_Frozen):

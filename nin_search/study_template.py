@@ -164,6 +164,11 @@ def study_file_text(
     if dataset not in DATASETS:
         raise UserError(f"--dataset must be one of {', '.join(DATASETS)}, but got {dataset!r}")
     root_text = None
+    if dataset == "digits" and root is not None:
+        raise UserError(
+            "--root is for the image-folder and torchvision datasets; digits ships with "
+            "scikit-learn (leave --root out, or pass --dataset)"
+        )
     if dataset == "imagefolder":
         if root is None:
             raise UserError("--dataset imagefolder needs --root DIR (the folder holding train/)")
@@ -186,7 +191,8 @@ def study_file_text(
     try:
         config = StudyConfig.model_validate(tomllib.loads(body))
     except ValidationError as error:  # only the name can make it invalid
-        raise UserError(f"--name {name!r}: {error.errors()[0]['msg']}") from None
+        message = error.errors()[0]["msg"].removeprefix("Value error, ")
+        raise UserError(f"--name {name!r}: {message}") from None
     return _header(config) + body
 
 
@@ -214,6 +220,6 @@ def write_study_file(
     output = Path(output)
     check_outputs([("--output", output)], replace=force)
     text = study_file_text(
-        dataset=dataset, root=root, name=name or output.stem, folder=output.parent
+        dataset=dataset, root=root, name=output.stem if name is None else name, folder=output.parent
     )
     write_text_atomic(output, text)

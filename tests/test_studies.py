@@ -171,7 +171,12 @@ def test_the_init_file_names_every_key_a_study_file_accepts(tmp_path):
 
     (tmp_path / "pets" / "train" / "cat").mkdir(parents=True)
     texts = [  # every dataset's file: a [data] key may apply to some datasets only
-        study_file_text(dataset=dataset, root=tmp_path / "pets", name="s", folder=tmp_path)
+        study_file_text(
+            dataset=dataset,
+            root=None if dataset == "digits" else tmp_path / "pets",
+            name="s",
+            folder=tmp_path,
+        )
         for dataset in DATASETS
     ]
     tables = {"": set()}
@@ -227,6 +232,9 @@ def test_init_for_a_torchvision_dataset_writes_the_cache_folder_the_run_would_us
         (("--dataset", "imagefolder"), "--dataset imagefolder needs --root DIR"),
         (("--dataset", "imagefolder", "--root", "nowhere"), "has no train/ folder"),
         (("--dataset", "imagenet"), "--dataset must be one of digits, imagefolder"),
+        (("--name", "a:ablation"), "--name 'a:ablation': study.name 'a:ablation' ends in"),
+        (("--name", ""), "--name ''"),
+        (("--root", "."), "--root is for the image-folder and torchvision datasets"),
         (("-o", "exists.toml"), "--output 'exists.toml' exists; pass --force"),
         (("-o", "no/such/folder.toml"), "for --output does not exist"),
         (("--name", "x" * 201), "at most 200 characters"),
@@ -321,7 +329,12 @@ def test_the_init_file_says_what_each_key_left_out_becomes(dataset, tmp_path):
     from nin_search.study_template import study_file_text
 
     (tmp_path / "pets" / "train" / "cat").mkdir(parents=True)
-    text = study_file_text(dataset=dataset, root=tmp_path / "pets", name="s", folder=tmp_path)
+    text = study_file_text(
+        dataset=dataset,
+        root=None if dataset == "digits" else tmp_path / "pets",
+        name="s",
+        folder=tmp_path,
+    )
     header = " ".join(line for line in text.splitlines() if line.startswith("# "))
     listed = header[header.index("except for") :]
     full = tomllib.loads(text)
