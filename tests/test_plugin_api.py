@@ -93,3 +93,16 @@ def test_the_package_lists_only_its_public_names():
 
     assert set(dir(nin_search)) == {"__version__", *nin_search.__all__}
     assert all(getattr(nin_search, name) is not None for name in nin_search.__all__)
+
+
+def test_the_answer_of_a_study_whose_trials_lack_the_attrs_says_which_attrs():
+    from nin_search.analysis import answer_lines, get_answer
+
+    study = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.7):
+        study.add_trial(optuna.trial.create_trial(value=value))
+    (_, line) = answer_lines(get_answer(study))
+    assert "none of its 2 finished trials records its architecture" in line
+    assert "REQUIRED_USER_ATTRS" in line
+    (_, line) = answer_lines(get_answer(optuna.create_study()))
+    assert "no finished trials yet" in line

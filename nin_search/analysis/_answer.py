@@ -24,7 +24,7 @@ from nin_search.analysis._settle import (
     random_trials_to_settle,
 )
 from nin_search.analysis._stats import AdjustedDifference, holm_rejections
-from nin_search.trials import recorded_config
+from nin_search.trials import FINISHED_STATES, recorded_config
 from nin_search.vocabulary import PARAM_TOLERANCE
 
 # What the answer says about an ablation it cannot run: the study was not made by optimize.
@@ -54,6 +54,7 @@ class Answer(NamedTuple):
     has_ablation_study: bool
     confidence: float
     stages: list[StageAnswer]
+    finished_trials: int = 0  # completed or pruned, read or not (a plugin study's may lack attrs)
 
 
 def get_answer(
@@ -102,7 +103,8 @@ def get_answer(
             command=command,
         )
         stages.append(StageAnswer(stage, mine, design.get(stage), settle))
-    return Answer(study.study_name, ablation_study is not None, confidence, stages)
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    return Answer(study.study_name, ablation_study is not None, confidence, stages, finished)
 
 
 def _settle_lines(
@@ -243,8 +245,14 @@ def answer_lines(answer: Answer) -> list[str]:
         f"Answer: does MLP conv beat plain conv in study {answer.study_name!r}? "
         f"(MLP minus plain, accuracy points, {percent_label(answer.confidence)} intervals)"
     ]
-    if not answer.stages:
+    if not answer.stages and not answer.finished_trials:
         lines.append("  no finished trials yet: run `nin-search optimize`")
+    elif not answer.stages:
+        lines.append(
+            f"  none of its {answer.finished_trials} finished trials records its architecture: "
+            "an objective of your own sets the user attrs in nin_search.REQUIRED_USER_ATTRS "
+            "(README, Python API)"
+        )
     for stage in answer.stages:
         lines.append(f"  stage {stage.stage}:")
         for ablation in stage.ablations:
