@@ -7,6 +7,7 @@ No torch, no optuna: a spec can be stored, diffed, and rebuilt anywhere.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,17 +209,30 @@ class Hyperparameters:
 
     def __post_init__(self) -> None:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        if not self.learning_rate > 0:
-            raise SpecError(f"learning_rate must be > 0, but got {self.learning_rate}.")
-        if not self.weight_decay >= 0:
-            raise SpecError(f"weight_decay must be >= 0, but got {self.weight_decay}.")
+        if not 0 < self.learning_rate < math.inf:
+            raise SpecError(f"learning_rate must be > 0 and finite, but got {self.learning_rate}.")
+        if not 0 <= self.weight_decay < math.inf:
+            raise SpecError(f"weight_decay must be >= 0 and finite, but got {self.weight_decay}.")
         check_int("batch_size", self.batch_size, minimum=1, error=SpecError)
         if not is_rate(self.label_smoothing):
             raise SpecError(f"label_smoothing must be in [0, 1), but got {self.label_smoothing}.")
+        if not is_rate(self.momentum):
+            raise SpecError(f"momentum must be in [0, 1), but got {self.momentum}.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Hyperparameters:
+        """Builds and validates hyperparameters from :meth:`to_dict` output.
+
+        Raises:
+            SpecError: On unknown keys and on impossible values.
+        """
+        known = {spec_field.name for spec_field in dataclasses.fields(cls)}
+        if not isinstance(data, dict) or set(data) - known:
+            unknown = sorted(set(data) - known) if isinstance(data, dict) else data
+            raise SpecError(
+                f"unknown Hyperparameters keys {unknown}; known keys are {sorted(known)}."
+            )
         return cls(**data)

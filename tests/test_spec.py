@@ -81,6 +81,12 @@ def test_hyperparameters_validate_and_round_trip():
         Hyperparameters(optimizer="adam")
     with pytest.raises(SpecError, match="batch_size=0"):
         Hyperparameters(batch_size=0)
+    with pytest.raises(SpecError, match="momentum must be in"):
+        Hyperparameters(momentum=5.0)
+    with pytest.raises(SpecError, match="learning_rate must be > 0 and finite, but got inf"):
+        Hyperparameters(learning_rate=float("inf"))
+    with pytest.raises(SpecError, match=r"unknown Hyperparameters keys \['lr'\]"):
+        Hyperparameters.from_dict({"lr": 0.1})
 
 
 def test_the_public_names_are_exactly_the_lazily_imported_ones():
