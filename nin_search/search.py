@@ -58,6 +58,7 @@ __all__ = [
     "open_search",
     "plan_search",
     "run_search",
+    "timeout_note",
 ]
 
 
@@ -254,3 +255,16 @@ def every_trial_failed(trials: list[FrozenTrial]) -> str | None:
         return None
     reasons = failure_summary(trials)
     return reasons[0][0] if reasons else None
+
+
+def timeout_note(plan: SearchPlan, study: optuna.Study) -> str | None:
+    """What to say when the run stopped at ``study.timeout`` (``--timeout``) short of
+    ``study.n_trials`` finished trials; ``None`` otherwise."""
+    timeout, target = plan.config.study.timeout, plan.config.study.n_trials
+    finished = len(finished_trials(study))
+    if timeout is None or finished >= target:
+        return None
+    return (
+        f"stopped at the timeout ({timeout:g} s) with {finished} of {target} trials finished; "
+        "run the same command again to go on"
+    )

@@ -203,3 +203,14 @@ def test_the_ablation_after_a_search_follows_no_progress_and_quiet(tmp_path):
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == ""
     assert "Answer" in quiet.stdout
+
+
+def test_a_run_stopped_by_the_timeout_says_so_and_how_to_go_on(tmp_path):
+    write_study(tmp_path, TINY_DIGITS.replace("n_trials = 3", "n_trials = 3\ntimeout = 0.001"))
+    result = run_cli("optimize", "study.toml", "--workers", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(
+        r"stopped at the timeout \(0\.001 s\) with [12] of 3 trials finished; run the same "
+        r"command again to go on",
+        " ".join(result.stderr.split()),
+    ), result.stderr

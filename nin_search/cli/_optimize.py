@@ -151,6 +151,11 @@ def optimize(
     if outcome.exit_code:
         err_console.print(outcome.message, highlight=False)
         raise typer.Exit(outcome.exit_code)
+    from nin_search.search import timeout_note
+
+    stopped = timeout_note(plan, study)
+    if stopped is not None and not quiet:
+        err_console.print(stopped, markup=False, highlight=False, soft_wrap=True)
     ablated = False
     if config.ablation.after_search:
         from nin_search.ablation import AblationSetup, search_still_running
