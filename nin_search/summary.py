@@ -22,9 +22,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nin_search.errors import UserError
 from nin_search.outputs import JsonLines
-from nin_search.records import BASELINE, TrialRecord
+from nin_search.records import BASELINE, LATENCY_MS, TrialRecord
 from nin_search.trials import baseline_trials, best_trials, epochs_reached, validation_accuracy
-from nin_search.vocabulary import BASELINES, OBJECTIVES
+from nin_search.vocabulary import ACCURACY, BASELINES, OBJECTIVES
 
 __all__ = [
     "TRIAL_KEYS",
@@ -270,7 +270,8 @@ def trials_table(
         states: Keep trials in these states (names of TRIAL_STATES); ``None`` for all.
 
     Raises:
-        UserError: For an unknown sort key or state, or ``top`` < 1.
+        UserError: For an unknown sort key or state, ``top`` < 1, or a sort by a cost no
+            trial has (latency, in a study that never measured it).
     """
     if sort not in TRIAL_SORT_KEYS:
         raise UserError(f"--sort must be one of {', '.join(TRIAL_SORT_KEYS)}, but got {sort!r}")
@@ -278,6 +279,15 @@ def trials_table(
         raise UserError(f"--top must be at least 1, but got {top}")
     wanted = _parse_states(states)
     rows = [trial_summary(trial) for trial in study.get_trials(deepcopy=False, states=wanted)]
+    key = "num_params" if sort == "params" else sort
+    if sort != ACCURACY and rows and all(row[key] is None for row in rows):
+        raise UserError(
+            f"no trial of study {study.study_name!r} has {sort}: latency is measured only when "
+            "it is an objective or a limit (study.objectives, cost.max_latency_ms); sort by "
+            "accuracy, params or macs"
+            if sort == LATENCY_MS
+            else f"no trial of study {study.study_name!r} has {sort}; sort by accuracy"
+        )
     maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
     rows.sort(key=_sort_key(sort, maximize=maximize))
     return rows if top is None else rows[:top]

@@ -337,3 +337,12 @@ def test_trials_ranks_by_the_study_s_direction_as_best_does():
     rows = trials_table(study)
     assert [row["number"] for row in rows] == [1, 2, 0]
     assert rows[0]["number"] == best_trials(study)[0].number
+
+
+def test_trials_sorted_by_a_cost_no_trial_measured_says_why():
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(create_trial(value=0.5, user_attrs={records.ARCH: {}, records.PARAMS: 10}))
+    with pytest.raises(UserError, match="latency is measured only when it is an objective"):
+        trials_table(study, sort="latency_ms")
+    assert [row["number"] for row in trials_table(study, sort="params")] == [0]
+    assert trials_table(optuna.create_study(), sort="latency_ms") == []  # no trial: no rows
