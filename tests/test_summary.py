@@ -108,7 +108,8 @@ def test_the_leaderboard_sorts_by_a_cost_smallest_first_and_filters_states(every
     assert _numbers(trials_table(every_state, sort="params")) == [1, 4, 3, 6, 0, 2, 5]
     assert _numbers(trials_table(every_state, states=["complete"])) == [0, 5, 2]
     assert _numbers(trials_table(every_state, states=["pruned", "RUNNING "], top=2)) == [1, 4]
-    assert _numbers(trials_table(every_state, sort="latency_ms", top=1)) == [0]  # none: by number
+    with pytest.raises(UserError, match="has latency_ms"):  # none measured: says so
+        trials_table(every_state, sort="latency_ms", top=1)
 
 
 @pytest.mark.parametrize(
