@@ -18,6 +18,7 @@ from nin_search.errors import UserError
 from nin_search.outputs import check_folder, check_input_folder
 from nin_search.records import (
     BASELINE,
+    CONSTRAINT_VIOLATION,
     OPTUNA_ARTIFACT_PREFIX,
     REMOVED_WEIGHTS,
     WEIGHTS_ARTIFACT,
@@ -244,11 +245,22 @@ def download_weights(
 
     artifact_id = trial.user_attrs.get(WEIGHTS_ARTIFACT)
     removed = trial.number in study.user_attrs.get(REMOVED_WEIGHTS, [])
+    violation = trial.user_attrs.get(CONSTRAINT_VIOLATION)
+    if violation:
+        raise UserError(
+            f"trial {trial.number} broke the study's cost limits ({violation}) and never "
+            "trained, so it has no weights; `export` without --weights writes its architecture"
+        )
     if not artifact_id or removed:
+        kept = (
+            "the best study.keep_weights and the Pareto front are kept"
+            if len(study.directions) > 1
+            else "the best study.keep_weights are kept"
+        )
         why = (
-            "were deleted (only the best study.keep_weights are kept)"
+            f"were deleted (only {kept})"
             if removed
-            else ("were never stored (only completed trials in the best study.keep_weights are)")
+            else f"were never stored (only completed trials are, and of them {kept})"
         )
         raise UserError(
             f"the weights of trial {trial.number} {why}; retrain it with `nin-search train "

@@ -425,6 +425,12 @@ def prepare_retrain(
         check_onnx_available()
     study = load_searched_study(storage_url, study_name)
     trial = pick_trial(study, trial_number)
+    violation = TrialRecord.from_trial(trial).constraint_violation
+    if violation:
+        raise UserError(
+            f"trial {trial.number} broke the study's cost limits ({violation}), which the "
+            "model is meant to meet; train a trial within them (see `nin-search best`)"
+        )
     config = recorded_study_config(study, command="train")
     check_test_split(config.data)  # scored on at the end: missing, it fails now, not then
     # Checked before the long retraining: a study without data attrs fails now, not after.

@@ -177,6 +177,15 @@ def test_trials_over_a_cost_limit_stop_before_training_and_teach_the_sampler(tmp
     header = (tmp_path / "m.py").read_text()
     assert "Validation accuracy: none (never trained: params" in header
     assert "0.00%" not in header and "Trained with" not in header
+    # Its weights and its retraining are refused, naming the limit it broke.
+    number = str(over[0].number)
+    result = run_cli("export", "--storage", storage, "--trial", number, "-o", "w.py",
+                     "--weights", "w.safetensors", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2 and "broke the study's cost limits (params" in result.stderr
+    result = run_cli("train", "--storage", storage, "--trial", number, "-o", "final",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2 and "broke the study's cost limits (params" in result.stderr
+    assert not (tmp_path / "final").exists()
 
 
 def test_a_real_two_objective_run_gives_a_pareto_front_and_prunes(tmp_path):
