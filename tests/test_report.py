@@ -259,7 +259,7 @@ def test_cost_info_lists_completed_trials_and_their_pareto_fronts():
 def test_cost_figures_mark_the_front_and_label_the_baselines_on_a_log_axis():
     figure = report.plot_cost(get_cost_info(cost_study()), cost="macs")
     traces = {trace.name: trace for trace in figure.data}
-    assert list(traces["Pareto front"].x) == [1000, 8000]
+    assert list(traces["front: accuracy vs macs"].x) == [1000, 8000]
     assert list(traces["nin baseline"].text) == ["nin baseline"]
     assert traces["nin baseline"].marker.symbol != traces["plain baseline"].marker.symbol
     # Labels on different sides of their markers, so that close baselines' labels never collide.
@@ -607,7 +607,9 @@ def test_a_multi_objective_report_names_its_objectives_and_lists_the_pareto_fron
     # Accuracy against each objective the study has: latency too, with its own front.
     assert 'id="figure-cost-latency"' in text
     figure = report.plot_cost(get_cost_info(study), cost="latency_ms")
-    front_trace = next(trace for trace in figure.data if trace.name == "Pareto front")
+    front_trace = next(
+        trace for trace in figure.data if trace.name == "front: accuracy vs latency_ms"
+    )
     assert list(front_trace.x) == [0.5, 1.0]
 
 

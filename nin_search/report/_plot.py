@@ -149,8 +149,9 @@ _COST_LABELS = {
 
 
 def plot_cost(cost_info: CostInfo, *, cost: str = "params") -> go.Figure:
-    """Accuracy against cost (log x for params and MACs), with the Pareto front and the
-    baselines marked.
+    """Accuracy against cost (log x for params and MACs), with the front of that pair (the
+    trials no other beats on both accuracy and this cost; in a study with other objectives, not
+    its Pareto front) and the baselines marked.
 
     Args:
         cost_info: From :func:`get_cost_info`.
@@ -179,9 +180,9 @@ def plot_cost(cost_info: CostInfo, *, cost: str = "params") -> go.Figure:
     )
     by_number = {point.number: point for point in points}
     front_numbers = {
-        "params": cost_info.params_front,
-        "macs": cost_info.macs_front,
-        "latency_ms": cost_info.latency_front,
+        PARAMS: cost_info.params_front,
+        MACS: cost_info.macs_front,
+        LATENCY_MS: cost_info.latency_front,
     }[cost]
     front = [by_number[number] for number in front_numbers if number in by_number]
     figure.add_trace(
@@ -190,7 +191,7 @@ def plot_cost(cost_info: CostInfo, *, cost: str = "params") -> go.Figure:
             y=[point.accuracy for point in front],
             mode="lines+markers",
             line_shape="hv",
-            name="Pareto front",
+            name=f"front: accuracy vs {cost}",  # this pair's front, not the study's
             marker=dict(color="#ef553b", size=10),
             hovertext=[_cost_hover(point) for point in front],
         )
