@@ -55,6 +55,7 @@ def report_studies(
     if len(studies) == 1:  # --all on a storage with one study: that study's report
         (study,), (answer,) = studies, answers
         note = ONE_STUDY_NOTE if every else None
+        lines += [] if note is None else [note]
         verdicts = write_atomic(
             output, lambda path: write_report(study, path, answer=answer, note=note)
         )
