@@ -12,6 +12,7 @@ sit with their factories.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import os
 import typing
@@ -408,8 +409,21 @@ def _format_validation_error(error: ValidationError) -> str:
         return f"{location} is an empty list; list at least one choice"
     message = best["msg"].removeprefix("Value error, ")
     if best["type"] != "value_error" and "input" in best:
-        message = f"{message}, but got {best['input']!r}"
+        message = f"{message}, but got {_toml_text(best['input'])}"
+    if location and message.startswith(f"{location.split('.')[0]}."):
+        return message  # the message names its key already ("space.widths must be ...")
     return f"{location}: {message}" if location else message
+
+
+def _toml_text(value: object) -> str:
+    """A value as the study file spells it: ``true``, ``"16"``, ``[1, 2]``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_text(item) for item in value) + "]"
+    return repr(value)
 
 
 def shipped_studies() -> list[str]:

@@ -246,6 +246,11 @@ def _missing_split(folder: Path) -> UserError:
             f"network on test/<class>/* under data.root; add a test/ folder of images the "
             f"search never saw{held if (root / 'val').is_dir() else ''}"
         )
+    if folder.name == "train" and root.name in ("train", "test") and root.parent.is_dir():
+        return UserError(  # data.root points at train/ itself
+            f"image folder {str(folder)!r} not found: data.root is the folder that holds "
+            f"train/, so set it to {str(root.parent)!r}"
+        )
     return UserError(
         f"image folder {str(folder)!r} not found; set data.root to a folder holding "
         "train/<class>/*.jpg (and, for `nin-search train`, test/<class>/*.jpg)"

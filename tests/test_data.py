@@ -92,6 +92,13 @@ def test_image_folder_problems_are_user_errors(tmp_path):
         read_dataset(DataConfig(dataset="imagefolder", root=str(corrupt)), split="test")
 
 
+def test_a_root_pointing_at_train_itself_says_which_folder_to_set(tmp_path):
+    folder = make_folder(tmp_path / "pets")
+    config = DataConfig(dataset="imagefolder", root=str(folder / "train"))
+    with pytest.raises(UserError, match=f"so set it to '{folder}'"):
+        read_dataset(config, split="train")
+
+
 def test_missing_torchvision_dataset_without_download_is_a_user_error(tmp_path):
     config = DataConfig(dataset="cifar10", root=str(tmp_path))
     with pytest.raises(UserError, match="cifar10 not found under .*data.download = true"):
