@@ -146,7 +146,7 @@ BAD_INPUTS = [
         "a boolean as a width",
         "[space]\nwidths = [true]",
         [],
-        "space.widths[0]: Input should be a valid integer, but got True",
+        "space.widths[0]: Input should be a valid integer, but got true",
     ),
     ("a fraction as epochs", "[train]\nepochs = 8.5", [], "train.epochs"),
     ("a boolean as dropout", "[space]\ndropout = true", [], "space.dropout"),
