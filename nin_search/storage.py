@@ -492,6 +492,11 @@ def _lock_on_begin(engine: sqlalchemy.engine.Engine) -> None:
     @sqlalchemy.event.listens_for(engine, "connect")
     def _no_implicit_transactions(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None
+        # In WAL mode, synchronous=NORMAL cannot corrupt the database (SQLite's documentation):
+        # a power cut may only lose the last commits (a trial that then runs again), and each
+        # commit skips an fsync (about 1 s of a 30-trial digits run, 10 s on a busy disk).
+        if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
     @sqlalchemy.event.listens_for(engine, "begin")
     def _begin_immediate(connection: Any) -> None:

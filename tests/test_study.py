@@ -173,6 +173,22 @@ def test_processes_that_switch_one_new_database_to_wal_together_all_succeed(tmp_
                 assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+def test_a_wal_database_commits_without_an_fsync_each_and_a_rollback_journal_keeps_them(
+    tmp_path,
+):
+    from nin_search.storage import open_storage, use_wal
+
+    for name, wal, expected in (("wal.db", True, 1), ("delete.db", False, 2)):  # NORMAL, FULL
+        url = f"sqlite:///{tmp_path / name}"
+        open_storage(url, heartbeat=False)
+        if wal:
+            use_wal(url)
+        storage = open_storage(url, heartbeat=False)
+        with storage.engine.connect() as connection:
+            synchronous = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+        assert synchronous == expected, name
+
+
 def test_weights_of_the_best_k_and_the_baselines_are_kept(tmp_path):
     storage = f"sqlite:///{tmp_path / 'w.db'}"
     study = open_study(TINY, storage_url=storage, study_name="tiny")
