@@ -237,12 +237,23 @@ def _add_baseline_traces(figure: go.Figure, points: list[CostPoint], *, cost: st
         )
 
 
+class _SharedTrialsStudy(optuna.Study):
+    """A study whose ``trials`` are not deep-copied on every read: Optuna's importances read
+    ``study.trials`` once per parameter (28 copies of every trial; 19 s of a 2,000-trial
+    report). Only for the private copy below, which nothing writes to."""
+
+    @property
+    def trials(self) -> list[optuna.trial.FrozenTrial]:
+        return self.get_trials(deepcopy=False)
+
+
 def _importance_study(study: optuna.Study) -> optuna.Study:
     """The trials importances rest on, as a study that maximises accuracy: completed, within
     the cost limits (an over-limit trial's 0.0 is a placeholder), finite accuracy. With several
     objectives Optuna's evaluator would rank params for the Pareto front, or for a *low*
     ``target``; this asks what makes accuracy high."""
     copy = optuna.create_study(direction="maximize")
+    copy.__class__ = _SharedTrialsStudy
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         record = TrialRecord.from_trial(trial)
         if record.feasible and record.accuracy is not None and trial.distributions:
