@@ -123,9 +123,12 @@ def plan_search(
         raise UserError(f"--workers must be >= 1, but got {workers}")
     if log_file is not None:
         check_outputs([("--log-file", log_file)], storage_url=storage_url, artifact_dir=folder)
-    device_names = [d.strip() for d in devices.split(",") if d.strip()] if devices else []
-    if devices is not None and not device_names:
-        raise UserError(f"--devices {devices!r} names no device; pass e.g. cuda:0,cuda:1 or cpu")
+    device_names = [d.strip() for d in devices.split(",")] if devices is not None else []
+    if devices is not None and not all(device_names):
+        raise UserError(
+            f"--devices {devices!r} has an empty entry; pass device names between the commas, "
+            "e.g. cuda:0,cuda:1 or cpu"
+        )
     for device_name in device_names:
         resolve_device(device_name)
     training_device = resolve_device(device_names[0] if device_names else config.train.device)

@@ -165,7 +165,9 @@ BAD_INPUTS = [
     ),
     ("empty --storage", None, ["--storage", ""], "bad storage URL ''"),
     ("empty --device", None, ["--device", ""], "--device is empty"),
-    ("--devices naming no device", None, ["--devices", ","], "--devices ',' names no device"),
+    ("--devices naming no device", None, ["--devices", ","], "--devices ',' has an empty entry"),
+    ("--devices with an empty entry", None, ["--devices", "cpu,,"], "'cpu,,' has an empty entry"),
+    ("--device and --devices", None, ["--device", "cpu", "--devices", "cpu"], "either --device"),
 ]
 
 

@@ -24,6 +24,7 @@ from nin_search.cli._common import (
     trials_info,
 )
 from nin_search.config import MAX_SEED, shipped_studies
+from nin_search.errors import UserError
 
 
 @app.command()
@@ -119,6 +120,8 @@ def optimize(
     ] = None,
 ) -> None:
     """Run (or resume) a search: train short runs, prune bad ones, store all in the database."""
+    if device is not None and devices is not None:
+        raise UserError("pass either --device (one) or --devices (a list for the workers)")
     config = resolve_config(
         study_file, n_trials=n_trials, timeout=timeout, device=device, seed=seed
     )
