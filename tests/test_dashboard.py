@@ -23,14 +23,10 @@ from PIL import Image
 from safetensors.torch import load as load_safetensors
 
 from nin_search.analysis import answer_lines, find_ablation_study, get_answer
-from nin_search.dashboard import (
-    make_app,
-    make_http_server,
-    refresh_study_note,
-    study_note,
-)
+from nin_search.dashboard import make_app, make_http_server
 from nin_search.errors import UserError
 from nin_search.report import get_stage_verdicts, verdict_lines
+from nin_search.study_note import refresh_study_note, study_note
 
 from .conftest import run_cli, write_study
 

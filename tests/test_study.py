@@ -101,7 +101,7 @@ def _as_written_before(database: Path) -> None:
 
 def test_a_study_written_before_with_its_config_in_user_attrs_still_reads_and_resumes(tmp_path):
     from nin_search.artifacts import study_artifact_dir
-    from nin_search.dashboard import study_note
+    from nin_search.study_note import study_note
     from nin_search.trials import recorded_study_config
 
     storage = f"sqlite:///{tmp_path / 'old.db'}"

@@ -86,8 +86,8 @@ def ablate(
         artifact_dir=artifact_dir,
     )
     run_ablation_with_progress(setup, None, trial_number=trial_number, top=top, seeds=seeds)
-    from nin_search.dashboard import refresh_study_note
     from nin_search.storage import study_options
+    from nin_search.study_note import refresh_study_note
 
     where = study_options(setup.storage_url, setup.study.study_name)
     for line in refresh_study_note(setup.study, where=where):  # also optuna-dashboard's note

@@ -182,8 +182,8 @@ def optimize(
                 quiet=quiet,
             )
             ablated = True
-    from nin_search.dashboard import refresh_study_note
     from nin_search.storage import study_options
+    from nin_search.study_note import refresh_study_note
 
     verdicts = refresh_study_note(study, where=study_options(plan.storage_url, plan.study_name))
     console.print(summary_table(study))
