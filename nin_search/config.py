@@ -176,6 +176,8 @@ class StudySection(_Frozen):
 
 
 class AugmentConfig(_Frozen):
+    """``[data.augment]``: batched augmentation on the training device (train split only)."""
+
     crop_padding: int = Field(0, ge=0)  # pixels of zero padding before a random crop; 0 = off
     flip: bool = False  # random horizontal flip (off for digits: a flipped 3 is not a 3)
 
@@ -213,6 +215,9 @@ def downsampled_size(size: int) -> int:
 
 
 class TrainConfig(_Frozen):
+    """``[train]``: how each trial trains (a list or a range is searched, a scalar is fixed);
+    also the defaults of :class:`nin_search.train.TrainSettings` and ``evaluate``."""
+
     epochs: int = Field(8, ge=1)  # epochs per trial (the pruner's max resource)
     learning_rate: FloatParam = FloatRange(low=1e-3, high=0.2, log=True)  # peak LR
     weight_decay: FloatParam = FloatRange(low=1e-6, high=1e-3, log=True)
@@ -267,6 +272,11 @@ class AblationConfig(_Frozen):
 
 
 class StudyConfig(_Frozen):
+    """A study file, validated and frozen: its ``[study]``, ``[data]``, ``[space]``,
+    ``[train]``, ``[cost]``, ``[optuna]`` and ``[ablation]`` sections (a section or key left out
+    takes its default). Read one with :func:`load_study_config`; :func:`default_config` is the
+    embedded digits study."""
+
     study: StudySection = StudySection()
     data: DataConfig = DataConfig()
     space: SpaceConfig = SpaceConfig()

@@ -59,6 +59,8 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass(frozen=True)
 class EpochResult:
+    """One finished epoch, as ``on_epoch`` gets it (report it to Optuna, prune)."""
+
     epoch: int  # 1-based; also the step reported to Optuna
     train_loss: float  # mean over the epoch's training batches
     val_accuracy: float  # in [0, 1]
@@ -67,6 +69,9 @@ class EpochResult:
 
 @dataclass(frozen=True)
 class TrainResult:
+    """A finished run: every epoch, how it trained, and ``final_accuracy`` (the last epoch's
+    validation accuracy, what an objective returns)."""
+
     history: tuple[EpochResult, ...]
     compiled: bool = False  # the training steps ran through torch.compile
     precision: str = "fp32"  # what it trained in: fp32, bf16 or fp16 (train.precision resolved)

@@ -106,3 +106,15 @@ def test_the_answer_of_a_study_whose_trials_lack_the_attrs_says_which_attrs():
     assert "REQUIRED_USER_ATTRS" in line
     (_, line) = answer_lines(get_answer(optuna.create_study()))
     assert "no finished trials yet" in line
+
+
+def test_every_public_class_has_its_own_docstring():
+    import inspect
+
+    import nin_search
+
+    for name in nin_search.__all__:
+        value = getattr(nin_search, name)
+        if inspect.isclass(value):
+            doc = value.__dict__.get("__doc__") or ""
+            assert doc and not doc.startswith(f"{value.__name__}("), name  # not dataclass's
