@@ -188,31 +188,32 @@ def test_trials_over_a_cost_limit_stop_before_training_and_teach_the_sampler(tmp
     assert not (tmp_path / "final").exists()
 
 
+# A two-objective study whose dominated pruner prunes readily (one dominator, no margin).
+PARETO = """
+[study]
+name = "pareto"
+seed = 3
+n_trials = 8
+objectives = ["accuracy", "params"]
+
+[space]
+num_stages = 2
+widths = [4, 8, 48]
+mlp_widths = [4, 8, 48]
+
+[train]
+epochs = 3
+batch_size = [64]
+device = "cpu"
+
+[optuna]
+pruner = "dominated"
+pruner_options = { min_dominators = 1, margin = 0.0, n_warmup_steps = 1 }
+"""
+
+
 def test_a_real_two_objective_run_gives_a_pareto_front_and_prunes(tmp_path):
-    study_file = write_study(
-        tmp_path,
-        """
-        [study]
-        name = "pareto"
-        seed = 3
-        n_trials = 14
-        objectives = ["accuracy", "params"]
-
-        [space]
-        num_stages = 2
-        widths = [4, 8, 48]
-        mlp_widths = [4, 8, 48]
-
-        [train]
-        epochs = 3
-        batch_size = [64]
-        device = "cpu"
-
-        [optuna]
-        pruner = "dominated"
-        pruner_options = { min_dominators = 1, margin = 0.0, n_warmup_steps = 1 }
-        """,
-    )
+    study_file = write_study(tmp_path, PARETO.replace("n_trials = 8", "n_trials = 14"))
     result = run_cli("optimize", str(study_file), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Pareto front" in result.stdout
@@ -251,32 +252,10 @@ def test_a_real_two_objective_run_gives_a_pareto_front_and_prunes(tmp_path):
 
 
 def test_random_trials_of_a_multi_objective_study_train_in_full_when_the_study_says_so(tmp_path):
-    study_file = write_study(
-        tmp_path,
-        """
-        [study]
-        name = "full"
-        seed = 3
-        n_trials = 8
-        random_trials = 8
-        prune_random_trials = false
-        objectives = ["accuracy", "params"]
-
-        [space]
-        num_stages = 2
-        widths = [4, 8, 48]
-        mlp_widths = [4, 8, 48]
-
-        [train]
-        epochs = 3
-        batch_size = [64]
-        device = "cpu"
-
-        [optuna]
-        pruner = "dominated"
-        pruner_options = { min_dominators = 1, margin = 0.0, n_warmup_steps = 0 }
-        """,
+    text = PARETO.replace('name = "pareto"', 'name = "full"').replace(
+        "n_trials = 8", "n_trials = 8\nrandom_trials = 8\nprune_random_trials = false"
     )
+    study_file = write_study(tmp_path, text.replace("n_warmup_steps = 1", "n_warmup_steps = 0"))
     result = run_cli("optimize", str(study_file), "--workers", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="full", storage=f"sqlite:///{tmp_path / 'nin_search.db'}")
