@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
-import gc
 import sys
 from typing import Annotated, NoReturn
 
@@ -111,10 +109,6 @@ def _fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
 def main() -> None:
     """Console-script entry point: user errors (bad input, bad options) become one line on
     stderr and exit code 2, never a traceback."""
-    # Registered first, so it runs last at exit: the objects alive then are frozen out of the
-    # garbage collector, which would otherwise walk torch's and sympy's module graphs while
-    # the interpreter tears down (1.2 s after a training command on 2 cores).
-    atexit.register(gc.freeze)
     try:
         code = app(expand_aliases(sys.argv[1:]), prog_name="nin-search", standalone_mode=False)
     except UserError as error:
