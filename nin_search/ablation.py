@@ -45,7 +45,13 @@ from nin_search.records import TrialRecord, ablation_study_name
 from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.study import data_changes, load_searched_study
-from nin_search.trials import best_trials, pick_trial, recorded_study_config
+from nin_search.trials import (
+    best_trials,
+    is_feasible,
+    is_searched,
+    pick_trial,
+    recorded_study_config,
+)
 from nin_search.variants import ablation_variants
 from nin_search.workers import (
     RunOutcome,
@@ -160,20 +166,19 @@ def source_trials(study: optuna.Study, *, trial_number: int | None, top: int) ->
                 "a completed trial (see `nin-search best`)"
             )
         return [trial]
-    front = best_trials(study)  # within the limits; several objectives: most accurate first
+    # Completed, within the limits, with a network: the best (several objectives: the Pareto
+    # front, most accurate first), then the others, most accurate first.
+    front = best_trials(study)
     if not front:
         pick_trial(study, None)  # raises the "no completed trial yet" error
-    completed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        record = TrialRecord.from_trial(trial)
-        if record.feasible and record.arch is not None:
-            completed.append(trial)
-    completed.sort(key=lambda trial: (-trial.values[0], trial.number))
-    # The front first (one trial with one objective), then the rest, most accurate first.
     on_front = {trial.number for trial in front}
-    ranked = [t for t in front if t.number in {c.number for c in completed}]
-    ranked += [t for t in completed if t.number not in on_front]
-    return ranked[:top]
+    rest = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if trial.number not in on_front and is_feasible(trial) and is_searched(trial)
+    ]
+    rest.sort(key=lambda trial: (-trial.values[0], trial.number))
+    return [*front, *rest][:top]
 
 
 def plan_ablation(

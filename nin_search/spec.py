@@ -229,9 +229,13 @@ class Hyperparameters:
         Raises:
             SpecError: On unknown keys and on impossible values.
         """
+        if not isinstance(data, dict):
+            raise SpecError(
+                f"a Hyperparameters dict must be a dict, but got {type(data).__name__}."
+            )
         known = {spec_field.name for spec_field in dataclasses.fields(cls)}
-        if not isinstance(data, dict) or set(data) - known:
-            unknown = sorted(set(data) - known) if isinstance(data, dict) else data
+        unknown = sorted(set(data) - known)
+        if unknown:
             raise SpecError(
                 f"unknown Hyperparameters keys {unknown}; known keys are {sorted(known)}."
             )

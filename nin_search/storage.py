@@ -494,7 +494,7 @@ def _lock_on_begin(engine: sqlalchemy.engine.Engine) -> None:
         dbapi_connection.isolation_level = None
         # In WAL mode, synchronous=NORMAL cannot corrupt the database (SQLite's documentation):
         # a power cut may only lose the last commits (a trial that then runs again), and each
-        # commit skips an fsync (about 1 s of a 30-trial digits run, 10 s on a busy disk).
+        # commit skips an fsync (benchmarks/RESULTS.md §5: 3% of a 12-trial digits search).
         if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
             dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 

@@ -240,10 +240,15 @@ def _parse_states(states: Sequence[str] | None) -> tuple[TrialState, ...]:
     return tuple(TRIAL_STATES[name] for name in dict.fromkeys(names))
 
 
+def _row_key(sort: str) -> str:
+    """The key of a :func:`trial_summary` row that ``--sort`` names (``params``: ``num_params``)."""
+    return "num_params" if sort == "params" else sort
+
+
 def _sort_key(sort: str, *, maximize: bool = True) -> Any:
     """Rows with the value first (accuracy: best first, as the study's first direction says,
     as ``best`` picks; a cost: smallest first), then rows without it; ties by trial number."""
-    name = "num_params" if sort == "params" else sort
+    name = _row_key(sort)
     sign = -1 if sort == "accuracy" and maximize else 1
     return lambda row: (
         row[name] is None,
@@ -279,8 +284,7 @@ def trials_table(
         raise UserError(f"--top must be at least 1, but got {top}")
     wanted = _parse_states(states)
     rows = [trial_summary(trial) for trial in study.get_trials(deepcopy=False, states=wanted)]
-    key = "num_params" if sort == "params" else sort
-    if sort != ACCURACY and rows and all(row[key] is None for row in rows):
+    if sort != ACCURACY and rows and all(row[_row_key(sort)] is None for row in rows):
         raise UserError(
             f"no trial of study {study.study_name!r} has {sort}: latency is measured only when "
             "it is an objective or a limit (study.objectives, cost.max_latency_ms); sort by "
