@@ -11,11 +11,11 @@ trains only what did not finish (an interrupted run continues from its last chec
 
 ``nin-search ablate`` as library steps, so that the command only parses, calls and prints::
 
-    setup = setup_ablation(storage_url, study_name, study_file=config, device="cpu")
+    setup = setup_ablation(storage_url, study_name, study_file=config, workers=2)
     data = load_ablation_data(setup)
     prepared = prepare_ablation(setup.study, setup.config, data=data,
                                 artifact_dir=setup.artifact_dir)
-    outcome = run_ablation(prepared.study, prepared.objective)
+    outcome = run_queued_ablation(setup, prepared)
 
 Nothing here prints.
 """
@@ -37,13 +37,13 @@ from nin_search.artifacts import artifact_dir_for, check_artifact_folders, check
 from nin_search.compat import storage_of
 from nin_search.config import DEFAULT_STORAGE, StudyConfig
 from nin_search.data import SearchData, load_search_data
-from nin_search.devices import resolve_device
 from nin_search.errors import UserError, check_int
 from nin_search.model import count_params
 from nin_search.objective import AblationObjective, EpochCallback
 from nin_search.records import TrialRecord, ablation_study_name
 from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
+from nin_search.storage import open_storage
 from nin_search.study import data_changes, load_searched_study
 from nin_search.trials import (
     best_trials,
@@ -55,9 +55,15 @@ from nin_search.trials import (
 from nin_search.variants import ablation_variants
 from nin_search.workers import (
     RunOutcome,
+    WorkerPlan,
+    WorkerSpec,
+    exit_worker,
     fail_dead_local_trials,
     fail_stale_trials,
     handle_sigterm,
+    plan_workers,
+    run_workers,
+    start_worker,
     stopped_outcome,
 )
 
@@ -67,12 +73,16 @@ __all__ = [
     "AblationSetup",
     "PreparedAblation",
     "ablation_seed",
+    "ablation_workers",
     "load_ablation_data",
     "open_ablation_study",
     "plan_ablation",
     "prepare_ablation",
     "queue_ablation",
     "run_ablation",
+    "run_ablation_in_workers",
+    "run_ablation_worker",
+    "run_queued_ablation",
     "search_still_running",
     "setup_ablation",
     "source_trials",
@@ -221,6 +231,12 @@ def plan_ablation(
     return jobs
 
 
+def _runs_only() -> dict[str, Any]:
+    """The sampler and pruner of a companion study: nothing is sampled (every run is
+    enqueued) and no run is pruned (each is one paired measurement)."""
+    return {"sampler": optuna.samplers.RandomSampler(seed=0), "pruner": optuna.pruners.NopPruner()}
+
+
 def open_ablation_study(study: optuna.Study) -> optuna.Study:
     """The companion study of ``study`` in the same storage, created when missing."""
     name = ablation_study_name(study.study_name)
@@ -228,9 +244,8 @@ def open_ablation_study(study: optuna.Study) -> optuna.Study:
         storage=storage_of(study),
         study_name=name,
         direction="maximize",
-        sampler=optuna.samplers.RandomSampler(seed=0),  # nothing is sampled: all is enqueued
-        pruner=optuna.pruners.NopPruner(),
         load_if_exists=True,
+        **_runs_only(),
     )
     if records.CREATED_BY not in ablation.user_attrs:
         ablation.set_user_attr(records.SOURCE_STUDY, study.study_name)
@@ -270,8 +285,10 @@ def run_ablation(
     objective: Callable[[optuna.Trial], float],
     *,
     callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    n_runs: int | None = None,
 ) -> RunOutcome:
-    """Trains waiting ablation trials (one per queued job) in this process until none waits.
+    """Trains waiting ablation trials (one per queued job) in this process until none waits,
+    or ``n_runs`` of them (one worker's share).
 
     Several processes or machines may run the same ablation at once: each takes the next
     waiting run, and each stops when the queue is empty (a run that two of them queued at once
@@ -283,6 +300,8 @@ def run_ablation(
         How the run ended: done, or stopped by Ctrl-C or SIGTERM (a re-run trains the rest).
     """
     waiting = len(ablation.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    if n_runs is not None:
+        waiting = min(waiting, n_runs)
     if waiting == 0:
         return RunOutcome(0)
     handle_sigterm()
@@ -306,6 +325,84 @@ def _stop_when_none_waits(ablation: optuna.Study, trial: FrozenTrial) -> None:
         ablation.stop()
 
 
+def run_ablation_worker(spec: WorkerSpec) -> None:
+    """One ablation worker process: the study's data on its device, then its share
+    (``spec.quota``) of the waiting runs of the companion study ``spec.study_name``."""
+    exit_worker(lambda: _ablate(spec))
+
+
+def _ablate(spec: WorkerSpec) -> None:
+    config, data = start_worker(spec)
+    storage = open_storage(spec.storage_url, heartbeat=False, create=False)
+    ablation = optuna.load_study(study_name=spec.study_name, storage=storage, **_runs_only())
+    checkpoints = checkpoint_dir_for(Path(spec.artifact_dir), spec.study_name)
+    objective = AblationObjective(config, data, checkpoint_dir=checkpoints)
+    outcome = run_ablation(ablation, objective, n_runs=spec.quota)
+    if outcome.exit_code:
+        raise SystemExit(outcome.exit_code)
+
+
+def run_ablation_in_workers(
+    setup: AblationSetup,
+    ablation: optuna.Study,
+    *,
+    on_poll: Callable[[optuna.Study], None] | None = None,
+) -> RunOutcome:
+    """Trains the waiting runs of the companion study ``ablation`` in ``setup.workers``
+    processes on ``setup.devices`` and waits for them.
+
+    The waiting runs are shared out as quotas that add up to their number, so that no worker
+    asks for a run when none is left (it would get a trial that is no run). Each run trains
+    with its own seed, so its result does not depend on which worker trains it (only on the
+    threads each worker has: one per core, shared out).
+
+    Args:
+        setup: The resolved ablation (its config, storage, artifact folder, workers, devices).
+        ablation: Its companion study, with the runs queued (:func:`prepare_ablation`).
+        on_poll: Called about every second while the workers run, and once at the end.
+
+    Returns:
+        How the run ended: done, stopped by Ctrl-C or SIGTERM, or a worker died (a re-run
+        trains the rest).
+    """
+    waiting = len(ablation.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    if waiting == 0:
+        return RunOutcome(0)
+    return run_workers(
+        ablation,
+        setup.config.model_dump(mode="json"),
+        storage_url=setup.storage_url,
+        artifact_dir=setup.artifact_dir,
+        quota=waiting,
+        workers=min(setup.workers, waiting),
+        devices=list(setup.devices),
+        on_poll=on_poll,
+        entry=run_ablation_worker,
+        requeue=False,  # the next run's queue_ablation queues what did not complete
+    )
+
+
+def ablation_workers(setup: AblationSetup, plan: AblationPlan) -> int:
+    """The worker processes that train the queued runs: ``setup.workers``, at most one per
+    run; 0 when ``setup.workers`` is 1 (the runs train in this process, on its data)."""
+    return 0 if setup.workers == 1 else max(1, min(setup.workers, plan.queued))
+
+
+def run_queued_ablation(
+    setup: AblationSetup,
+    prepared: PreparedAblation,
+    *,
+    callbacks: Iterable[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    on_poll: Callable[[optuna.Study], None] | None = None,
+) -> RunOutcome:
+    """Trains the runs :func:`prepare_ablation` queued: in this process (``callbacks`` after
+    each run, and the objective's ``on_epoch``), or in :func:`ablation_workers` processes
+    (``on_poll`` about every second)."""
+    if ablation_workers(setup, prepared.plan) == 0:
+        return run_ablation(prepared.study, prepared.objective, callbacks=callbacks)
+    return run_ablation_in_workers(setup, prepared.study, on_poll=on_poll)
+
+
 @dataclass(frozen=True)
 class AblationSetup:
     """An ablation whose study, config and artifact folder are resolved, before anything is
@@ -314,11 +411,20 @@ class AblationSetup:
     study: optuna.Study  # the searched study (its companion study is written next to it)
     config: StudyConfig  # the search's config, with the study file's [ablation] and the device
     artifact_dir: Path
-    storage_url: str = ""  # the storage it resolved (for the commands messages suggest)
+    storage_url: str  # the storage it resolved (for workers, and the commands messages suggest)
+    where: WorkerPlan  # how many processes train the runs, on which devices
 
     @property
     def training_device(self) -> torch.device:
-        return resolve_device(self.config.train.device)
+        return self.where.training_device
+
+    @property
+    def workers(self) -> int:
+        return self.where.workers
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return self.where.devices
 
 
 def setup_ablation(
@@ -328,6 +434,8 @@ def setup_ablation(
     study_file: StudyConfig | None = None,
     device: str | None = None,
     artifact_dir: Path | None = None,
+    workers: int | None = 1,
+    devices: str | None = None,
 ) -> AblationSetup:
     """Resolves what ``nin-search ablate`` works on: given values, else the study file's, else
     the defaults (the search's own recorded config for everything else).
@@ -338,9 +446,12 @@ def setup_ablation(
         study_file: The study file given (for its storage, name and ``[ablation]`` settings).
         device: Train on this device instead of the search's.
         artifact_dir: The artifact folder; None for the search's (else beside the database).
+        workers: Processes that train the runs (:func:`nin_search.workers.plan_workers`;
+            None for one per usable CPU core when training on the CPU, else one per device).
+        devices: Comma-separated devices given to the workers in turn; None for the device.
 
     Raises:
-        UserError: For a storage, study or device that cannot be used.
+        UserError: For a storage, study, device or worker count that cannot be used.
     """
     if storage_url is None:
         storage_url = study_file.optuna.storage if study_file else DEFAULT_STORAGE
@@ -353,16 +464,17 @@ def setup_ablation(
     if device is not None:
         train = config.train.model_copy(update={"device": device})
         config = config.model_copy(update={"train": train})
-    resolve_device(config.train.device)  # an unusable device stops here
+    where = plan_workers(workers, devices, device=config.train.device)  # unusable ones stop here
     folder = artifact_dir_for(
         storage_url, str(artifact_dir) if artifact_dir else config.optuna.artifact_dir
     )
-    return AblationSetup(study, config, folder, storage_url)
+    return AblationSetup(study, config, folder, storage_url, where)
 
 
 def load_ablation_data(setup: AblationSetup) -> SearchData:
-    """The search's train and validation splits, on the training device."""
-    return load_search_data(setup.config.data, device=setup.training_device)
+    """The search's train and validation splits, on the training device (with several
+    workers, on the CPU: each worker loads its own copy)."""
+    return load_search_data(setup.config.data, device=setup.where.load_device)
 
 
 class PreparedAblation(NamedTuple):

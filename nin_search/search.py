@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from nin_search.artifacts import (
@@ -32,8 +31,6 @@ from nin_search.artifacts import (
 )
 from nin_search.config import StudyConfig
 from nin_search.data import SearchData, load_search_data
-from nin_search.devices import resolve_device, usable_cpu_cores
-from nin_search.errors import UserError
 from nin_search.objective import Objective
 from nin_search.outputs import check_outputs
 from nin_search.storage import check_storage_url
@@ -41,11 +38,13 @@ from nin_search.study import check_study_name, open_study, optimize
 from nin_search.trials import FINISHED_STATES, finished_trials
 from nin_search.workers import (
     RunOutcome,
+    WorkerPlan,
     fail_dead_local_trials,
     fail_stale_trials,
     failure_summary,
     handle_sigterm,
     interrupted_outcome,
+    plan_workers,
     requeue_interrupted,
     run_workers,
 )
@@ -63,23 +62,15 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class SearchPlan:
-    """A search whose inputs are all checked, before anything is written."""
+class SearchPlan(WorkerPlan):
+    """A search whose inputs are all checked, before anything is written: where it trains
+    (:class:`~nin_search.workers.WorkerPlan`) and what."""
 
     config: StudyConfig
     storage_url: str
     study_name: str
     artifact_dir: Path
-    workers: int
-    devices: tuple[str, ...]  # given to the workers in turn
-    training_device: torch.device
     log_file: Path | None = None  # one JSON line per finished trial (checked, not yet opened)
-
-    @property
-    def load_device(self) -> torch.device | str:
-        """Where the data goes: with several workers each loads its own copy, and this process
-        only needs the data's shape."""
-        return self.training_device if self.workers == 1 else "cpu"
 
 
 def plan_search(
@@ -119,30 +110,17 @@ def plan_search(
     )
     # Checked before the study exists: a folder that cannot be written leaves nothing behind.
     check_artifact_folders(folder, study_name)
-    if workers is not None and workers < 1:
-        raise UserError(f"--workers must be >= 1, but got {workers}")
     if log_file is not None:
         check_outputs([("--log-file", log_file)], storage_url=storage_url, artifact_dir=folder)
-    device_names = [d.strip() for d in devices.split(",")] if devices is not None else []
-    if devices is not None and not all(device_names):
-        raise UserError(
-            f"--devices {devices!r} has an empty entry; pass device names between the commas, "
-            "e.g. cuda:0,cuda:1 or cpu"
-        )
-    for device_name in device_names:
-        resolve_device(device_name)
-    training_device = resolve_device(device_names[0] if device_names else config.train.device)
-    if workers is None:
-        cpu = training_device.type == "cpu"
-        workers = usable_cpu_cores() if cpu else max(1, len(device_names))
+    where = plan_workers(workers, devices, device=config.train.device)
     return SearchPlan(
+        workers=where.workers,
+        devices=where.devices,
+        training_device=where.training_device,
         config=config,
         storage_url=storage_url,
         study_name=study_name,
         artifact_dir=folder,
-        workers=workers,
-        devices=tuple(device_names) or (str(training_device),),
-        training_device=training_device,
         log_file=None if log_file is None else Path(log_file).expanduser(),
     )
 

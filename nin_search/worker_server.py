@@ -24,7 +24,8 @@ __all__ = ["START_METHOD_ENV", "WORKER_MODULES", "start_worker_server", "worker_
 
 START_METHOD_ENV = "NIN_SEARCH_START_METHOD"  # "spawn" or "forkserver" (the default where any)
 
-# What a worker imports (nin_search.workers.run_worker, and scikit-learn for the stratified
+# What a worker imports (nin_search.workers.run_worker or nin_search.ablation's worker, and
+# scikit-learn for the stratified
 # split, 1.7 s on its own); the console script's module too, because a worker started from
 # `nin-search` imports it as its main module. torch._dynamo too: PyTorch imports it the first
 # time a process builds an optimizer (``Optimizer.add_param_group`` is wrapped in
@@ -41,6 +42,7 @@ WORKER_MODULES = [
     "nin_search.study",
     "nin_search.objective",
     "nin_search.artifacts",
+    "nin_search.ablation",
     "nin_search.worker_server_signals",  # last: the server ignores SIGTERM (see the module)
 ]
 

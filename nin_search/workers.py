@@ -1,7 +1,8 @@
 """Several workers on one study, and recovery from workers that died or were stopped.
 
 * ``run_worker`` is one worker process: it loads the data onto its device, opens the study and
-  runs its share of the trials. ``nin-search optimize --workers N`` starts N of them.
+  runs its share of the trials. ``nin-search optimize --workers N`` starts N of them
+  (``nin-search ablate --workers N`` starts N of :func:`nin_search.ablation.run_ablation_worker`).
 * A trial whose worker is gone (killed, crashed) is failed and re-queued with the same
   parameters: at once when the worker ran on this machine (its host and PID are recorded on
   the trial), by Optuna's heartbeat after the grace period when it ran elsewhere.
@@ -22,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import sqlalchemy.exc
@@ -30,7 +31,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nin_search.compat import optuna_fail_reason, optuna_retried_trial, storage_of, trial_id_of
 from nin_search.config import MAX_RETRY
-from nin_search.errors import EXIT_DATABASE_LOST, EXIT_INTERRUPTED, EXIT_TERMINATED
+from nin_search.errors import (
+    EXIT_DATABASE_LOST,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    UserError,
+)
 from nin_search.outputs import process_is_alive
 from nin_search.records import (
     BASELINE,
@@ -45,21 +51,31 @@ from nin_search.records import (
 from nin_search.storage import describe_lost_connection
 from nin_search.worker_server import worker_context
 
+if TYPE_CHECKING:
+    import torch
+
+    from nin_search.config import StudyConfig
+    from nin_search.data import SearchData
+
 __all__ = [
     "RunOutcome",
     "Terminated",
+    "WorkerPlan",
     "WorkerSpec",
     "adopt_environment",
+    "exit_worker",
     "fail_dead_local_trials",
     "fail_stale_trials",
     "failure_summary",
     "handle_sigterm",
     "interrupt_exit_code",
     "interrupted_outcome",
+    "plan_workers",
     "requeue_interrupted",
     "run_worker",
     "run_workers",
     "split_quota",
+    "start_worker",
     "stopped_outcome",
 ]
 
@@ -215,6 +231,53 @@ class WorkerSpec:
     environment: dict[str, str] | None = None
 
 
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How many processes train, and on which devices."""
+
+    workers: int
+    devices: tuple[str, ...]  # given to the workers in turn
+    training_device: torch.device  # the first device (this process's, with one worker)
+
+    @property
+    def load_device(self) -> torch.device | str:
+        """Where this process puts the data: with several workers each loads its own copy,
+        and this process only needs the data's shape."""
+        return self.training_device if self.workers == 1 else "cpu"
+
+
+def plan_workers(workers: int | None, devices: str | None, *, device: str) -> WorkerPlan:
+    """Checks ``--workers`` and ``--devices`` and fills in their defaults.
+
+    Args:
+        workers: Worker processes (>= 1); None for one per usable CPU core when training on
+            the CPU (faster than one process using every core: see benchmarks/RESULTS.md,
+            workers vs threads), else one per device.
+        devices: Comma-separated devices given to the workers in turn; None for ``device``.
+        device: The study's training device.
+
+    Raises:
+        UserError: For a worker count below 1, an empty device entry or a device this machine
+            does not have.
+    """
+    from nin_search.devices import resolve_device, usable_cpu_cores
+
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, but got {workers}")
+    names = [name.strip() for name in devices.split(",")] if devices is not None else []
+    if devices is not None and not all(names):
+        raise UserError(
+            f"--devices {devices!r} has an empty entry; pass device names between the commas, "
+            "e.g. cuda:0,cuda:1 or cpu"
+        )
+    for name in names:
+        resolve_device(name)
+    training_device = resolve_device(names[0] if names else device)
+    if workers is None:
+        workers = usable_cpu_cores() if training_device.type == "cpu" else max(1, len(names))
+    return WorkerPlan(workers, tuple(names) or (str(training_device),), training_device)
+
+
 def adopt_environment(environment: dict[str, str] | None) -> None:
     """Makes this process's environment ``environment`` (None: leaves it as it is)."""
     if environment is not None and environment != os.environ:
@@ -222,17 +285,20 @@ def adopt_environment(environment: dict[str, str] | None) -> None:
         os.environ.update(environment)
 
 
-def run_worker(spec: WorkerSpec) -> None:
-    """One worker process: data on its device, then its share of the study's trials."""
+def start_worker(spec: WorkerSpec) -> tuple[StudyConfig, SearchData]:
+    """What a worker process does first: the starting command's environment, SIGTERM as an
+    interrupt, its share of the CPU threads, then the study's data on its device.
+
+    Returns:
+        The study config and the data, on the worker's device.
+    """
     adopt_environment(spec.environment)
     import torch
 
-    from nin_search.artifacts import KeepBestWeights, checkpoint_dir_for, make_artifact_store
     from nin_search.config import StudyConfig
     from nin_search.data import load_search_data
     from nin_search.devices import configure_cpu_threads, resolve_device
-    from nin_search.objective import Objective
-    from nin_search.study import open_study, optimize, quiet_optuna
+    from nin_search.study import quiet_optuna
 
     handle_sigterm()
     quiet_optuna()  # a fresh process: the parent's warning filters are not inherited
@@ -241,35 +307,57 @@ def run_worker(spec: WorkerSpec) -> None:
     else:
         configure_cpu_threads(spec.cpu_workers)  # honours the CPU affinity
     config = StudyConfig.model_validate(spec.config)
-    device = resolve_device(spec.device)
-    data = load_search_data(config.data, device=device)
-    study = open_study(
-        config,
-        storage_url=spec.storage_url,
-        study_name=spec.study_name,
-        worker_index=spec.worker_index,
-    )
-    make_artifact_store(Path(spec.artifact_dir))
+    return config, load_search_data(config.data, device=resolve_device(spec.device))
+
+
+def exit_worker(work: Callable[[], None]) -> None:
+    """Runs a worker process's whole ``work`` (:func:`start_worker` first); Ctrl-C, SIGTERM
+    and a lost database server end the process with the exit code the starting command
+    explains, without a traceback, whenever they come (a SIGTERM may reach a worker still
+    importing or loading its data)."""
     try:
-        optimize(
-            study,
-            Objective(
-                config,
-                data,
-                artifact_dir=Path(spec.artifact_dir),
-                checkpoint_dir=checkpoint_dir_for(Path(spec.artifact_dir), spec.study_name),
-            ),
-            n_trials=config.study.n_trials,
-            quota=spec.quota,
-            timeout=config.study.timeout,
-            callbacks=[KeepBestWeights(Path(spec.artifact_dir), keep=config.study.keep_weights)],
-        )
+        work()
     except KeyboardInterrupt as interrupt:
         raise SystemExit(interrupt_exit_code(interrupt)) from None
     except Exception as error:  # the server went away: a code the command explains, no traceback
         if describe_lost_connection(error) is None:
             raise
         raise SystemExit(EXIT_DATABASE_LOST) from None
+
+
+def run_worker(spec: WorkerSpec) -> None:
+    """One search worker process: data on its device, then its share of the study's trials."""
+    exit_worker(lambda: _search(spec))
+
+
+def _search(spec: WorkerSpec) -> None:
+    config, data = start_worker(spec)
+    from nin_search.artifacts import KeepBestWeights, checkpoint_dir_for, make_artifact_store
+    from nin_search.objective import Objective
+    from nin_search.study import open_study, optimize
+
+    study = open_study(
+        config,
+        storage_url=spec.storage_url,
+        study_name=spec.study_name,
+        worker_index=spec.worker_index,
+    )
+    artifact_dir = Path(spec.artifact_dir)
+    make_artifact_store(artifact_dir)
+    objective = Objective(
+        config,
+        data,
+        artifact_dir=artifact_dir,
+        checkpoint_dir=checkpoint_dir_for(artifact_dir, spec.study_name),
+    )
+    optimize(
+        study,
+        objective,
+        n_trials=config.study.n_trials,
+        quota=spec.quota,
+        timeout=config.study.timeout,
+        callbacks=[KeepBestWeights(artifact_dir, keep=config.study.keep_weights)],
+    )
 
 
 @dataclass(frozen=True)
@@ -317,14 +405,17 @@ def stopped_outcome(interrupt: KeyboardInterrupt, what_next: str) -> RunOutcome:
     )
 
 
-def _start_workers(specs: list[WorkerSpec], terminated: list[int]) -> list[Any]:
-    """One process per spec (forked from the fork server, or spawned: ``worker_context``);
-    SIGTERM to this process is forwarded to each, and noted in ``terminated``."""
+def _start_workers(
+    specs: list[WorkerSpec], terminated: list[int], entry: Callable[[WorkerSpec], None]
+) -> list[Any]:
+    """One process per spec running ``entry`` (forked from the fork server, or spawned:
+    ``worker_context``); SIGTERM to this process is forwarded to each, and noted in
+    ``terminated``."""
     context = worker_context()
     processes = []
     for spec in specs:
         process = context.Process(
-            target=run_worker, args=(spec,), name=f"nin-search-worker-{spec.worker_index}"
+            target=entry, args=(spec,), name=f"nin-search-worker-{spec.worker_index}"
         )
         process.start()
         processes.append(process)
@@ -346,9 +437,10 @@ def _workers_outcome(
     interrupted: bool,
     terminated: bool,
     pids: list[int] | None = None,
+    requeue: bool = True,
 ) -> RunOutcome:
-    """Stopped (Ctrl-C, SIGTERM), a worker died (1: its trials failed and queued again), or done
-    (0).
+    """Stopped (Ctrl-C, SIGTERM), a worker died (1: its trials failed, and queued again when
+    ``requeue``), or done (0).
 
     A SIGTERM this process received stops the run whatever the workers' codes say: sent to the
     whole process group, it also ends multiprocessing's fork server, after which the workers'
@@ -356,10 +448,14 @@ def _workers_outcome(
     """
     stopped = (EXIT_INTERRUPTED, EXIT_TERMINATED, -signal.SIGTERM)
     if interrupted or terminated or any(code in stopped for code in codes):
+        what_next = (
+            f"{_interrupted_trials(study)}run the same command again to resume the study"
+            if requeue
+            else "finished trials are kept; run the same command again to train only the rest"
+        )
         return RunOutcome(
             EXIT_TERMINATED if terminated or EXIT_TERMINATED in codes else EXIT_INTERRUPTED,
-            f"workers stopped: {_interrupted_trials(study)}run the same command again to "
-            "resume the study",
+            f"workers stopped: {what_next}",
         )
     if all(code == 0 for code in codes):
         return RunOutcome(0)
@@ -369,7 +465,8 @@ def _workers_outcome(
             sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError
         ):
             fail_dead_local_trials(study, exit_codes)  # if the server is back; else the next run
-            requeue_interrupted(study)
+            if requeue:
+                requeue_interrupted(study)
         return RunOutcome(
             1,
             f"worker exit codes {codes}: {EXIT_DATABASE_LOST} is a worker that lost the "
@@ -377,6 +474,12 @@ def _workers_outcome(
             "it resumes the study, and the trials that were running are failed and queued again",
         )
     dead = fail_dead_local_trials(study, exit_codes)
+    if not requeue:
+        return RunOutcome(
+            1,
+            f"worker exit codes {codes}: a worker died; its trial(s) {dead} were failed; run "
+            "the same command again to train them and the rest",
+        )
     requeue_interrupted(study)
     return RunOutcome(
         1,
@@ -395,6 +498,8 @@ def run_workers(
     workers: int,
     devices: list[str],
     on_poll: Callable[[optuna.Study], None] | None = None,
+    entry: Callable[[WorkerSpec], None] = run_worker,
+    requeue: bool = True,
 ) -> RunOutcome:
     """Runs ``quota`` trials of ``study`` in ``workers`` processes and waits for them.
 
@@ -407,6 +512,11 @@ def run_workers(
         workers: The number of worker processes.
         devices: Given to the workers in turn. CPU-only workers share the cores.
         on_poll: Called about every second while the workers run, and once at the end.
+        entry: What each process runs (a module-level function: it is pickled by name):
+            :func:`run_worker` (a search), or :func:`nin_search.ablation.run_ablation_worker`.
+        requeue: Queue the trials of a worker that died again with the same parameters
+            (:func:`requeue_interrupted`); False where the next run queues them itself (the
+            ablation: its queue is the plan).
 
     Returns:
         The outcome; Ctrl-C reaches the workers too, and is waited for.
@@ -427,7 +537,7 @@ def run_workers(
         for index, share in enumerate(split_quota(quota, workers))
     ]
     terminated: list[int] = []
-    processes = _start_workers(specs, terminated)
+    processes = _start_workers(specs, terminated, entry)
     interrupted = False
     while any(process.is_alive() for process in processes):
         try:
@@ -447,4 +557,5 @@ def run_workers(
         interrupted=interrupted,
         terminated=bool(terminated),
         pids=[process.pid for process in processes],
+        requeue=requeue,
     )

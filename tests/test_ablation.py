@@ -18,6 +18,7 @@ from optuna.trial import FixedTrial, TrialState
 from nin_search import ArchSpec, StageSpec, presets
 from nin_search.ablation import AblationJob, ablation_seed
 from nin_search.config import StudyConfig
+from nin_search.devices import usable_cpu_cores
 from nin_search.model import count_params
 from nin_search.records import (
     ABLATION_SEED,
@@ -323,6 +324,116 @@ def test_a_stopped_ablation_resumes_with_only_the_unfinished_runs(
     # The earlier runs were kept as they were, not trained again.
     kept = {t.number: t.value for t in complete}
     assert all(kept[t.number] == t.value for t in done_before)
+
+
+def test_ablate_in_two_workers_gives_every_run_the_value_one_process_gives_it(
+    searched_abl, tmp_path, monkeypatch
+):
+    (tmp_path / "workers").mkdir()
+    workers = _copy(searched_abl, tmp_path / "workers")
+    result = run_cli("ablate", "study.toml", "--seeds", "2", "--workers", "2", cwd=workers)
+    assert result.returncode == 0, result.stderr
+    assert f"{2 * RUNS_PER_SEED} to train in 2 worker(s) on cpu" in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("ablation run #")]
+    assert len(lines) == 2 * RUNS_PER_SEED  # a line per run, as the workers finish them
+    trials = _ablation_trials(workers)
+    # Every run trained once, in full (the companion study never prunes), no trial that is no
+    # run (the workers' shares add up to the queue), by both workers.
+    assert len(trials) == 2 * RUNS_PER_SEED
+    assert all(t.state == TrialState.COMPLETE for t in trials), [t.state for t in trials]
+    assert all(len(t.intermediate_values) == 3 for t in trials)
+    assert len(set(_keys(trials))) == len(trials)
+    assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2
+
+    # Each run's value depends on its seed and the threads it had, not on the worker: one
+    # process with a worker's threads gives the same numbers.
+    (tmp_path / "one").mkdir()
+    one = _copy(searched_abl, tmp_path / "one")
+    monkeypatch.setenv("OMP_NUM_THREADS", str(max(1, usable_cpu_cores() // 2)))
+    result = run_cli("ablate", "study.toml", "--seeds", "2", "--workers", "1", cwd=one)
+    assert result.returncode == 0, result.stderr
+    assert "worker(s)" not in result.stderr.splitlines()[0]  # trained in this process
+    by_key = dict(zip(_keys(trials), [t.value for t in trials], strict=True))
+    in_one = _ablation_trials(one)
+    assert dict(zip(_keys(in_one), [t.value for t in in_one], strict=True)) == by_key
+
+
+def test_with_several_workers_even_one_queued_run_trains_in_a_worker_on_its_device():
+    # With --workers > 1 this process holds the data on the CPU (for its shape and checks
+    # only): a run it trained itself would train there, not on the workers' device.
+    from types import SimpleNamespace
+
+    import torch
+
+    from nin_search.ablation import AblationPlan, ablation_workers
+    from nin_search.workers import WorkerPlan
+
+    gpus = WorkerPlan(2, ("cuda:0", "cuda:1"), torch.device("cuda:0"))
+    assert gpus.load_device == "cpu"
+    one_run = AblationPlan(total=5, done=4, queued=1)
+    assert ablation_workers(SimpleNamespace(workers=2), one_run) == 1  # a worker, not 0
+    assert ablation_workers(SimpleNamespace(workers=2), AblationPlan(5, 0, 5)) == 2
+    assert ablation_workers(SimpleNamespace(workers=8), AblationPlan(5, 0, 5)) == 5
+    assert ablation_workers(SimpleNamespace(workers=1), AblationPlan(5, 0, 5)) == 0  # here
+
+
+def _running_run(folder: Path, parent: int) -> optuna.trial.FrozenTrial | None:
+    """A run a worker process (not ``parent``) is training, past its first epoch."""
+    try:
+        trials = _ablation_trials(folder)
+    except KeyError:  # the companion study is not written yet
+        return None
+    for trial in trials:
+        worker = trial.user_attrs.get("worker") or {}
+        running = trial.state == TrialState.RUNNING and trial.intermediate_values
+        if running and worker.get("pid") not in (None, parent):
+            return trial
+    return None
+
+
+@pytest.mark.parametrize("stop", ["kill-a-worker", "sigterm-the-group"])
+def test_a_stopped_ablation_in_workers_keeps_its_runs_and_the_next_run_trains_the_rest(
+    searched_abl, tmp_path, stop
+):
+    folder = _copy(searched_abl, tmp_path)
+    args = [sys.executable, "-m", "nin_search", "ablate", "study.toml", "--seeds", "2"]
+    env = {**os.environ, "COLUMNS": "200"}
+    process = subprocess.Popen([*args, "--workers", "2"], cwd=folder, env=env, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while (running := _running_run(folder, process.pid)) is None:
+        assert process.poll() is None, "ablate exited before it could be stopped"
+        assert time.monotonic() < deadline, "no ablation run started in a worker"
+        time.sleep(0.02)
+    if stop == "kill-a-worker":
+        os.kill(running.user_attrs["worker"]["pid"], signal.SIGKILL)
+    else:  # what systemd, Slurm and `kill -TERM -PGID` do
+        os.killpg(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert "Traceback" not in stderr, stderr[-3000:]
+    left = _ablation_trials(folder)
+    assert not [t for t in left if t.state == TrialState.RUNNING]
+    assert all(ABLATION_SOURCE in t.user_attrs for t in left)  # nothing queued that is no run
+    failed = [t for t in left if t.state == TrialState.FAIL]
+    if stop == "kill-a-worker":
+        assert process.returncode == 1, stderr[-3000:]
+        assert "a worker died; its trial(s)" in stderr and "were failed; run the same" in stderr
+        assert all("was killed by SIGKILL" in t.user_attrs["fail_reason"] for t in failed)
+    else:
+        assert process.returncode == 143, stderr[-3000:]
+        assert "workers stopped: finished trials are kept; run the same command again" in stderr
+        assert all(t.user_attrs["fail_reason"] == "interrupted (Terminated)" for t in failed)
+    kept = {t.number: t.value for t in left if t.state == TrialState.COMPLETE}
+
+    result = run_cli("ablate", "study.toml", "--seeds", "2", "--workers", "2", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(kept)} done before" in result.stderr
+    trials = _ablation_trials(folder)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 2 * RUNS_PER_SEED
+    assert len(set(_keys(complete))) == len(complete)  # nothing trained twice
+    assert all(trials[number].value == value for number, value in kept.items())
 
 
 def _prepared(folder: Path):

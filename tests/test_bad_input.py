@@ -445,6 +445,21 @@ CASES = [
         "unknown device 'tpu'",
     ),
     Case(
+        "ablate --workers 0",
+        ("ablate", "--storage", "{good}", "--workers", "0"),
+        "--workers must be >= 1, but got 0",
+    ),
+    Case(
+        "ablate: unknown device in --devices",
+        ("ablate", "--storage", "{good}", "--devices", "cpu,tpu"),
+        "unknown device 'tpu'",
+    ),
+    Case(
+        "ablate: --device and --devices",
+        ("ablate", "--storage", "{good}", "--device", "cpu", "--devices", "cpu,cpu"),
+        "pass either --device (one) or --devices (a list for the workers)",
+    ),
+    Case(
         "--artifacts is a file",
         ("optimize", "{study}", "--storage", "sqlite:///{tmp}/w.db", "--artifacts", "{tmp}/afile"),
         "afile",

@@ -156,10 +156,10 @@ def test_the_readme_signature_of_every_command_names_every_option():
 
 
 def test_optimize_runs_one_worker_per_cpu_core_by_default(tmp_path, monkeypatch):
-    from nin_search import search
+    from nin_search import devices, search
     from nin_search.config import default_config
 
-    monkeypatch.setattr(search, "usable_cpu_cores", lambda: 3)
+    monkeypatch.setattr(devices, "usable_cpu_cores", lambda: 3)
     config = default_config()
     config = config.model_copy(update={"train": config.train.model_copy(update={"device": "cpu"})})
     storage = f"sqlite:///{tmp_path / 'w.db'}"
@@ -170,12 +170,22 @@ def test_optimize_runs_one_worker_per_cpu_core_by_default(tmp_path, monkeypatch)
 
 
 def test_the_workers_default_can_come_from_the_environment(tmp_path, monkeypatch):
-    study_file = write_study(tmp_path, TINY_DIGITS.replace("n_trials = 3", "n_trials = 2"))
+    ablated = "\n[ablation]\nafter_search = true\nseeds = 1\n"
+    study = TINY_DIGITS.replace("n_trials = 3", "n_trials = 2") + ablated
+    study_file = write_study(tmp_path, study)
     monkeypatch.setenv("NIN_SEARCH_WORKERS", "2")
     result = run_cli("optimize", str(study_file), "--no-progress", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "2 worker(s) on cpu" in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.startswith("trial #")]) == 2
+    # The ablation after the search trains in the same workers, a line per finished run.
+    assert "to train in 2 worker(s) on cpu" in result.stderr
+    runs = optuna.load_study(
+        study_name="tiny:ablation", storage=f"sqlite:///{tmp_path / 'nin_search.db'}"
+    ).get_trials()
+    assert runs and all(run.state == optuna.trial.TrialState.COMPLETE for run in runs)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("ablation run #")]
+    assert len(lines) == len(runs)
 
 
 def test_the_ablation_after_a_search_follows_no_progress_and_quiet(tmp_path):

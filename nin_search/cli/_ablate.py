@@ -9,15 +9,18 @@ import typer
 
 from nin_search.cli._common import (
     ArtifactDirOption,
+    DevicesOption,
     StorageOption,
     StudyDeviceOption,
     StudyNameOption,
+    WorkersOption,
     app,
     console,
     err_console,
     format_accuracy,
     progress_bar,
     quiet_optuna,
+    refuse_device_and_devices,
 )
 from nin_search.config import load_study_config
 from nin_search.errors import UserError
@@ -70,11 +73,18 @@ def ablate(
     ] = None,
     device: StudyDeviceOption = None,
     artifact_dir: ArtifactDirOption = None,
+    workers: WorkersOption = None,
+    devices: DevicesOption = None,
 ) -> None:
     """Paired ablation of the winner: per stage, the original, the stage flipped (MLP conv <->
     plain) and the flip at equal parameters, each trained with the same seeds."""
     if trial_number is not None and top is not None:
         raise UserError("pass --trial N or --top K, not both")
+    refuse_device_and_devices(device, devices)
+    if workers != 1:  # workers may be needed: their fork server imports torch meanwhile
+        from nin_search.worker_server import start_worker_server
+
+        start_worker_server()
     quiet_optuna()
     from nin_search.ablation import setup_ablation
 
@@ -84,6 +94,8 @@ def ablate(
         study_file=load_study_config(study_file) if study_file is not None else None,
         device=device,
         artifact_dir=artifact_dir,
+        workers=workers,
+        devices=devices,
     )
     run_ablation_with_progress(setup, None, trial_number=trial_number, top=top, seeds=seeds)
     from nin_search.storage import study_options
@@ -107,11 +119,17 @@ def run_ablation_with_progress(
     """Loads the data (unless given), queues the ablation and trains it: a line per finished
     run (none when ``quiet``, as ``optimize -q``), under a progress bar when ``live``.
     Ctrl-C / SIGTERM stop it with their exit codes; a re-run continues."""
-    from nin_search.ablation import load_ablation_data, prepare_ablation, run_ablation
+    from nin_search.ablation import (
+        ablation_workers,
+        load_ablation_data,
+        prepare_ablation,
+        run_queued_ablation,
+    )
 
     config = setup.config
     if data is None:
-        with err_console.status(f"loading {config.data.dataset} onto {setup.training_device}"):
+        where = setup.where.load_device
+        with err_console.status(f"loading {config.data.dataset} onto {where}"):
             data = load_ablation_data(setup)
     progress = progress_bar(disable=not live)
     epoch_task = progress.add_task("run", total=config.train.epochs, info="", visible=False)
@@ -137,21 +155,36 @@ def run_ablation_with_progress(
     )
     plan = prepared.plan
     say = err_console.print if not quiet else lambda *args, **kwargs: None
+    workers = ablation_workers(setup, plan)
+    on = f" in {workers} worker(s) on {', '.join(setup.devices)}" if workers else ""
     say(
         f"ablation of trial(s) {prepared.sources} in study {prepared.study.study_name!r}: "
-        f"{plan.total} runs, {plan.done} done before, {plan.queued} to train",
+        f"{plan.total} runs, {plan.done} done before, {plan.queued} to train{on}",
         highlight=False,
     )
     runs_task = progress.add_task("ablation runs", total=plan.total, completed=plan.done, info="")
 
-    def on_trial(ablation: Any, trial: Any) -> None:
-        progress.advance(runs_task)
-        progress.reset(epoch_task, total=config.train.epochs, visible=False)
+    def print_run(trial: Any) -> None:
         if not quiet:  # above the bars when live, as optimize prints its trial lines
             progress.console.print(_run_line(trial), markup=False, highlight=False, soft_wrap=True)
 
+    def on_trial(ablation: Any, trial: Any) -> None:
+        progress.advance(runs_task)
+        progress.reset(epoch_task, total=config.train.epochs, visible=False)
+        print_run(trial)
+
+    # Workers report finished runs only: a line for each that finishes from now on.
+    seen = {t.number for t in prepared.study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+    def on_poll(ablation: Any) -> None:
+        for trial in ablation.get_trials(deepcopy=False):
+            if trial.state.is_finished() and trial.number not in seen:
+                seen.add(trial.number)
+                progress.advance(runs_task)
+                print_run(trial)
+
     with progress:
-        outcome = run_ablation(prepared.study, prepared.objective, callbacks=[on_trial])
+        outcome = run_queued_ablation(setup, prepared, callbacks=[on_trial], on_poll=on_poll)
     if outcome.exit_code:
         err_console.print(outcome.message, highlight=False)
         raise typer.Exit(outcome.exit_code)

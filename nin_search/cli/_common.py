@@ -82,6 +82,33 @@ StudyDeviceOption = Annotated[
     ),
 ]
 # The commands that read an existing study.
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        envvar="NIN_SEARCH_WORKERS",
+        help="Worker processes on this machine; with --devices each gets its own device. 1 "
+        "gives a run reproducible to the digit. [default: one per CPU core when training on "
+        "the CPU (faster), else one per device]",
+        show_default=False,
+    ),
+]
+DevicesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--devices",
+        help="Comma-separated devices given to the workers in turn, e.g. cuda:0,cuda:1.",
+        show_default=False,
+    ),
+]
+
+
+def refuse_device_and_devices(device: str | None, devices: str | None) -> None:
+    """``--device`` (one) and ``--devices`` (the workers') are one choice."""
+    if device is not None and devices is not None:
+        raise UserError("pass either --device (one) or --devices (a list for the workers)")
+
+
 ReadStorageOption = Annotated[str, typer.Option("--storage", help="Optuna storage URL.")]
 ExistingStudyOption = Annotated[
     str | None,

@@ -10,21 +10,23 @@ import typer
 from nin_search.cli._common import (
     DEVICE_HELP,
     ArtifactDirOption,
+    DevicesOption,
     StorageOption,
     StudyNameOption,
+    WorkersOption,
     app,
     console,
     err_console,
     format_accuracy,
     progress_bar,
     quiet_optuna,
+    refuse_device_and_devices,
     refuse_empty_device,
     resolve_config,
     summary_table,
     trials_info,
 )
 from nin_search.config import MAX_SEED, shipped_studies
-from nin_search.errors import UserError
 
 
 @app.command()
@@ -75,25 +77,8 @@ def optimize(
         ),
     ] = None,
     artifact_dir: ArtifactDirOption = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            envvar="NIN_SEARCH_WORKERS",
-            help="Worker processes sharing the study on this machine; with --devices each gets "
-            "its own device. 1 gives a run reproducible to the digit. [default: one per CPU "
-            "core when training on the CPU (faster), else one per device]",
-            show_default=False,
-        ),
-    ] = None,
-    devices: Annotated[
-        str | None,
-        typer.Option(
-            "--devices",
-            help="Comma-separated devices given to the workers in turn, e.g. cuda:0,cuda:1.",
-            show_default=False,
-        ),
-    ] = None,
+    workers: WorkersOption = None,
+    devices: DevicesOption = None,
     no_progress: Annotated[
         bool,
         typer.Option(
@@ -120,8 +105,7 @@ def optimize(
     ] = None,
 ) -> None:
     """Run (or resume) a search: train short runs, prune bad ones, store all in the database."""
-    if device is not None and devices is not None:
-        raise UserError("pass either --device (one) or --devices (a list for the workers)")
+    refuse_device_and_devices(device, devices)
     config = resolve_config(
         study_file, n_trials=n_trials, timeout=timeout, device=device, seed=seed
     )
@@ -176,8 +160,8 @@ def optimize(
             )
         else:
             run_ablation_with_progress(
-                AblationSetup(study, config, plan.artifact_dir),
-                data if plan.workers == 1 else None,  # workers loaded their own copies
+                AblationSetup(study, config, plan.artifact_dir, plan.storage_url, plan),
+                data,  # on plan.load_device: the ablation's workers, if any, load their own
                 live=not (quiet or no_progress),
                 quiet=quiet,
             )
