@@ -3,12 +3,14 @@ a kill included), plus the record of how each searched trial's parameters were c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import optuna
@@ -37,7 +39,7 @@ from nin_search.spec import Hyperparameters
 from nin_search.trials import recorded_config
 from nin_search.variants import PARAM_TOLERANCE, ablation_variants, flip_stage, match_params
 
-from .conftest import run_cli, write_study
+from .conftest import postgres_url, run_cli, write_study
 
 SMALL = ArchSpec(
     stages=(
@@ -356,6 +358,27 @@ def test_ablate_in_two_workers_gives_every_run_the_value_one_process_gives_it(
     by_key = dict(zip(_keys(trials), [t.value for t in trials], strict=True))
     in_one = _ablation_trials(one)
     assert dict(zip(_keys(in_one), [t.value for t in in_one], strict=True)) == by_key
+
+
+def test_ablate_in_two_workers_on_postgresql_trains_every_run_once(tmp_path):
+    url = postgres_url()
+    name = f"abl-{uuid.uuid4().hex[:12]}"
+    write_study(tmp_path, ABLATE_STUDY)
+    where = ("--storage", url, "--study-name", name)
+    try:
+        result = run_cli("optimize", "study.toml", *where, "--workers", "1", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        result = run_cli("ablate", *where, "--seeds", "1", "--workers", "2", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert f"{RUNS_PER_SEED} to train in 2 worker(s) on cpu" in result.stderr
+        runs = optuna.load_study(study_name=ablation_study_name(name), storage=url).get_trials()
+        assert len(runs) == RUNS_PER_SEED and len(set(_keys(runs))) == RUNS_PER_SEED
+        assert all(run.state == TrialState.COMPLETE for run in runs)
+        assert len({run.user_attrs["worker"]["pid"] for run in runs}) == 2
+    finally:
+        for study in (name, ablation_study_name(name)):
+            with contextlib.suppress(KeyError):  # never created
+                optuna.delete_study(study_name=study, storage=url)
 
 
 def test_with_several_workers_even_one_queued_run_trains_in_a_worker_on_its_device():
