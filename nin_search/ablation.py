@@ -41,6 +41,13 @@ from nin_search.errors import UserError, check_int
 from nin_search.model import count_params
 from nin_search.objective import AblationObjective, EpochCallback
 from nin_search.records import TrialRecord, ablation_study_name
+from nin_search.recovery import (
+    RunOutcome,
+    fail_dead_local_trials,
+    fail_stale_trials,
+    handle_sigterm,
+    stopped_outcome,
+)
 from nin_search.space import suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
 from nin_search.storage import open_storage
@@ -54,17 +61,12 @@ from nin_search.trials import (
 )
 from nin_search.variants import ablation_variants
 from nin_search.workers import (
-    RunOutcome,
     WorkerPlan,
     WorkerSpec,
     exit_worker,
-    fail_dead_local_trials,
-    fail_stale_trials,
-    handle_sigterm,
     plan_workers,
     run_workers,
     start_worker,
-    stopped_outcome,
 )
 
 __all__ = [

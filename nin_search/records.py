@@ -118,7 +118,7 @@ OPTUNA_ARTIFACT_PREFIX = "artifacts:"
 # carries CREATED_BY.
 REQUIRED_USER_ATTRS = (ARCH, ARCH_SUMMARY, PARAMS, MACS)
 
-# Failed trials and their retries (see nin_search.workers.requeue_interrupted).
+# Failed trials and their retries (see nin_search.recovery.requeue_interrupted).
 FAIL_REASON = "fail_reason"  # why the trial failed, one line
 RETRY = "retry"  # True: enqueue the same parameters again on the next run
 INTERRUPTED = "interrupted"  # True: Ctrl-C or SIGTERM stopped it (never uses up a retry)

@@ -33,21 +33,19 @@ from nin_search.config import StudyConfig
 from nin_search.data import SearchData, load_search_data
 from nin_search.objective import Objective
 from nin_search.outputs import check_outputs
-from nin_search.storage import check_storage_url
-from nin_search.study import check_study_name, open_study, optimize
-from nin_search.trials import FINISHED_STATES, finished_trials
-from nin_search.workers import (
+from nin_search.recovery import (
     RunOutcome,
-    WorkerPlan,
     fail_dead_local_trials,
     fail_stale_trials,
     failure_summary,
     handle_sigterm,
     interrupted_outcome,
-    plan_workers,
     requeue_interrupted,
-    run_workers,
 )
+from nin_search.storage import check_storage_url
+from nin_search.study import check_study_name, open_study, optimize
+from nin_search.trials import FINISHED_STATES, finished_trials
+from nin_search.workers import WorkerPlan, plan_workers, run_workers
 
 __all__ = [
     "OpenedSearch",

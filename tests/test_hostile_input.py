@@ -807,7 +807,7 @@ def test_repeated_ctrl_c_never_drops_the_baselines(tmp_path, monkeypatch, capsys
 
 
 def test_a_worker_that_keeps_crashing_is_still_retried_at_most_twice():
-    from nin_search.workers import requeue_interrupted
+    from nin_search.recovery import requeue_interrupted
 
     study = optuna.create_study(direction="maximize")
     distribution = optuna.distributions.FloatDistribution(0, 1)

@@ -353,7 +353,7 @@ def _run_with_progress(plan: Any, opened: Any, data: Any, *, live: bool, quiet: 
 
 
 def _print_failures(trials: list[Any]) -> None:
-    from nin_search.workers import failure_summary
+    from nin_search.recovery import failure_summary
 
     for reason, count in failure_summary(trials):
         err_console.print(f"  {count} trial(s) failed: {reason}", markup=False, highlight=False)
