@@ -351,7 +351,7 @@ class AblationObjective(Objective):
     """Trains the network an ablation trial names, through the same code as a searched trial.
 
     An ablation trial is enqueued with user attrs ``arch``, ``hparams`` and ``seed`` (see
-    :mod:`nin_search.ablation`) and suggests nothing. It is never pruned, keeps no weights,
+    :mod:`nin_search.ablation_plan`) and suggests nothing. It is never pruned, keeps no weights,
     and ignores the study's cost limits and cost objectives: it answers one question, the
     validation accuracy of that network with that seed.
     """

@@ -18,7 +18,7 @@ import pytest
 from optuna.trial import FixedTrial, TrialState
 
 from nin_search import ArchSpec, StageSpec, presets
-from nin_search.ablation import AblationJob, ablation_seed
+from nin_search.ablation_plan import AblationJob, ablation_seed
 from nin_search.config import StudyConfig
 from nin_search.devices import usable_cpu_cores
 from nin_search.model import count_params
@@ -388,7 +388,8 @@ def test_with_several_workers_even_one_queued_run_trains_in_a_worker_on_its_devi
 
     import torch
 
-    from nin_search.ablation import AblationPlan, ablation_workers
+    from nin_search.ablation import ablation_workers
+    from nin_search.ablation_plan import AblationPlan
     from nin_search.workers import WorkerPlan
 
     gpus = WorkerPlan(2, ("cuda:0", "cuda:1"), torch.device("cuda:0"))
@@ -597,7 +598,7 @@ def test_a_trial_that_is_no_ablation_run_prints_as_one():
 
 
 def test_ablate_top_k_of_a_multi_objective_study_takes_the_pareto_front_first():
-    from nin_search.ablation import source_trials
+    from nin_search.ablation_plan import source_trials
     from nin_search.errors import UserError
 
     study = optuna.create_study(directions=["maximize", "minimize"])
