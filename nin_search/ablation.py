@@ -72,6 +72,9 @@ __all__ = [
 ]
 
 
+RERUN_NOTE = "finished ablation runs are kept; run the same command again to train only the rest"
+
+
 def search_still_running(study: optuna.Study) -> list[int]:
     """Trials of ``study`` that other processes or machines still train (trials whose machine
     stopped sending heartbeats are failed and queued first): the winner may still change, so
@@ -111,10 +114,7 @@ def run_ablation(
             callbacks=[*callbacks, _stop_when_none_waits], gc_after_trial=False,
         )  # fmt: skip
     except KeyboardInterrupt as interrupt:
-        return stopped_outcome(
-            interrupt,
-            "finished ablation runs are kept; run the same command again to train only the rest",
-        )
+        return stopped_outcome(interrupt, RERUN_NOTE)
     return RunOutcome(0)
 
 
@@ -148,12 +148,12 @@ def run_ablation_in_workers(
     on_poll: Callable[[optuna.Study], None] | None = None,
 ) -> RunOutcome:
     """Trains the waiting runs of the companion study ``ablation`` in ``setup.workers``
-    processes on ``setup.devices`` and waits for them.
+    processes (at most one per run) on ``setup.devices`` and waits for them.
 
     The waiting runs are shared out as quotas that add up to their number, so that no worker
     asks for a run when none is left (it would get a trial that is no run). Each run trains
-    with its own seed, so its result does not depend on which worker trains it (only on the
-    threads each worker has: one per core, shared out).
+    with its own seed, so its result does not depend on which worker trains it, nor on how
+    many runs were left: each worker has the threads of one of ``setup.workers`` workers.
 
     Args:
         setup: The resolved ablation (its config, storage, artifact folder, workers, devices).
@@ -178,13 +178,18 @@ def run_ablation_in_workers(
         on_poll=on_poll,
         entry=run_ablation_worker,
         requeue=False,  # the next run's queue_ablation queues what did not complete
+        stopped_note=RERUN_NOTE,
+        cpu_workers=setup.workers,  # threads as with a full queue: the same numbers
     )
 
 
 def ablation_workers(setup: AblationSetup, plan: AblationPlan) -> int:
-    """The worker processes that train the queued runs: ``setup.workers``, at most one per
-    run; 0 when ``setup.workers`` is 1 (the runs train in this process, on its data)."""
-    return 0 if setup.workers == 1 else max(1, min(setup.workers, plan.queued))
+    """The worker processes that train the waiting runs: ``setup.workers``, at most one per
+    run; 0 when ``setup.workers`` is 1 (the runs train in this process, on its data) or no run
+    waits."""
+    if setup.workers == 1 or plan.to_train == 0:
+        return 0
+    return min(setup.workers, plan.to_train)
 
 
 def run_queued_ablation(

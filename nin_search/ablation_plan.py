@@ -80,11 +80,21 @@ class AblationJob(NamedTuple):
 
 class AblationPlan(NamedTuple):
     """What an ablation run has to do: ``total`` jobs, ``done`` of them completed before,
-    ``queued`` enqueued now or still waiting from an earlier run."""
+    ``queued`` enqueued now or still waiting from an earlier run. ``others`` runs of another
+    plan wait in the same queue (an earlier ``ablate --trial``/``--top`` that was stopped, or
+    another machine's), of the source trials ``other_sources``: the queue is shared, so they
+    are trained too."""
 
     total: int
     done: int
     queued: int
+    others: int = 0
+    other_sources: tuple[int, ...] = ()
+
+    @property
+    def to_train(self) -> int:
+        """The runs waiting in the queue: this plan's and the others'."""
+        return self.queued + self.others
 
 
 def ablation_seed(source_seed: int, seed_index: int) -> int:
@@ -223,8 +233,19 @@ def queue_ablation(
         params = count_params(job.arch, in_channels=in_channels, num_classes=num_classes)
         ablation.enqueue_trial({}, user_attrs=job.user_attrs(params))
         queued += 1
+    keys = {job.key for job in jobs}
+    others = [
+        record
+        for record in map(TrialRecord.from_trial, trials)
+        if record.state == TrialState.WAITING and record.ablation_key not in keys
+    ]
+    sources = {record.ablation_source for record in others}
     return AblationPlan(
-        total=len(jobs), done=len([j for j in jobs if j.key in done]), queued=queued
+        total=len(jobs),
+        done=len([j for j in jobs if j.key in done]),
+        queued=queued,
+        others=len(others),
+        other_sources=tuple(sorted(source for source in sources if source is not None)),
     )
 
 

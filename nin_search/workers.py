@@ -243,6 +243,7 @@ def _workers_outcome(
     terminated: bool,
     pids: list[int] | None = None,
     requeue: bool = True,
+    stopped_note: str | None = None,
 ) -> RunOutcome:
     """Stopped (Ctrl-C, SIGTERM), a worker died (1: its trials failed, and queued again when
     ``requeue``), or done (0).
@@ -253,14 +254,14 @@ def _workers_outcome(
     """
     stopped = (EXIT_INTERRUPTED, EXIT_TERMINATED, -signal.SIGTERM)
     if interrupted or terminated or any(code in stopped for code in codes):
-        what_next = (
-            f"{interrupted_trials(study)}run the same command again to resume the study"
-            if requeue
-            else "finished trials are kept; run the same command again to train only the rest"
-        )
+        code = EXIT_TERMINATED if terminated or EXIT_TERMINATED in codes else EXIT_INTERRUPTED
+        if stopped_note is not None:
+            how = "terminated" if code == EXIT_TERMINATED else "interrupted"
+            return RunOutcome(code, f"{how}: {stopped_note}")
         return RunOutcome(
-            EXIT_TERMINATED if terminated or EXIT_TERMINATED in codes else EXIT_INTERRUPTED,
-            f"workers stopped: {what_next}",
+            code,
+            f"workers stopped: {interrupted_trials(study)}run the same command again to "
+            "resume the study",
         )
     if all(code == 0 for code in codes):
         return RunOutcome(0)
@@ -279,17 +280,16 @@ def _workers_outcome(
             "it resumes the study, and the trials that were running are failed and queued again",
         )
     dead = fail_dead_local_trials(study, exit_codes)
-    if not requeue:
-        return RunOutcome(
-            1,
-            f"worker exit codes {codes}: a worker died; its trial(s) {dead} were failed; run "
-            "the same command again to train them and the rest",
-        )
-    requeue_interrupted(study)
+    if requeue:
+        requeue_interrupted(study)
+    if not dead:
+        what = " between trials (none was running)"
+    else:
+        what = f"; its trial(s) {dead} were failed" + (" and queued again" if requeue else "")
+    rest = "finish the study" if requeue else "train them and the rest"
     return RunOutcome(
         1,
-        f"worker exit codes {codes}: a worker died; its trial(s) {dead} were failed and "
-        "queued again; run the same command again to finish the study",
+        f"worker exit codes {codes}: a worker died{what}; run the same command again to {rest}",
     )
 
 
@@ -305,6 +305,8 @@ def run_workers(
     on_poll: Callable[[optuna.Study], None] | None = None,
     entry: Callable[[WorkerSpec], None] = run_worker,
     requeue: bool = True,
+    stopped_note: str | None = None,
+    cpu_workers: int | None = None,
 ) -> RunOutcome:
     """Runs ``quota`` trials of ``study`` in ``workers`` processes and waits for them.
 
@@ -322,6 +324,12 @@ def run_workers(
         requeue: Queue the trials of a worker that died again with the same parameters
             (:func:`requeue_interrupted`); False where the next run queues them itself (the
             ablation: its queue is the plan).
+        stopped_note: What a run that Ctrl-C or SIGTERM stopped says to do next; None for
+            the search's (which trials were stopped, and that a re-run retries them).
+        cpu_workers: The number of processes that share the CPU cores (each gets its share
+            of threads); None for ``workers``. An ablation with fewer runs left than its
+            ``--workers`` starts fewer processes, but each keeps one ``--workers``' share, so
+            that a run's numbers do not depend on how many were left.
 
     Returns:
         The outcome; Ctrl-C reaches the workers too, and is waited for.
@@ -333,7 +341,7 @@ def run_workers(
             storage_url=storage_url,
             study_name=study.study_name,
             device=devices[index % len(devices)],
-            cpu_workers=workers if cpu_only else None,
+            cpu_workers=(cpu_workers or workers) if cpu_only else None,
             quota=share,
             artifact_dir=str(artifact_dir),
             worker_index=index,
@@ -363,4 +371,5 @@ def run_workers(
         terminated=bool(terminated),
         pids=[process.pid for process in processes],
         requeue=requeue,
+        stopped_note=stopped_note,
     )

@@ -401,6 +401,54 @@ def test_with_several_workers_even_one_queued_run_trains_in_a_worker_on_its_devi
     assert ablation_workers(SimpleNamespace(workers=1), AblationPlan(5, 0, 5)) == 0  # here
 
 
+def test_an_ablation_with_fewer_runs_left_than_workers_keeps_one_workers_threads(
+    monkeypatch, tmp_path
+):
+    # A resumed `ablate --workers 2` with one run left starts one process; it must train with
+    # the threads of one of two workers, or the run's numbers would depend on the queue.
+    from types import SimpleNamespace
+
+    from nin_search import ablation
+    from nin_search.config import default_config
+    from nin_search.recovery import RunOutcome
+
+    seen = {}
+    monkeypatch.setattr(ablation, "run_workers", lambda *a, **kw: seen.update(kw) or RunOutcome(0))
+    study = optuna.create_study()
+    study.enqueue_trial({}, user_attrs={"ablation_source": 0})
+    setup = SimpleNamespace(config=default_config(), storage_url="sqlite:///x.db",
+                            artifact_dir=tmp_path, workers=2, devices=("cpu",))  # fmt: skip
+    assert ablation.run_ablation_in_workers(setup, study).exit_code == 0
+    assert seen["workers"] == 1 and seen["cpu_workers"] == 2
+
+
+def test_runs_an_earlier_ablate_left_waiting_are_announced_counted_and_trained(
+    searched_abl, tmp_path
+):
+    from nin_search.ablation import load_ablation_data, prepare_ablation, setup_ablation
+
+    folder = _copy(searched_abl, tmp_path)
+    setup = setup_ablation(f"sqlite:///{folder / 'nin_search.db'}", "abl")
+    best = setup.study.best_trial.number
+    other = next(t.number for t in setup.study.trials if t.number != best and t.value)
+    # `ablate --trial OTHER` queued its runs and was stopped before it trained any.
+    data = load_ablation_data(setup)
+    left = prepare_ablation(
+        setup.study, setup.config, data=data, artifact_dir=setup.artifact_dir, trial_number=other,
+        seeds=1,
+    )  # fmt: skip
+    result = run_cli("ablate", "study.toml", "--seeds", "1", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    line = result.stderr.splitlines()[0]
+    assert f"{RUNS_PER_SEED} runs, 0 done before, {RUNS_PER_SEED} to train, and " in line
+    assert f"{left.plan.queued} waiting run(s) of trial(s) [{other}] that an earlier" in line
+    trials = _ablation_trials(folder)
+    assert len(trials) == RUNS_PER_SEED + left.plan.queued
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("ablation run #")]
+    assert len(lines) == len(trials)
+
+
 def _running_run(folder: Path, parent: int) -> optuna.trial.FrozenTrial | None:
     """A run a worker process (not ``parent``) is training, past its first epoch."""
     try:
@@ -415,7 +463,7 @@ def _running_run(folder: Path, parent: int) -> optuna.trial.FrozenTrial | None:
     return None
 
 
-@pytest.mark.parametrize("stop", ["kill-a-worker", "sigterm-the-group"])
+@pytest.mark.parametrize("stop", ["kill-a-worker", "sigterm-the-group", "ctrl-c"])
 def test_a_stopped_ablation_in_workers_keeps_its_runs_and_the_next_run_trains_the_rest(
     searched_abl, tmp_path, stop
 ):
@@ -432,8 +480,10 @@ def test_a_stopped_ablation_in_workers_keeps_its_runs_and_the_next_run_trains_th
         time.sleep(0.02)
     if stop == "kill-a-worker":
         os.kill(running.user_attrs["worker"]["pid"], signal.SIGKILL)
-    else:  # what systemd, Slurm and `kill -TERM -PGID` do
+    elif stop == "sigterm-the-group":  # what systemd, Slurm and `kill -TERM -PGID` do
         os.killpg(process.pid, signal.SIGTERM)
+    else:  # what a terminal does: the whole foreground process group gets SIGINT
+        os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert "Traceback" not in stderr, stderr[-3000:]
     left = _ablation_trials(folder)
@@ -442,12 +492,17 @@ def test_a_stopped_ablation_in_workers_keeps_its_runs_and_the_next_run_trains_th
     failed = [t for t in left if t.state == TrialState.FAIL]
     if stop == "kill-a-worker":
         assert process.returncode == 1, stderr[-3000:]
-        assert "a worker died; its trial(s)" in stderr and "were failed; run the same" in stderr
+        assert "a worker died" in stderr and "run the same command again to train them" in stderr
         assert all("was killed by SIGKILL" in t.user_attrs["fail_reason"] for t in failed)
-    else:
-        assert process.returncode == 143, stderr[-3000:]
-        assert "workers stopped: finished trials are kept; run the same command again" in stderr
-        assert all(t.user_attrs["fail_reason"] == "interrupted (Terminated)" for t in failed)
+    else:  # the same line as a run in one process
+        code, how, reason = (
+            (143, "terminated", "Terminated")
+            if stop == "sigterm-the-group"
+            else (130, "interrupted", "KeyboardInterrupt")
+        )
+        assert process.returncode == code, stderr[-3000:]
+        assert f"{how}: finished ablation runs are kept; run the same command again" in stderr
+        assert all(t.user_attrs["fail_reason"] == f"interrupted ({reason})" for t in failed)
     kept = {t.number: t.value for t in left if t.state == TrialState.COMPLETE}
 
     result = run_cli("ablate", "study.toml", "--seeds", "2", "--workers", "2", cwd=folder)

@@ -156,15 +156,25 @@ def run_ablation_with_progress(
     plan = prepared.plan
     say = err_console.print if not quiet else lambda *args, **kwargs: None
     workers = ablation_workers(setup, plan)
+    others = (
+        f", and {plan.others} waiting run(s) of trial(s) {list(plan.other_sources)} that an "
+        "earlier ablate queued (the queue is shared: trained too)"
+        if plan.others
+        else ""
+    )
     on = f" in {workers} worker(s) on {', '.join(setup.devices)}" if workers else ""
     say(
         f"ablation of trial(s) {prepared.sources} in study {prepared.study.study_name!r}: "
-        f"{plan.total} runs, {plan.done} done before, {plan.queued} to train{on}",
+        f"{plan.total} runs, {plan.done} done before, {plan.queued} to train{others}{on}",
         highlight=False,
+        soft_wrap=True,
     )
-    runs_task = progress.add_task("ablation runs", total=plan.total, completed=plan.done, info="")
+    total = plan.total + plan.others
+    runs_task = progress.add_task("ablation runs", total=total, completed=plan.done, info="")
+    finished: list[Any] = []  # the runs this command saw finish
 
     def print_run(trial: Any) -> None:
+        finished.append(trial)
         if not quiet:  # above the bars when live, as optimize prints its trial lines
             progress.console.print(_run_line(trial), markup=False, highlight=False, soft_wrap=True)
 
@@ -185,6 +195,12 @@ def run_ablation_with_progress(
 
     with progress:
         outcome = run_queued_ablation(setup, prepared, callbacks=[on_trial], on_poll=on_poll)
+    from nin_search.recovery import failure_summary
+
+    for reason, count in failure_summary(finished):
+        err_console.print(
+            f"  {count} ablation run(s) failed: {reason}", markup=False, highlight=False
+        )
     if outcome.exit_code:
         err_console.print(outcome.message, highlight=False)
         raise typer.Exit(outcome.exit_code)
