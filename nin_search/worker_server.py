@@ -25,12 +25,13 @@ __all__ = ["START_METHOD_ENV", "WORKER_MODULES", "start_worker_server", "worker_
 START_METHOD_ENV = "NIN_SEARCH_START_METHOD"  # "spawn" or "forkserver" (the default where any)
 
 # What a worker imports (nin_search.workers.run_worker or nin_search.ablation's worker, and
-# scikit-learn for the stratified
-# split, 1.7 s on its own); the console script's module too, because a worker started from
+# scikit-learn for the stratified split, 1.7 s on its own); the console script's module too,
+# because a worker started from
 # `nin-search` imports it as its main module. torch._dynamo too: PyTorch imports it the first
 # time a process builds an optimizer (``Optimizer.add_param_group`` is wrapped in
 # ``torch._disable_dynamo``), which cost each worker's first trial 1.2-1.5 s here.
 WORKER_MODULES = [
+    "nin_search.worker_server_signals",  # first: the server ignores Ctrl-C and SIGTERM (see it)
     "torch",
     "torch._dynamo",
     "optuna",
@@ -43,7 +44,6 @@ WORKER_MODULES = [
     "nin_search.objective",
     "nin_search.artifacts",
     "nin_search.ablation",
-    "nin_search.worker_server_signals",  # last: the server ignores SIGTERM (see the module)
 ]
 
 

@@ -150,6 +150,9 @@ def start_worker(spec: WorkerSpec) -> tuple[StudyConfig, SearchData]:
     from nin_search.devices import configure_cpu_threads, resolve_device
     from nin_search.study import quiet_optuna
 
+    # Forked from the fork server, which ignores both (nin_search.worker_server_signals):
+    # Ctrl-C and SIGTERM stop this worker's trial with a reason.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     handle_sigterm()
     quiet_optuna()  # a fresh process: the parent's warning filters are not inherited
     if spec.cpu_workers is None:

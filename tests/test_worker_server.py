@@ -23,7 +23,7 @@ def _report(environment: dict[str, str], queue) -> None:  # runs in the worker p
 
 def test_every_preloaded_module_imports():
     for name in WORKER_MODULES:
-        if name != "nin_search.worker_server_signals":  # it makes this process ignore SIGTERM
+        if name != "nin_search.worker_server_signals":  # this process would ignore Ctrl-C
             importlib.import_module(name)
     assert importlib.util.find_spec("nin_search.worker_server_signals") is not None
 
@@ -49,3 +49,36 @@ def test_a_worker_forked_later_sees_the_current_environment_and_preloaded_torch(
     assert process.exitcode == 0
     assert mark == "after the server started"
     assert torch_loaded  # imported by the server before the fork, not by the worker
+
+
+@pytest.mark.skipif(
+    "forkserver" not in multiprocessing.get_all_start_methods(), reason="no fork server here"
+)
+def test_a_ctrl_c_while_the_fork_server_imports_torch_prints_nothing():
+    # Ctrl-C reaches the whole process group, the fork server too. Python's server ignores it
+    # only once its preload imports (seconds, for torch) are done.
+    import os
+    import signal
+    import subprocess
+    import time
+
+    code = (
+        "import signal, sys, time\n"
+        "from multiprocessing import forkserver\n"
+        "from nin_search.worker_server import worker_context\n"
+        "worker_context()\n"
+        "forkserver.ensure_running()\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command's own Ctrl-C: not tested\n"
+        "print('started', flush=True)\n"
+        "time.sleep(float(sys.argv[1]))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "NIN_SEARCH_START_METHOD"}
+    process = subprocess.Popen([sys.executable, "-c", code, "8"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)  # fmt: skip
+    assert process.stdout.readline() == "started\n"
+    time.sleep(1.0)  # the server has started Python and is importing torch (2-4 s here)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
