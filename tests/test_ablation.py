@@ -272,6 +272,19 @@ def test_ablate_trains_every_variant_with_paired_seeds_and_resumes_new_seeds_onl
     assert '"study": "abl"' in result.stdout
 
 
+def _rerun_trains_the_rest(folder: Path, *options: str, done_before: int) -> list:
+    """Runs ``ablate --seeds 2`` again after a stop: it says how many runs were done, and
+    completes every run once (nothing trained twice). Returns the companion study's trials."""
+    result = run_cli("ablate", "study.toml", "--seeds", "2", *options, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert f"{done_before} done before" in result.stderr
+    trials = _ablation_trials(folder)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 2 * RUNS_PER_SEED
+    assert len(set(_keys(complete))) == len(complete)  # nothing trained twice
+    return trials
+
+
 @pytest.mark.parametrize(
     "signal_number", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"]
 )
@@ -315,16 +328,10 @@ def test_a_stopped_ablation_resumes_with_only_the_unfinished_runs(
         assert stopped and stopped[0].user_attrs["fail_reason"] == "interrupted (Terminated)"
     done_before = [t for t in _ablation_trials(folder) if t.state == TrialState.COMPLETE]
 
-    result = run_cli("ablate", "study.toml", "--seeds", "2", cwd=folder)
-    assert result.returncode == 0, result.stderr
-    assert f"{len(done_before)} done before" in result.stderr
-    trials = _ablation_trials(folder)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 2 * RUNS_PER_SEED
-    assert len(set(_keys(complete))) == len(complete)  # nothing trained twice
+    trials = _rerun_trains_the_rest(folder, done_before=len(done_before))
     assert len(stopped) == 1 and trials[stopped[0].number].state == TrialState.FAIL
     # The earlier runs were kept as they were, not trained again.
-    kept = {t.number: t.value for t in complete}
+    kept = {t.number: t.value for t in trials if t.state == TrialState.COMPLETE}
     assert all(kept[t.number] == t.value for t in done_before)
 
 
@@ -505,13 +512,7 @@ def test_a_stopped_ablation_in_workers_keeps_its_runs_and_the_next_run_trains_th
         assert all(t.user_attrs["fail_reason"] == f"interrupted ({reason})" for t in failed)
     kept = {t.number: t.value for t in left if t.state == TrialState.COMPLETE}
 
-    result = run_cli("ablate", "study.toml", "--seeds", "2", "--workers", "2", cwd=folder)
-    assert result.returncode == 0, result.stderr
-    assert f"{len(kept)} done before" in result.stderr
-    trials = _ablation_trials(folder)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 2 * RUNS_PER_SEED
-    assert len(set(_keys(complete))) == len(complete)  # nothing trained twice
+    trials = _rerun_trains_the_rest(folder, "--workers", "2", done_before=len(kept))
     assert all(trials[number].value == value for number, value in kept.items())
 
 
