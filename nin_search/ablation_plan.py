@@ -219,30 +219,23 @@ def queue_ablation(
     Trials of this machine whose process died are failed first, so that they are queued again.
     """
     fail_dead_local_trials(ablation)
-    trials = ablation.get_trials(deepcopy=False)
-    done = {
-        TrialRecord.from_trial(t).ablation_key for t in trials if t.state == TrialState.COMPLETE
-    }
-    waiting = {
-        TrialRecord.from_trial(t).ablation_key for t in trials if t.state == TrialState.WAITING
-    }
-    queued = len([job for job in jobs if job.key in waiting])
+    runs = [TrialRecord.from_trial(t) for t in ablation.get_trials(deepcopy=False)]
+    done = {run.ablation_key for run in runs if run.state == TrialState.COMPLETE}
+    waiting = [run for run in runs if run.state == TrialState.WAITING]
+    waiting_keys = {run.ablation_key for run in waiting}
+    keys = {job.key for job in jobs}
+    queued = len(keys & waiting_keys)
     for job in jobs:
-        if job.key in done or job.key in waiting:
+        if job.key in done or job.key in waiting_keys:
             continue
         params = count_params(job.arch, in_channels=in_channels, num_classes=num_classes)
         ablation.enqueue_trial({}, user_attrs=job.user_attrs(params))
         queued += 1
-    keys = {job.key for job in jobs}
-    others = [
-        record
-        for record in map(TrialRecord.from_trial, trials)
-        if record.state == TrialState.WAITING and record.ablation_key not in keys
-    ]
-    sources = {record.ablation_source for record in others}
+    others = [run for run in waiting if run.ablation_key not in keys]
+    sources = {run.ablation_source for run in others}
     return AblationPlan(
         total=len(jobs),
-        done=len([j for j in jobs if j.key in done]),
+        done=len(keys & done),
         queued=queued,
         others=len(others),
         other_sources=tuple(sorted(source for source in sources if source is not None)),
