@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import re
@@ -19,10 +20,17 @@ from .conftest import TINY_DIGITS, run_cli, write_study
 
 
 def in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Runs the CLI's entry point in this process (fast), returning (code, stdout, stderr)."""
+    """Runs the CLI's entry point in this process (fast), returning (code, stdout, stderr).
+
+    Afterwards the garbage is collected, as a process's exit would: the command's storage
+    connections close, and the last one moves SQLite's write-ahead log into the database file.
+    Otherwise that happens at some later collection, and a test that checks a later command
+    leaves the file byte-identical would see the first command's own log land in it.
+    """
     monkeypatch.setattr(sys, "argv", ["nin-search", *args])
     with pytest.raises(SystemExit) as exited:
         main()
+    gc.collect()
     captured = capsys.readouterr()
     return exited.value.code or 0, captured.out, captured.err
 
