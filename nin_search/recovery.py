@@ -44,6 +44,7 @@ __all__ = [
     "fail_dead_local_trials",
     "fail_stale_trials",
     "failure_summary",
+    "handle_sigint",
     "handle_sigterm",
     "interrupt_exit_code",
     "interrupted_outcome",
@@ -55,6 +56,19 @@ __all__ = [
 
 class Terminated(KeyboardInterrupt):
     """Raised in the main thread when the process receives SIGTERM."""
+
+
+def handle_sigint() -> None:
+    """Turns SIGINT into :class:`KeyboardInterrupt` in this process, once: a worker gets a
+    terminal's Ctrl-C and the one its command forwards (which is how ``kill -INT`` of the
+    command alone reaches it), and the second must not cut short the recording of the
+    stopped trial."""
+
+    def raise_interrupt(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # on its way out already
+        raise KeyboardInterrupt()
+
+    signal.signal(signal.SIGINT, raise_interrupt)
 
 
 def handle_sigterm() -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,9 +30,11 @@ from nin_search.errors import (
     EXIT_TERMINATED,
     UserError,
 )
+from nin_search.outputs import process_is_alive
 from nin_search.recovery import (
     RunOutcome,
     fail_dead_local_trials,
+    handle_sigint,
     handle_sigterm,
     interrupt_exit_code,
     interrupted_trials,
@@ -55,6 +59,7 @@ __all__ = [
     "run_workers",
     "split_quota",
     "start_worker",
+    "stop_with_commander",
 ]
 
 
@@ -79,6 +84,8 @@ class WorkerSpec:
     # The starting command's environment: a worker forked from the fork server would otherwise
     # see the server's, from when it started.
     environment: dict[str, str] | None = None
+    # The starting command's process: the worker stops when it is gone (None: never).
+    commander_pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -152,8 +159,9 @@ def start_worker(spec: WorkerSpec) -> tuple[StudyConfig, SearchData]:
 
     # Forked from the fork server, which ignores both (nin_search.worker_server_signals):
     # Ctrl-C and SIGTERM stop this worker's trial with a reason.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    handle_sigint()
     handle_sigterm()
+    stop_with_commander(spec.commander_pid)
     quiet_optuna()  # a fresh process: the parent's warning filters are not inherited
     if spec.cpu_workers is None:
         torch.set_num_threads(1)  # the work runs on an accelerator
@@ -161,6 +169,35 @@ def start_worker(spec: WorkerSpec) -> tuple[StudyConfig, SearchData]:
         configure_cpu_threads(spec.cpu_workers)  # honours the CPU affinity
     config = StudyConfig.model_validate(spec.config)
     return config, load_search_data(config.data, device=resolve_device(spec.device))
+
+
+def stop_with_commander(pid: int | None) -> None:
+    """Sends this worker SIGTERM once process ``pid`` (the command that started it) has
+    ended: a command killed by SIGKILL or the OOM killer cannot stop its workers, which would
+    otherwise go on training, their trials RUNNING under a live process that no re-run may
+    fail, and use the cores a re-run needs. The stopped trial is failed like any SIGTERM's,
+    and the next run retries it.
+
+    A thread waits on a pidfd (Linux 5.3+: woken the moment ``pid`` exits); elsewhere it
+    checks every second.
+    """
+    if pid is None:
+        return
+
+    def watch() -> None:
+        try:
+            descriptor = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # not Linux, an old kernel, or already gone
+            while process_is_alive(pid):
+                time.sleep(1.0)
+        else:
+            try:
+                select.select([descriptor], [], [])
+            finally:
+                os.close(descriptor)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="nin-search-commander-watch", daemon=True).start()
 
 
 def exit_worker(work: Callable[[], None]) -> None:
@@ -230,12 +267,17 @@ def _start_workers(
 
     def forward_sigterm(signum: int, frame: Any) -> None:
         terminated.append(signum)
-        for process in processes:
-            if process.is_alive():
-                os.kill(process.pid, signal.SIGTERM)
+        _signal_alive(processes, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward_sigterm)
     return processes
+
+
+def _signal_alive(processes: list[Any], signum: int) -> None:
+    for process in processes:
+        if process.is_alive():
+            with contextlib.suppress(ProcessLookupError):  # it ended since
+                os.kill(process.pid, signum)
 
 
 def _workers_outcome(
@@ -349,6 +391,7 @@ def run_workers(
             artifact_dir=str(artifact_dir),
             worker_index=index,
             environment=dict(os.environ),
+            commander_pid=os.getpid(),
         )
         for index, share in enumerate(split_quota(quota, workers))
     ]
@@ -361,7 +404,10 @@ def run_workers(
                 on_poll(study)
             time.sleep(1.0)
         except KeyboardInterrupt:
-            interrupted = True  # Ctrl-C reached the workers too; wait for them
+            # A terminal's Ctrl-C reached the workers too; `kill -INT` only this process. Each
+            # worker acts on the first SIGINT and ignores the other (handle_sigint).
+            interrupted = True
+            _signal_alive(processes, signal.SIGINT)
     if on_poll is not None:
         on_poll(study)
     for process in processes:

@@ -660,6 +660,102 @@ def test_sigterm_to_the_whole_process_group_stops_every_worker_and_loses_no_tria
     assert count(trials).running == 0
 
 
+def _running_descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` that run (not zombies), from /proc: the fork server and the
+    workers it forked."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # "pid (name) state ppid ...": the name may hold spaces and parentheses
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z":
+                children[int(fields[1])].append(int(stat.parent.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _still_running(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                alive.add(pid)
+    return alive
+
+
+def _wait_for_workers_to_stop(pids: set[int], tmp_path: Path) -> None:
+    """Waits until none of ``pids`` runs and no trial is RUNNING; kills what is left and fails
+    after SIGNAL_TIMEOUT (orphans must not outlive a failed test)."""
+    try:
+        wait_for(
+            lambda: not _still_running(pids) and count(fault_trials(tmp_path)).running == 0,
+            timeout=SIGNAL_TIMEOUT,
+            what="the workers to stop and record their trials",
+        )
+    finally:
+        for pid in _still_running(pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _stopped_trials(tmp_path: Path, reason: str) -> list[FrozenTrial]:
+    """The failed trials, each with ``reason`` and marked for a retry."""
+    stopped = [trial for trial in fault_trials(tmp_path) if trial.state == TrialState.FAIL]
+    assert stopped
+    for trial in stopped:
+        assert trial.user_attrs.get("fail_reason") == reason, trial.user_attrs
+        assert trial.user_attrs.get("retry") is True
+    return stopped
+
+
+def test_workers_stop_when_their_command_is_killed_and_the_next_run_retries_their_trials(
+    tmp_path,
+):
+    # SIGKILL or the OOM killer ends the command alone: its workers, forked from the fork
+    # server, used to go on training (their trials RUNNING under live processes, which no
+    # re-run may fail) until their share of the 1000 trials was done.
+    process, _, args = start_and_wait_mid_trial(tmp_path, workers=2, n_trials=1000)
+    workers = _running_descendants(process.pid)
+    assert len(workers) >= 3, workers  # the fork server and two workers
+    process.kill()
+    process.wait()
+    _wait_for_workers_to_stop(workers, tmp_path)
+    stopped = _stopped_trials(tmp_path, "interrupted (Terminated)")
+
+    # A re-run retries the stopped trials (n_trials counts complete and pruned trials).
+    done = (TrialState.COMPLETE, TrialState.PRUNED)
+    target = sum(trial.state in done for trial in fault_trials(tmp_path)) + len(stopped)
+    resumed = [*args[: args.index("--n-trials")], "--n-trials", str(target)]
+    code, stderr = run_optimize(*resumed, cwd=tmp_path, log="second")
+    assert code == 0, stderr[-3000:]
+    trials = fault_trials(tmp_path)
+    retried = {trial.user_attrs.get("retry_of") for trial in trials}
+    assert {trial.number for trial in stopped} <= retried
+    assert count(trials).running == 0 and count(trials).duplicated == 0
+
+
+def test_sigint_to_the_command_alone_stops_its_workers(tmp_path):
+    # `kill -INT PID` (not a terminal's Ctrl-C, which reaches the whole group): the command
+    # forwards it, and used to wait instead for its workers to finish 1000 trials.
+    process, _, _ = start_and_wait_mid_trial(tmp_path, workers=2, n_trials=1000)
+    workers = _running_descendants(process.pid)
+    process.send_signal(signal.SIGINT)
+    try:
+        code, stderr = finish(process, timeout=SIGNAL_TIMEOUT, cwd=tmp_path, log="first")
+    finally:
+        _wait_for_workers_to_stop(workers, tmp_path)
+    assert code == 130, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert "run the same command again to resume" in stderr, stderr[-3000:]
+    _stopped_trials(tmp_path, "interrupted (KeyboardInterrupt)")
+
+
 def test_a_worker_killed_in_a_multi_worker_run_makes_the_run_fail(tmp_path):
     started = time.monotonic()
     process, trial, _ = start_and_wait_mid_trial(tmp_path, workers=2, n_trials=4)
