@@ -61,6 +61,11 @@ def resolve_device(name: str) -> torch.device:
         )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise UserError(f"device {name!r} asked for, but MPS is not available; use --device cpu")
+    if device.type in ("cpu", "mps") and device.index not in (None, 0):
+        raise UserError(
+            f"device {name!r} does not exist: the {device.type} is one device; use "
+            f"{device.type} (on the CPU, --workers N shares its cores between N processes)"
+        )
     if device.type not in ("cpu", "cuda", "mps"):
         raise UserError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     return device

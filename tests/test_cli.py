@@ -176,6 +176,7 @@ BAD_INPUTS = [
     ("--devices naming no device", None, ["--devices", ","], "--devices ',' has an empty entry"),
     ("--devices with an empty entry", None, ["--devices", "cpu,,"], "'cpu,,' has an empty entry"),
     ("--device and --devices", None, ["--device", "cpu", "--devices", "cpu"], "either --device"),
+    ("a numbered CPU", None, ["--devices", "cpu,cpu:1"], "'cpu:1' does not exist: the cpu is"),
 ]
 
 

@@ -72,6 +72,9 @@ def test_devices_resolve_or_fail_clearly():
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
     with pytest.raises(UserError, match="unknown device 'tpu7'"):
         resolve_device("tpu7")
+    assert resolve_device("cpu:0").type == "cpu"
+    with pytest.raises(UserError, match="'cpu:1' does not exist: the cpu is one device"):
+        resolve_device("cpu:1")  # torch accepts it, and would put everything on the one CPU
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="CUDA is not available"):
             resolve_device("cuda:0")
