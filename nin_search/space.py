@@ -251,7 +251,7 @@ def baseline_params(
     or first choice of a list); fixed fields are not parameters. Learning rate, weight decay
     and batch size take the middle of their range, so both differ only in the 1x1 layers.
     ``width_scale`` < 1 narrows every width by that factor before it is resolved in the space
-    (how a study's cost limits are met: ``study.baselines_within_limits``).
+    (how a study's cost limits are met: ``baselines.baselines_within_limits``).
 
     Raises:
         ValueError: If ``baseline`` is unknown.

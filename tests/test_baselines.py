@@ -136,7 +136,7 @@ def _pareto(**cost: int) -> StudyConfig:
 
 
 def test_baselines_are_narrowed_together_to_fit_the_cost_limits():
-    from nin_search.study import baselines_within_limits
+    from nin_search.baselines import baselines_within_limits
 
     config = _pareto(max_params=60_000)
     full = {b: baseline_params(config.space, config.train, b) for b in ("nin", "plain")}
@@ -155,8 +155,8 @@ def test_baselines_are_narrowed_together_to_fit_the_cost_limits():
 
 
 def test_baselines_within_the_limits_are_unchanged_and_impossible_ones_are_skipped(tmp_path):
+    from nin_search.baselines import baselines_within_limits
     from nin_search.records import BASELINES_NOTE
-    from nin_search.study import baselines_within_limits
 
     roomy = _pareto(max_params=10_000_000)
     params, note = baselines_within_limits(roomy, DIGITS_SHAPE)
@@ -177,7 +177,7 @@ def test_baselines_within_the_limits_are_unchanged_and_impossible_ones_are_skipp
 
 @pytest.mark.parametrize(("kinds", "kept"), [(["mlp"], "nin"), (["plain"], "plain")])
 def test_a_space_of_one_stage_type_gets_only_the_baseline_it_can_express(kinds, kept):
-    from nin_search.study import baselines_within_limits
+    from nin_search.baselines import baselines_within_limits
 
     config = StudyConfig.model_validate({"space": {"stage_types": kinds}})
     params, note = baselines_within_limits(config, DIGITS_SHAPE)

@@ -851,7 +851,7 @@ def test_study_creation_is_all_or_nothing(tmp_path, monkeypatch):
 
     config = StudyConfig.model_validate({"study": {"name": "half"}})
     storage = f"sqlite:///{tmp_path / 'h.db'}"
-    monkeypatch.setattr("nin_search.study._enqueue_baselines", _interrupt)
+    monkeypatch.setattr("nin_search.study.enqueue_baselines", _interrupt)
     with pytest.raises(KeyboardInterrupt):
         open_study(config, storage_url=storage, study_name="half")
     assert optuna.get_all_study_names(storage) == []
