@@ -22,11 +22,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from nin_search.deploy import RETRAINED_MODEL, RETRAINED_WEIGHTS
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_source, info_from_metadata
 from nin_search.image_files import composed, decode_failure, find_images, scan_image_folder
 from nin_search.outputs import check_input_file, check_input_folder
+from nin_search.retrained import RETRAINED_MODEL, RETRAINED_WEIGHTS
 from nin_search.spec import ArchSpec
 from nin_search.weights import load_weights, read_metadata
 

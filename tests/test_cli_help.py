@@ -91,7 +91,14 @@ print("LOADED", ",".join(loaded), file=sys.stderr)
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "loaded"),
-    [("best", ""), ("trials", ""), ("best --json", "scipy"), ("report -o r.html", "scipy")],
+    [
+        ("best", ""),
+        ("trials", ""),
+        ("best --json", "scipy"),
+        ("report -o r.html", "scipy"),
+        ("export -o m.py", ""),  # writes source code
+        ("export -o m.py --weights m.safetensors", "torch"),  # loads the weights
+    ],
 )
 def test_commands_that_read_a_study_load_no_pytorch(command, loaded, studies, tmp_path):
     # best and trials start about as fast as Optuna's own `optuna best-trial` and `optuna

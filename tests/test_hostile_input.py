@@ -581,7 +581,7 @@ def test_train_checks_its_output_before_retraining(studies, tmp_path, monkeypatc
     def retrain(*args: Any, **kwargs: Any) -> None:
         pytest.fail("retrained although the output cannot be written")
 
-    monkeypatch.setattr("nin_search.deploy.retrain", retrain)
+    monkeypatch.setattr("nin_search.retrained.retrain", retrain)
     file_instead_of_folder(tmp_path)
     code, _, err = in_process(
         monkeypatch, capsys, "train", "-o", str(tmp_path / "afile" / "f"), "--storage", storage

@@ -65,7 +65,7 @@ def train_command(
 ) -> None:
     """Retrain a trial's architecture from scratch on train+val; report test accuracy."""
     quiet_optuna()
-    from nin_search.deploy import prepare_retrain, retrain_trial
+    from nin_search.retrained import prepare_retrain, retrain_trial
 
     plan = prepare_retrain(
         storage,

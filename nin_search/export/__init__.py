@@ -23,10 +23,14 @@ Weights travel as safetensors: :func:`save_weights` and :func:`load_weights` (fr
 :mod:`nin_search.weights`) never pickle, so loading a file never runs code.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from nin_search.export._info import MAX_CLASS_NAME_LENGTH, ExportInfo, class_name_for
 from nin_search.export._metadata import METADATA_KEYS, export_metadata, info_from_metadata
 from nin_search.export._source import export_source
-from nin_search.weights import load_weights, save_weights
+
+if TYPE_CHECKING:
+    from nin_search.weights import load_weights, save_weights
 
 __all__ = [
     "MAX_CLASS_NAME_LENGTH",
@@ -39,3 +43,13 @@ __all__ = [
     "load_weights",
     "save_weights",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``load_weights`` and ``save_weights`` on first use (PEP 562): they load PyTorch, and
+    writing a source file does not need it."""
+    if name in ("load_weights", "save_weights"):
+        from nin_search import weights
+
+        return getattr(weights, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
 
-from nin_search import transforms
 from nin_search.export._format import LINE_LENGTH, Call, display_width, render, string_literal
 from nin_search.export._info import ExportInfo
 
@@ -15,8 +15,11 @@ PREPROCESS_CONSTANTS = ("CHANNELS", "IMAGE_SIZE", "RESIZE", "INPUT_MAX", "MEAN",
 
 def _module_functions() -> tuple[list[str], str]:
     """The names of :mod:`nin_search.transforms`' top-level functions (its private helpers
-    too), in the module's order, and the module's source."""
-    source = Path(transforms.__file__).read_text(encoding="utf-8")
+    too), in the module's order, and the module's source (read, not imported: an export of
+    source code needs no PyTorch)."""
+    spec = importlib.util.find_spec("nin_search.transforms")
+    assert spec is not None and spec.origin is not None  # part of this package
+    source = Path(spec.origin).read_text(encoding="utf-8")
     tree = ast.parse(source)
     return [node.name for node in tree.body if isinstance(node, ast.FunctionDef)], source
 
