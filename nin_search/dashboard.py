@@ -20,7 +20,8 @@ from nin_search.compat import study_id_of
 from nin_search.config import DASHBOARD_HOST, DASHBOARD_PORT
 from nin_search.errors import UserError
 from nin_search.outputs import check_input_folder
-from nin_search.storage import check_storage_url, open_storage, study_options
+from nin_search.storage import check_storage_url, open_storage
+from nin_search.storage_messages import study_options
 from nin_search.study import load_studies, load_study
 from nin_search.study_note import refresh_study_note
 

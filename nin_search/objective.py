@@ -28,7 +28,7 @@ from nin_search.model import build_model, count_macs, count_params, measure_late
 from nin_search.records import RANDOM, TrialRecord
 from nin_search.space import suggest_arch, suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters
-from nin_search.storage import describe_lost_connection
+from nin_search.storage_messages import describe_lost_connection
 from nin_search.train import EpochResult, NonFiniteLossError, Trainer, TrainSettings
 from nin_search.weights import save_weights
 

@@ -1,4 +1,5 @@
-"""Optuna RDB storages: URL checks, SQLite settings for many workers, clear errors.
+"""Optuna RDB storages: URL checks, SQLite settings for many workers, clear errors (their
+words: :mod:`nin_search.storage_messages`).
 
 SQLite runs in WAL mode (a live dashboard never blocks the workers), with a busy timeout and
 transactions that take the write lock when they begin (so two workers never claim one queued
@@ -18,8 +19,6 @@ import atexit
 import contextlib
 import errno
 import random
-import re
-import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -41,12 +40,16 @@ from nin_search.config import (
 )
 from nin_search.errors import UserError
 from nin_search.outputs import SQLITE_HEADER, SQLITE_WAL_FILES
+from nin_search.storage_messages import (
+    database_path,
+    describe_storage_error,
+    display_url,
+    read_only_message,
+    unusable_message,
+)
 
 __all__ = [
     "check_storage_url",
-    "describe_lost_connection",
-    "describe_storage_error",
-    "display_url",
     "open_storage",
     "use_wal",
 ]
@@ -64,27 +67,6 @@ DRIVER_PACKAGES = {
     "pymysql": "pymysql",
     "mysqlconnector": "mysql-connector-python",
 }
-
-
-def display_url(url: str) -> str:
-    """The URL as shown to people: any password is replaced by ``***``.
-
-    A password with an unescaped ``@`` is hidden whole: everything between the user's
-    ``:`` and the authority's last ``@`` (SQLAlchemy would split it at the first ``@``).
-    """
-    try:
-        parsed = make_url(url)
-    except (sqlalchemy.exc.ArgumentError, ValueError):  # not a URL: hide what looks like one
-        parsed = None
-    if parsed is not None and "@" not in (parsed.host or ""):
-        return parsed.render_as_string(hide_password=True)
-    return re.sub(r"(://[^/:@]*:)[^/?#]*@", r"\1***@", url, count=1)
-
-
-def study_options(url: str, study_name: str) -> str:
-    """``--storage URL --study-name NAME`` for a command line a message suggests, quoted for a
-    shell, with any password shown as ``***``."""
-    return f"--storage {shlex.quote(display_url(url))} --study-name {shlex.quote(study_name)}"
 
 
 def check_storage_url(url: str, *, must_exist: bool) -> None:
@@ -180,103 +162,11 @@ def use_wal(url: str) -> None:
                     raise
                 time.sleep(random.uniform(0.01, 0.1))
     except sqlite3.DatabaseError as error:
-        raise UserError(describe_storage_error(error, url) or _unusable(url, error)) from None
+        raise UserError(
+            describe_storage_error(error, url) or unusable_message(url, error)
+        ) from None
     finally:
         connection.close()
-
-
-def _unusable(url: str, error: BaseException) -> str:
-    return (
-        f"{_database_path(url)} is not a usable SQLite database ({error}); restore it from a "
-        "backup or pass another --storage"
-    )
-
-
-def _database_path(url: str) -> Path:
-    return Path(make_url(url).database or "")
-
-
-def _errors_of(error: BaseException) -> list[BaseException]:
-    """``error``, the errors it wraps (``orig``, cause, context), and theirs."""
-    found: list[BaseException] = []
-    pending: list[BaseException | None] = [error]
-    while pending:
-        current = pending.pop()
-        if current is None or any(current is seen for seen in found):
-            continue
-        found.append(current)
-        pending += [getattr(current, "orig", None), current.__cause__, current.__context__]
-    return found
-
-
-def describe_storage_error(error: BaseException, url: str | None = None) -> str | None:
-    """One line (what is wrong, how to fix it) for a database failure, or None when
-    ``error`` is not one that a user can fix.
-
-    Optuna wraps SQLAlchemy's errors (``StorageInternalError``: "invalid data in the commit"),
-    which wrap the driver's; the driver's message decides.
-    """
-    text = " | ".join(str(item) for item in _errors_of(error)).lower()
-    where = f"database {display_url(url)!r}" if url else "the database"
-    if "database is locked" in text or "database table is locked" in text:
-        return (
-            f"{where} is locked by another process (waited {SQLITE_TIMEOUT} s for its write "
-            "lock); wait until that process finishes or stop it, then run the command again"
-        )
-    if "readonly database" in text or "read-only file system" in text:
-        return _read_only_message(where)
-    if "malformed" in text or "file is not a database" in text or "not a database" in text:
-        reason = "file is not a database" if "not a database" in text else "its pages are corrupt"
-        return (
-            f"{where} is not a usable SQLite database ({reason}); restore it from a backup "
-            "or pass another --storage"
-        )
-    if "disk is full" in text or "disk i/o error" in text:
-        return f"{where} cannot be written ({text.split(' | ')[-1]}); free disk space or move it"
-    return None
-
-
-# What the drivers say when the server goes away under an open connection (a restart, a
-# network cut): PostgreSQL (psycopg 2 and 3) and MySQL.
-_LOST_CONNECTION = (
-    "connection refused",
-    "the database system is shutting down",
-    "the database system is starting up",
-    "terminating connection",
-    "server closed the connection",
-    "connection is closed",
-    "connection already closed",
-    "consuming input failed",
-    "could not receive data",
-    "could not send data",
-    "lost connection to mysql server",
-    "mysql server has gone away",
-)
-
-
-def describe_lost_connection(error: BaseException, url: str | None = None) -> str | None:
-    """One line for a database server that went away during a command (a restart, a network
-    cut), or None when ``error`` is not that. Nothing is lost: a re-run resumes the study, and
-    the trials that were running are failed and queued again."""
-    for item in _errors_of(error):
-        message = str(item).strip().splitlines()[0] if str(item).strip() else ""
-        if isinstance(item, sqlalchemy.exc.DBAPIError) or not message:
-            continue  # SQLAlchemy's wrapper repeats the driver's message, with more
-        if any(words in message.lower() for words in _LOST_CONNECTION):
-            where = f"database {display_url(url)!r}" if url else "the database server"
-            return (
-                f"lost the connection to {where} ({message}); once the server is back, run the "
-                "same command again: it resumes the study, and the trials that were running are "
-                "failed and queued again"
-            )
-    return None
-
-
-def _read_only_message(where: str) -> str:
-    return (
-        f"{where} is read-only (attempt to write a readonly database); make the file and its "
-        "folder writable, or copy it to a folder you can write and pass that --storage"
-    )
 
 
 def _check_sqlite_file(url: str, *, create: bool) -> None:
@@ -288,7 +178,7 @@ def _check_sqlite_file(url: str, *, create: bool) -> None:
         create: ``optimize``: a missing or empty file is a new storage, and the file must be
             writable. Otherwise the file must already hold an Optuna storage.
     """
-    path = _database_path(url)
+    path = database_path(url)
     if not path.exists():
         return
     header = _read_header(url, create=create)
@@ -300,7 +190,7 @@ def _check_sqlite_file(url: str, *, create: bool) -> None:
             "optimize` to create a study in it, or pass the --storage that optimize used"
         )
     if header != SQLITE_HEADER:
-        raise UserError(_unusable(url, "file is not a database"))
+        raise UserError(unusable_message(url, "file is not a database"))
     tables = _sqlite_tables(url)
     # A part of Optuna's schema: another worker is creating the storage (one table at a time).
     if set(OPTUNA_TABLES) <= tables or (create and tables and tables <= OPTUNA_SCHEMA_TABLES):
@@ -321,13 +211,13 @@ def _check_sqlite_file(url: str, *, create: bool) -> None:
 def _read_header(url: str, *, create: bool) -> bytes:
     """The first bytes of the SQLite file; with ``create``, also checks that it is writable
     (opening for writing writes nothing)."""
-    path = _database_path(url)
+    path = database_path(url)
     try:
         with open(path, "r+b" if create else "rb") as file:
             return file.read(len(SQLITE_HEADER))
     except OSError as error:
         if create and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise UserError(_read_only_message(f"database {display_url(url)!r}")) from None
+            raise UserError(read_only_message(f"database {display_url(url)!r}")) from None
         raise UserError(f"cannot read database {str(path)!r} ({error.strerror})") from None
 
 
@@ -336,7 +226,7 @@ def _sqlite_tables(url: str) -> set[str]:
     import sqlite3
     from urllib.parse import quote
 
-    uri = f"file:{quote(str(_database_path(url).resolve()))}?mode=ro"
+    uri = f"file:{quote(str(database_path(url).resolve()))}?mode=ro"
     try:
         connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT)
         try:
@@ -345,14 +235,16 @@ def _sqlite_tables(url: str) -> set[str]:
         finally:
             connection.close()
     except sqlite3.DatabaseError as error:
-        raise UserError(describe_storage_error(error, url) or _unusable(url, error)) from None
+        raise UserError(
+            describe_storage_error(error, url) or unusable_message(url, error)
+        ) from None
 
 
 def _read_only_url(url: str) -> str:
     """The SQLite URL opened read-only (``mode=ro``): no write, no lock, no journal change."""
     from urllib.parse import quote
 
-    path = quote(str(_database_path(url).resolve()))  # SQLite decodes the URI's escapes
+    path = quote(str(database_path(url).resolve()))  # SQLite decodes the URI's escapes
     read_only = sqlalchemy.engine.URL.create(
         "sqlite", database=f"file:{path}", query={"mode": "ro", "uri": "true"}
     )
@@ -429,7 +321,7 @@ def _connect_storage(
 
 
 def _sqlite_side_files(url: str) -> list[Path]:
-    database = _database_path(url)
+    database = database_path(url)
     return [database.with_name(database.name + suffix) for suffix in SQLITE_WAL_FILES]
 
 
@@ -441,7 +333,7 @@ _READ_ONLY_ENGINES: dict[Path, list[sqlalchemy.engine.Engine]] = {}
 def _track_read_only(engine: sqlalchemy.engine.Engine, url: str, *, tidy: bool) -> None:
     """Remembers a read-only engine; the first one of a file, opened where no side file was,
     has them tidied at exit (:func:`_remove_sqlite_leftovers`)."""
-    path = _database_path(url).resolve()
+    path = database_path(url).resolve()
     if path not in _READ_ONLY_ENGINES:
         _READ_ONLY_ENGINES[path] = []
         if tidy:
@@ -460,13 +352,13 @@ def _remove_sqlite_leftovers(url: str) -> None:
     """
     import sqlite3
 
-    for engine in _READ_ONLY_ENGINES.get(_database_path(url).resolve(), []):
+    for engine in _READ_ONLY_ENGINES.get(database_path(url).resolve(), []):
         engine.dispose()
     wal, _ = _sqlite_side_files(url)
     if not wal.exists() or wal.stat().st_size:
         return  # nothing of ours to tidy, or another process's log
     with contextlib.suppress(sqlite3.Error, OSError):
-        connection = sqlite3.connect(str(_database_path(url)), timeout=0.1)
+        connection = sqlite3.connect(str(database_path(url)), timeout=0.1)
         try:
             connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         finally:

@@ -38,7 +38,8 @@ from nin_search.records import (
     system_attr_key,
 )
 from nin_search.sampling import make_pruner, make_sampler, sampler_seed
-from nin_search.storage import check_storage_url, display_url, open_storage, use_wal
+from nin_search.storage import check_storage_url, open_storage, use_wal
+from nin_search.storage_messages import display_url
 from nin_search.trials import FINISHED_STATES, directions_of, finished_trials, recorded_space
 
 __all__ = [

@@ -206,7 +206,7 @@ def refresh_study_note(study: optuna.Study, *, where: str = "") -> list[str]:
     Args:
         study: A nin-search study.
         where: The study's command-line options, for the commands the answer suggests
-            (:func:`nin_search.storage.study_options`).
+            (:func:`nin_search.storage_messages.study_options`).
 
     Returns:
         The answer lines written (:func:`nin_search.analysis.answer_lines`, as ``nin-search

@@ -40,7 +40,7 @@ from nin_search.recovery import (
     interrupted_trials,
     requeue_interrupted,
 )
-from nin_search.storage import describe_lost_connection
+from nin_search.storage_messages import describe_lost_connection
 from nin_search.worker_server import worker_context
 
 if TYPE_CHECKING:

@@ -897,7 +897,7 @@ def test_holm_keeps_only_what_survives_the_step_down_and_p_values_agree_with_the
 def test_the_commands_the_answer_suggests_name_the_study_s_storage_and_name():
     from nin_search.compat import set_study_system_attr
     from nin_search.records import CONFIG, system_attr_key
-    from nin_search.storage import study_options
+    from nin_search.storage_messages import study_options
 
     study = confounded_study(mlp_effect=0.0)
     set_study_system_attr(study, system_attr_key(CONFIG), {"study": {"name": "x"}})  # optimize's

@@ -1004,7 +1004,8 @@ def test_a_storage_url_that_is_refused_never_shows_its_password(url, words):
 
 
 def test_a_password_with_an_unescaped_at_sign_is_refused_and_never_shown_in_part():
-    from nin_search.storage import check_storage_url, display_url
+    from nin_search.storage import check_storage_url
+    from nin_search.storage_messages import display_url
 
     url = "postgresql+psycopg://nin:s3c@ret@db/nin"  # SQLAlchemy: password 's3c', host 'ret@db'
     with pytest.raises(UserError) as refused:

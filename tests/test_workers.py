@@ -819,7 +819,7 @@ def _server_restart_error() -> Exception:
 
 
 def test_a_database_server_that_went_away_is_one_line_that_says_a_rerun_resumes():
-    from nin_search.storage import describe_lost_connection, describe_storage_error
+    from nin_search.storage_messages import describe_lost_connection, describe_storage_error
 
     line = describe_lost_connection(_server_restart_error())
     assert line is not None and line.startswith("lost the connection to the database server")

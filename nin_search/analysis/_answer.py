@@ -74,8 +74,8 @@ def get_answer(
         confidence: Coverage of every interval, in (0, 1).
         smallest_effect: The narrowest half-width (points) "what would settle it" asks for.
         where: The study's options for the commands the answer suggests, e.g.
-            ``--storage sqlite:///x.db --study-name x`` (:func:`nin_search.storage.
-            study_options`); empty, the commands name neither.
+            ``--storage sqlite:///x.db --study-name x`` (:func:`nin_search.
+            storage_messages.study_options`); empty, the commands name neither.
 
     Returns:
         One :class:`StageAnswer` per stage seen in the study or its ablations, in order.

@@ -145,7 +145,7 @@ def _database_failure(error: Exception) -> tuple[str, int] | None:
     modules = {type(item).__module__.split(".")[0] for item in chain}
     if not modules & {"optuna", "sqlalchemy", "sqlite3", "psycopg", "psycopg2"}:
         return None
-    from nin_search.storage import describe_lost_connection, describe_storage_error
+    from nin_search.storage_messages import describe_lost_connection, describe_storage_error
 
     described = describe_storage_error(error)
     if described is not None:

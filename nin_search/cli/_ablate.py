@@ -98,7 +98,7 @@ def ablate(
         devices=devices,
     )
     run_ablation_with_progress(setup, None, trial_number=trial_number, top=top, seeds=seeds)
-    from nin_search.storage import study_options
+    from nin_search.storage_messages import study_options
     from nin_search.study_note import refresh_study_note
 
     where = study_options(setup.storage_url, setup.study.study_name)

@@ -166,7 +166,7 @@ def optimize(
                 quiet=quiet,
             )
             ablated = True
-    from nin_search.storage import study_options
+    from nin_search.storage_messages import study_options
     from nin_search.study_note import refresh_study_note
 
     verdicts = refresh_study_note(study, where=study_options(plan.storage_url, plan.study_name))
@@ -189,7 +189,7 @@ def optimize(
 
 
 def _print_start(plan: Any, opened: Any, data: Any) -> None:
-    from nin_search.storage import display_url
+    from nin_search.storage_messages import display_url
 
     recovered = []
     if opened.dead:
@@ -240,7 +240,7 @@ def _print_target_reached(
     storage: str | None,
     study_name: str | None,
 ) -> None:
-    from nin_search.storage import display_url
+    from nin_search.storage_messages import display_url
 
     command = ["nin-search", "optimize"] + ([str(study_file)] if study_file else [])
     command += ["--storage", display_url(storage)] if storage else []
@@ -386,7 +386,7 @@ def _next_steps(
 ) -> None:
     """The commands that use this study next, with its storage and name filled in;
     ``elsewhere``: the places of weights other machines stored in their own folders."""
-    from nin_search.storage import display_url, study_options
+    from nin_search.storage_messages import display_url, study_options
 
     storage = display_url(storage_url)
     where = study_options(storage_url, study_name)

@@ -36,7 +36,7 @@ def best(
 
     study = load_searched_study(storage, study_name)
     if as_json:
-        from nin_search.storage import study_options
+        from nin_search.storage_messages import study_options
 
         where = study_options(storage, study.study_name)
         console.print_json(json.dumps(best_summary(study, where=where)))
@@ -155,7 +155,7 @@ def dashboard(
     """Start optuna-dashboard on the storage, with the trained weights as artifacts."""
     quiet_optuna()
     from nin_search.dashboard import open_dashboard, serve
-    from nin_search.storage import display_url
+    from nin_search.storage_messages import display_url
 
     dashboard = open_dashboard(
         storage, host=host, port=port, artifact_dir=artifact_dir, study_name=study_name

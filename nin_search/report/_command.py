@@ -12,7 +12,7 @@ from nin_search.report._analysis_html import ONE_STUDY_NOTE, write_consensus_rep
 from nin_search.report._html import write_report
 from nin_search.report._trials import NO_COMPLETED_TRIALS
 from nin_search.report._verdicts import verdict_lines
-from nin_search.storage import study_options
+from nin_search.storage_messages import study_options
 from nin_search.study import select_studies
 
 
