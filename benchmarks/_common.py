@@ -24,7 +24,8 @@ from rich.table import Table
 
 from nin_search.analysis import t_interval
 from nin_search.config import DataConfig, StudyConfig, StudySection
-from nin_search.data import SearchData, read_dataset, split_indices
+from nin_search.data import SearchData, split_indices
+from nin_search.datasets import read_dataset
 from nin_search.objective import Objective
 from nin_search.spec import ArchSpec, StageSpec
 from nin_search.study import open_study, optimize

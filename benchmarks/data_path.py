@@ -42,7 +42,8 @@ from _common import (
 
 from nin_search.batches import iterate_batches
 from nin_search.config import AugmentConfig, DataConfig
-from nin_search.data import DeviceData, ImageTensors, read_dataset, to_device
+from nin_search.data import DeviceData, to_device
+from nin_search.datasets import ImageTensors, read_dataset
 
 BATCH_SIZE = 128
 AUGMENT = AugmentConfig(crop_padding=4, flip=True)

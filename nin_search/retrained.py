@@ -19,7 +19,7 @@ from torch import nn
 
 from nin_search.artifacts import artifact_dir_for
 from nin_search.config import RETRAIN_EPOCHS_PER_SEARCH_EPOCH, SCHEDULE, StudyConfig
-from nin_search.data import check_test_split
+from nin_search.datasets import check_test_split
 from nin_search.deploy import Written, trial_export_info
 from nin_search.devices import resolve_device
 from nin_search.errors import UserError

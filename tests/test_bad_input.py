@@ -870,7 +870,7 @@ def test_a_refused_weights_file_is_not_left_at_the_weights_path(
 
 def test_non_image_files_beside_the_images_are_ignored(tmp_path):
     from nin_search.config import DataConfig
-    from nin_search.data import read_dataset
+    from nin_search.datasets import read_dataset
 
     _image_folder(tmp_path, per_class=3)
     (tmp_path / "images" / "train" / "cat" / "notes.txt").write_text("not an image\n")

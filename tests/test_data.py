@@ -8,7 +8,8 @@ from PIL import Image
 from nin_search import UserError
 from nin_search.batches import augment_batch
 from nin_search.config import AugmentConfig, DataConfig
-from nin_search.data import load_search_data, read_dataset, split_indices, to_device
+from nin_search.data import load_search_data, split_indices, to_device
+from nin_search.datasets import read_dataset
 
 from .conftest import CIFAR10_MINI
 

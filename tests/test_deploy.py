@@ -36,7 +36,8 @@ from PIL import Image
 
 from nin_search import StudyConfig, build_model
 from nin_search.cli import main
-from nin_search.data import DIGITS_TEST_FRACTION, DIGITS_TEST_SEED, load_final_data
+from nin_search.data import load_final_data
+from nin_search.datasets import DIGITS_TEST_FRACTION, DIGITS_TEST_SEED
 from nin_search.export import info_from_metadata
 from nin_search.preprocessing import Preprocessing
 from nin_search.spec import ArchSpec
@@ -443,7 +444,8 @@ def test_the_exported_search_model_scores_the_trial_s_accuracy_on_validation_fil
     digits_run, tmp_path
 ):
     """export's model.py + weights, on the validation images as PNG files: the trial's value."""
-    from nin_search.data import read_dataset, split_indices
+    from nin_search.data import split_indices
+    from nin_search.datasets import read_dataset
 
     study = study_of(digits_run)
     config = StudyConfig.model_validate(recorded_config(study))

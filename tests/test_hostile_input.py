@@ -745,7 +745,7 @@ def test_train_refuses_data_whose_classes_changed_since_the_search():
 
 
 def test_links_count_each_image_once_and_hidden_entries_are_ignored(tmp_path):
-    from nin_search.data import read_dataset
+    from nin_search.datasets import read_dataset
 
     _image_folder(tmp_path, classes=("cat", "dog"), per_class=3)
     train = tmp_path / "images" / "train"
@@ -953,7 +953,7 @@ def test_readers_work_on_a_read_only_database(studies, tmp_path, monkeypatch, ca
 
 
 def test_tensors_of_an_image_folder_record_real_paths(tmp_path):
-    from nin_search.data import read_dataset
+    from nin_search.datasets import read_dataset
 
     _image_folder(tmp_path, per_class=2)
     images = read_dataset(_folder_config(tmp_path / "images"), split="train")

@@ -13,7 +13,8 @@ from PIL import Image
 
 from nin_search import UserError
 from nin_search.config import DataConfig
-from nin_search.data import load_search_data, read_dataset, split_indices, to_device
+from nin_search.data import load_search_data, split_indices, to_device
+from nin_search.datasets import read_dataset
 from nin_search.preprocessing import RESIZE_METHOD, Preprocessing
 from nin_search.transforms import image_to_tensor, resize_image, to_model_input, to_uint8
 
