@@ -67,7 +67,7 @@ from _common import (
 )
 
 from nin_search import presets
-from nin_search.config import StudyConfig, load_study_config
+from nin_search.config import StudyConfig
 from nin_search.data import DeviceData, load_search_data
 from nin_search.devices import (
     Precision,
@@ -79,6 +79,7 @@ from nin_search.layers import Dropout
 from nin_search.model import build_model
 from nin_search.space import suggest_arch, suggest_hyperparameters
 from nin_search.spec import ArchSpec, Hyperparameters, StageSpec
+from nin_search.study_files import load_study_config
 from nin_search.train import TrainSettings, train
 
 PRECISIONS = ("fp32", "bf16")

@@ -30,12 +30,13 @@ from _common import REPO, machine_line, print_table
 from optuna.trial import TrialState
 
 from nin_search import presets
-from nin_search.config import AugmentConfig, StudyConfig, load_study_config
+from nin_search.config import AugmentConfig, StudyConfig
 from nin_search.data import DeviceData, SearchData, load_search_data, to_device
 from nin_search.model import build_model
 from nin_search.objective import Objective
 from nin_search.spec import Hyperparameters
 from nin_search.study import open_study, optimize
+from nin_search.study_files import load_study_config
 from nin_search.train import EpochResult, NonFiniteLossError, TrainSettings, train
 from nin_search.trials import finished_trials
 

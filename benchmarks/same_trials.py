@@ -45,10 +45,10 @@ from _common import (
 )
 from torch import nn
 
-from nin_search.config import load_study_config
 from nin_search.data import load_search_data
 from nin_search.model import build_model
 from nin_search.space import suggest_arch, suggest_hyperparameters
+from nin_search.study_files import load_study_config
 from nin_search.train import TrainSettings, train
 
 SIDES = ("nin-search", "nin-search fp32", "kaiming fp32", "plain optuna")

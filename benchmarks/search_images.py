@@ -66,7 +66,7 @@ from _common import (
     same_validation_images,
 )
 
-from nin_search.config import load_study_config
+from nin_search.study_files import load_study_config
 
 SIDES = ("nin-search tpe", "nin-search random", "plain optuna")
 

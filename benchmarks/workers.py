@@ -46,9 +46,10 @@ from nin_search.ablation import (
     run_queued_ablation,
     setup_ablation,
 )
-from nin_search.config import StudyConfig, default_config, load_study_config
+from nin_search.config import StudyConfig, default_config
 from nin_search.data import load_search_data
 from nin_search.search import load_data, open_search, plan_search, run_search
+from nin_search.study_files import load_study_config
 from nin_search.trials import finished_trials
 
 

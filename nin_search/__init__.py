@@ -27,7 +27,7 @@ _EXPORTS: dict[str, str] = {
     "StageSpec": "nin_search.spec",
     "StudyConfig": "nin_search.config",
     "default_config": "nin_search.config",
-    "load_study_config": "nin_search.config",
+    "load_study_config": "nin_search.study_files",
     "UserError": "nin_search.errors",
     "MLPConv2d": "nin_search.layers",
     "build_model": "nin_search.model",
@@ -114,7 +114,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never runs
         StudyConfig,
         TrainConfig,
         default_config,
-        load_study_config,
     )
     from nin_search.data import DeviceData
     from nin_search.errors import UserError
@@ -124,6 +123,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from nin_search.records import REQUIRED_USER_ATTRS
     from nin_search.space import suggest_arch, suggest_hyperparameters
     from nin_search.spec import ArchSpec, Hyperparameters, SpecError, StageSpec
+    from nin_search.study_files import load_study_config
     from nin_search.train import (
         EpochResult,
         NonFiniteLossError,

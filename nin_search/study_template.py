@@ -17,15 +17,10 @@ from pathlib import Path
 import tomllib
 from pydantic import ValidationError
 
-from nin_search.config import (
-    NATIVE_IMAGE_SIZES,
-    SHIPPED_STUDIES_DIR,
-    StudyConfig,
-    default_config,
-    torchvision_root,
-)
+from nin_search.config import NATIVE_IMAGE_SIZES, StudyConfig, default_config, torchvision_root
 from nin_search.errors import UserError
 from nin_search.outputs import check_outputs, write_text_atomic
+from nin_search.study_files import SHIPPED_STUDIES_DIR
 from nin_search.vocabulary import DATASETS
 
 __all__ = ["left_out_defaults", "study_file_text", "write_study_file"]

@@ -129,7 +129,7 @@ def _costs(config: StudyConfig, params: dict) -> tuple[int, int]:
 
 
 def _pareto(**cost: int) -> StudyConfig:
-    from nin_search.config import load_study_config
+    from nin_search.study_files import load_study_config
 
     config = load_study_config(Path(__file__).parents[1] / "studies" / "digits-pareto.toml")
     return config.model_copy(update={"cost": config.cost.model_copy(update=cost)})

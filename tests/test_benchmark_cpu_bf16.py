@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from nin_search.config import load_study_config
+from nin_search.study_files import load_study_config
 
 from .conftest import CIFAR10_MINI, REPO
 

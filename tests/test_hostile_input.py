@@ -28,10 +28,11 @@ import pytest
 import torch
 from PIL import Image
 
-from nin_search.config import DataConfig, StudyConfig, load_study_config
+from nin_search.config import DataConfig, StudyConfig
 from nin_search.errors import UserError
 from nin_search.outputs import check_outputs, write_atomic
 from nin_search.records import CREATED_BY, INTERRUPTED, RETRY_DEPTH, RETRY_OF
+from nin_search.study_files import load_study_config
 from nin_search.weights import load_weights
 
 from .conftest import TINY_DIGITS, write_study

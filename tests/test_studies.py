@@ -18,10 +18,11 @@ import pytest
 import tomllib
 from pydantic import ValidationError
 
-from nin_search import config as config_module
+from nin_search import study_files
 from nin_search.cli._common import resolve_config
-from nin_search.config import StudyConfig, default_config, load_study_config, shipped_studies
+from nin_search.config import StudyConfig, default_config
 from nin_search.errors import UserError
+from nin_search.study_files import load_study_config, shipped_studies
 
 from .conftest import CIFAR10_MINI, REPO, run_cli
 from .test_cli import in_process
@@ -54,12 +55,10 @@ def test_a_local_file_wins_over_a_shipped_study_of_the_same_name(tmp_path, monke
 def test_a_folder_named_like_a_shipped_study_does_not_hide_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mnist").mkdir()  # where a user keeps its images, say
-    assert (
-        config_module.study_file_path("mnist") == config_module.SHIPPED_STUDIES_DIR / "mnist.toml"
-    )
+    assert study_files.study_file_path("mnist") == study_files.SHIPPED_STUDIES_DIR / "mnist.toml"
     with pytest.raises(UserError, match="'other' is a folder"):
         (tmp_path / "other").mkdir()
-        config_module.study_file_path("other")
+        study_files.study_file_path("other")
 
 
 def test_an_unknown_study_name_lists_the_shipped_ones(tmp_path, monkeypatch):
@@ -82,7 +81,7 @@ def test_cifar10_mini_finds_its_images_from_the_repository(tmp_path, monkeypatch
 def test_cifar10_mini_elsewhere_fails_with_one_line_saying_what_is_missing(tmp_path, monkeypatch):
     installed = tmp_path / "site-packages" / "nin_search" / "studies"
     shutil.copytree(REPO / "studies", installed)  # as a wheel installs them
-    monkeypatch.setattr(config_module, "SHIPPED_STUDIES_DIR", installed)
+    monkeypatch.setattr(study_files, "SHIPPED_STUDIES_DIR", installed)
     monkeypatch.chdir(tmp_path)
     assert load_study_config("digits") == default_config()
     with pytest.raises(UserError) as raised:
@@ -300,7 +299,8 @@ def test_an_installed_wheel_ships_the_studies_and_finds_them_by_name(tmp_path):
 
         sys.path.insert(0, sys.argv[1])  # the installed wheel, ahead of any other nin_search
         import nin_search
-        from nin_search.config import default_config, load_study_config
+        from nin_search.config import default_config
+        from nin_search.study_files import load_study_config
         from nin_search.errors import UserError
 
         assert nin_search.__file__.startswith(sys.argv[1]), nin_search.__file__

@@ -22,10 +22,10 @@ from optuna.trial import TrialState, create_trial
 
 from nin_search import records
 from nin_search.analysis import answer_lines, find_ablation_study, get_answer
-from nin_search.config import load_study_config
 from nin_search.errors import UserError
 from nin_search.space import baseline_params
 from nin_search.study import open_study
+from nin_search.study_files import load_study_config
 from nin_search.summary import TRIAL_KEYS, TrialLog, trial_summary, trials_csv, trials_table
 
 from .conftest import TINY_DIGITS, run_cli, write_study

@@ -22,7 +22,6 @@ from nin_search.cli._common import (
     quiet_optuna,
     refuse_device_and_devices,
 )
-from nin_search.config import load_study_config
 from nin_search.errors import UserError
 from nin_search.records import (
     ABLATION_SEED,
@@ -32,6 +31,7 @@ from nin_search.records import (
     FAIL_REASON,
     ORIGINAL_STAGE,
 )
+from nin_search.study_files import load_study_config
 
 
 @app.command()

@@ -20,8 +20,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from nin_search.config import DEFAULT_STORAGE, StudyConfig, default_config, load_study_config
+from nin_search.config import DEFAULT_STORAGE, StudyConfig, default_config
 from nin_search.errors import UserError
+from nin_search.study_files import load_study_config
 
 app = typer.Typer(
     name="nin-search",  # its help is the callback's docstring (cli/__init__.py)

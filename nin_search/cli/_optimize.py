@@ -26,7 +26,8 @@ from nin_search.cli._common import (
     summary_table,
     trials_info,
 )
-from nin_search.config import MAX_SEED, shipped_studies
+from nin_search.config import MAX_SEED
+from nin_search.study_files import shipped_studies
 
 
 @app.command()
