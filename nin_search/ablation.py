@@ -38,12 +38,12 @@ from nin_search.artifacts import artifact_dir_for, check_artifact_folders, check
 from nin_search.config import DEFAULT_STORAGE, StudyConfig
 from nin_search.data import SearchData, load_search_data
 from nin_search.errors import UserError
+from nin_search.interrupts import handle_sigint, handle_sigterm, held, raise_pending
 from nin_search.objective import AblationObjective, EpochCallback
 from nin_search.records import ablation_study_name
 from nin_search.recovery import (
     RunOutcome,
     fail_stale_trials,
-    handle_sigterm,
     stopped_outcome,
 )
 from nin_search.study import data_changes, load_searched_study
@@ -107,12 +107,15 @@ def run_ablation(
         waiting = min(waiting, n_runs)
     if waiting == 0:
         return RunOutcome(0)
+    handle_sigint()
     handle_sigterm()
     try:
-        ablation.optimize(
-            objective, n_trials=waiting, catch=(Exception,),
-            callbacks=[*callbacks, _stop_when_none_waits], gc_after_trial=False,
-        )  # fmt: skip
+        with held():  # Ctrl-C and SIGTERM never land in Optuna's bookkeeping
+            ablation.optimize(
+                objective, n_trials=waiting, catch=(Exception,),
+                callbacks=[*callbacks, _stop_when_none_waits, raise_pending],
+                gc_after_trial=False,
+            )  # fmt: skip
     except KeyboardInterrupt as interrupt:
         return stopped_outcome(interrupt, RERUN_NOTE)
     return RunOutcome(0)

@@ -24,6 +24,7 @@ from nin_search.config import CostConfig, StudyConfig
 from nin_search.data import SearchData
 from nin_search.devices import resolve_precision
 from nin_search.dominated import DominatedCurvePruner
+from nin_search.interrupts import allowed, held, raise_pending
 from nin_search.model import build_model, count_macs, count_params, measure_latency_ms
 from nin_search.records import RANDOM, TrialRecord
 from nin_search.space import suggest_arch, suggest_hyperparameters
@@ -122,6 +123,7 @@ class Objective:
         (failed, to be retried), or failed with its reason."""
         checkpoint: list[Path | None] = [None]  # set once known: removed on every end but Ctrl-C
         try:
+            raise_pending()  # one that came while Optuna set the trial up (nin_search.interrupts)
             return body(trial, checkpoint)
         except NonFiniteLossError as error:
             # Diverged: recorded as pruned so samplers learn from it; the study goes on.
@@ -176,7 +178,8 @@ class Objective:
         device = self.data.train.images.device
         torch.manual_seed(seed)
         model = build_model(arch, **shape).to(device)
-        costs = self._costs(arch, model)
+        with allowed():  # measuring the latency takes a while
+            costs = self._costs(arch, model)
         records.write(
             trial,
             costs=costs,
@@ -201,10 +204,11 @@ class Objective:
             precision=self.config.train.precision,
             checkpoint_path=checkpoint[0],
         )
-        report = self._reporter(trial, costs)
+        report = _held(self._reporter(trial, costs))
         trainer = Trainer(model, self.data.train, self.data.val, settings, on_epoch=report)
         self._report_resumed(trial, trainer.resume())
-        result = trainer.fit()
+        with allowed():  # Ctrl-C and SIGTERM stop the training at once, but not a write
+            result = trainer.fit()
         if self.artifact_dir is not None and self._worth_keeping(trial, result.final_accuracy):
             self._upload_weights(trial, model)
         _remove(checkpoint[0])
@@ -414,3 +418,15 @@ def _check_ablation_run(trial: optuna.Trial) -> None:
                 f"the same run as trial #{other.number} ({other.state.name.lower()}), which two "
                 "processes queued at once: trained once"
             )
+
+
+def _held(report: Callable[[EpochResult], None]) -> Callable[[EpochResult], None]:
+    """``report`` (it writes to the storage) with Ctrl-C and SIGTERM held back until it is
+    done: one that lands in a half-done database write leaves Optuna's session unusable, and
+    the trial could not be recorded as stopped (nin_search.interrupts)."""
+
+    def held_report(result: EpochResult) -> None:
+        with held():
+            report(result)
+
+    return held_report

@@ -3,9 +3,7 @@
 * A trial whose worker is gone (killed, crashed) is failed and re-queued with the same
   parameters: at once when the worker ran on this machine (its host and PID are recorded on
   the trial), by Optuna's heartbeat after the grace period when it ran elsewhere.
-* SIGTERM is turned into :class:`Terminated` (a ``KeyboardInterrupt``), so that a stopped
-  worker fails its running trial with a reason, exactly like Ctrl-C, instead of leaving it
-  RUNNING (Optuna handles SIGINT only).
+* How Ctrl-C and SIGTERM stop a trial: :mod:`nin_search.interrupts`.
 * :class:`RunOutcome`: how a run ended (done, Ctrl-C, SIGTERM, a worker died), for the
   command's exit code and its one line of what to do next.
 """
@@ -18,7 +16,6 @@ import socket
 import warnings
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -26,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nin_search.compat import optuna_fail_reason, optuna_retried_trial, storage_of, trial_id_of
 from nin_search.config import MAX_RETRY
 from nin_search.errors import EXIT_DATABASE_LOST, EXIT_INTERRUPTED, EXIT_TERMINATED
+from nin_search.interrupts import Terminated
 from nin_search.outputs import process_is_alive
 from nin_search.records import (
     BASELINE,
@@ -40,47 +38,15 @@ from nin_search.records import (
 
 __all__ = [
     "RunOutcome",
-    "Terminated",
     "fail_dead_local_trials",
     "fail_stale_trials",
     "failure_summary",
-    "handle_sigint",
-    "handle_sigterm",
     "interrupt_exit_code",
     "interrupted_outcome",
     "interrupted_trials",
     "requeue_interrupted",
     "stopped_outcome",
 ]
-
-
-class Terminated(KeyboardInterrupt):
-    """Raised in the main thread when the process receives SIGTERM."""
-
-
-def handle_sigint() -> None:
-    """Turns SIGINT into :class:`KeyboardInterrupt` in this process, once: a worker gets a
-    terminal's Ctrl-C and the one its command forwards (which is how ``kill -INT`` of the
-    command alone reaches it), and the second must not cut short the recording of the
-    stopped trial."""
-
-    def raise_interrupt(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # on its way out already
-        raise KeyboardInterrupt()
-
-    signal.signal(signal.SIGINT, raise_interrupt)
-
-
-def handle_sigterm() -> None:
-    """Turns SIGTERM into :class:`Terminated` in this process, once: a second SIGTERM (a
-    worker gets one from ``kill -TERM -PGID``, systemd or Slurm, and one forwarded by its
-    parent) is ignored, so that it cannot cut short the recording of the stopped trial."""
-
-    def raise_terminated(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # on its way out already
-        raise Terminated()
-
-    signal.signal(signal.SIGTERM, raise_terminated)
 
 
 def _how_worker_ended(exit_code: int | None) -> str:

@@ -31,6 +31,7 @@ from nin_search.artifacts import (
 )
 from nin_search.config import StudyConfig
 from nin_search.data import SearchData, load_search_data
+from nin_search.interrupts import handle_sigint, handle_sigterm
 from nin_search.objective import Objective
 from nin_search.outputs import check_outputs
 from nin_search.recovery import (
@@ -38,7 +39,6 @@ from nin_search.recovery import (
     fail_dead_local_trials,
     fail_stale_trials,
     failure_summary,
-    handle_sigterm,
     interrupted_outcome,
     requeue_interrupted,
 )
@@ -166,6 +166,7 @@ def _run_in_process(
 ) -> RunOutcome:
     config = plan.config
     make_artifact_store(plan.artifact_dir)
+    handle_sigint()
     handle_sigterm()
     objective = Objective(
         config,

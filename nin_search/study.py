@@ -26,6 +26,7 @@ from nin_search.compat import set_study_system_attr, storage_of
 from nin_search.config import CREATION_WAIT, MAX_FAILURES_IN_A_ROW, MAX_STUDY_NAME, StudyConfig
 from nin_search.errors import UserError
 from nin_search.image_files import composed
+from nin_search.interrupts import held, raise_pending
 from nin_search.records import (
     ABLATION_SUFFIX,
     CONFIG,
@@ -485,15 +486,17 @@ def optimize(
     if remaining <= 0:
         return 0
     before = len(study.get_trials(deepcopy=False))
-    study.optimize(
-        objective,
-        timeout=timeout,
-        catch=(Exception,),
-        callbacks=[
-            optuna.study.MaxTrialsCallback(n_trials, states=FINISHED_STATES),
-            _LocalQuota(remaining, max_failures=max_failures),
-            *callbacks,
-        ],
-        gc_after_trial=False,
-    )
+    with held():  # Ctrl-C and SIGTERM never land in Optuna's bookkeeping (nin_search.interrupts)
+        study.optimize(
+            objective,
+            timeout=timeout,
+            catch=(Exception,),
+            callbacks=[
+                optuna.study.MaxTrialsCallback(n_trials, states=FINISHED_STATES),
+                _LocalQuota(remaining, max_failures=max_failures),
+                *callbacks,
+                raise_pending,  # last: the trial is recorded and its weights kept
+            ],
+            gc_after_trial=False,
+        )
     return len(study.get_trials(deepcopy=False)) - before

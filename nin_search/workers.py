@@ -30,12 +30,11 @@ from nin_search.errors import (
     EXIT_TERMINATED,
     UserError,
 )
+from nin_search.interrupts import handle_sigint, handle_sigterm
 from nin_search.outputs import process_is_alive
 from nin_search.recovery import (
     RunOutcome,
     fail_dead_local_trials,
-    handle_sigint,
-    handle_sigterm,
     interrupt_exit_code,
     interrupted_trials,
     requeue_interrupted,
@@ -86,6 +85,8 @@ class WorkerSpec:
     environment: dict[str, str] | None = None
     # The starting command's process: the worker stops when it is gone (None: never).
     commander_pid: int | None = None
+    # Whether the command ignores SIGINT (a background job of a script): then so does the worker.
+    sigint_ignored: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def start_worker(spec: WorkerSpec) -> tuple[StudyConfig, SearchData]:
 
     # Forked from the fork server, which ignores both (nin_search.worker_server_signals):
     # Ctrl-C and SIGTERM stop this worker's trial with a reason.
-    handle_sigint()
+    handle_sigint(ignored=spec.sigint_ignored)
     handle_sigterm()
     stop_with_commander(spec.commander_pid)
     quiet_optuna()  # a fresh process: the parent's warning filters are not inherited
@@ -361,7 +362,8 @@ def run_workers(
         storage_url: The study's storage.
         artifact_dir: The artifact store folder.
         quota: Trials still to run, shared between the workers.
-        workers: The number of worker processes.
+        workers: The number of worker processes (none is started beyond ``quota``: each
+            would only load the data).
         devices: Given to the workers in turn. CPU-only workers share the cores.
         on_poll: Called about every second while the workers run, and once at the end.
         entry: What each process runs (a module-level function: it is pickled by name):
@@ -379,6 +381,8 @@ def run_workers(
     Returns:
         The outcome; Ctrl-C reaches the workers too, and is waited for.
     """
+    if quota <= 0:
+        return RunOutcome(0)  # nothing to run: no process is started
     cpu_only = all(device.startswith("cpu") for device in devices)
     specs = [
         WorkerSpec(
@@ -392,8 +396,10 @@ def run_workers(
             worker_index=index,
             environment=dict(os.environ),
             commander_pid=os.getpid(),
+            sigint_ignored=signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
         )
-        for index, share in enumerate(split_quota(quota, workers))
+        # No more processes than trials: one with nothing to do would only load the data.
+        for index, share in enumerate(split_quota(quota, min(workers, quota)))
     ]
     terminated: list[int] = []
     processes = _start_workers(specs, terminated, entry)

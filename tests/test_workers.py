@@ -115,9 +115,16 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_optimize(*args: str, cwd: Path, log: str, own_group: bool = False) -> subprocess.Popen:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a script's background job inherits
+
+
+def start_optimize(
+    *args: str, cwd: Path, log: str, own_group: bool = False, ignore_sigint: bool = False
+) -> subprocess.Popen:
     """Starts ``python -m nin_search optimize ARGS``; its output goes to ``cwd/log.{out,err}``;
-    ``own_group``: in a process group of its own, as a shell job or a systemd unit."""
+    ``own_group``: in a process group of its own, as a shell job or a systemd unit;
+    ``ignore_sigint``: as a background job of a script (``nin-search optimize ... &``)."""
     env = {**os.environ, "COLUMNS": "120", "PYTHONWARNINGS": "error::FutureWarning"}
     with open(cwd / f"{log}.out", "w") as out, open(cwd / f"{log}.err", "w") as err:
         return subprocess.Popen(
@@ -126,7 +133,7 @@ def start_optimize(*args: str, cwd: Path, log: str, own_group: bool = False) -> 
             env=env,
             stdout=out,
             stderr=err,
-            preexec_fn=_default_sigint,
+            preexec_fn=_ignore_sigint if ignore_sigint else _default_sigint,
             process_group=0 if own_group else None,
         )
 
@@ -527,14 +534,21 @@ def _running_trial_with_a_report(storage_url: str, study_name: str) -> FrozenTri
 
 
 def start_and_wait_mid_trial(
-    tmp_path: Path, *, workers: int = 1, n_trials: int = 2, own_group: bool = False
+    tmp_path: Path,
+    *,
+    workers: int = 1,
+    n_trials: int = 2,
+    own_group: bool = False,
+    ignore_sigint: bool = False,
 ) -> tuple[subprocess.Popen, FrozenTrial, list[str]]:
     """Starts ``optimize`` on the fault study; returns once a trial has reported an epoch."""
     study_file = write_study(tmp_path, FAULT_STUDY)
     storage_url = f"sqlite:///{tmp_path / 'fault.db'}"
     args = [str(study_file), "--storage", storage_url, "--workers", str(workers)]
     args += ["--n-trials", str(n_trials)]
-    process = start_optimize(*args, cwd=tmp_path, log="first", own_group=own_group)
+    process = start_optimize(
+        *args, cwd=tmp_path, log="first", own_group=own_group, ignore_sigint=ignore_sigint
+    )
     try:
         trial = wait_for(
             lambda: _running_trial_with_a_report(storage_url, "fault"),
@@ -754,6 +768,29 @@ def test_sigint_to_the_command_alone_stops_its_workers(tmp_path):
     assert "Traceback" not in stderr, stderr[-3000:]
     assert "run the same command again to resume" in stderr, stderr[-3000:]
     _stopped_trials(tmp_path, "interrupted (KeyboardInterrupt)")
+
+
+def test_a_command_that_ignores_ctrl_c_keeps_its_workers_going_on_one(tmp_path):
+    # A script's background job (`nin-search optimize ... &`) ignores Ctrl-C. Its workers used
+    # to stop on a Ctrl-C to the group while the command went on (and Optuna could print a
+    # traceback from a trial it was recording).
+    process, _, _ = start_and_wait_mid_trial(
+        tmp_path, workers=2, n_trials=1000, own_group=True, ignore_sigint=True
+    )
+    workers = _running_descendants(process.pid)
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(5)
+        assert process.poll() is None
+        assert _still_running(workers) == workers
+        failed = [t for t in fault_trials(tmp_path) if t.state == TrialState.FAIL]
+        assert not failed, [t.user_attrs.get("fail_reason") for t in failed]
+        process.terminate()  # SIGTERM to the command alone still stops the run
+        code, stderr = finish(process, timeout=SIGNAL_TIMEOUT, cwd=tmp_path, log="first")
+    finally:
+        _wait_for_workers_to_stop(workers, tmp_path)
+    assert code == 143, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
 
 
 def test_a_worker_killed_in_a_multi_worker_run_makes_the_run_fail(tmp_path):
