@@ -21,7 +21,7 @@ from torch import Tensor
 
 from nin_search.config import DataConfig, cache_dir, torchvision_root
 from nin_search.errors import UserError
-from nin_search.image_files import decode_failure, scan_image_folder
+from nin_search.image_files import decoding, scan_image_folder
 from nin_search.preprocessing import UINT8_MAX
 from nin_search.transforms import image_to_tensor, resize_image, to_uint8
 
@@ -96,22 +96,13 @@ def _folder_fingerprint(samples: list[tuple[str, int]], root: Path, size: int) -
 
 def _decode_images(samples: list[tuple[str, int]], size: int) -> Tensor:
     """RGB uint8 ``N x 3 x size x size``; other sizes resized as the exported model does."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     images = torch.empty((len(samples), 3, size, size), dtype=torch.uint8)
+    remedies = {"too_large": "shrink it or remove it", "undecodable": "remove or replace the file"}
     for index, (path, _) in enumerate(samples):
-        try:
-            with Image.open(path) as image:
-                images[index] = resize_image(image_to_tensor(image, 3), size)
-        except Image.DecompressionBombError as error:
-            raise UserError(
-                f"image {path!r} is too large to decode safely ({error}); shrink it or remove it"
-            ) from None
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            raise UserError(
-                f"cannot decode image {path!r} ({decode_failure(error, path)}); "
-                "remove or replace the file"
-            ) from None
+        with decoding(path, **remedies), Image.open(path) as image:
+            images[index] = resize_image(image_to_tensor(image, 3), size)
     return images
 
 

@@ -19,9 +19,10 @@ No torch, no optuna here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,25 @@ def decode_failure(error: Exception, path: str | Path) -> str:
     message = " ".join(str(error).replace(repr(str(path)), "").split())
     message = message if len(message) <= 160 else f"{message[:157]}..."
     return f"{error.__class__.__name__}: {message}" if message else error.__class__.__name__
+
+
+@contextlib.contextmanager
+def decoding(path: str | Path, *, too_large: str, undecodable: str) -> Iterator[None]:
+    """Pillow's errors while the body decodes image ``path``, as one :class:`UserError` line
+    that ends with what to do: ``too_large`` for a decompression bomb, ``undecodable`` for a
+    file that is no image (or a broken one)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        yield
+    except Image.DecompressionBombError as error:
+        raise UserError(
+            f"image {str(path)!r} is too large to decode safely ({error}); {too_large}"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise UserError(
+            f"cannot decode image {str(path)!r} ({decode_failure(error, path)}); {undecodable}"
+        ) from None
 
 
 def _hidden(name: str) -> bool:

@@ -87,27 +87,30 @@ def raise_pending(*_: Any) -> None:
 
 
 @contextlib.contextmanager
+def _holding(hold: bool) -> Iterator[bool]:
+    """Sets whether interrupts wait while the body runs; yields the outer setting."""
+    outer = _State.held
+    _State.held = hold
+    try:
+        yield outer
+    finally:
+        _State.held = outer
+
+
+@contextlib.contextmanager
 def held() -> Iterator[None]:
     """Interrupts wait while the body runs trials (except in :func:`allowed` parts); one that
     came is raised as the body ends."""
-    outer = _State.held
-    _State.held = True
-    try:
+    with _holding(True) as outer:
         yield
-    finally:
-        _State.held = outer
     if not outer:
         raise_pending()
 
 
 @contextlib.contextmanager
 def allowed() -> Iterator[None]:
-    """Interrupts are raised at once while the body runs (a trial's objective); one that came
+    """Interrupts are raised at once while the body runs (a trial's training); one that came
     while held is raised as it starts."""
-    outer = _State.held
-    _State.held = False
-    try:
+    with _holding(False):
         raise_pending()
         yield
-    finally:
-        _State.held = outer

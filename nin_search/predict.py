@@ -24,7 +24,7 @@ from torch import nn
 
 from nin_search.errors import UserError
 from nin_search.export import ExportInfo, export_source, info_from_metadata
-from nin_search.image_files import composed, decode_failure, find_images, scan_image_folder
+from nin_search.image_files import composed, decoding, find_images, scan_image_folder
 from nin_search.outputs import check_input_file, check_input_folder
 from nin_search.retrained import RETRAINED_MODEL, RETRAINED_WEIGHTS
 from nin_search.spec import ArchSpec
@@ -69,20 +69,11 @@ class Classifier:
         return torch.cat(rows) if rows else torch.empty(0, len(self.classes))
 
     def _input(self, path: Path) -> torch.Tensor:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
 
-        try:
-            with Image.open(path) as image:
-                return self.preprocess(image)
-        except Image.DecompressionBombError as error:
-            raise UserError(
-                f"image {str(path)!r} is too large to decode safely ({error}); shrink it"
-            ) from None
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            raise UserError(
-                f"cannot decode image {str(path)!r} ({decode_failure(error, path)}); "
-                "pass image files (JPEG, PNG, ...) or folders of them"
-            ) from None
+        remedy = "pass image files (JPEG, PNG, ...) or folders of them"
+        with decoding(path, too_large="shrink it", undecodable=remedy), Image.open(path) as image:
+            return self.preprocess(image)
 
 
 def _run_module(source: str, name: str) -> types.ModuleType:
