@@ -136,7 +136,8 @@ def run_ablation_worker(spec: WorkerSpec) -> None:
 
 def _ablate(spec: WorkerSpec) -> None:
     config, data = start_worker(spec)
-    ablation = load_ablation_study(spec.storage_url, spec.study_name)
+    with held():  # a signal must not land in SQLAlchemy's connect or dispose (interrupts)
+        ablation = load_ablation_study(spec.storage_url, spec.study_name)
     checkpoints = checkpoint_dir_for(Path(spec.artifact_dir), spec.study_name)
     objective = AblationObjective(config, data, checkpoint_dir=checkpoints)
     outcome = run_ablation(ablation, objective, n_runs=spec.quota)

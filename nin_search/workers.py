@@ -30,7 +30,7 @@ from nin_search.errors import (
     EXIT_TERMINATED,
     UserError,
 )
-from nin_search.interrupts import handle_sigint, handle_sigterm
+from nin_search.interrupts import handle_sigint, handle_sigterm, held
 from nin_search.outputs import process_is_alive
 from nin_search.recovery import (
     RunOutcome,
@@ -227,12 +227,13 @@ def _search(spec: WorkerSpec) -> None:
     from nin_search.objective import Objective
     from nin_search.study import open_study, optimize
 
-    study = open_study(
-        config,
-        storage_url=spec.storage_url,
-        study_name=spec.study_name,
-        worker_index=spec.worker_index,
-    )
+    with held():  # a signal must not land in SQLAlchemy's connect or dispose (interrupts)
+        study = open_study(
+            config,
+            storage_url=spec.storage_url,
+            study_name=spec.study_name,
+            worker_index=spec.worker_index,
+        )
     artifact_dir = Path(spec.artifact_dir)
     make_artifact_store(artifact_dir)
     objective = Objective(
